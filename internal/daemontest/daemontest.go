@@ -1,0 +1,239 @@
+// Package daemontest starts the real cyberdbd binary for integration tests:
+// it builds the daemon once per test binary, runs it on a socket in a
+// temporary directory, waits until it answers, and stops it at cleanup.
+// Tests then talk to it over the real protocol, with [Dial] for raw frames
+// or with libcyberdb.
+package daemontest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// moduleRoot finds the directory holding go.mod, from this source file.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds cmd/cyberdbd once per test process (with -race when the
+// tests run with -race) and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cyberdbd-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "cyberdbd")
+		args := []string{"build", "-o", buildPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./cyberdbd")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cyberdbd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// BuildTool builds another main package of the module (e.g.
+// "./libcyberdb/cmd/cyberdb") into dir and returns its path.
+func BuildTool(t testing.TB, pkg, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = moduleRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// Daemon is a running cyberdbd.
+type Daemon struct {
+	Socket string // path of its Unix socket
+	Dir    string // its temporary directory
+	Args   []string
+	Cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // Wait's result, after done
+}
+
+// Start runs cyberdbd with --socket in a fresh temp dir plus the given
+// flags, waits until it answers HELLO, and stops it when the test ends.
+// A flag "--socket=..." in args overrides the default socket.
+func Start(t testing.TB, args ...string) *Daemon {
+	t.Helper()
+	dir := ShortTempDir(t)
+	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "cyberdb.sock")}
+	hasSocket := false
+	for _, a := range args {
+		if strings.HasPrefix(a, "--socket=") {
+			d.Socket = strings.TrimPrefix(a, "--socket=")
+			hasSocket = true
+		}
+	}
+	if !hasSocket {
+		args = append([]string{"--socket=" + d.Socket}, args...)
+	}
+	d.Args = args
+	d.start(t)
+	t.Cleanup(func() { d.Stop(t) })
+	return d
+}
+
+func (d *Daemon) start(t testing.TB) {
+	t.Helper()
+	d.stderr = &lockedBuffer{}
+	d.Cmd = exec.Command(Binary(t), d.Args...)
+	d.Cmd.Stderr = d.stderr
+	d.Cmd.Stdout = d.stderr
+	if err := d.Cmd.Start(); err != nil {
+		t.Fatalf("start cyberdbd: %v", err)
+	}
+	d.done = make(chan struct{})
+	go func() { d.err = d.Cmd.Wait(); close(d.done) }()
+	if err := WaitReady(d.Socket, 30*time.Second, d.done); err != nil {
+		t.Fatalf("cyberdbd did not become ready: %v\nits output:\n%s", err, d.stderr.String())
+	}
+}
+
+// Restart starts the daemon again with the same flags after it has exited.
+func (d *Daemon) Restart(t testing.TB) {
+	t.Helper()
+	select {
+	case <-d.done:
+	default:
+		t.Fatal("Restart: the daemon is still running")
+	}
+	d.start(t)
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (d *Daemon) Kill(t testing.TB) {
+	t.Helper()
+	_ = d.Cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig os.Signal) error { return d.Cmd.Process.Signal(sig) }
+
+// Wait waits up to timeout for the daemon to exit; exited says whether it
+// did, and err is its exit status.
+func (d *Daemon) Wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case <-d.done:
+		return true, d.err
+	case <-time.After(timeout):
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM, waits for a clean exit, and fails the test if the
+// daemon had to be killed or exited with an error. Safe to call twice.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+	if ok, err := d.Wait(20 * time.Second); !ok {
+		_ = d.Cmd.Process.Kill()
+		<-d.done
+		t.Errorf("cyberdbd did not stop within 20s of SIGTERM\nits output:\n%s", d.stderr.String())
+	} else if err != nil {
+		t.Errorf("cyberdbd exited with %v after SIGTERM\nits output:\n%s", err, d.stderr.String())
+	}
+}
+
+// Output is what the daemon has written to stderr and stdout so far.
+func (d *Daemon) Output() string { return d.stderr.String() }
+
+// WaitReady dials socket until a HELLO round trip succeeds, the timeout
+// passes, or exited is closed.
+func WaitReady(socket string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("the daemon exited")
+		default:
+		}
+		c, err := net.DialTimeout("unix", socket, time.Second)
+		if err == nil {
+			rc := &Conn{nc: c}
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, err = rc.Hello()
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer on %s within %s: %v", socket, timeout, last)
+}
+
+// ShortTempDir returns a temp dir with a short path: Unix socket paths are
+// limited to 108 bytes, and t.TempDir() paths can be longer.
+func ShortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

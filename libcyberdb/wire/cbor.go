@@ -1,0 +1,377 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"unicode/utf8"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits applied by the decoder to every frame, before anything is stored.
+const (
+	MaxArrayElements = 1 << 24 // elements in one array
+	MaxMapPairs      = 1 << 24 // pairs in one map
+)
+
+var (
+	decMode   cbor.DecMode           // every frame from the network
+	canonMode cbor.EncMode           // Core Deterministic Encoding (RFC 8949 §4.2.1)
+	encMode   cbor.UserBufferEncMode // what clients send: preferred serialization, maps sorted
+)
+
+func init() {
+	var err error
+	decMode, err = cbor.DecOptions{
+		MaxNestedLevels:  MaxNesting,
+		MaxArrayElements: MaxArrayElements,
+		MaxMapPairs:      MaxMapPairs,
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthAllowed,
+		TagsMd:           cbor.TagsAllowed,
+		IntDec:           cbor.IntDecConvertNone,
+		MapKeyByteString: cbor.MapKeyByteStringAllowed,
+		UTF8:             cbor.UTF8RejectInvalid,
+		DefaultMapType:   reflect.TypeOf(map[any]any(nil)),
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	canonMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	encOpts := cbor.CoreDetEncOptions()
+	encOpts.Time = cbor.TimeRFC3339Nano
+	encMode, err = encOpts.UserBufferEncMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Unmarshal decodes one CBOR data item with the protocol's limits.
+func Unmarshal(data []byte, v any) error {
+	if err := decMode.Unmarshal(data, v); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
+// Marshal encodes v in canonical form.
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// AppendMarshal appends the canonical encoding of v to dst.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if r, ok := v.(Raw); ok {
+		return append(dst, r...), nil
+	}
+	buf := bytes.NewBuffer(dst)
+	if err := encMode.MarshalToBuffer(v, buf); err != nil {
+		return dst, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeError turns a CBOR library error into a typed protocol error.
+func decodeError(err error) *Error {
+	msg := err.Error()
+	var (
+		maxNest  *cbor.MaxNestedLevelError
+		maxArr   *cbor.MaxArrayElementsError
+		maxPairs *cbor.MaxMapPairsError
+	)
+	switch {
+	case asErr(err, &maxNest), asErr(err, &maxArr), asErr(err, &maxPairs):
+		return Errorf(CodeTooLarge, "%s", msg)
+	}
+	return Errorf(CodeBadRequest, "malformed CBOR: %s", msg)
+}
+
+// Raw is one encoded CBOR data item. Unlike cbor.RawMessage, decoding into
+// a Raw does not copy: it aliases the input, so it is valid only as long as
+// the decoded buffer is.
+type Raw []byte
+
+// UnmarshalCBOR keeps a reference to data (no copy).
+func (r *Raw) UnmarshalCBOR(data []byte) error {
+	*r = data
+	return nil
+}
+
+// MarshalCBOR returns r itself (null when empty).
+func (r Raw) MarshalCBOR() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte{0xf6}, nil
+	}
+	return r, nil
+}
+
+// IsNull reports whether r is CBOR null or undefined (or empty).
+func (r Raw) IsNull() bool { return len(r) == 0 || (len(r) == 1 && (r[0] == 0xf6 || r[0] == 0xf7)) }
+
+// Canonical returns the Core Deterministic Encoding of the data item raw.
+// When raw is already canonical it is returned as is (aliasing raw);
+// otherwise a new slice is returned. Items the decoder refuses (malformed,
+// too deeply nested, duplicate map keys) give a typed error.
+func Canonical(raw []byte) ([]byte, error) {
+	if simpleCanonical(raw) {
+		return raw, nil
+	}
+	var v any
+	if err := decMode.Unmarshal(raw, &v); err != nil {
+		return nil, decodeError(err)
+	}
+	out, err := canonMode.Marshal(v)
+	if err != nil {
+		return nil, Errorf(CodeBadRequest, "value cannot be put in canonical form: %v", err)
+	}
+	return out, nil
+}
+
+// simpleCanonical reports whether raw is a single scalar item already in
+// canonical form: an integer, a definite-length byte or (valid UTF-8) text
+// string with a shortest-form head, or false/true/null/undefined. It is the
+// fast path that spares the common key and value a decode and re-encode.
+func simpleCanonical(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	major := raw[0] >> 5
+	if major == 7 {
+		return len(raw) == 1 && raw[0] >= 0xf4 && raw[0] <= 0xf7
+	}
+	if major > 3 {
+		return false
+	}
+	arg, n, ok := readHead(raw)
+	if !ok {
+		return false
+	}
+	switch major {
+	case 0, 1:
+		return n == len(raw)
+	case 2:
+		return uint64(len(raw)-n) == arg
+	default: // 3: text
+		return uint64(len(raw)-n) == arg && utf8.Valid(raw[n:])
+	}
+}
+
+// readHead reads a shortest-form, definite head: its argument and length.
+// ok is false for indefinite lengths, reserved values, truncated input and
+// any head that is not the shortest form (which canonical form forbids).
+func readHead(b []byte) (arg uint64, n int, ok bool) {
+	ai := b[0] & 0x1f
+	switch {
+	case ai < 24:
+		return uint64(ai), 1, true
+	case ai == 24:
+		if len(b) < 2 || b[1] < 24 {
+			return 0, 0, false
+		}
+		return uint64(b[1]), 2, true
+	case ai == 25:
+		if len(b) < 3 {
+			return 0, 0, false
+		}
+		v := uint64(binary.BigEndian.Uint16(b[1:]))
+		return v, 3, v > math.MaxUint8
+	case ai == 26:
+		if len(b) < 5 {
+			return 0, 0, false
+		}
+		v := uint64(binary.BigEndian.Uint32(b[1:]))
+		return v, 5, v > math.MaxUint16
+	case ai == 27:
+		if len(b) < 9 {
+			return 0, 0, false
+		}
+		v := binary.BigEndian.Uint64(b[1:])
+		return v, 9, v > math.MaxUint32
+	}
+	return 0, 0, false
+}
+
+// appendHead appends a shortest-form head of the given major type.
+func appendHead(dst []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(dst, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(dst, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
+}
+
+// Result encoders. The daemon builds replies by appending to a reused
+// buffer; stored values are already canonical CBOR and are appended as is.
+
+// AppendArrayHeader appends the head of a definite-length array of n items.
+func AppendArrayHeader(dst []byte, n int) []byte { return appendHead(dst, 4, uint64(n)) }
+
+// AppendMapHeader appends the head of a definite-length map of n pairs.
+func AppendMapHeader(dst []byte, n int) []byte { return appendHead(dst, 5, uint64(n)) }
+
+// AppendUint appends an unsigned integer.
+func AppendUint(dst []byte, v uint64) []byte { return appendHead(dst, 0, v) }
+
+// AppendInt appends a signed integer.
+func AppendInt(dst []byte, v int64) []byte {
+	if v >= 0 {
+		return appendHead(dst, 0, uint64(v))
+	}
+	return appendHead(dst, 1, uint64(-(v + 1)))
+}
+
+// AppendText appends a text string.
+func AppendText(dst []byte, s string) []byte { return append(appendHead(dst, 3, uint64(len(s))), s...) }
+
+// AppendBool appends true or false.
+func AppendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 0xf5)
+	}
+	return append(dst, 0xf4)
+}
+
+// AppendNull appends null.
+func AppendNull(dst []byte) []byte { return append(dst, 0xf6) }
+
+// SplitArray returns the items of the CBOR array raw, aliasing raw.
+func SplitArray(raw []byte) ([]Raw, error) {
+	var items []Raw
+	if err := Unmarshal(raw, &items); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// skipItem decodes nothing; it lets UnmarshalFirst step over one item.
+type skipItem struct{}
+
+func (*skipItem) UnmarshalCBOR([]byte) error { return nil }
+
+// Pairs calls fn for each key/value of raw in encoded order, aliasing raw.
+// raw is a CBOR map, or an array of two-element [key, value] arrays. This
+// keeps the order the sender chose, which decoding into a Go map would lose.
+func Pairs(raw []byte, fn func(k, v Raw) error) error {
+	if len(raw) == 0 {
+		return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs, got nothing")
+	}
+	switch raw[0] >> 5 {
+	case 4:
+		items, err := SplitArray(raw)
+		if err != nil {
+			return err
+		}
+		for i, it := range items {
+			kv, err := SplitArray(it)
+			if err != nil || len(kv) != 2 {
+				return Errorf(CodeBadRequest, "pair %d: expected a [key, value] array of 2 items", i)
+			}
+			if err := fn(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case 5:
+	default:
+		return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs")
+	}
+	// Validate the whole map first (limits, duplicate keys), then walk it.
+	if err := decMode.Wellformed(raw); err != nil {
+		return decodeError(err)
+	}
+	var m map[any]any
+	if err := decMode.Unmarshal(raw, &m); err != nil {
+		// Keys Go cannot hold (arrays, maps) cannot be checked for
+		// duplicates this way; they are still well-formed, so go on.
+		if _, ok := err.(*cbor.DupMapKeyError); ok {
+			return decodeError(err)
+		}
+	}
+	indef := raw[0]&0x1f == 31
+	var count uint64
+	rest := raw[1:]
+	if !indef {
+		var n int
+		var ok bool
+		count, n, ok = readHeadAny(raw)
+		if !ok {
+			return Errorf(CodeBadRequest, "malformed map head")
+		}
+		rest = raw[n:]
+	}
+	for i := uint64(0); indef || i < count; i++ {
+		if indef && len(rest) > 0 && rest[0] == 0xff {
+			break
+		}
+		var sk skipItem
+		after, err := decMode.UnmarshalFirst(rest, &sk)
+		if err != nil {
+			return decodeError(err)
+		}
+		k := rest[:len(rest)-len(after)]
+		rest = after
+		after, err = decMode.UnmarshalFirst(rest, &sk)
+		if err != nil {
+			return decodeError(err)
+		}
+		v := rest[:len(rest)-len(after)]
+		rest = after
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readHeadAny reads a definite head, shortest form or not.
+func readHeadAny(b []byte) (arg uint64, n int, ok bool) {
+	ai := b[0] & 0x1f
+	switch {
+	case ai < 24:
+		return uint64(ai), 1, true
+	case ai == 24 && len(b) >= 2:
+		return uint64(b[1]), 2, true
+	case ai == 25 && len(b) >= 3:
+		return uint64(binary.BigEndian.Uint16(b[1:])), 3, true
+	case ai == 26 && len(b) >= 5:
+		return uint64(binary.BigEndian.Uint32(b[1:])), 5, true
+	case ai == 27 && len(b) >= 9:
+		return binary.BigEndian.Uint64(b[1:]), 9, true
+	}
+	return 0, 0, false
+}
+
+// Diagnose returns the CBOR diagnostic notation of raw (RFC 8949 §8), for
+// messages and for the command-line client.
+func Diagnose(raw []byte) string {
+	s, err := cbor.Diagnose(raw)
+	if err != nil {
+		return "<malformed CBOR>"
+	}
+	return s
+}
+
+func asErr[T error](err error, target *T) bool {
+	for err != nil {
+		if t, ok := err.(T); ok {
+			*target = t
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// FrameHeaderSize is the size of a frame's length prefix.
+const FrameHeaderSize = 4
+
+// frameChunk bounds how much memory a declared-but-unsent frame can claim:
+// the body buffer grows as bytes actually arrive, in steps of this size.
+const frameChunk = 64 << 10
+
+// ErrEmptyFrame is returned for a frame of length zero, which holds no data item.
+var ErrEmptyFrame = Errorf(CodeBadRequest, "empty frame: a frame holds exactly one CBOR data item")
+
+// FrameTooLargeError reports a frame whose declared length exceeds the limit.
+// It matches ErrTooLarge with errors.Is.
+type FrameTooLargeError struct {
+	Size, Max uint64
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("too_large: frame of %d bytes exceeds the maximum frame size of %d bytes", e.Size, e.Max)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true.
+func (e *FrameTooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// WireError converts it to the *Error sent to the peer.
+func (e *FrameTooLargeError) WireError() *Error {
+	return Errorf(CodeTooLarge, "frame of %d bytes exceeds the maximum frame size of %d bytes", e.Size, e.Max)
+}
+
+// ReadFrame reads one frame from r and returns its body. The body is read
+// into buf when it fits (buf may be nil) and is valid until the next call
+// that reuses buf. maxSize is the largest body accepted; a larger declared length
+// returns a *FrameTooLargeError before any of the body is read.
+//
+// It returns io.EOF only when r ends cleanly between frames, and
+// io.ErrUnexpectedEOF when r ends inside a frame.
+func ReadFrame(r io.Reader, buf []byte, maxSize int) ([]byte, error) {
+	var hdr [FrameHeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := uint64(binary.BigEndian.Uint32(hdr[:]))
+	if n == 0 {
+		return nil, ErrEmptyFrame
+	}
+	if maxSize >= 0 && n > uint64(maxSize) {
+		return nil, &FrameTooLargeError{Size: n, Max: uint64(maxSize)}
+	}
+	size := int(n)
+	if cap(buf) >= size {
+		buf = buf[:size]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, unexpected(err)
+		}
+		return buf, nil
+	}
+	// Grow as data arrives so that a peer declaring 16 MiB and sending
+	// nothing holds only one chunk.
+	buf = buf[:0]
+	for len(buf) < size {
+		step := min(size-len(buf), max(frameChunk, len(buf)))
+		start := len(buf)
+		buf = append(buf, make([]byte, step)...)
+		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+			return nil, unexpected(err)
+		}
+	}
+	return buf, nil
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// BeginFrame appends room for a frame header to dst and returns the new
+// slice and the header's offset; append the body, then call EndFrame.
+func BeginFrame(dst []byte) ([]byte, int) {
+	return append(dst, 0, 0, 0, 0), len(dst)
+}
+
+// EndFrame fills in the length of the frame begun at offset start.
+func EndFrame(dst []byte, start int) []byte {
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-FrameHeaderSize))
+	return dst
+}
+
+// AppendFrame appends body as one frame.
+func AppendFrame(dst, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...)
+}

@@ -1,0 +1,269 @@
+package wire
+
+import (
+	"math"
+	"math/big"
+)
+
+// Request is a decoded request frame: [id, op, arg...]. Args alias the
+// frame body.
+type Request struct {
+	ID   uint64
+	Op   Op
+	Args Args
+}
+
+// DecodeRequest decodes a request frame body. On error the returned
+// Request still carries the id when it could be read, so the error reply
+// can name it.
+func DecodeRequest(body []byte) (Request, error) {
+	var items []Raw
+	if err := Unmarshal(body, &items); err != nil {
+		return Request{}, err
+	}
+	if len(items) < 2 {
+		return Request{}, Errorf(CodeBadRequest, "a request is an array [id, op, arg...] of at least 2 items, got %d", len(items))
+	}
+	var req Request
+	if err := Unmarshal(items[0], &req.ID); err != nil {
+		return Request{}, Errorf(CodeBadRequest, "request id must be an unsigned integer")
+	}
+	var op uint64
+	if err := Unmarshal(items[1], &op); err != nil || op > math.MaxUint16 {
+		return req, Errorf(CodeBadRequest, "op must be an unsigned integer (see PROTOCOL.md)")
+	}
+	req.Op = Op(op)
+	req.Args = Args{Op: req.Op, Items: items[2:]}
+	return req, nil
+}
+
+// AppendRequest appends a whole request frame [id, op, args...] to dst.
+// Each arg is encoded with Marshal (a Raw is appended as is).
+func AppendRequest(dst []byte, id uint64, op Op, args ...any) ([]byte, error) {
+	dst, start := BeginFrame(dst)
+	dst = AppendArrayHeader(dst, 2+len(args))
+	dst = AppendUint(dst, id)
+	dst = AppendUint(dst, uint64(op))
+	for _, a := range args {
+		var err error
+		if dst, err = AppendMarshal(dst, a); err != nil {
+			return dst[:start], err
+		}
+	}
+	return EndFrame(dst, start), nil
+}
+
+// BeginReply appends the frame header and [id, 0, ...] of a success reply;
+// append the result item, then call EndFrame(dst, start).
+func BeginReply(dst []byte, id uint64) ([]byte, int) {
+	dst, start := BeginFrame(dst)
+	dst = append(dst, 0x83) // array of 3
+	dst = AppendUint(dst, id)
+	dst = append(dst, 0x00) // code 0
+	return dst, start
+}
+
+// AppendReply appends a whole success reply frame with an encoded result.
+func AppendReply(dst []byte, id uint64, result []byte) []byte {
+	dst, start := BeginReply(dst, id)
+	dst = append(dst, result...)
+	return EndFrame(dst, start)
+}
+
+// AppendError appends a whole error reply frame [id, code, message].
+func AppendError(dst []byte, id uint64, e *Error) []byte {
+	dst, start := BeginFrame(dst)
+	dst = append(dst, 0x83)
+	dst = AppendUint(dst, id)
+	dst = AppendUint(dst, uint64(e.Code))
+	dst = AppendText(dst, e.Message)
+	return EndFrame(dst, start)
+}
+
+// Reply is a decoded reply frame. Result aliases the frame body.
+type Reply struct {
+	ID     uint64
+	Code   Code
+	Result Raw    // when Code == CodeOK
+	Err    *Error // when Code != CodeOK
+}
+
+// DecodeReply decodes a reply frame body.
+func DecodeReply(body []byte) (Reply, error) {
+	var items []Raw
+	if err := Unmarshal(body, &items); err != nil {
+		return Reply{}, err
+	}
+	if len(items) != 3 {
+		return Reply{}, Errorf(CodeBadRequest, "a reply is an array [id, code, result] of 3 items, got %d", len(items))
+	}
+	var r Reply
+	if !items[0].IsNull() {
+		if err := Unmarshal(items[0], &r.ID); err != nil {
+			return Reply{}, Errorf(CodeBadRequest, "reply id must be an unsigned integer")
+		}
+	}
+	var code uint64
+	if err := Unmarshal(items[1], &code); err != nil || code > math.MaxUint16 {
+		return Reply{}, Errorf(CodeBadRequest, "reply code must be an unsigned integer")
+	}
+	r.Code = Code(code)
+	if r.Code == CodeOK {
+		r.Result = items[2]
+		return r, nil
+	}
+	var msg string
+	if err := Unmarshal(items[2], &msg); err != nil {
+		return Reply{}, Errorf(CodeBadRequest, "error reply message must be text")
+	}
+	r.Err = &Error{Code: r.Code, Message: msg}
+	return r, nil
+}
+
+// Args are a request's arguments, with typed accessors whose errors name
+// the op and the argument's position.
+type Args struct {
+	Op    Op
+	Items []Raw
+}
+
+// Len is the number of arguments.
+func (a Args) Len() int { return len(a.Items) }
+
+// Has reports whether argument i is present and not null.
+func (a Args) Has(i int) bool { return i < len(a.Items) && !a.Items[i].IsNull() }
+
+// Want checks that there are between lo and hi arguments (hi < 0: no upper bound).
+func (a Args) Want(lo, hi int) error {
+	n := len(a.Items)
+	if n >= lo && (hi < 0 || n <= hi) {
+		return nil
+	}
+	switch {
+	case lo == hi:
+		return Errorf(CodeBadRequest, "%s takes %d argument(s), got %d", a.Op, lo, n)
+	case hi < 0:
+		return Errorf(CodeBadRequest, "%s takes at least %d argument(s), got %d", a.Op, lo, n)
+	}
+	return Errorf(CodeBadRequest, "%s takes %d to %d arguments, got %d", a.Op, lo, hi, n)
+}
+
+func (a Args) argErr(i int, what string) *Error {
+	return Errorf(CodeBadRequest, "%s: argument %d must be %s", a.Op, i+1, what)
+}
+
+// Text returns argument i as a text string (table names).
+func (a Args) Text(i int) (string, error) {
+	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 3 {
+		return "", a.argErr(i, "a text string")
+	}
+	var s string
+	if err := Unmarshal(a.Items[i], &s); err != nil {
+		return "", a.argErr(i, "a valid UTF-8 text string")
+	}
+	return s, nil
+}
+
+// Int returns argument i as an int64 (indices, counts).
+func (a Args) Int(i int) (int64, error) {
+	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 > 1 {
+		return 0, a.argErr(i, "an integer")
+	}
+	var v int64
+	if err := Unmarshal(a.Items[i], &v); err != nil {
+		return 0, a.argErr(i, "an integer in the int64 range")
+	}
+	return v, nil
+}
+
+// OptInt returns argument i as an int64; ok is false when it is absent or null
+// (Python's None in a slice).
+func (a Args) OptInt(i int) (v int64, ok bool, err error) {
+	if !a.Has(i) {
+		return 0, false, nil
+	}
+	v, err = a.Int(i)
+	return v, err == nil, err
+}
+
+// Uint returns argument i as a uint64 (cursors).
+func (a Args) Uint(i int) (uint64, error) {
+	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 0 {
+		return 0, a.argErr(i, "an unsigned integer")
+	}
+	var v uint64
+	if err := Unmarshal(a.Items[i], &v); err != nil {
+		return 0, a.argErr(i, "an unsigned integer")
+	}
+	return v, nil
+}
+
+// Bool returns argument i as a bool; absent or null is false.
+func (a Args) Bool(i int) (bool, error) {
+	if !a.Has(i) {
+		return false, nil
+	}
+	switch a.Items[i][0] {
+	case 0xf4:
+		return false, nil
+	case 0xf5:
+		return true, nil
+	}
+	return false, a.argErr(i, "a boolean")
+}
+
+// Value returns argument i in canonical form (a key or a value to store).
+// The result may alias the request; copy it to keep it.
+func (a Args) Value(i int) ([]byte, error) {
+	if i >= len(a.Items) {
+		return nil, a.argErr(i, "present")
+	}
+	v, err := Canonical(a.Items[i])
+	if err != nil {
+		e := AsError(err)
+		return nil, Errorf(e.Code, "%s: argument %d: %s", a.Op, i+1, e.Message)
+	}
+	return v, nil
+}
+
+// Number is a decoded CBOR number: an integer in the CBOR range
+// [-2^64, 2^64-1] or a float.
+type Number struct {
+	IsFloat bool
+	Int     *big.Int // when !IsFloat
+	Float   float64  // when IsFloat
+}
+
+// DecodeNumber decodes a canonical or non-canonical CBOR integer, bignum or
+// float. ok is false for anything else (text, bool, ...).
+func DecodeNumber(raw []byte) (n Number, ok bool) {
+	if len(raw) == 0 {
+		return n, false
+	}
+	switch raw[0] >> 5 {
+	case 0, 1:
+		var b big.Int
+		if err := Unmarshal(raw, &b); err != nil {
+			return n, false
+		}
+		return Number{Int: &b}, true
+	case 6:
+		if raw[0] == 0xc2 || raw[0] == 0xc3 {
+			var b big.Int
+			if err := Unmarshal(raw, &b); err != nil {
+				return n, false
+			}
+			return Number{Int: &b}, true
+		}
+	case 7:
+		ai := raw[0] & 0x1f
+		if ai >= 25 && ai <= 27 {
+			var f float64
+			if err := Unmarshal(raw, &f); err != nil {
+				return n, false
+			}
+			return Number{IsFloat: true, Float: f}, true
+		}
+	}
+	return n, false
+}

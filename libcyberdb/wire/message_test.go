@@ -1,0 +1,204 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func mustMarshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRequestRoundTrip(t *testing.T) {
+	f, err := AppendRequest(nil, 42, OpDSet, "users", map[string]any{"a": 1}, []any{1, "x", nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := ReadFrame(bytes.NewReader(f), nil, DefaultMaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := DecodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.ID != 42 || req.Op != OpDSet || req.Args.Len() != 3 {
+		t.Fatalf("got %+v", req)
+	}
+	if s, err := req.Args.Text(0); err != nil || s != "users" {
+		t.Fatalf("Text(0) = %q, %v", s, err)
+	}
+	if _, err := req.Args.Int(0); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Int of text: %v", err)
+	}
+}
+
+func TestDecodeRequestErrors(t *testing.T) {
+	deep := strings.Repeat("\x81", MaxNesting+2) + "\x01"
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		code   Code
+		wantID uint64
+	}{
+		{"not cbor", []byte{0xff}, CodeBadRequest, 0},
+		{"trailing bytes", []byte{0x82, 1, 2, 3}, CodeBadRequest, 0},
+		{"not an array", mustMarshal(t, "hi"), CodeBadRequest, 0},
+		{"too short", mustMarshal(t, []any{1}), CodeBadRequest, 0},
+		{"bad id", mustMarshal(t, []any{"x", 1}), CodeBadRequest, 0},
+		{"bad op keeps id", mustMarshal(t, []any{7, "dget"}), CodeBadRequest, 7},
+		{"too deep", []byte(deep), CodeTooLarge, 0},
+	} {
+		req, err := DecodeRequest(tc.body)
+		var we *Error
+		if !errors.As(err, &we) || we.Code != tc.code {
+			t.Errorf("%s: err = %v, want code %s", tc.name, err, tc.code)
+		}
+		if req.ID != tc.wantID {
+			t.Errorf("%s: id = %d, want %d", tc.name, req.ID, tc.wantID)
+		}
+	}
+}
+
+// Validity (not well-formedness) problems inside arguments are found when
+// the argument is read, with a message naming the op and the argument.
+func TestArgValidity(t *testing.T) {
+	req, err := DecodeRequest([]byte{0x84, 1, 21, 0xa2, 0x61, 'a', 1, 0x61, 'a', 2, 0x61, 0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := req.Args.Value(0); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "dset: argument 1") {
+		t.Errorf("duplicate map key: %v", err)
+	}
+	if _, err := req.Args.Text(1); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("invalid UTF-8: %v", err)
+	}
+	if _, err := req.Args.Value(1); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("invalid UTF-8 value: %v", err)
+	}
+}
+
+func TestReplyRoundTrip(t *testing.T) {
+	f := AppendReply(nil, 9, mustMarshal(t, []any{1, 2}))
+	f = AppendError(f, 10, Errorf(CodeKeyNotFound, "key %q not found", "k"))
+	r := bytes.NewReader(f)
+	b1, _ := ReadFrame(r, nil, 1<<20)
+	rep, err := DecodeReply(b1)
+	if err != nil || rep.ID != 9 || rep.Code != CodeOK || !bytes.Equal(rep.Result, mustMarshal(t, []any{1, 2})) {
+		t.Fatalf("ok reply: %+v %v", rep, err)
+	}
+	b2, _ := ReadFrame(r, nil, 1<<20)
+	rep, err = DecodeReply(b2)
+	if err != nil || rep.ID != 10 || !errors.Is(rep.Err, ErrKeyNotFound) || errors.Is(rep.Err, ErrNoSuchTable) {
+		t.Fatalf("error reply: %+v %v", rep, err)
+	}
+	if rep.Err.Error() != `key_not_found: key "k" not found` {
+		t.Fatalf("message: %q", rep.Err.Error())
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in, out []byte
+	}{
+		{"small int", []byte{0x01}, []byte{0x01}},
+		{"non-shortest int", []byte{0x18, 0x01}, []byte{0x01}},
+		{"uint64 max", []byte{0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []byte{0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"negative", []byte{0x38, 0x63}, []byte{0x38, 0x63}},
+		{"float64 1.5 -> float16", []byte{0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, []byte{0xf9, 0x3e, 0x00}},
+		{"float 1.0 stays float", []byte{0xfa, 0x3f, 0x80, 0, 0}, []byte{0xf9, 0x3c, 0x00}},
+		{"indefinite text", []byte{0x7f, 0x61, 'a', 0x61, 'b', 0xff}, []byte{0x62, 'a', 'b'}},
+		{"indefinite array", []byte{0x9f, 1, 2, 0xff}, []byte{0x82, 1, 2}},
+		{"map sorted", []byte{0xa2, 0x61, 'b', 1, 0x61, 'a', 2}, []byte{0xa2, 0x61, 'a', 2, 0x61, 'b', 1}},
+		{"null", []byte{0xf6}, []byte{0xf6}},
+		{"text", []byte{0x62, 'h', 'i'}, []byte{0x62, 'h', 'i'}},
+		{"bytes", []byte{0x42, 0, 1}, []byte{0x42, 0, 1}},
+	} {
+		got, err := Canonical(tc.in)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !bytes.Equal(got, tc.out) {
+			t.Errorf("%s: Canonical(%x) = %x, want %x", tc.name, tc.in, got, tc.out)
+		}
+	}
+	for _, bad := range [][]byte{{}, {0x61}, {0x61, 0xff}, {0x1c}, {0xa2, 1, 1, 1, 2}} {
+		if _, err := Canonical(bad); err == nil {
+			t.Errorf("Canonical(%x) accepted malformed input", bad)
+		}
+	}
+}
+
+func TestPairsKeepOrder(t *testing.T) {
+	// A map encoded with keys out of canonical order: Pairs must keep it.
+	m := []byte{0xa3, 0x61, 'z', 1, 0x61, 'a', 2, 0x61, 'm', 3}
+	indef := []byte{0xbf, 0x61, 'z', 1, 0x61, 'a', 2, 0x61, 'm', 3, 0xff}
+	pairs := mustMarshal(t, [][]any{{"z", 1}, {"a", 2}, {"m", 3}})
+	for _, in := range [][]byte{m, indef, pairs} {
+		var keys []string
+		err := Pairs(in, func(k, v Raw) error {
+			var s string
+			if err := Unmarshal(k, &s); err != nil {
+				return err
+			}
+			keys = append(keys, s)
+			return nil
+		})
+		if err != nil || strings.Join(keys, "") != "zam" {
+			t.Fatalf("Pairs(%x) = %v, %v", in, keys, err)
+		}
+	}
+	for _, bad := range [][]byte{{0x01}, {0xa1, 1}, mustMarshal(t, []any{[]any{1}}), {0xa2, 1, 1, 1, 2}} {
+		if err := Pairs(bad, func(k, v Raw) error { return nil }); err == nil {
+			t.Errorf("Pairs(%x) accepted bad input", bad)
+		}
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	seed := func(op Op, args ...any) []byte {
+		b, _ := AppendRequest(nil, 1, op, args...)
+		return b[FrameHeaderSize:]
+	}
+	f.Add(seed(OpHello, 1, map[string]any{}))
+	f.Add(seed(OpDSet, "t", "k", []any{1, 2.5, "x", nil, true}))
+	f.Add(seed(OpDUpdate, "t", map[any]any{"a": 1, 2: []byte{1}}))
+	f.Add(seed(OpLSlice, "t", nil, -1, -2))
+	f.Add([]byte{0x9f, 1, 2, 0x7f, 0x61, 'a', 0xff, 0xff})
+	f.Add([]byte{0x83, 1, 21, 0xbf, 0x61, 'z', 1, 0xff})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeRequest(body)
+		if err != nil {
+			if AsError(err).Code == CodeInternal {
+				t.Fatalf("untyped error: %v", err)
+			}
+			return
+		}
+		for i := range req.Args.Items {
+			_, _ = req.Args.Text(i)
+			_, _ = req.Args.Int(i)
+			_, _, _ = req.Args.OptInt(i)
+			_, _ = req.Args.Uint(i)
+			_, _ = req.Args.Bool(i)
+			_ = Pairs(req.Args.Items[i], func(k, v Raw) error { return nil })
+			_, _ = DecodeNumber(req.Args.Items[i])
+			c, err := req.Args.Value(i)
+			if err != nil {
+				continue
+			}
+			c2, err := Canonical(c)
+			if err != nil || !bytes.Equal(c, c2) {
+				t.Fatalf("Canonical not idempotent on %x: %x, %v", c, c2, err)
+			}
+		}
+	})
+}
