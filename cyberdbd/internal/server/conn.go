@@ -1,0 +1,247 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+const (
+	readBufSize = 64 << 10
+	// flushAt bounds the replies queued for a pipelining client before they
+	// are written even though more requests are buffered.
+	flushAt = 256 << 10
+	// writeTimeout bounds how long a client that stops reading its replies
+	// can hold its connection's goroutine.
+	writeTimeout = 30 * time.Second
+	// maxReply is the largest reply body a frame's 32-bit length can carry.
+	maxReply = math.MaxUint32
+)
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s     *Server
+	nc    net.Conn
+	id    uint64
+	log   *slog.Logger
+	r     *bufio.Reader
+	rbuf  []byte // request body buffer, reused
+	out   []byte // replies waiting to be written
+	hello bool   // HELLO done
+}
+
+func newConn(s *Server, nc net.Conn, id uint64) *conn {
+	return &conn{
+		s:   s,
+		nc:  nc,
+		id:  id,
+		log: s.log.With("conn", id),
+		r:   bufio.NewReaderSize(nc, readBufSize),
+	}
+}
+
+// interrupt wakes a connection blocked in a read so that it notices shutdown.
+func (c *conn) interrupt() { _ = c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	c.log.Debug("connection opened", "remote", remoteName(c.nc))
+	reason := c.loop()
+	c.log.Debug("connection closed", "reason", reason)
+}
+
+// loop serves requests until the connection ends and says why it ended.
+func (c *conn) loop() string {
+	idle := c.s.cfg.IdleTimeout
+	for {
+		if c.r.Buffered() == 0 {
+			// Nothing more is queued: send what we have before blocking.
+			if err := c.flush(); err != nil {
+				return "write failed: " + err.Error()
+			}
+			var deadline time.Time
+			if idle > 0 {
+				deadline = time.Now().Add(idle)
+			}
+			_ = c.nc.SetReadDeadline(deadline)
+			// Checked after setting the deadline: Shutdown sets closing
+			// before it interrupts, so one of the two is always seen.
+			if c.s.closing.Load() {
+				return "server shutting down"
+			}
+		}
+		body, err := wire.ReadFrame(c.r, c.rbuf, c.s.cfg.MaxFrame)
+		if errors.Is(err, wire.ErrEmptyFrame) {
+			// Still in sync with the stream: answer and carry on.
+			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
+			continue
+		}
+		if err != nil {
+			return c.readFailed(err)
+		}
+		if cap(body) <= wire.DefaultMaxFrame {
+			c.rbuf = body[:0] // keep the grown buffer, within reason
+		}
+		c.handle(body)
+		if len(c.out) >= flushAt {
+			if err := c.flush(); err != nil {
+				return "write failed: " + err.Error()
+			}
+		}
+	}
+}
+
+// readFailed handles a frame that could not be read and says why the
+// connection ends.
+func (c *conn) readFailed(err error) string {
+	var tooLarge *wire.FrameTooLargeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "client closed"
+	case errors.As(err, &tooLarge):
+		c.log.Warn("frame too large; closing connection", "size", tooLarge.Size, "max_frame", tooLarge.Max)
+		c.final(tooLarge.WireError())
+		return "frame too large"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.s.closing.Load() {
+			_ = c.flush()
+			return "server shutting down"
+		}
+		c.final(wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", c.s.cfg.IdleTimeout))
+		return "idle timeout"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "client closed in the middle of a frame"
+	}
+	return "read failed: " + err.Error()
+}
+
+// final queues a last error frame (id 0), writes everything, and lets the
+// caller close.
+func (c *conn) final(e *wire.Error) {
+	c.out = wire.AppendError(c.out, 0, e)
+	_ = c.flush()
+}
+
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(c.out)
+	if cap(c.out) > 4*flushAt {
+		c.out = nil // don't pin a huge reply buffer
+	} else {
+		c.out = c.out[:0]
+	}
+	return err
+}
+
+// handle executes one request frame and queues its reply.
+func (c *conn) handle(body []byte) {
+	req, err := wire.DecodeRequest(body)
+	if err != nil {
+		c.replyErr(req.ID, req.Op, wire.AsError(err))
+		return
+	}
+	c.s.opCount[uint8(req.Op)].Add(1)
+	if !c.hello && req.Op != wire.OpHello {
+		c.replyErr(req.ID, req.Op, wire.Errorf(wire.CodeHandshake,
+			"send HELLO first: [id, %d, %d, {}] (see PROTOCOL.md, \"Handshake\")", wire.OpHello, wire.ProtocolVersion))
+		return
+	}
+	out, start := wire.BeginReply(c.out, req.ID)
+	out, err = c.exec(req, out)
+	if err == nil && len(out)-start-wire.FrameHeaderSize > maxReply {
+		err = wire.Errorf(wire.CodeTooLarge, "the reply would exceed 4 GiB; read the table in pages (dscan, lrange)")
+	}
+	if err != nil {
+		c.out = out[:start]
+		c.replyErr(req.ID, req.Op, wire.AsError(err))
+		return
+	}
+	c.out = wire.EndFrame(out, start)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "args", req.Args.Len())
+	}
+}
+
+func (c *conn) replyErr(id uint64, op wire.Op, e *wire.Error) {
+	c.out = wire.AppendError(c.out, id, e)
+	c.log.Debug("request failed", "id", id, "op", op.String(), "code", e.Code.String(), "msg", e.Message)
+}
+
+// exec runs one request, appending its result to out. A panic in an
+// operation is a bug: it is logged and answered with CodeInternal, and the
+// daemon and the connection carry on.
+func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while executing request; please report this bug", "op", req.Op.String(), "panic", p, "stack", string(debug.Stack()))
+			res, err = out, wire.Errorf(wire.CodeInternal, "internal error executing %s (logged by the server)", req.Op)
+		}
+	}()
+	switch req.Op {
+	case wire.OpHello:
+		return c.doHello(req.Args, out)
+	case wire.OpPing:
+		if err := req.Args.Want(0, 1); err != nil {
+			return out, err
+		}
+		if req.Args.Len() == 1 {
+			return append(out, req.Args.Items[0]...), nil
+		}
+		return wire.AppendText(out, "PONG"), nil
+	case wire.OpInfo:
+		if err := req.Args.Want(0, 0); err != nil {
+			return out, err
+		}
+		return wire.AppendMarshal(out, c.s.info())
+	case wire.OpSave:
+		return out, wire.Errorf(wire.CodeBadRequest, "save: this server has no data directory configured")
+	}
+	return c.s.store.Exec(req.Op, req.Args, out)
+}
+
+// Features are announced in the HELLO reply.
+var Features = []string{"batch", "scan", "cas", "incr", "pipelining"}
+
+func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
+	if c.hello {
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO was already sent on this connection")
+	}
+	if err := args.Want(1, 2); err != nil {
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO takes [proto, {options}]: %s", wire.AsError(err).Message)
+	}
+	v, err := args.Uint(0)
+	if err != nil || v != wire.ProtocolVersion {
+		return out, wire.Errorf(wire.CodeHandshake, "unsupported protocol version %s; this server speaks version %d",
+			wire.Diagnose(args.Items[0]), wire.ProtocolVersion)
+	}
+	if args.Has(1) {
+		var opts map[string]any
+		if err := wire.Unmarshal(args.Items[1], &opts); err != nil {
+			return out, wire.Errorf(wire.CodeHandshake, "HELLO options must be a map with text keys")
+		}
+		if name, ok := opts["client"].(string); ok {
+			c.log = c.log.With("client", name)
+		}
+	}
+	c.hello = true
+	return wire.AppendMarshal(out, map[string]any{
+		"proto":     wire.ProtocolVersion,
+		"server":    "cyberdbd",
+		"version":   c.s.cfg.Version,
+		"features":  Features,
+		"max_frame": c.s.cfg.MaxFrame,
+		"conn_id":   c.id,
+	})
+}

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Config holds the server's settings; the zero value of a field means its default.
+type Config struct {
+	Version     string        // reported in HELLO and INFO
+	MaxConns    int           // simultaneous connections; default 10000
+	IdleTimeout time.Duration // close a connection silent this long; 0 = never
+	MaxFrame    int           // largest request frame in bytes; default wire.DefaultMaxFrame
+	Logger      *slog.Logger  // default slog.Default()
+}
+
+// DefaultMaxConns is the default for Config.MaxConns.
+const DefaultMaxConns = 10000
+
+// Server serves the protocol on any number of listeners.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+	start time.Time
+
+	closing atomic.Bool
+	nconns  atomic.Int64
+	connID  atomic.Uint64
+	total   atomic.Uint64 // connections accepted since start
+	opCount [256]atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // connection goroutines
+}
+
+// New returns a server over st.
+func New(cfg Config, st *store.Store) *Server {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return &Server{
+		cfg:       cfg,
+		store:     st,
+		log:       cfg.Logger,
+		start:     time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("cyberdbd: server closed")
+
+// Serve accepts connections on l until Shutdown is called or l fails. It
+// always returns a non-nil error; after Shutdown, ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: wait and retry, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "listener", l.Addr().String(), "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// accept admits or refuses a new connection.
+func (s *Server) accept(nc net.Conn) {
+	id := s.connID.Add(1)
+	s.total.Add(1)
+	if n := s.nconns.Add(1); n > int64(s.cfg.MaxConns) {
+		s.nconns.Add(-1)
+		s.log.Warn("connection refused: too many connections", "conn", id, "remote", remoteName(nc), "max_conns", s.cfg.MaxConns)
+		go refuse(nc, wire.Errorf(wire.CodeTooManyConns,
+			"the server is at its limit of %d connections (--max-conns); close idle connections or raise the limit", s.cfg.MaxConns))
+		return
+	}
+	c := newConn(s, nc, id)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		s.nconns.Add(-1)
+		go refuse(nc, wire.Errorf(wire.CodeShuttingDown, "the server is shutting down; reconnect shortly"))
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.nconns.Add(-1)
+	}()
+}
+
+// refuse writes one error frame (id 0) and closes nc.
+func refuse(nc net.Conn, e *wire.Error) {
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(wire.AppendError(nil, 0, e))
+	_ = nc.Close()
+}
+
+// Shutdown stops every listener, lets requests already read finish and
+// their replies be written, and closes all connections. It returns when all
+// connections are closed or ctx ends (then the rest are closed abruptly).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int { return int(s.nconns.Load()) }
+
+// info builds the INFO result map.
+func (s *Server) info() map[string]any {
+	st := s.store.Stats()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	counts := make(map[string]uint64)
+	var total uint64
+	for i := range s.opCount {
+		if n := s.opCount[i].Load(); n > 0 {
+			counts[wire.Op(i).String()] = n
+			total += n
+		}
+	}
+	return map[string]any{
+		"version":           s.cfg.Version,
+		"proto":             wire.ProtocolVersion,
+		"uptime_seconds":    int64(time.Since(s.start).Seconds()),
+		"connections":       s.nconns.Load(),
+		"connections_total": s.total.Load(),
+		"max_connections":   s.cfg.MaxConns,
+		"tables":            st.Tables,
+		"entries":           st.Entries,
+		"data_bytes":        st.Bytes,
+		"memory_bytes":      ms.Sys - ms.HeapReleased,
+		"heap_bytes":        ms.HeapAlloc,
+		"ops":               counts,
+		"ops_total":         total,
+		"go_version":        runtime.Version(),
+		"goroutines":        runtime.NumGoroutine(),
+	}
+}
+
+func remoteName(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return a.String()
+	}
+	return "unix"
+}
