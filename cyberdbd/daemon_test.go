@@ -345,6 +345,9 @@ func TestShutdownFinishesAndRemovesSocket(t *testing.T) {
 	for {
 		r, err := c.Read()
 		if err != nil {
+			t.Fatalf("connection ended without a shutting_down frame: %v", err)
+		}
+		if r.ID == 0 && r.Code == wire.CodeShuttingDown {
 			break
 		}
 		if r.Err != nil {
@@ -354,6 +357,9 @@ func TestShutdownFinishesAndRemovesSocket(t *testing.T) {
 	}
 	if got != 200 {
 		t.Fatalf("answered %d of 200 requests sent before SIGINT", got)
+	}
+	if _, err := c.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after shutting_down: %v, want EOF", err)
 	}
 	exited, err := d.Wait(20 * time.Second)
 	if !exited || err != nil {

@@ -76,6 +76,7 @@ func (c *conn) loop() string {
 			// Checked after setting the deadline: Shutdown sets closing
 			// before it interrupts, so one of the two is always seen.
 			if c.s.closing.Load() {
+				c.final(errShuttingDown)
 				return "server shutting down"
 			}
 		}
@@ -113,7 +114,7 @@ func (c *conn) readFailed(err error) string {
 		return "frame too large"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.s.closing.Load() {
-			_ = c.flush()
+			c.final(errShuttingDown)
 			return "server shutting down"
 		}
 		c.final(wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", c.s.cfg.IdleTimeout))
@@ -123,6 +124,12 @@ func (c *conn) readFailed(err error) string {
 	}
 	return "read failed: " + err.Error()
 }
+
+// errShuttingDown is the last frame of a connection closed by Shutdown.
+// Every request read before it has been answered; any request without a
+// reply was never executed, so clients may safely send it again.
+var errShuttingDown = wire.Errorf(wire.CodeShuttingDown,
+	"the server is shutting down; requests without a reply were not executed: reconnect and resend them")
 
 // final queues a last error frame (id 0), writes everything, and lets the
 // caller close.
