@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"math/big"
 	"reflect"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -114,20 +116,129 @@ func (r Raw) IsNull() bool { return len(r) == 0 || (len(r) == 1 && (r[0] == 0xf6
 // Canonical returns the Core Deterministic Encoding of the data item raw.
 // When raw is already canonical it is returned as is (aliasing raw);
 // otherwise a new slice is returned. Items the decoder refuses (malformed,
-// too deeply nested, duplicate map keys) give a typed error.
+// too deeply nested, invalid UTF-8, a map repeating a key once keys are in
+// canonical form) give a typed error.
+//
+// Tags are kept as they are, with their content made canonical, except the
+// bignum tags 2 and 3, which become plain integers when the value fits
+// (RFC 8949 §3.4.3 preferred serialization).
 func Canonical(raw []byte) ([]byte, error) {
 	if simpleCanonical(raw) {
 		return raw, nil
 	}
-	var v any
-	if err := decMode.Unmarshal(raw, &v); err != nil {
+	if len(raw) == 0 {
+		return nil, Errorf(CodeBadRequest, "malformed CBOR: no data item")
+	}
+	if err := decMode.Wellformed(raw); err != nil {
 		return nil, decodeError(err)
 	}
-	out, err := canonMode.Marshal(v)
+	return appendCanonical(nil, raw)
+}
+
+// appendCanonical appends the canonical form of the single well-formed
+// item raw. The CBOR library decodes and encodes every scalar and splits
+// containers; only the heads of arrays, maps and tags are written here,
+// because the library has no way to re-encode a tag 0 or 1 as it was.
+func appendCanonical(dst, raw []byte) ([]byte, error) {
+	if simpleCanonical(raw) {
+		return append(dst, raw...), nil
+	}
+	switch raw[0] >> 5 {
+	case 0, 1: // integer with a longer head than needed
+		var v big.Int
+		if err := decMode.Unmarshal(raw, &v); err != nil {
+			return nil, decodeError(err)
+		}
+		return appendCanonMarshal(dst, &v)
+	case 2: // indefinite-length byte string
+		var b []byte
+		if err := decMode.Unmarshal(raw, &b); err != nil {
+			return nil, decodeError(err)
+		}
+		return append(appendHead(dst, 2, uint64(len(b))), b...), nil
+	case 3: // indefinite-length or non-shortest text
+		var s string
+		if err := decMode.Unmarshal(raw, &s); err != nil {
+			return nil, decodeError(err)
+		}
+		return AppendText(dst, s), nil
+	case 4:
+		items, err := SplitArray(raw)
+		if err != nil {
+			return nil, err
+		}
+		dst = AppendArrayHeader(dst, len(items))
+		for _, it := range items {
+			if dst, err = appendCanonical(dst, it); err != nil {
+				return nil, err
+			}
+		}
+		return dst, nil
+	case 5:
+		return appendCanonicalMap(dst, raw)
+	case 6:
+		num, n, ok := readHeadAny(raw)
+		if !ok {
+			return nil, Errorf(CodeBadRequest, "malformed CBOR: bad tag head")
+		}
+		if num == 2 || num == 3 {
+			var v big.Int
+			if err := decMode.Unmarshal(raw, &v); err != nil {
+				return nil, decodeError(err)
+			}
+			return appendCanonMarshal(dst, &v)
+		}
+		return appendCanonical(appendHead(dst, 6, num), raw[n:])
+	default: // 7: floats, and simple values in a two-byte head
+		ai := raw[0] & 0x1f
+		if ai >= 25 && ai <= 27 {
+			var f float64
+			if err := decMode.Unmarshal(raw, &f); err != nil {
+				return nil, decodeError(err)
+			}
+			return appendCanonMarshal(dst, f)
+		}
+		return append(dst, raw...), nil // simple value: one shortest form
+	}
+}
+
+func appendCanonMarshal(dst []byte, v any) ([]byte, error) {
+	b, err := canonMode.Marshal(v)
 	if err != nil {
 		return nil, Errorf(CodeBadRequest, "value cannot be put in canonical form: %v", err)
 	}
-	return out, nil
+	return append(dst, b...), nil
+}
+
+// appendCanonicalMap appends a map with canonical keys and values, sorted
+// bytewise by key encoding; two keys equal once canonical are an error.
+func appendCanonicalMap(dst, raw []byte) ([]byte, error) {
+	type pair struct{ k, v []byte }
+	var pairs []pair
+	err := walkMap(raw, func(k, v Raw) error {
+		ck, err := appendCanonical(nil, k)
+		if err != nil {
+			return err
+		}
+		cv, err := appendCanonical(nil, v)
+		if err != nil {
+			return err
+		}
+		pairs = append(pairs, pair{ck, cv})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return bytes.Compare(a.k, b.k) })
+	dst = AppendMapHeader(dst, len(pairs))
+	for i, p := range pairs {
+		if i > 0 && bytes.Equal(p.k, pairs[i-1].k) {
+			return nil, Errorf(CodeBadRequest, "a map repeats the key %s", Diagnose(p.k))
+		}
+		dst = append(append(dst, p.k...), p.v...)
+	}
+	return dst, nil
 }
 
 // simpleCanonical reports whether raw is a single scalar item already in
@@ -260,7 +371,10 @@ func (*skipItem) UnmarshalCBOR([]byte) error { return nil }
 
 // Pairs calls fn for each key/value of raw in encoded order, aliasing raw.
 // raw is a CBOR map, or an array of two-element [key, value] arrays. This
-// keeps the order the sender chose, which decoding into a Go map would lose.
+// keeps the order the sender chose, which decoding into a Go map would
+// lose. A map that repeats a key (compared in canonical form) is an error
+// and fn is not called at all; in an array of pairs a repeated key is
+// allowed (the later one wins, as in Python's dict(pairs)).
 func Pairs(raw []byte, fn func(k, v Raw) error) error {
 	if len(raw) == 0 {
 		return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs, got nothing")
@@ -282,29 +396,39 @@ func Pairs(raw []byte, fn func(k, v Raw) error) error {
 		}
 		return nil
 	case 5:
-	default:
-		return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs")
-	}
-	// Validate the whole map first (limits, duplicate keys), then walk it.
-	if err := decMode.Wellformed(raw); err != nil {
-		return decodeError(err)
-	}
-	var m map[any]any
-	if err := decMode.Unmarshal(raw, &m); err != nil {
-		// Keys Go cannot hold (arrays, maps) cannot be checked for
-		// duplicates this way; they are still well-formed, so go on.
-		if _, ok := err.(*cbor.DupMapKeyError); ok {
+		if err := decMode.Wellformed(raw); err != nil {
 			return decodeError(err)
 		}
+		seen := make(map[string]struct{})
+		err := walkMap(raw, func(k, v Raw) error {
+			ck, err := Canonical(k)
+			if err != nil {
+				return err
+			}
+			if _, dup := seen[string(ck)]; dup {
+				return Errorf(CodeBadRequest, "a map repeats the key %s", Diagnose(ck))
+			}
+			seen[string(ck)] = struct{}{}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return walkMap(raw, fn)
 	}
+	return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs")
+}
+
+// walkMap calls fn for each pair of the well-formed CBOR map raw, in
+// encoded order, aliasing raw.
+func walkMap(raw []byte, fn func(k, v Raw) error) error {
 	indef := raw[0]&0x1f == 31
 	var count uint64
 	rest := raw[1:]
 	if !indef {
 		var n int
 		var ok bool
-		count, n, ok = readHeadAny(raw)
-		if !ok {
+		if count, n, ok = readHeadAny(raw); !ok {
 			return Errorf(CodeBadRequest, "malformed map head")
 		}
 		rest = raw[n:]
@@ -320,8 +444,7 @@ func Pairs(raw []byte, fn func(k, v Raw) error) error {
 		}
 		k := rest[:len(rest)-len(after)]
 		rest = after
-		after, err = decMode.UnmarshalFirst(rest, &sk)
-		if err != nil {
+		if after, err = decMode.UnmarshalFirst(rest, &sk); err != nil {
 			return decodeError(err)
 		}
 		v := rest[:len(rest)-len(after)]

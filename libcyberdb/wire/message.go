@@ -19,22 +19,51 @@ type Request struct {
 func DecodeRequest(body []byte) (Request, error) {
 	var items []Raw
 	if err := Unmarshal(body, &items); err != nil {
-		return Request{}, err
+		return Request{ID: peekID(body)}, err
 	}
 	if len(items) < 2 {
-		return Request{}, Errorf(CodeBadRequest, "a request is an array [id, op, arg...] of at least 2 items, got %d", len(items))
+		return Request{ID: peekID(body)}, Errorf(CodeBadRequest, "a request is an array [id, op, arg...] of at least 2 items, got %d", len(items))
 	}
 	var req Request
-	if err := Unmarshal(items[0], &req.ID); err != nil {
+	if len(items[0]) == 0 || items[0][0]>>5 != 0 || Unmarshal(items[0], &req.ID) != nil {
 		return Request{}, Errorf(CodeBadRequest, "request id must be an unsigned integer")
 	}
 	var op uint64
-	if err := Unmarshal(items[1], &op); err != nil || op > math.MaxUint16 {
+	if len(items[1]) == 0 || items[1][0]>>5 != 0 || Unmarshal(items[1], &op) != nil {
 		return req, Errorf(CodeBadRequest, "op must be an unsigned integer (see PROTOCOL.md)")
+	}
+	if op > math.MaxUint16 {
+		return req, Errorf(CodeUnknownOp, "unknown op %d (see PROTOCOL.md for the ops of protocol version %d)", op, ProtocolVersion)
 	}
 	req.Op = Op(op)
 	req.Args = Args{Op: req.Op, Items: items[2:]}
 	return req, nil
+}
+
+// peekID reads the id of a request whose body failed to decode as a whole
+// (bad nesting deep inside, an invalid item after the id), so that its
+// error reply can still carry it. It returns 0 when the body does not start
+// with an array head followed by an unsigned integer.
+func peekID(body []byte) uint64 {
+	if len(body) < 2 || body[0]>>5 != 4 {
+		return 0
+	}
+	rest := body[1:]
+	if body[0]&0x1f != 31 {
+		_, n, ok := readHeadAny(body)
+		if !ok {
+			return 0
+		}
+		rest = body[n:]
+	}
+	if len(rest) == 0 || rest[0]>>5 != 0 {
+		return 0
+	}
+	var id uint64
+	if _, err := decMode.UnmarshalFirst(rest, &id); err != nil {
+		return 0
+	}
+	return id
 }
 
 // AppendRequest appends a whole request frame [id, op, args...] to dst.

@@ -49,9 +49,12 @@ func TestDecodeRequestErrors(t *testing.T) {
 		wantID uint64
 	}{
 		{"not cbor", []byte{0xff}, CodeBadRequest, 0},
-		{"trailing bytes", []byte{0x82, 1, 2, 3}, CodeBadRequest, 0},
+		{"trailing bytes keeps id", []byte{0x82, 1, 2, 3}, CodeBadRequest, 1},
 		{"not an array", mustMarshal(t, "hi"), CodeBadRequest, 0},
-		{"too short", mustMarshal(t, []any{1}), CodeBadRequest, 0},
+		{"too short keeps id", mustMarshal(t, []any{1}), CodeBadRequest, 1},
+		{"op beyond 16 bits is unknown", mustMarshal(t, []any{3, uint64(1) << 40}), CodeUnknownOp, 3},
+		{"deep value keeps id", append([]byte{0x83, 0x18, 0x2a, 2}, append(bytes.Repeat([]byte{0x81}, MaxNesting+1), 1)...), CodeTooLarge, 42},
+		{"bignum id refused", []byte{0x82, 0xc2, 0x41, 0x01, 0x02}, CodeBadRequest, 0},
 		{"bad id", mustMarshal(t, []any{"x", 1}), CodeBadRequest, 0},
 		{"bad op keeps id", mustMarshal(t, []any{7, "dget"}), CodeBadRequest, 7},
 		{"too deep", []byte(deep), CodeTooLarge, 0},
@@ -121,6 +124,15 @@ func TestCanonical(t *testing.T) {
 		{"null", []byte{0xf6}, []byte{0xf6}},
 		{"text", []byte{0x62, 'h', 'i'}, []byte{0x62, 'h', 'i'}},
 		{"bytes", []byte{0x42, 0, 1}, []byte{0x42, 0, 1}},
+		{"tag 1 kept", []byte{0xc1, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, []byte{0xc1, 0xf9, 0x3e, 0x00}},
+		{"tag 0 kept", append([]byte{0xc0, 0x74}, "2020-01-01T00:00:00Z"...), append([]byte{0xc0, 0x74}, "2020-01-01T00:00:00Z"...)},
+		{"other tag, content canonical", []byte{0xd8, 0x20, 0x9f, 0x18, 0x05, 0xff}, []byte{0xd8, 0x20, 0x81, 0x05}},
+		{"bignum that fits", []byte{0xc2, 0x42, 0x00, 0x01}, []byte{0x01}},
+		{"negative bignum that fits", []byte{0xc3, 0x41, 0x00}, []byte{0x20}},
+		{"bignum beyond uint64 stays", []byte{0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"nested map keys sorted", []byte{0x81, 0xa2, 0x18, 0x02, 0xf6, 0x01, 0xf6}, []byte{0x81, 0xa2, 0x01, 0xf6, 0x02, 0xf6}},
+		{"simple value", []byte{0xf0}, []byte{0xf0}},
+		{"NaN", []byte{0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1}, []byte{0xf9, 0x7e, 0x00}},
 	} {
 		got, err := Canonical(tc.in)
 		if err != nil {
@@ -131,7 +143,12 @@ func TestCanonical(t *testing.T) {
 			t.Errorf("%s: Canonical(%x) = %x, want %x", tc.name, tc.in, got, tc.out)
 		}
 	}
-	for _, bad := range [][]byte{{}, {0x61}, {0x61, 0xff}, {0x1c}, {0xa2, 1, 1, 1, 2}} {
+	for _, bad := range [][]byte{
+		{}, {0x61}, {0x61, 0xff}, {0x1c}, {0xa2, 1, 1, 1, 2},
+		{0xa2, 0x01, 0x01, 0x18, 0x01, 0x02}, // 1 and 1 in a longer head: the same key
+		{0x82, 0x01, 0x61, 0xff},             // invalid UTF-8 inside an array
+		{0xa1, 0x61, 0xff, 0x01},             // ... and as a map key
+	} {
 		if _, err := Canonical(bad); err == nil {
 			t.Errorf("Canonical(%x) accepted malformed input", bad)
 		}

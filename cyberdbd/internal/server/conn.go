@@ -204,7 +204,11 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 			return out, err
 		}
 		if req.Args.Len() == 1 {
-			return append(out, req.Args.Items[0]...), nil
+			v, err := req.Args.Value(0) // validated and canonical, like any value
+			if err != nil {
+				return out, err
+			}
+			return append(out, v...), nil
 		}
 		return wire.AppendText(out, "PONG"), nil
 	case wire.OpInfo:
