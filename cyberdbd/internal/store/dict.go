@@ -1,0 +1,285 @@
+package store
+
+import (
+	"hash/maphash"
+	"slices"
+	"strings"
+)
+
+// dict is an insertion-ordered hash table, the representation of a dict
+// table.
+//
+// entries holds the pairs in insertion order. Each entry keeps its key and
+// value in one string (the two canonical CBOR items back to back, one
+// allocation; the key's end is found by parsing its head) and its seq, the
+// insertion number that orders entries and serves as the scan cursor.
+// Deleting leaves a tombstone (kv == "": no canonical item is empty) so
+// other entries keep their positions; when tombstones outnumber live
+// entries the slice is compacted. entries never ends with a tombstone, so
+// the last entry is the last inserted (popitem is O(1)).
+//
+// slots is an open-addressing (linear probing) index over entries: each
+// non-zero slot holds a 32-bit hash tag in its high half and the entry's
+// position + 1 in its low half. The tag also picks the home slot, so the
+// index grows and deletes (backward shift) without rehashing keys.
+// Compared with a map[string]int32 it costs about a third of the memory and
+// nothing for the garbage collector to scan.
+type dict struct {
+	entries []entry
+	slots   []uint64
+	seed    maphash.Seed
+	live    int    // entries that are not tombstones
+	bytes   int64  // len(kv) summed over live entries
+	nextSeq uint64 // seq of the next inserted key; seqs start at 1
+}
+
+type entry struct {
+	kv  string // key then value, canonical CBOR; "" for a tombstone
+	seq uint64
+}
+
+func (e *entry) dead() bool { return e.kv == "" }
+
+// keyLen returns the length of the key at the start of kv.
+func keyLen(kv string) int {
+	n := itemEnd(kv, 0)
+	if n <= 0 {
+		panic("store: corrupt dict entry")
+	}
+	return n
+}
+
+func (e *entry) key() string { return e.kv[:keyLen(e.kv)] }
+func (e *entry) val() string { return e.kv[keyLen(e.kv):] }
+
+func newDict() *dict { return &dict{seed: maphash.MakeSeed(), nextSeq: 1} }
+
+const minSlots = 8
+
+func tagOf(h uint64) uint64 { return h >> 32 }
+
+// find returns the position of key in entries, or -1.
+func (d *dict) find(key []byte) int {
+	if d.live == 0 {
+		return -1
+	}
+	tag := tagOf(maphash.Bytes(d.seed, key))
+	mask := uint64(len(d.slots) - 1)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := d.slots[i]
+		if s == 0 {
+			return -1
+		}
+		if s>>32 == tag {
+			pos := int(uint32(s)) - 1
+			kv := d.entries[pos].kv
+			if len(kv) >= len(key) && kv[:len(key)] == string(key) {
+				return pos // a whole item that is a prefix of kv is kv's key
+			}
+		}
+	}
+}
+
+// slotOf returns the index of the slot pointing at pos, whose key is key.
+func (d *dict) slotOf(key string, pos int) uint64 {
+	tag := tagOf(maphash.String(d.seed, key))
+	mask := uint64(len(d.slots) - 1)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		if s := d.slots[i]; s == 0 {
+			panic("store: dict index lost a key")
+		} else if int(uint32(s))-1 == pos {
+			return i
+		}
+	}
+}
+
+// indexAdd adds key at pos to the index; the key must not be indexed.
+func (d *dict) indexAdd(key string, pos int) {
+	if (d.live+1)*4 > len(d.slots)*3 {
+		d.growIndex()
+	}
+	d.place(tagOf(maphash.String(d.seed, key))<<32 | uint64(pos+1))
+}
+
+func (d *dict) place(slot uint64) {
+	mask := uint64(len(d.slots) - 1)
+	i := (slot >> 32) & mask
+	for d.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	d.slots[i] = slot
+}
+
+func (d *dict) growIndex() {
+	n := minSlots
+	for (d.live+1)*4 > n*3 {
+		n *= 2
+	}
+	if n < len(d.slots)*2 {
+		n = len(d.slots) * 2
+	}
+	old := d.slots
+	d.slots = make([]uint64, n)
+	for _, s := range old {
+		if s != 0 {
+			d.place(s)
+		}
+	}
+}
+
+// indexDel removes slot i, shifting later members of its cluster back so
+// that every key stays reachable from its home slot.
+func (d *dict) indexDel(i uint64) {
+	mask := uint64(len(d.slots) - 1)
+	for {
+		d.slots[i] = 0
+		j := i
+		for {
+			j = (j + 1) & mask
+			s := d.slots[j]
+			if s == 0 {
+				return
+			}
+			home := (s >> 32) & mask
+			// Move s into the hole at i unless its home lies in (i, j].
+			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+				d.slots[i] = s
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// rebuildIndex indexes entries from scratch (after positions shifted).
+func (d *dict) rebuildIndex() {
+	n := minSlots
+	for d.live*4 > n*3 {
+		n *= 2
+	}
+	d.slots = make([]uint64, n)
+	for pos := range d.entries {
+		if e := &d.entries[pos]; !e.dead() {
+			d.place(tagOf(maphash.String(d.seed, e.key()))<<32 | uint64(pos+1))
+		}
+	}
+}
+
+func joinKV(key, val []byte) string {
+	var b strings.Builder
+	b.Grow(len(key) + len(val))
+	b.Write(key)
+	b.Write(val)
+	return b.String()
+}
+
+// insert appends a new key, which must be absent, and returns its position.
+func (d *dict) insert(key, val []byte) int {
+	kv := joinKV(key, val)
+	pos := len(d.entries)
+	d.entries = append(d.entries, entry{kv: kv, seq: d.nextSeq})
+	d.nextSeq++
+	d.indexAdd(kv[:len(key)], pos)
+	d.live++
+	d.bytes += int64(len(kv))
+	return pos
+}
+
+// setVal replaces the value of the live entry at pos, keeping its place.
+func (d *dict) setVal(pos int, val []byte) {
+	e := &d.entries[pos]
+	k := keyLen(e.kv)
+	kv := joinKV([]byte(e.kv[:k]), val)
+	d.bytes += int64(len(kv) - len(e.kv))
+	e.kv = kv
+}
+
+// setKV stores the whole pair kv at pos (used by undo).
+func (d *dict) setKV(pos int, kv string) {
+	e := &d.entries[pos]
+	d.bytes += int64(len(kv) - len(e.kv))
+	e.kv = kv
+}
+
+// removeAt deletes the live entry at pos.
+func (d *dict) removeAt(pos int) {
+	e := &d.entries[pos]
+	d.indexDel(d.slotOf(e.key(), pos))
+	d.live--
+	d.bytes -= int64(len(e.kv))
+	e.kv = ""
+	// Keep the invariant: no trailing tombstones.
+	n := len(d.entries)
+	for n > 0 && d.entries[n-1].dead() {
+		n--
+	}
+	clear(d.entries[n:])
+	d.entries = d.entries[:n]
+	if dead := len(d.entries) - d.live; dead > 32 && dead > d.live {
+		d.compact()
+	}
+}
+
+// compact drops the tombstones into a new, right-sized slice and points
+// the index at the new positions.
+func (d *dict) compact() {
+	fresh := make([]entry, 0, d.live+d.live/8)
+	remap := make([]uint32, len(d.entries))
+	for pos, e := range d.entries {
+		if !e.dead() {
+			remap[pos] = uint32(len(fresh))
+			fresh = append(fresh, e)
+		}
+	}
+	for i, s := range d.slots {
+		if s != 0 {
+			d.slots[i] = s&^0xffffffff | uint64(remap[uint32(s)-1]+1)
+		}
+	}
+	d.entries = fresh
+}
+
+// restore puts back the pair kv with its original seq, at the position
+// its seq gives it (used by undo). The key must be absent.
+func (d *dict) restore(kv string, seq uint64) {
+	pos := d.seek(seq)
+	d.live++
+	d.bytes += int64(len(kv))
+	if pos < len(d.entries) && d.entries[pos].seq == seq {
+		d.entries[pos].kv = kv // revive its tombstone
+		d.indexAdd(kv[:keyLen(kv)], pos)
+		return
+	}
+	d.entries = slices.Insert(d.entries, pos, entry{kv: kv, seq: seq})
+	if pos == len(d.entries)-1 {
+		d.indexAdd(kv[:keyLen(kv)], pos)
+		return
+	}
+	d.rebuildIndex() // later positions shifted; only after a compaction
+}
+
+// last returns the position of the last inserted live entry, or -1.
+func (d *dict) last() int { return len(d.entries) - 1 }
+
+// seek returns the position of the first entry whose seq is >= seq.
+func (d *dict) seek(seq uint64) int {
+	pos, _ := slices.BinarySearchFunc(d.entries, seq, func(e entry, s uint64) int {
+		switch {
+		case e.seq < s:
+			return -1
+		case e.seq > s:
+			return 1
+		}
+		return 0
+	})
+	return pos
+}
+
+// clone returns a copy sharing the immutable strings: the cheap copy a
+// snapshot takes under the table's lock before encoding outside it.
+func (d *dict) clone() *dict {
+	c := *d
+	c.entries = slices.Clone(d.entries)
+	c.slots = slices.Clone(d.slots)
+	return &c
+}

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"errors"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// JournalFunc records one successful write op so that it can be replayed.
+// See SetJournal.
+type JournalFunc func(op wire.Op, args wire.Args) error
+
+// SetJournal installs fn to be called after every successful write op
+// (every op whose Op.IsWrite is true, including create_*, drop and batch;
+// a batch is recorded once, as the whole batch op), nil to remove it.
+//
+// fn runs while the op still holds the locks of the tables it changed, so
+// for any one table the journal order is the order the changes were
+// applied, and replaying the recorded ops through Exec on an empty store
+// rebuilds the same tables: every op is deterministic given the store's
+// state (dict order, positions and dincr results depend on nothing else).
+// A create is recorded before any op on the new table can run, and a drop
+// before the name can be created again.
+//
+// fn is called concurrently for different tables and must be safe for
+// that. args alias the request: fn must copy what it keeps. When fn
+// returns an error the op is undone, so memory and journal agree, and
+// Exec returns the error: a *wire.Error as is, anything else as CodeIO.
+//
+// Ops that fail are not recorded; a write that happened to change nothing
+// (dcas returning false, dpop with a default on a missing key) is.
+func (s *Store) SetJournal(fn JournalFunc) {
+	if fn == nil {
+		s.journal.Store(nil)
+		return
+	}
+	s.journal.Store(&fn)
+}
+
+func record(fn JournalFunc, op wire.Op, args wire.Args) error {
+	err := fn(op, args)
+	if err == nil {
+		return nil
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return wire.Errorf(wire.CodeIO, "%s was not applied: it could not be written to the journal: %v", op, err)
+}

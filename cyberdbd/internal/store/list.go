@@ -1,0 +1,403 @@
+package store
+
+import (
+	"slices"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// list is the representation of a list table: the canonical CBOR of each
+// element, in order.
+type list struct {
+	items []string
+	bytes int64 // len summed over items
+}
+
+func newList(items []string) *list {
+	l := &list{items: items}
+	for _, s := range items {
+		l.bytes += int64(len(s))
+	}
+	return l
+}
+
+func (l *list) insertAt(i int, v string) {
+	l.items = slices.Insert(l.items, i, v)
+	l.bytes += int64(len(v))
+}
+
+func (l *list) deleteAt(i int) string {
+	v := l.items[i]
+	l.items = slices.Delete(l.items, i, i+1) // clears the vacated slot
+	l.bytes -= int64(len(v))
+	return v
+}
+
+func (l *list) truncate(n int) {
+	for _, v := range l.items[n:] {
+		l.bytes -= int64(len(v))
+	}
+	clear(l.items[n:])
+	l.items = l.items[:n]
+}
+
+// clone returns a copy sharing the immutable strings (see dict.clone).
+func (l *list) clone() *list { return &list{items: slices.Clone(l.items), bytes: l.bytes} }
+
+// List operations. As for dicts, every handler validates its arguments
+// before it changes anything and records its change in c.undo.
+
+func (c call) listIndex(i int, what string) (int, error) {
+	raw, err := c.args.Int(i)
+	if err != nil {
+		return 0, err
+	}
+	n := len(c.t.l.items)
+	idx, ok := itemIndex(raw, n)
+	if !ok {
+		return 0, wire.Errorf(wire.CodeIndexOutOfRange, "%s: index %d, list table %q has %d element(s)", what, raw, c.t.name, n)
+	}
+	return idx, nil
+}
+
+// removeAt deletes element i, recording the undo step.
+func (c call) removeAt(i int) string {
+	l := c.t.l
+	v := l.deleteAt(i)
+	if c.undo != nil {
+		c.undo.add(func() { l.insertAt(i, v) })
+	}
+	return v
+}
+
+// appendValues appends vs, recording the undo step.
+func (c call) appendValues(vs [][]byte) {
+	l := c.t.l
+	n0 := len(l.items)
+	l.items = slices.Grow(l.items, len(vs))
+	for _, v := range vs {
+		l.items = append(l.items, string(v))
+		l.bytes += int64(len(v))
+	}
+	if c.undo != nil {
+		c.undo.add(func() { l.truncate(n0) })
+	}
+}
+
+// replaceItems makes items the list's content. With an undo log the old
+// slice is kept whole for the undo step, so items must not share it.
+func (c call) replaceItems(items []string) {
+	l := c.t.l
+	old := *l
+	*l = *newList(items)
+	if c.undo != nil {
+		c.undo.add(func() { *l = old })
+	}
+}
+
+func opLGet(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	i, err := c.listIndex(1, "list index out of range")
+	if err != nil {
+		return out, err
+	}
+	return append(out, c.t.l.items[i]...), nil
+}
+
+func opLSet(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(3, 3); err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(2)
+	if err != nil {
+		return out, err
+	}
+	i, err := c.listIndex(1, "list assignment index out of range")
+	if err != nil {
+		return out, err
+	}
+	l := c.t.l
+	old := l.items[i]
+	l.items[i] = string(v)
+	l.bytes += int64(len(v) - len(old))
+	if c.undo != nil {
+		c.undo.add(func() {
+			l.bytes += int64(len(old) - len(l.items[i]))
+			l.items[i] = old
+		})
+	}
+	return wire.AppendNull(out), nil
+}
+
+func opLDel(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	i, err := c.listIndex(1, "list assignment index out of range")
+	if err != nil {
+		return out, err
+	}
+	c.removeAt(i)
+	return wire.AppendNull(out), nil
+}
+
+func opLSlice(c call, out []byte) ([]byte, error) {
+	items := c.t.l.items
+	s, err := sliceArgs(c.args, len(items))
+	if err != nil {
+		return out, err
+	}
+	out = wire.AppendArrayHeader(out, s.n)
+	for k := 0; k < s.n; k++ {
+		out = append(out, items[s.index(k)]...)
+	}
+	return out, nil
+}
+
+func opLDelSlice(c call, out []byte) ([]byte, error) {
+	l := c.t.l
+	s, err := sliceArgs(c.args, len(l.items))
+	if err != nil {
+		return out, err
+	}
+	if s.n == 0 {
+		return wire.AppendNull(out), nil
+	}
+	// Mark the doomed indices, then keep the others in order.
+	lo, hi := s.index(0), s.index(s.n-1)
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	step := s.step
+	if step < 0 {
+		step = -step
+	}
+	doomed := func(i int) bool { return i >= lo && i <= hi && int64(i-lo)%step == 0 }
+	var kept []string
+	if c.undo != nil {
+		kept = make([]string, 0, len(l.items)-s.n)
+	} else {
+		kept = l.items[:0] // in place: only ever writes behind the read position
+	}
+	for i, v := range l.items {
+		if !doomed(i) {
+			kept = append(kept, v)
+		}
+	}
+	if c.undo == nil {
+		clear(l.items[len(kept):])
+	}
+	c.replaceItems(kept)
+	return wire.AppendNull(out), nil
+}
+
+func opLAppend(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, -1); err != nil {
+		return out, err
+	}
+	vs, err := c.values(1, c.args.Len())
+	if err != nil {
+		return out, err
+	}
+	c.appendValues(vs)
+	return wire.AppendUint(out, uint64(len(c.t.l.items))), nil
+}
+
+// arrayArg returns the canonical items of argument i, an array.
+func arrayArg(a wire.Args, i int) ([][]byte, error) {
+	if i >= a.Len() || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 4 {
+		return nil, errBadRequest("%s: argument %d must be an array of values", a.Op, i+1)
+	}
+	items, err := wire.SplitArray(a.Items[i])
+	if err != nil {
+		return nil, prefixed(err, "%s: argument %d: ", a.Op, i+1)
+	}
+	vs := make([][]byte, len(items))
+	for k, it := range items {
+		if vs[k], err = wire.Canonical(it); err != nil {
+			return nil, prefixed(err, "%s: argument %d, element %d: ", a.Op, i+1, k)
+		}
+	}
+	return vs, nil
+}
+
+func opLExtend(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	vs, err := arrayArg(c.args, 1)
+	if err != nil {
+		return out, err
+	}
+	c.appendValues(vs)
+	return wire.AppendUint(out, uint64(len(c.t.l.items))), nil
+}
+
+func opLInsert(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(3, 3); err != nil {
+		return out, err
+	}
+	raw, err := c.args.Int(1)
+	if err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(2)
+	if err != nil {
+		return out, err
+	}
+	l := c.t.l
+	i := clampBound(raw, len(l.items))
+	l.insertAt(i, string(v))
+	if c.undo != nil {
+		c.undo.add(func() { l.deleteAt(i) })
+	}
+	return wire.AppendNull(out), nil
+}
+
+func opLPop(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(1, 2); err != nil {
+		return out, err
+	}
+	raw, has, err := c.args.OptInt(1)
+	if err != nil {
+		return out, err
+	}
+	n := len(c.t.l.items)
+	if n == 0 {
+		return out, wire.Errorf(wire.CodeIndexOutOfRange, "pop from empty list: list table %q is empty", c.t.name)
+	}
+	i := n - 1
+	if has {
+		var ok bool
+		if i, ok = itemIndex(raw, n); !ok {
+			return out, wire.Errorf(wire.CodeIndexOutOfRange, "pop index out of range: index %d, list table %q has %d element(s)", raw, c.t.name, n)
+		}
+	}
+	return append(out, c.removeAt(i)...), nil
+}
+
+func opLRemove(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(1)
+	if err != nil {
+		return out, err
+	}
+	i := slices.Index(c.t.l.items, string(v))
+	if i < 0 {
+		return out, wire.Errorf(wire.CodeValueNotFound, "list.remove(x): x not in list: %s is not in list table %q", show(v), c.t.name)
+	}
+	c.removeAt(i)
+	return wire.AppendNull(out), nil
+}
+
+func opLCount(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(1)
+	if err != nil {
+		return out, err
+	}
+	n := 0
+	for _, it := range c.t.l.items {
+		if it == string(v) {
+			n++
+		}
+	}
+	return wire.AppendUint(out, uint64(n)), nil
+}
+
+func opLIndex(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 4); err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(1)
+	if err != nil {
+		return out, err
+	}
+	items := c.t.l.items
+	start, stop := 0, len(items)
+	if raw, has, err := c.args.OptInt(2); err != nil {
+		return out, err
+	} else if has {
+		start = clampBound(raw, len(items))
+	}
+	if raw, has, err := c.args.OptInt(3); err != nil {
+		return out, err
+	} else if has {
+		stop = clampBound(raw, len(items))
+	}
+	for i := start; i < stop; i++ {
+		if items[i] == string(v) {
+			return wire.AppendUint(out, uint64(i)), nil
+		}
+	}
+	return out, wire.Errorf(wire.CodeValueNotFound, "%s is not in list table %q (searched indices %d to %d)", show(v), c.t.name, start, stop)
+}
+
+func opLReverse(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
+	}
+	l := c.t.l
+	slices.Reverse(l.items)
+	if c.undo != nil {
+		c.undo.add(func() { slices.Reverse(l.items) })
+	}
+	return wire.AppendNull(out), nil
+}
+
+func opLClear(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
+	}
+	c.replaceItems(nil)
+	return wire.AppendNull(out), nil
+}
+
+func opLToList(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
+	}
+	out = wire.AppendArrayHeader(out, len(c.t.l.items))
+	for _, v := range c.t.l.items {
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+func opLLen(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
+	}
+	return wire.AppendUint(out, uint64(len(c.t.l.items))), nil
+}
+
+func opLRange(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(3, 3); err != nil {
+		return out, err
+	}
+	start, err := c.args.Int(1)
+	if err != nil {
+		return out, err
+	}
+	count, err := c.args.Int(2)
+	if err != nil {
+		return out, err
+	}
+	if start < 0 || count < 0 {
+		return out, errBadRequest("lrange: start and count must not be negative, got start %d, count %d", start, count)
+	}
+	items := c.t.l.items
+	lo := int(min(start, int64(len(items))))
+	hi := lo + int(min(count, int64(len(items)-lo)))
+	out = wire.AppendArrayHeader(out, hi-lo)
+	for _, v := range items[lo:hi] {
+		out = append(out, v...)
+	}
+	return out, nil
+}

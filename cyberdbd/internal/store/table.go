@@ -1,0 +1,87 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// kind is what a table holds.
+type kind uint8
+
+const (
+	kindNone kind = iota // an empty slot: a name locked by a batch or a create, or a dropped table
+	kindDict
+	kindList
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindDict:
+		return "dict"
+	case kindList:
+		return "list"
+	}
+	return "none"
+}
+
+// table is one named slot of the store. The store's map points at it; mu
+// guards everything but the published fields, which Stats and the tables
+// op read without taking mu (so they never wait behind a long sort).
+type table struct {
+	name string
+
+	mu      sync.RWMutex
+	dropped bool // the slot left the store's map (or is about to): look the name up again
+	kind    kind
+	d       *dict // when kind == kindDict
+	l       *list // when kind == kindList
+
+	// Published after every change, under mu held for writing.
+	pubKind  atomic.Uint32
+	pubLen   atomic.Int64
+	pubBytes atomic.Int64
+}
+
+// length returns the number of entries or elements; mu must be held.
+func (t *table) length() int {
+	switch t.kind {
+	case kindDict:
+		return t.d.live
+	case kindList:
+		return len(t.l.items)
+	}
+	return 0
+}
+
+// publish copies kind, length and size to the fields readable without mu.
+// mu must be held for writing.
+func (t *table) publish() {
+	var n, b int64
+	switch t.kind {
+	case kindDict:
+		n, b = int64(t.d.live), t.d.bytes
+	case kindList:
+		n, b = int64(len(t.l.items)), t.l.bytes
+	}
+	t.pubKind.Store(uint32(t.kind))
+	t.pubLen.Store(n)
+	t.pubBytes.Store(b)
+}
+
+// undoLog records how to take back the changes of a batch (or of a single
+// op whose journal write failed). Steps run in reverse order, so each one
+// sees exactly the state its own change left behind. A nil *undoLog
+// records nothing: the common single op pays for no closures.
+type undoLog struct {
+	steps []func()
+}
+
+func (u *undoLog) add(step func()) { u.steps = append(u.steps, step) }
+
+// rollback runs the steps last to first and forgets them.
+func (u *undoLog) rollback() {
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		u.steps[i]()
+	}
+	u.steps = nil
+}
