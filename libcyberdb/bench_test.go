@@ -1,0 +1,89 @@
+package libcyberdb
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+func benchDict(b *testing.B) *Dict[string, string] {
+	_, c := start(b)
+	ctx := context.Background()
+	must(b, c.CreateDict(ctx, "bench", nil))
+	d := NewDict[string, string](c, "bench")
+	must(b, d.Set(ctx, "key", "value-of-some-length"))
+	return d
+}
+
+func BenchmarkGet(b *testing.B) {
+	d := benchDict(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Get(ctx, "key"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSet(b *testing.B) {
+	d := benchDict(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Set(ctx, "key", "value-of-some-length"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The Parallel benchmarks run many goroutines on one Client: their calls
+// are pipelined over the pool's few connections.
+func BenchmarkGetParallel(b *testing.B) {
+	d := benchDict(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := d.Get(ctx, "key"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkSetParallel(b *testing.B) {
+	d := benchDict(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if err := d.Set(ctx, "key"+strconv.Itoa(i&1023), "value-of-some-length"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRawRoundTrip is the floor: one request and reply on a bare
+// connection, no pool, for comparison with BenchmarkGet.
+func BenchmarkRawRoundTrip(b *testing.B) {
+	d := daemontest.Start(b)
+	c := daemontest.DialHello(b, d.Socket)
+	c.MustCall(b, nil, wire.OpCreateDict, "bench")
+	c.MustCall(b, nil, wire.OpDSet, "bench", "key", "value-of-some-length")
+	for b.Loop() {
+		if _, err := c.Call(wire.OpDGet, "bench", "key"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

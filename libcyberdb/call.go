@@ -1,0 +1,262 @@
+package libcyberdb
+
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// fate is how a call left a connection.
+type fate uint8
+
+const (
+	fateNone        fate = iota
+	fateReply            // a reply arrived: reply holds its frame body
+	fateNotSent          // never written: always safe to resend
+	fateNotExecuted      // written, but the server said it did not execute it (shutting_down)
+	fateMaybe            // written, connection lost without a reply: may have been applied
+	fateFailed           // a final error (err) that resending would not cure
+	fateCanceled         // the caller's context ended first
+)
+
+// Call states, guarded by the owning conn's mu.
+const (
+	stateNew       = iota
+	stateQueued    // in conn.queue, waiting for the writer
+	stateInFlight  // written (or being written), in conn.fifo
+	stateDone      // taken by the reader or the failure path; done will be signalled
+	stateAbandoned // its caller gave up; never signalled, never recycled
+)
+
+// call is one request on its way: the encoded arguments, and once done
+// the reply. Calls are recycled through callPool, except abandoned ones,
+// which a connection goroutine may still be reading.
+type call struct {
+	op     wire.Op
+	nargs  int
+	args   []byte // the encoded arguments, concatenated
+	encErr error
+
+	id    uint64 // assigned by the conn at enqueue
+	state int
+	done  chan struct{} // capacity 1: one signal per use
+
+	fate  fate
+	err   error  // with fateFailed / fateMaybe: the cause
+	reply []byte // with fateReply: the whole reply frame body (a copy)
+
+	// Set by exec on success.
+	result wire.Raw // the result item, aliasing reply
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func newCall(op wire.Op) *call {
+	cl := callPool.Get().(*call)
+	cl.op = op
+	return cl
+}
+
+// release returns cl to the pool. Abandoned calls must not be released.
+func (cl *call) release() {
+	if cl.state == stateAbandoned {
+		return
+	}
+	if cap(cl.args) > 64<<10 {
+		cl.args = nil
+	}
+	if cap(cl.reply) > 64<<10 {
+		cl.reply = nil
+	}
+	cl.args = cl.args[:0]
+	cl.reply = cl.reply[:0]
+	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
+	callPool.Put(cl)
+}
+
+// reset clears the per-attempt state before a resend.
+func (cl *call) reset() {
+	cl.id, cl.state, cl.fate, cl.err, cl.result = 0, stateNew, fateNone, nil, nil
+	cl.reply = cl.reply[:0]
+}
+
+func (cl *call) text(s string) *call {
+	cl.args = wire.AppendText(cl.args, s)
+	cl.nargs++
+	return cl
+}
+
+func (cl *call) raw(r []byte) *call {
+	cl.args = append(cl.args, r...)
+	cl.nargs++
+	return cl
+}
+
+func (cl *call) int(i int) *call {
+	cl.args = wire.AppendInt(cl.args, int64(i))
+	cl.nargs++
+	return cl
+}
+
+func (cl *call) uint(u uint64) *call {
+	cl.args = wire.AppendUint(cl.args, u)
+	cl.nargs++
+	return cl
+}
+
+func (cl *call) bool(b bool) *call {
+	cl.args = wire.AppendBool(cl.args, b)
+	cl.nargs++
+	return cl
+}
+
+func (cl *call) null() *call {
+	cl.args = wire.AppendNull(cl.args)
+	cl.nargs++
+	return cl
+}
+
+// value appends any Go value as one argument; an encoding error is kept
+// and returned by exec before anything is sent.
+func (cl *call) value(v any) *call {
+	var err error
+	cl.args, err = appendValue(cl.args, v)
+	if err != nil && cl.encErr == nil {
+		cl.encErr = err
+	}
+	cl.nargs++
+	return cl
+}
+
+// appendValue encodes v, with fast paths for the common scalar types.
+func appendValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return wire.AppendNull(dst), nil
+	case string:
+		return wire.AppendText(dst, x), nil
+	case int:
+		return wire.AppendInt(dst, int64(x)), nil
+	case int64:
+		return wire.AppendInt(dst, x), nil
+	case int32:
+		return wire.AppendInt(dst, int64(x)), nil
+	case uint64:
+		return wire.AppendUint(dst, x), nil
+	case uint:
+		return wire.AppendUint(dst, uint64(x)), nil
+	case uint32:
+		return wire.AppendUint(dst, uint64(x)), nil
+	case bool:
+		return wire.AppendBool(dst, x), nil
+	case []byte:
+		if x == nil {
+			// A nil []byte is still a (empty) byte string, not null.
+			return append(dst, 0x40), nil
+		}
+	case wire.Raw:
+		if len(x) == 0 {
+			return wire.AppendNull(dst), nil
+		}
+		return append(dst, x...), nil
+	}
+	start := len(dst)
+	out, err := wire.AppendMarshal(dst, v)
+	if err != nil {
+		return dst[:start], &EncodeError{Value: v, Err: err}
+	}
+	return out, nil
+}
+
+// frameSize is the size of the request body [id, op, args...] on the wire.
+func (cl *call) bodySize(id uint64) int {
+	return headLen(uint64(2+cl.nargs)) + headLen(id) + headLen(uint64(cl.op)) + len(cl.args)
+}
+
+func headLen(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	case n <= math.MaxUint32:
+		return 5
+	}
+	return 9
+}
+
+// appendFrame appends the request frame of cl to dst.
+func (cl *call) appendFrame(dst []byte) []byte {
+	dst, start := wire.BeginFrame(dst)
+	dst = wire.AppendArrayHeader(dst, 2+cl.nargs)
+	dst = wire.AppendUint(dst, cl.id)
+	dst = wire.AppendUint(dst, uint64(cl.op))
+	dst = append(dst, cl.args...)
+	return wire.EndFrame(dst, start)
+}
+
+// parseReplyHead reads the id and code of a reply body [id, code, x] and
+// returns the remaining bytes (the result or the message). ok is false for
+// anything unusual, which the caller then hands to wire.DecodeReply.
+func parseReplyHead(body []byte) (id uint64, code uint64, rest []byte, ok bool) {
+	if len(body) < 4 || body[0] != 0x83 {
+		return 0, 0, nil, false
+	}
+	id, n, ok := readUint(body[1:])
+	if !ok {
+		return 0, 0, nil, false
+	}
+	rest = body[1+n:]
+	code, n, ok = readUint(rest)
+	if !ok {
+		return 0, 0, nil, false
+	}
+	return id, code, rest[n:], true
+}
+
+// readUint reads a major-type-0 (unsigned integer) head.
+func readUint(b []byte) (uint64, int, bool) {
+	major, v, n, ok := readArg(b)
+	return v, n, ok && major == 0
+}
+
+// readArg reads a definite head: its major type, argument and length.
+func readArg(b []byte) (major byte, arg uint64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, 0, false
+	}
+	major = b[0] >> 5
+	ai := b[0] & 0x1f
+	switch {
+	case ai < 24:
+		return major, uint64(ai), 1, true
+	case ai == 24 && len(b) >= 2:
+		return major, uint64(b[1]), 2, true
+	case ai == 25 && len(b) >= 3:
+		return major, uint64(binary.BigEndian.Uint16(b[1:])), 3, true
+	case ai == 26 && len(b) >= 5:
+		return major, uint64(binary.BigEndian.Uint32(b[1:])), 5, true
+	case ai == 27 && len(b) >= 9:
+		return major, binary.BigEndian.Uint64(b[1:]), 9, true
+	}
+	return 0, 0, 0, false
+}
+
+// decodeReply turns a reply body into its result or its *wire.Error.
+func decodeReply(body []byte) (wire.Raw, error) {
+	if _, code, rest, ok := parseReplyHead(body); ok && code == 0 {
+		return wire.Raw(rest), nil
+	}
+	r, err := wire.DecodeReply(body)
+	if err != nil {
+		return nil, &ProtocolError{Msg: "malformed reply " + wire.Diagnose(body) + ": " + err.Error()}
+	}
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return r.Result, nil
+}

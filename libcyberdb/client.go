@@ -1,0 +1,247 @@
+package libcyberdb
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Executor is what table handles and batches run on: a *Client (calls go
+// to the shared pool) or a *Conn (calls go to one pinned connection). It
+// is implemented only by this package.
+type Executor interface {
+	exec(ctx context.Context, cl *call) error
+	client() *Client
+}
+
+// Client is a connection pool to one cyberdb daemon. Create one per
+// process with Open and share it between all goroutines; its methods are
+// safe for concurrent use.
+type Client struct {
+	p *pool
+	tableOps
+}
+
+// Open returns a Client for the daemon at addr and checks that the daemon
+// answers, opening the first connection (retrying while the daemon starts,
+// within ctx and the dial time-out).
+//
+// addr is a Unix socket path, bare ("/run/cyberdb/cyberdb.sock",
+// "./cyberdb.sock") or as a URL ("unix:///run/cyberdb/cyberdb.sock",
+// "unix:cyberdb.sock"). An empty addr means $CYBERDB_ADDR, or when that is
+// unset the daemon's default: /run/cyberdb/cyberdb.sock when it exists,
+// else ./cyberdb.sock. tcp:// addresses arrive with TLS support.
+func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	d, err := parseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := &Client{p: newPool(cfg, d)}
+	c.tableOps.x = c
+	if _, err := c.p.get(ctx); err != nil {
+		c.p.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Addr is the socket path the Client connects to.
+func (c *Client) Addr() string { return c.p.dialer.address }
+
+// Close closes every connection, pinned ones included, and waits until
+// the Client's goroutines have ended. Calls in flight fail with ErrClosed
+// (a write among them may or may not have been applied). Close is
+// idempotent.
+func (c *Client) Close() error { return c.p.close() }
+
+// Stats reports the Client's connections and call counters.
+func (c *Client) Stats() Stats { return c.p.statsNow() }
+
+func (c *Client) client() *Client { return c }
+
+func (c *Client) exec(ctx context.Context, cl *call) error {
+	return c.p.run(ctx, cl, c.p.get)
+}
+
+// Retry budget: a request that was never written, or that the daemon said
+// it did not execute, is resent up to maxResends times (each resend goes
+// to a healthy or freshly dialed connection, and dialing waits for a
+// restarting daemon); a read-only request whose connection was lost is
+// resent up to maxReadRetries times. A write whose connection was lost is
+// never resent: it gets ErrConnClosed.
+const (
+	maxResends     = 10
+	maxReadRetries = 2
+)
+
+// run sends cl on connections from get until it has a reply or a final
+// error; on success cl.result holds the result.
+func (p *pool) run(ctx context.Context, cl *call, get func(context.Context) (*conn, error)) error {
+	if cl.encErr != nil {
+		return cl.encErr
+	}
+	readRetries := 0
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			p.stats.timeouts.Add(1)
+			return fmt.Errorf("cyberdb: %s: %w", cl.op, err)
+		}
+		cn, err := get(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				p.stats.timeouts.Add(1)
+			}
+			return err
+		}
+		cn.roundTrip(ctx, cl)
+		switch cl.fate {
+		case fateReply:
+			res, err := decodeReply(cl.reply)
+			if err != nil {
+				return err
+			}
+			cl.result = res
+			return nil
+		case fateCanceled:
+			p.stats.timeouts.Add(1)
+			return fmt.Errorf("cyberdb: %s: %w", cl.op, cl.err)
+		case fateFailed:
+			return cl.err
+		case fateNotSent, fateNotExecuted:
+			if attempt >= maxResends {
+				return fmt.Errorf("cyberdb: %s: gave up after %d attempts: %w", cl.op, attempt+1, orConnClosed(cl.err))
+			}
+		case fateMaybe:
+			if cl.op.IsWrite() {
+				return fmt.Errorf("cyberdb: %s: %w (%v)", cl.op, ErrConnClosed, cl.err)
+			}
+			if readRetries >= maxReadRetries {
+				return fmt.Errorf("cyberdb: %s: %w (%v)", cl.op, ErrConnClosed, cl.err)
+			}
+			readRetries++
+		default:
+			return &ProtocolError{Msg: "call ended without a fate"}
+		}
+		p.stats.retries.Add(1)
+		cl.reset()
+	}
+}
+
+func orConnClosed(err error) error {
+	if err == nil {
+		return ErrConnClosed
+	}
+	return err
+}
+
+// Do runs one raw protocol operation (PROTOCOL.md section 6) with args
+// encoded as CBOR, and returns its result, which the caller owns. Table
+// handles are more convenient; Do is for tools and new operations.
+func (c *Client) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, error) {
+	return do(ctx, c, op, args...)
+}
+
+func do(ctx context.Context, x Executor, op wire.Op, args ...any) (wire.Raw, error) {
+	cl := newCall(op)
+	defer cl.release()
+	for _, a := range args {
+		cl.value(a)
+	}
+	if err := x.exec(ctx, cl); err != nil {
+		return nil, err
+	}
+	return append(wire.Raw(nil), cl.result...), nil
+}
+
+// Conn is one connection pinned for the exclusive use of its holder,
+// CyberDB's proxy: table handles created on a Conn send every call over
+// it, in order. Conn is safe for concurrent use, but it exists for one
+// flow of work; share the Client instead. If its connection is lost, the
+// next call opens a new one (with the same resend rules as the Client).
+// Close returns the connection to the Client's pool.
+type Conn struct {
+	c *Client
+	tableOps
+
+	mu     sync.Mutex
+	cn     *conn
+	closed bool
+}
+
+// Conn opens a connection for the caller's exclusive use. Pinned
+// connections do not count against the pool size: each is one more
+// connection on the daemon until Close.
+func (c *Client) Conn(ctx context.Context) (*Conn, error) {
+	cn, err := c.p.pin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pc := &Conn{c: c, cn: cn}
+	pc.tableOps.x = pc
+	return pc, nil
+}
+
+func (pc *Conn) client() *Client { return pc.c }
+
+func (pc *Conn) get(ctx context.Context) (*conn, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.closed {
+		return nil, ErrClosed
+	}
+	if pc.cn != nil && !pc.cn.unusable.Load() {
+		return pc.cn, nil
+	}
+	if pc.cn != nil {
+		pc.cn.retire() // expired: close it once its calls are answered
+	}
+	pc.cn = nil
+	cn, err := pc.c.p.pin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pc.cn = cn
+	return cn, nil
+}
+
+func (pc *Conn) exec(ctx context.Context, cl *call) error {
+	return pc.c.p.run(ctx, cl, pc.get)
+}
+
+// Do is Client.Do on this connection.
+func (pc *Conn) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, error) {
+	return do(ctx, pc, op, args...)
+}
+
+// ID is the daemon's id for the connection (its conn_id, as in its logs),
+// or 0 when no connection is open.
+func (pc *Conn) ID() uint64 {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.cn == nil {
+		return 0
+	}
+	return pc.cn.serverID
+}
+
+// Close returns the connection to the pool (or closes it when the pool is
+// full). The Conn cannot be used afterwards. Close is idempotent.
+func (pc *Conn) Close() error {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.closed {
+		return nil
+	}
+	pc.closed = true
+	if pc.cn != nil {
+		pc.c.p.unpin(pc.cn)
+		pc.cn = nil
+	}
+	return nil
+}

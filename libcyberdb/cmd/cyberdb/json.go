@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// parseArg reads a key or value from the command line: as JSON when it
+// parses as JSON, else as a plain string. JSON integers stay integers
+// (of any size); other numbers are floats.
+func parseArg(s string) any {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return s
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return s // trailing garbage: "1 2"
+	}
+	return fromJSON(v)
+}
+
+func fromJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return u
+		}
+		if b, ok := new(big.Int).SetString(string(x), 10); ok {
+			return b
+		}
+		f, _ := strconv.ParseFloat(string(x), 64)
+		return f
+	case []any:
+		for i := range x {
+			x[i] = fromJSON(x[i])
+		}
+		return x
+	case map[string]any:
+		for k := range x {
+			x[k] = fromJSON(x[k])
+		}
+		return x
+	}
+	return v
+}
+
+// parseInt reads an index or count argument.
+func parseInt(name, s string) (int, error) {
+	i, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, usagef("%s %q: want an integer", name, s)
+	}
+	return i, nil
+}
+
+// printValue prints one CBOR value on its own line: as JSON when JSON can
+// show it exactly, else in CBOR diagnostic notation.
+func printValue(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if !appendJSON(&b, raw) {
+		b.Reset()
+		b.WriteString(wire.Diagnose(raw))
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// appendJSON writes raw as JSON, keeping map order, and reports whether
+// JSON can show it: byte strings, non-text map keys, tags other than
+// bignums, undefined and non-finite floats cannot.
+func appendJSON(b *bytes.Buffer, raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch raw[0] >> 5 {
+	case 0, 1:
+		var n big.Int
+		if wire.Unmarshal(raw, &n) != nil {
+			return false
+		}
+		b.WriteString(n.String())
+		return true
+	case 2:
+		return false
+	case 3:
+		var s string
+		if wire.Unmarshal(raw, &s) != nil {
+			return false
+		}
+		writeJSONString(b, s)
+		return true
+	case 4:
+		items, err := wire.SplitArray(raw)
+		if err != nil {
+			return false
+		}
+		b.WriteByte('[')
+		for i, it := range items {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if !appendJSON(b, it) {
+				return false
+			}
+		}
+		b.WriteByte(']')
+		return true
+	case 5:
+		b.WriteByte('{')
+		first := true
+		ok := true
+		err := wire.Pairs(raw, func(k, v wire.Raw) error {
+			var key string
+			if len(k) == 0 || k[0]>>5 != 3 || wire.Unmarshal(k, &key) != nil {
+				ok = false
+				return errStop
+			}
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			writeJSONString(b, key)
+			b.WriteByte(':')
+			if !appendJSON(b, v) {
+				ok = false
+				return errStop
+			}
+			return nil
+		})
+		if err != nil || !ok {
+			return false
+		}
+		b.WriteByte('}')
+		return true
+	case 6:
+		if raw[0] == 0xc2 || raw[0] == 0xc3 { // bignums
+			var n big.Int
+			if wire.Unmarshal(raw, &n) != nil {
+				return false
+			}
+			b.WriteString(n.String())
+			return true
+		}
+		return false
+	}
+	switch raw[0] {
+	case 0xf4:
+		b.WriteString("false")
+		return true
+	case 0xf5:
+		b.WriteString("true")
+		return true
+	case 0xf6:
+		b.WriteString("null")
+		return true
+	case 0xf9, 0xfa, 0xfb:
+		var f float64
+		if wire.Unmarshal(raw, &f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+		s := strconv.FormatFloat(f, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".en") {
+			s += ".0" // keep it a float: 1.0 and 1 are different values
+		}
+		b.WriteString(s)
+		return true
+	}
+	return false
+}
+
+var errStop = fmt.Errorf("stop")
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	b.Truncate(b.Len() - 1) // Encode's newline
+}

@@ -1,0 +1,514 @@
+package libcyberdb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// conn is one connection to the daemon, shared by any number of calls.
+//
+// Callers enqueue calls; the writer goroutine takes the whole queue,
+// encodes it into one buffer and writes it with one system call, so that
+// concurrent calls are pipelined by themselves (the queue fills while the
+// previous batch is being written). The reader goroutine matches replies to
+// the calls in flight, which the daemon answers in order.
+//
+// Lock order: pool.mu before conn.mu.
+type conn struct {
+	p        *pool
+	nc       net.Conn
+	serverID uint64 // conn_id from HELLO, for messages
+	maxFrame int    // the daemon's max_frame
+	created  time.Time
+	lastUsed atomic.Int64 // p.now() in Unix nanoseconds, after each write
+	load     atomic.Int32 // calls queued or awaiting a reply
+	unusable atomic.Bool  // dead or retired: takes no new calls
+	retired  atomic.Bool  // close once load drops to 0
+
+	mu       sync.Mutex
+	queue    []*call // waiting for the writer
+	fifo     []*call // written, awaiting replies in this order
+	head     int     // fifo[head:] are awaiting replies
+	nextID   uint64
+	dead     bool   // the reader is finishing: no new calls
+	writing  bool   // a write is in progress (by the writer, or a caller inline)
+	closeErr error  // set when we close the connection on purpose
+	inline   []byte // the inline writer's buffer; owned by whoever set writing
+
+	br *bufio.Reader // the handshake's reader, handed to readLoop
+
+	kick       chan struct{} // capacity 1: the queue is not empty
+	quit       chan struct{} // closed when the reader ends
+	writerDone chan struct{}
+}
+
+// retryableDial reports errors of a daemon that is not there yet: the
+// socket file is missing (not started, or restarting), nobody listens on
+// it, or its backlog is full.
+func retryableDial(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EAGAIN)
+}
+
+// dial opens a connection and completes the handshake. While the daemon is
+// (re)starting (no socket, connection refused, shutting_down frame) it
+// retries with backoff until ctx or the dial time-out ends.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.dialTimeout)
+	defer cancel()
+	backoff := 5 * time.Millisecond
+	var last error
+	for {
+		p.stats.dialAttempts.Add(1)
+		nc, err := p.dialer.dial(ctx)
+		if err == nil {
+			var cn *conn
+			var ioErr bool
+			cn, ioErr, err = p.handshake(ctx, nc)
+			if err == nil {
+				return cn, nil
+			}
+			nc.Close()
+			// A daemon that dies or stops as we connect resets the
+			// connection or answers shutting_down: try again.
+			if !ioErr && !errors.Is(err, ErrShuttingDown) || ctx.Err() != nil {
+				p.stats.dialErrors.Add(1)
+				return nil, err
+			}
+		} else if !retryableDial(err) {
+			p.stats.dialErrors.Add(1)
+			return nil, fmt.Errorf("%w: cannot connect to %s: %w", ErrUnavailable, p.dialer.display, err)
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.stats.dialErrors.Add(1)
+			if parent.Err() != nil {
+				return nil, fmt.Errorf("%w: cannot connect to %s: %w; last error: %w",
+					ErrUnavailable, p.dialer.display, parent.Err(), last)
+			}
+			return nil, fmt.Errorf("%w: cannot connect to %s within %s (is cyberdbd running?): %w",
+				ErrUnavailable, p.dialer.display, p.cfg.dialTimeout, last)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
+
+// handshake sends HELLO and waits for its reply, so that a connection
+// enters the pool known to work and with the daemon's max_frame known.
+// ioErr reports a failure to exchange the frames (as opposed to a refusal).
+func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool, err error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	opts := map[string]any{"client": p.cfg.clientName}
+	if p.cfg.password != "" {
+		opts["password"] = p.cfg.password
+	}
+	hello, err := wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := nc.Write(hello); err != nil {
+		return nil, true, p.handshakeErr(ctx, err)
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	body, err := wire.ReadFrame(br, nil, -1)
+	if err != nil {
+		return nil, true, p.handshakeErr(ctx, err)
+	}
+	r, err := wire.DecodeReply(body)
+	if err != nil {
+		return nil, false, &ProtocolError{Msg: "malformed HELLO reply " + wire.Diagnose(body)}
+	}
+	if r.Err != nil {
+		return nil, false, fmt.Errorf("cyberdb: %s refused the connection: %w", p.dialer.display, r.Err)
+	}
+	var info struct {
+		MaxFrame int    `cbor:"max_frame"`
+		ConnID   uint64 `cbor:"conn_id"`
+	}
+	if err := wire.Unmarshal(r.Result, &info); err != nil {
+		return nil, false, &ProtocolError{Msg: "malformed HELLO result " + wire.Diagnose(r.Result)}
+	}
+	if info.MaxFrame <= 0 {
+		info.MaxFrame = wire.DefaultMaxFrame
+	}
+	if !stop() {
+		return nil, true, p.handshakeErr(ctx, ctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	now := p.cfg.now()
+	cn = &conn{
+		p:          p,
+		nc:         nc,
+		serverID:   info.ConnID,
+		maxFrame:   info.MaxFrame,
+		created:    now,
+		nextID:     1,
+		kick:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	cn.lastUsed.Store(now.UnixNano())
+	cn.br = br
+	return cn, false, nil
+}
+
+func (p *pool) handshakeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: HELLO to %s: %w", ErrUnavailable, p.dialer.display, ctx.Err())
+	}
+	return fmt.Errorf("%w: HELLO to %s: %w", ErrUnavailable, p.dialer.display, err)
+}
+
+// start runs the connection's goroutines; called with p.mu held and the
+// pool open, so that Close's wg.Wait sees them.
+func (c *conn) start() {
+	c.p.wg.Add(2)
+	go c.readLoop(c.br)
+	go c.writeLoop()
+	c.br = nil
+}
+
+// enqueue hands cl to the writer. It returns fateNone on success,
+// fateNotSent if the connection takes no new calls, or fateFailed with an
+// error for a request too large for the daemon.
+func (c *conn) enqueue(cl *call) (fate, error) {
+	c.mu.Lock()
+	if c.dead || c.unusable.Load() {
+		c.mu.Unlock()
+		return fateNotSent, nil
+	}
+	id := c.nextID + 1
+	if size := cl.bodySize(id); size > c.maxFrame {
+		c.mu.Unlock()
+		return fateFailed, wire.Errorf(wire.CodeTooLarge,
+			"%s request of %d bytes exceeds the daemon's maximum frame size of %d bytes (--max-frame); nothing was sent", cl.op, size, c.maxFrame)
+	}
+	c.nextID = id
+	cl.id = id
+	c.load.Add(1)
+	if !c.writing && len(c.queue) == 0 {
+		// Nothing else to send: write it ourselves rather than wake the
+		// writer, sparing a goroutine hand-off on the common path.
+		c.writing = true
+		cl.state = stateInFlight
+		c.fifo = append(c.fifo, cl)
+		buf := c.inline[:0]
+		c.mu.Unlock()
+		buf = cl.appendFrame(buf)
+		_, err := c.nc.Write(buf)
+		if cap(buf) > 64<<10 {
+			buf = nil
+		}
+		c.mu.Lock()
+		c.inline = buf
+		c.writing = false
+		more := len(c.queue) > 0
+		c.mu.Unlock()
+		if err != nil {
+			c.writeFailed()
+		} else if c.p.cfg.idleTimeout > 0 {
+			c.lastUsed.Store(c.p.cfg.now().UnixNano())
+		}
+		if more {
+			c.kickWriter()
+		}
+		return fateNone, nil
+	}
+	cl.state = stateQueued
+	c.queue = append(c.queue, cl)
+	c.mu.Unlock()
+	c.kickWriter()
+	return fateNone, nil
+}
+
+func (c *conn) kickWriter() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// roundTrip sends cl and waits for its fate, or for ctx to end.
+func (c *conn) roundTrip(ctx context.Context, cl *call) {
+	if f, err := c.enqueue(cl); f != fateNone {
+		cl.fate, cl.err = f, err
+		return
+	}
+	select {
+	case <-cl.done:
+		return
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if cl.state == stateQueued || cl.state == stateInFlight {
+		// Give up the slot: the writer skips a queued call, and the reader
+		// drops the reply of one in flight.
+		cl.state = stateAbandoned
+		c.mu.Unlock()
+		c.load.Add(-1)
+		c.afterDone()
+		cl.fate, cl.err = fateCanceled, ctx.Err()
+		return
+	}
+	c.mu.Unlock()
+	<-cl.done // already being completed
+}
+
+// afterDone closes a retired connection once its last call is answered.
+func (c *conn) afterDone() {
+	if c.retired.Load() && c.load.Load() == 0 {
+		c.shutdown(errRetired)
+	}
+}
+
+var errRetired = errors.New("connection retired")
+
+// retire takes c out of service: no new calls, closed once drained.
+func (c *conn) retire() {
+	c.mu.Lock()
+	c.unusable.Store(true)
+	c.retired.Store(true)
+	c.mu.Unlock()
+	c.afterDone()
+}
+
+// shutdown closes the connection on purpose; reason is what calls still
+// in flight are told (ErrClosed when the client closes).
+func (c *conn) shutdown(reason error) {
+	c.mu.Lock()
+	if c.closeErr == nil {
+		c.closeErr = reason
+	}
+	c.unusable.Store(true)
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+func (c *conn) writeLoop() {
+	defer c.p.wg.Done()
+	defer close(c.writerDone)
+	var (
+		wbuf  []byte
+		spare []*call
+	)
+	trackIdle := c.p.cfg.idleTimeout > 0
+	for {
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			return
+		}
+		for {
+			c.mu.Lock()
+			if c.dead {
+				c.mu.Unlock()
+				return
+			}
+			batch := c.queue
+			if len(batch) == 0 || c.writing {
+				// Empty, or a caller is writing inline: it kicks us
+				// when it is done if the queue has filled meanwhile.
+				c.mu.Unlock()
+				break
+			}
+			c.writing = true
+			c.queue = spare[:0]
+			if c.head > 1024 && c.head*2 > len(c.fifo) {
+				n := copy(c.fifo, c.fifo[c.head:])
+				clear(c.fifo[n:])
+				c.fifo, c.head = c.fifo[:n], 0
+			}
+			n := 0
+			for _, cl := range batch {
+				if cl.state == stateAbandoned {
+					continue
+				}
+				cl.state = stateInFlight
+				c.fifo = append(c.fifo, cl)
+				batch[n] = cl
+				n++
+			}
+			c.mu.Unlock()
+
+			wbuf = wbuf[:0]
+			for _, cl := range batch[:n] {
+				wbuf = cl.appendFrame(wbuf)
+			}
+			clear(batch)
+			spare = batch[:0]
+			var err error
+			if len(wbuf) > 0 {
+				_, err = c.nc.Write(wbuf)
+			}
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			if err != nil {
+				c.writeFailed()
+				return
+			}
+			if cap(wbuf) > 1<<20 {
+				wbuf = nil
+			}
+			if trackIdle {
+				c.lastUsed.Store(c.p.cfg.now().UnixNano())
+			}
+		}
+	}
+}
+
+// writeFailed stops new calls and lets the reader collect the replies the
+// daemon still sends (and its shutting_down frame, if that is why), then
+// end the connection.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	c.dead = true
+	c.unusable.Store(true)
+	c.mu.Unlock()
+	if uc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = uc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+}
+
+func (c *conn) readLoop(br *bufio.Reader) {
+	defer c.p.wg.Done()
+	var buf []byte
+	for {
+		body, err := wire.ReadFrame(br, buf, -1)
+		if err != nil {
+			c.finish(err, nil)
+			return
+		}
+		if cap(body) <= 1<<20 {
+			buf = body[:0]
+		}
+		id, _, _, ok := parseReplyHead(body)
+		if !ok {
+			r, err := wire.DecodeReply(body)
+			if err != nil {
+				c.finish(&ProtocolError{Msg: "malformed reply " + wire.Diagnose(body)}, nil)
+				return
+			}
+			id = r.ID
+		}
+		if id == 0 {
+			// An unsolicited frame: the daemon closes the connection
+			// right after it, and it says what became of our requests.
+			r, err := wire.DecodeReply(body)
+			if err != nil || r.Err == nil {
+				c.finish(&ProtocolError{Msg: "unexpected frame " + wire.Diagnose(body)}, nil)
+				return
+			}
+			c.finish(fmt.Errorf("the daemon ended the connection: %w", r.Err), r.Err)
+			return
+		}
+		c.mu.Lock()
+		if c.head >= len(c.fifo) || c.fifo[c.head].id != id {
+			c.mu.Unlock()
+			c.finish(&ProtocolError{Msg: fmt.Sprintf("reply with id %d does not answer the oldest request in flight", id)}, nil)
+			return
+		}
+		cl := c.fifo[c.head]
+		c.fifo[c.head] = nil
+		c.head++
+		if c.head == len(c.fifo) {
+			c.fifo, c.head = c.fifo[:0], 0
+		}
+		abandoned := cl.state == stateAbandoned
+		if !abandoned {
+			cl.state = stateDone
+		}
+		c.mu.Unlock()
+		if abandoned {
+			continue
+		}
+		cl.reply = append(cl.reply[:0], body...)
+		cl.fate = fateReply
+		c.load.Add(-1)
+		cl.done <- struct{}{}
+		c.afterDone()
+	}
+}
+
+// finish ends the connection after the reader stopped, and decides the
+// fate of every call it still holds (PROTOCOL.md, "Shutdown and safe
+// retries"):
+//   - calls never written can always be resent;
+//   - after a shutting_down or idle_timeout frame, calls without a reply
+//     were not executed and can be resent, whatever the operation;
+//   - after a too_large frame, the oldest call is the culprit and the
+//     later ones were not executed;
+//   - when the connection is lost without such a frame, calls without a
+//     reply may or may not have been applied.
+func (c *conn) finish(readErr error, frame *wire.Error) {
+	c.mu.Lock()
+	c.dead = true
+	c.unusable.Store(true)
+	queued := c.queue
+	inflight := c.fifo[c.head:]
+	c.queue, c.fifo, c.head = nil, nil, 0
+	closeErr := c.closeErr
+	take := func(cls []*call) []*call {
+		n := 0
+		for _, cl := range cls {
+			if cl.state != stateAbandoned {
+				cl.state = stateDone
+				cls[n] = cl
+				n++
+			}
+		}
+		return cls[:n]
+	}
+	queued, inflight = take(queued), take(inflight)
+	c.mu.Unlock()
+
+	_ = c.nc.Close()
+	close(c.quit)
+	<-c.writerDone // the writer reads calls' arguments: wait before handing them back
+	c.p.connGone(c, closeErr == nil)
+
+	complete := func(cl *call, f fate, err error) {
+		cl.fate, cl.err = f, err
+		c.load.Add(-1)
+		cl.done <- struct{}{}
+	}
+	for _, cl := range queued {
+		complete(cl, fateNotSent, nil)
+	}
+	for i, cl := range inflight {
+		switch {
+		case closeErr != nil:
+			complete(cl, fateFailed, closeErr)
+		case frame == nil:
+			complete(cl, fateMaybe, readErr)
+		case frame.Code == wire.CodeShuttingDown || frame.Code == wire.CodeIdleTimeout:
+			complete(cl, fateNotExecuted, readErr)
+		case frame.Code == wire.CodeTooLarge && i > 0:
+			complete(cl, fateNotExecuted, readErr)
+		default:
+			// too_large for the oldest call; any other reason is final.
+			complete(cl, fateFailed, frame)
+		}
+	}
+}

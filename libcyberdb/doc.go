@@ -1,0 +1,111 @@
+// Package libcyberdb is the Go client of cyberdb: it lets the processes
+// of one machine share dict and list tables, held by the cyberdbd daemon,
+// as if they were local maps and slices, with Python's semantics for every
+// operation.
+//
+// # Basics
+//
+// Open one Client per process and share it between all goroutines:
+//
+//	c, err := libcyberdb.Open(ctx, "") // $CYBERDB_ADDR, else the daemon's default socket
+//	if err != nil { ... }
+//	defer c.Close()
+//
+//	c.CreateDict(ctx, "centre", nil)
+//	centre := libcyberdb.NewDict[string, string](c, "centre")
+//	centre.Set(ctx, "content", "Hello CyberDB!")
+//	content, err := centre.Get(ctx, "content") // "Hello CyberDB!"
+//
+// The address is a Unix socket path, bare or as unix:///path; an empty one
+// means $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock (the systemd
+// service's) when it exists, else ./cyberdb.sock (the daemon run by hand).
+//
+// # Tables as Go values
+//
+// NewDict[K, V] and NewList[V] return handles: a name and a Client (or
+// Conn), no data. Every method is one atomic operation on the daemon,
+// named after Python's (PROTOCOL.md lists each with its Python
+// equivalent):
+//
+//	counts := libcyberdb.NewDict[string, int](c, "counts")
+//	n, err := counts.Incr(ctx, "visits", 1)          // atomic across processes
+//	ok, err := counts.CompareAndSwap(ctx, "state", 1, 2)
+//	v, err := counts.GetOr(ctx, "missing", 0)
+//
+//	queue := libcyberdb.NewList[string](c, "queue")
+//	queue.Append(ctx, "job1", "job2")
+//	last, err := queue.At(ctx, -1)                     // negative indices count from the end
+//	page, err := queue.Slice(ctx, libcyberdb.Span(0, 10))
+//	rev, err := queue.Slice(ctx, libcyberdb.Slice{}.By(-1)) // queue[::-1]
+//
+// Keys and values are CBOR: any Go value the CBOR encoder takes (numbers,
+// strings, []byte, slices, maps, structs). For tables of mixed types use
+// Dict[any, any] and List[any]: integers then decode as int64 or uint64,
+// maps as map[any]any. Keys are equal when their canonical CBOR encodings
+// are, so unlike Python, 1 and 1.0 are different keys.
+//
+// Big tables are read in pages with Scan, an iterator for range-over-func
+// whose error is read after the loop:
+//
+//	sc := counts.Scan(ctx, 500)
+//	for k, v := range sc.All() { ... }
+//	if err := sc.Err(); err != nil { ... }
+//
+// Table management: CreateDict, CreateList (with optional content), Drop,
+// Exists, Tables; and the server: Ping, Info, Save.
+//
+// # Errors
+//
+// Errors answered by the daemon are *Error values (code and message) and
+// match the sentinels with errors.Is: ErrNotFound (a missing key, Python's
+// KeyError), ErrNoTable, ErrTableExists, ErrWrongKind, ErrIndexOutOfRange,
+// ErrValueNotFound, ErrTypeError, ErrOverflow, ErrTooLarge, ErrBadRequest.
+// The client's own: ErrUnavailable (no daemon), ErrConnClosed (a write
+// whose connection was lost before the reply: it may or may not have been
+// applied), ErrClosed, ErrDecode (a stored value does not fit the handle's
+// Go type), *EncodeError.
+//
+// # Connections, pipelining and retries
+//
+// A Client keeps at most WithPoolSize connections (DefaultPoolSize, 4), and
+// every connection carries any number of concurrent calls: a writer
+// goroutine sends whatever calls are queued in one write and a reader
+// goroutine matches the replies, so concurrency becomes pipelining and
+// hundreds of goroutines share a handful of connections. A Client used by
+// one goroutine at a time keeps one connection; more are opened only when
+// all are busy. Sizing rule: processes × pool size must stay well under
+// the daemon's --max-conns (default 10000); 32 worker processes × 4 = 128.
+//
+// Every call honours its context: when it ends, the call returns its error
+// at once and its reply, if any, is discarded when it arrives. A
+// connection that dies is dropped and replaced by the next call that needs
+// one; opening a connection retries for a while (WithDialTimeout) while the
+// daemon is starting, so calls ride through a restart. The rules follow
+// PROTOCOL.md ("Shutdown and safe retries"): a request never written is
+// resent; after the daemon's shutting_down frame (a graceful stop or
+// restart), every request without a reply was not executed and is resent
+// whatever it is, so a restart fails no call; when a connection is lost
+// without that frame (the daemon crashed), read-only requests are resent
+// and writes fail with ErrConnClosed.
+//
+// WithIdleTimeout closes connections that carried no call for a while
+// (CyberDB's time_out), WithMaxLifetime retires old ones; Stats reports the
+// pool's state and counters.
+//
+// # Pinned connections and batches
+//
+// c.Conn(ctx) holds one connection for the caller's exclusive use, like
+// CyberDB's proxy; the same handles work on it (NewDict(conn, ...)), and
+// Close returns it to the pool. c.Batch() queues operations on any tables
+// through each handle's In view and applies them atomically with Exec, all
+// or nothing; each queued operation returns a Future holding its result
+// after Exec.
+//
+// # Caveats
+//
+// Dict.Map returns a Go map, which has no order; Items and Scan keep the
+// dict's insertion order. A write that fails with ErrConnClosed may have
+// been applied: repeat it only if it is idempotent (Set, Delete) or after
+// checking. Large reads (Keys, Values, Items, Map, List.Values) load the
+// whole table into one reply; use Scan for big tables.
+package libcyberdb

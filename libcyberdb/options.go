@@ -1,0 +1,153 @@
+package libcyberdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults of the Client's options.
+const (
+	// DefaultPoolSize is the most shared connections a Client opens. Each
+	// connection carries any number of concurrent calls (they are
+	// pipelined), so a few are enough for hundreds of goroutines; the pool
+	// exists to use several daemon cores, not to give each goroutine its
+	// own connection. Sizing rule: processes × pool size (plus pinned
+	// Conns) must stay well under the daemon's --max-conns (default
+	// 10000): 32 worker processes × 4 = 128.
+	DefaultPoolSize = 4
+
+	// DefaultDialTimeout bounds opening one connection, including the
+	// HELLO round trip and the retries while the daemon is (re)starting,
+	// when the call's context has no earlier deadline.
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Default socket paths, as in the daemon: systemd's, then the one used
+// when the daemon is run by hand in the current directory.
+const (
+	SystemSocket = "/run/cyberdb/cyberdb.sock"
+	LocalSocket  = "./cyberdb.sock"
+)
+
+// AddrEnv is the environment variable read when Open is given an empty address.
+const AddrEnv = "CYBERDB_ADDR"
+
+// Option configures a Client.
+type Option func(*config)
+
+type config struct {
+	poolSize    int
+	idleTimeout time.Duration
+	maxLifetime time.Duration
+	dialTimeout time.Duration
+	clientName  string
+	password    string
+	now         func() time.Time
+}
+
+func defaultConfig() config {
+	name := "libcyberdb"
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		name = filepath.Base(os.Args[0])
+	}
+	return config{
+		poolSize:    DefaultPoolSize,
+		dialTimeout: DefaultDialTimeout,
+		clientName:  name,
+		now:         time.Now,
+	}
+}
+
+// WithPoolSize sets the most shared connections (default DefaultPoolSize;
+// values below 1 mean 1). Connections are opened as concurrency needs
+// them: a Client used by one goroutine at a time keeps one.
+func WithPoolSize(n int) Option { return func(c *config) { c.poolSize = max(n, 1) } }
+
+// WithIdleTimeout closes connections that have carried no call for d
+// (CyberDB's time_out). 0, the default, keeps them open. Closed
+// connections are reopened when needed, so this only trades a reconnect
+// for fewer idle sockets on the daemon.
+func WithIdleTimeout(d time.Duration) Option { return func(c *config) { c.idleTimeout = max(d, 0) } }
+
+// WithMaxLifetime retires connections older than d: they take no new
+// calls and close once their calls in flight are answered. 0, the
+// default, means no limit.
+func WithMaxLifetime(d time.Duration) Option { return func(c *config) { c.maxLifetime = max(d, 0) } }
+
+// WithDialTimeout bounds opening one connection, including retries while
+// the daemon starts and the HELLO round trip (default DefaultDialTimeout).
+// A call's context deadline, when earlier, wins.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.dialTimeout = d
+		}
+	}
+}
+
+// WithClientName sets the name sent in HELLO and shown in the daemon's
+// logs (default: the program's name).
+func WithClientName(name string) Option { return func(c *config) { c.clientName = name } }
+
+// withClock replaces time.Now for idle and lifetime decisions (tests).
+func withClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// dialer opens a raw connection to the daemon. TCP+TLS (a later protocol
+// version) adds its own dialer here; the handshake options carry the
+// password for it.
+type dialer struct {
+	network, address string // for messages and net.Dialer
+	display          string // the address as the user wrote it
+}
+
+func (d dialer) dial(ctx context.Context) (net.Conn, error) {
+	var nd net.Dialer
+	return nd.DialContext(ctx, d.network, d.address)
+}
+
+// ResolveAddr returns the socket path Open uses for addr: addr itself, or
+// when it is empty $CYBERDB_ADDR, or the daemon's default socket
+// (/run/cyberdb/cyberdb.sock when it exists, else ./cyberdb.sock).
+// Accepted forms: "unix:///abs/path", "unix:rel/path", a bare path.
+func ResolveAddr(addr string) (string, error) {
+	d, err := parseAddr(addr)
+	if err != nil {
+		return "", err
+	}
+	return d.address, nil
+}
+
+func parseAddr(addr string) (dialer, error) {
+	display := addr
+	if addr == "" {
+		addr = os.Getenv(AddrEnv)
+		display = addr
+	}
+	if addr == "" {
+		addr = LocalSocket
+		if _, err := os.Stat(SystemSocket); err == nil {
+			addr = SystemSocket
+		}
+		display = addr
+	}
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		addr = strings.TrimPrefix(addr, "unix://")
+	case strings.HasPrefix(addr, "unix:"):
+		addr = strings.TrimPrefix(addr, "unix:")
+	case strings.HasPrefix(addr, "tcp://"), strings.HasPrefix(addr, "tls://"):
+		return dialer{}, fmt.Errorf("cyberdb: address %q: tcp:// addresses arrive with TLS support; use the daemon's Unix socket path", display)
+	case strings.Contains(addr, "://"):
+		return dialer{}, fmt.Errorf("cyberdb: address %q: unknown scheme; use unix:///path/to/cyberdb.sock or a bare path", display)
+	}
+	if addr == "" {
+		return dialer{}, errors.New("cyberdb: empty socket path in address " + fmt.Sprintf("%q", display))
+	}
+	return dialer{network: "unix", address: addr, display: display}, nil
+}
