@@ -1,0 +1,765 @@
+package main
+
+// cyberdb bench: a load generator with redis-benchmark's habits, so that
+// the two can be run with the same parameters and compared one to one.
+//
+// Each client is one connection driven by one goroutine that writes -P
+// requests, then reads their -P replies, like redis-benchmark's clients;
+// latency is measured per request from the write of its pipeline to the
+// read of its reply. With --pooled, the clients are instead goroutines
+// sharing one libcyberdb.Client, which pipelines by itself: the number to
+// compare with redis-benchmark -P, obtained with no effort from the caller.
+// With --processes the clients are spread over that many OS processes
+// (re-executions of this command), the multi-process case of a server
+// with worker processes.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cyberdb/cyberdb/libcyberdb"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+	flag "github.com/spf13/pflag"
+)
+
+func init() {
+	register(&command{name: "bench", args: "[FLAGS]", summary: "measure throughput and latency, with redis-benchmark's flags and output", max: -1,
+		help: `Runs each test (-t) with -c clients until -n requests are done, and prints
+requests per second and latency (avg, min, p50, p95, p99, max) per test.
+The tables it uses are "bench" (dict) and "benchlist" (list).
+
+Flags (as redis-benchmark's):
+  -s, --socket PATH    the daemon's socket (or the global -s/--addr)
+  -c N                 clients, each one connection (default 50)
+  -n N                 requests per test, over all clients (default 100000)
+  -d N                 value size in bytes for set and append (default 3)
+  -P N                 pipeline N requests per client (default 1: none)
+  -t LIST              tests, comma-separated: ping,set,get,incr,append,pop
+                       (default all)
+  -r N                 keys are key:NNNNNNNNNNNN with NNN... random below N;
+                       without -r every request uses the one key key:__rand_int__
+  --processes N        spread the clients over N OS processes (default 1)
+  --pooled             clients are goroutines sharing one libcyberdb.Client
+                       (automatic pipelining) instead of one connection each
+  -q                   quiet: one line per test
+  --csv                CSV with redis-benchmark's columns
+
+Examples:
+  cyberdb bench -q
+  cyberdb bench -s /run/cyberdb/cyberdb.sock -c 50 -n 200000 -t set,get --csv
+  cyberdb bench -c 200 --processes 8 -t get -r 100000
+  cyberdb bench --pooled -c 256 -t get -q`,
+		run: runBench})
+}
+
+// benchTests are the tests in the order they run (pop after append, so
+// the list has something to pop).
+var benchTests = []string{"ping", "set", "get", "incr", "append", "pop"}
+
+type benchConfig struct {
+	addr      string
+	clients   int
+	requests  int
+	size      int
+	pipeline  int
+	tests     []string
+	keyspace  int
+	processes int
+	pooled    bool
+	quiet     bool
+	csv       bool
+	worker    bool // internal: a child process of --processes
+}
+
+func parseBench(e *env, args []string) (*benchConfig, error) {
+	fs := flag.NewFlagSet("cyberdb bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg := &benchConfig{addr: e.addr}
+	socket := fs.StringP("socket", "s", "", "")
+	addr := fs.String("addr", "", "")
+	fs.IntVarP(&cfg.clients, "clients", "c", 50, "")
+	fs.IntVarP(&cfg.requests, "requests", "n", 100000, "")
+	fs.IntVarP(&cfg.size, "datasize", "d", 3, "")
+	fs.IntVarP(&cfg.pipeline, "pipeline", "P", 1, "")
+	tests := fs.StringP("tests", "t", strings.Join(benchTests, ","), "")
+	fs.IntVarP(&cfg.keyspace, "keyspacelen", "r", 0, "")
+	fs.IntVar(&cfg.processes, "processes", 1, "")
+	fs.BoolVar(&cfg.pooled, "pooled", false, "")
+	fs.BoolVarP(&cfg.quiet, "quiet", "q", false, "")
+	fs.BoolVar(&cfg.csv, "csv", false, "")
+	fs.BoolVar(&cfg.worker, "worker", false, "")
+	_ = fs.MarkHidden("worker")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *addr != "" {
+		cfg.addr = *addr
+	}
+	if *socket != "" {
+		cfg.addr = *socket
+	}
+	switch {
+	case cfg.clients < 1:
+		return nil, usagef("-c must be at least 1")
+	case cfg.requests < 1:
+		return nil, usagef("-n must be at least 1")
+	case cfg.size < 0 || cfg.size > 64<<20:
+		return nil, usagef("-d must be between 0 and 64MiB")
+	case cfg.pipeline < 1:
+		return nil, usagef("-P must be at least 1")
+	case cfg.keyspace < 0:
+		return nil, usagef("-r must not be negative")
+	case cfg.processes < 1 || cfg.processes > cfg.clients:
+		return nil, usagef("--processes must be between 1 and -c (%d)", cfg.clients)
+	}
+	for _, t := range strings.Split(*tests, ",") {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if t == "" {
+			continue
+		}
+		if !contains(benchTests, t) {
+			return nil, usagef("unknown test %q; the tests are %s", t, strings.Join(benchTests, ","))
+		}
+		cfg.tests = append(cfg.tests, t)
+	}
+	if len(cfg.tests) == 0 {
+		return nil, usagef("-t names no test")
+	}
+	return cfg, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func runBench(e *env, args []string) error {
+	cfg, err := parseBench(e, args)
+	if err != nil {
+		return err
+	}
+	path, err := libcyberdb.ResolveAddr(cfg.addr)
+	if err != nil {
+		return err
+	}
+	cfg.addr = path
+	// A benchmark runs as long as it needs: the global --timeout is for
+	// single commands.
+	ctx := context.WithoutCancel(e.ctx)
+	if cfg.worker {
+		return benchWorker(ctx, cfg, os.Stdin, e.stdout)
+	}
+	if err := benchSetup(ctx, cfg); err != nil {
+		return err
+	}
+	out := e.stdout
+	if cfg.csv {
+		fmt.Fprintln(out, `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"`)
+	}
+	var runner func(test string) (*benchResult, error)
+	if cfg.processes > 1 {
+		pr, err := startWorkers(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer pr.close()
+		runner = pr.run
+	} else {
+		runner = func(test string) (*benchResult, error) {
+			if test == "pop" {
+				if err := fillList(ctx, cfg); err != nil {
+					return nil, err
+				}
+			}
+			return runTest(ctx, cfg, test, cfg.clients, cfg.requests)
+		}
+	}
+	for _, test := range cfg.tests {
+		if cfg.processes > 1 && test == "pop" {
+			if err := fillList(ctx, cfg); err != nil {
+				return err
+			}
+		}
+		r, err := runner(test)
+		if err != nil {
+			return err
+		}
+		report(out, cfg, r)
+		if r.errors > 0 {
+			return fmt.Errorf("%s: %d of %d requests failed; first error: %s", strings.ToUpper(test), r.errors, r.count, r.firstErr)
+		}
+	}
+	return nil
+}
+
+// benchSetup creates the tables the tests use.
+func benchSetup(ctx context.Context, cfg *benchConfig) error {
+	c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.CreateDict(ctx, "bench", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
+		return err
+	}
+	if err := c.CreateList(ctx, "benchlist", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
+		return err
+	}
+	return nil
+}
+
+// fillList makes sure "benchlist" holds at least -n values, so the pop
+// test never pops from an empty list (redis-benchmark's LPOP follows its
+// LPUSH test in the same way).
+func fillList(ctx context.Context, cfg *benchConfig) error {
+	c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l := libcyberdb.NewList[string](c, "benchlist")
+	n, err := l.Len(ctx)
+	if err != nil {
+		return err
+	}
+	val := strings.Repeat("x", cfg.size)
+	chunk := make([]string, 0, 10000)
+	for missing := cfg.requests - n; missing > 0; missing -= len(chunk) {
+		chunk = chunk[:0]
+		for range min(missing, cap(chunk)) {
+			chunk = append(chunk, val)
+		}
+		if _, err := l.Extend(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchResult is one test's outcome, mergeable across processes.
+type benchResult struct {
+	Test     string   `json:"test"`
+	Count    int64    `json:"count"`
+	Errors   int64    `json:"errors"`
+	FirstErr string   `json:"first_err,omitempty"`
+	Start    int64    `json:"start"` // unix ns
+	End      int64    `json:"end"`
+	Hist     []uint64 `json:"hist"` // latency histogram, see bucketOf
+
+	count, errors int64
+	firstErr      string
+}
+
+// The latency histogram is log-linear: exact below 128 ns, then 64 buckets
+// per power of two (under 1.6% error), enough from nanoseconds to minutes.
+const histBuckets = 64 * 40
+
+func bucketOf(ns int64) int {
+	v := uint64(max(ns, 0))
+	if v < 128 {
+		return int(v)
+	}
+	e := bits.Len64(v) - 7
+	return min(e*64+int(v>>e), histBuckets-1)
+}
+
+func bucketValue(i int) float64 {
+	if i < 128 {
+		return float64(i)
+	}
+	e := i/64 - 1
+	m := i - e*64
+	return (float64(m) + 0.5) * math.Exp2(float64(e))
+}
+
+func (r *benchResult) merge(o *benchResult) {
+	if r.Hist == nil {
+		r.Hist = make([]uint64, histBuckets)
+		r.Start, r.End = o.Start, o.End
+	}
+	r.Count += o.Count
+	r.Errors += o.Errors
+	if r.FirstErr == "" {
+		r.FirstErr = o.FirstErr
+	}
+	r.Start = min(r.Start, o.Start)
+	r.End = max(r.End, o.End)
+	for i, n := range o.Hist {
+		r.Hist[i] += n
+	}
+	r.count, r.errors, r.firstErr = r.Count, r.Errors, r.FirstErr
+}
+
+// quantile returns the latency in ms at quantile q (0..1).
+func (r *benchResult) quantile(q float64) float64 {
+	target := uint64(math.Ceil(q * float64(r.Count)))
+	target = max(target, 1)
+	var seen uint64
+	for i, n := range r.Hist {
+		seen += n
+		if seen >= target {
+			return bucketValue(i) / 1e6
+		}
+	}
+	return 0
+}
+
+func (r *benchResult) stats() (rps, avg, lo, p50, p95, p99, hi float64) {
+	secs := float64(r.End-r.Start) / 1e9
+	if secs > 0 {
+		rps = float64(r.Count) / secs
+	}
+	var sum float64
+	first, last := -1, 0
+	for i, n := range r.Hist {
+		if n > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			sum += float64(n) * bucketValue(i)
+		}
+	}
+	if r.Count > 0 {
+		avg = sum / float64(r.Count) / 1e6
+	}
+	return rps, avg, bucketValue(max(first, 0)) / 1e6, r.quantile(0.50), r.quantile(0.95), r.quantile(0.99), bucketValue(last) / 1e6
+}
+
+func report(w io.Writer, cfg *benchConfig, r *benchResult) {
+	rps, avg, lo, p50, p95, p99, hi := r.stats()
+	name := strings.ToUpper(r.Test)
+	switch {
+	case cfg.csv:
+		fmt.Fprintf(w, "%q,\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\"\n", name, rps, avg, lo, p50, p95, p99, hi)
+	case cfg.quiet:
+		fmt.Fprintf(w, "%s: %.2f requests per second, p50=%.3f msec\n", name, rps, p50)
+	default:
+		mode := "connections"
+		if cfg.pooled {
+			mode = "goroutines on one pooled Client"
+		}
+		fmt.Fprintf(w, "====== %s ======\n", name)
+		fmt.Fprintf(w, "  %d requests completed in %.2f seconds\n", r.Count, float64(r.End-r.Start)/1e9)
+		fmt.Fprintf(w, "  %d parallel clients (%s) in %d process(es)\n", cfg.clients, mode, cfg.processes)
+		fmt.Fprintf(w, "  %d bytes payload\n  pipeline depth %d\n\n", cfg.size, cfg.pipeline)
+		fmt.Fprintf(w, "Summary:\n  throughput summary: %.2f requests per second\n", rps)
+		fmt.Fprintf(w, "  latency summary (msec):\n          avg       min       p50       p95       p99       max\n")
+		fmt.Fprintf(w, "    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n\n", avg, lo, p50, p95, p99, hi)
+	}
+}
+
+// runTest runs one test with the given number of clients and requests in
+// this process.
+func runTest(ctx context.Context, cfg *benchConfig, test string, clients, requests int) (*benchResult, error) {
+	res := &benchResult{Test: test, Hist: make([]uint64, histBuckets)}
+	var (
+		remaining atomic.Int64
+		mu        sync.Mutex
+		wg        sync.WaitGroup
+	)
+	remaining.Store(int64(requests))
+	merge := func(h []uint64, n, errs int64, first string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, v := range h {
+			res.Hist[i] += v
+		}
+		res.Count += n
+		res.Errors += errs
+		if res.FirstErr == "" {
+			res.FirstErr = first
+		}
+	}
+	val := strings.Repeat("x", cfg.size)
+	stop := progress(cfg, test, &remaining, requests)
+	defer stop()
+
+	if cfg.pooled {
+		c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithClientName("cyberdb-bench"))
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		res.Start = time.Now().UnixNano()
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h := make([]uint64, histBuckets)
+				var n, errs int64
+				var first string
+				rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+				for remaining.Add(-1) >= 0 {
+					op, args := benchRequest(test, cfg, rng, val)
+					t0 := time.Now()
+					_, err := c.Do(ctx, op, args...)
+					h[bucketOf(time.Since(t0).Nanoseconds())]++
+					n++
+					if err != nil {
+						if errs == 0 {
+							first = err.Error()
+						}
+						errs++
+					}
+				}
+				merge(h, n, errs, first)
+			}()
+		}
+		wg.Wait()
+		res.End = time.Now().UnixNano()
+		res.count, res.errors, res.firstErr = res.Count, res.Errors, res.FirstErr
+		return res, nil
+	}
+
+	conns := make([]*benchConn, clients)
+	for i := range conns {
+		bc, err := dialBench(ctx, cfg.addr)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.nc.Close()
+			}
+			return nil, err
+		}
+		conns[i] = bc
+	}
+	res.Start = time.Now().UnixNano()
+	for _, bc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer bc.nc.Close()
+			h, n, errs, first := bc.run(test, cfg, &remaining, val)
+			merge(h, n, errs, first)
+		}()
+	}
+	wg.Wait()
+	res.End = time.Now().UnixNano()
+	res.count, res.errors, res.firstErr = res.Count, res.Errors, res.FirstErr
+	return res, nil
+}
+
+// benchKey returns the key of one request, as redis-benchmark names them.
+func benchKey(prefix string, cfg *benchConfig, rng *rand.Rand) string {
+	if cfg.keyspace == 0 {
+		return prefix + "__rand_int__"
+	}
+	return fmt.Sprintf("%s%012d", prefix, rng.IntN(cfg.keyspace))
+}
+
+func benchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string) (wire.Op, []any) {
+	switch test {
+	case "set":
+		return wire.OpDSet, []any{"bench", benchKey("key:", cfg, rng), val}
+	case "get":
+		return wire.OpDGet, []any{"bench", benchKey("key:", cfg, rng), nil}
+	case "incr":
+		return wire.OpDIncr, []any{"bench", benchKey("counter:", cfg, rng)}
+	case "append":
+		return wire.OpLAppend, []any{"benchlist", val}
+	case "pop":
+		return wire.OpLPop, []any{"benchlist"}
+	}
+	return wire.OpPing, nil
+}
+
+// benchConn is one raw protocol connection, as a redis-benchmark client.
+type benchConn struct {
+	nc  net.Conn
+	r   *bufio.Reader
+	out []byte
+	buf []byte
+	id  uint64
+}
+
+func dialBench(ctx context.Context, path string) (*benchConn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	bc := &benchConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	bc.out, _ = wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "cyberdb-bench"})
+	if _, err := nc.Write(bc.out); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	body, err := wire.ReadFrame(bc.r, nil, math.MaxInt32)
+	if err == nil {
+		var rep wire.Reply
+		if rep, err = wire.DecodeReply(body); err == nil && rep.Err != nil {
+			err = rep.Err
+		}
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("HELLO: %w", err)
+	}
+	return bc, nil
+}
+
+// appendBenchRequest encodes one request frame with no allocation.
+func (bc *benchConn) appendBenchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string, keybuf []byte) {
+	bc.id++
+	dst, start := wire.BeginFrame(bc.out)
+	key := func(prefix string) {
+		if cfg.keyspace == 0 {
+			dst = wire.AppendText(dst, prefix+"__rand_int__")
+			return
+		}
+		k := append(keybuf[:0], prefix...)
+		n := uint64(rng.IntN(cfg.keyspace))
+		k = append(k, "000000000000"...)
+		for i := len(k) - 1; n > 0 && i >= len(prefix); i-- {
+			k[i] = byte('0' + n%10)
+			n /= 10
+		}
+		dst = wire.AppendText(dst, string(k))
+	}
+	switch test {
+	case "ping":
+		dst = wire.AppendArrayHeader(dst, 2)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpPing))
+	case "set":
+		dst = wire.AppendArrayHeader(dst, 5)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpDSet))
+		dst = wire.AppendText(dst, "bench")
+		key("key:")
+		dst = wire.AppendText(dst, val)
+	case "get":
+		dst = wire.AppendArrayHeader(dst, 5)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpDGet))
+		dst = wire.AppendText(dst, "bench")
+		key("key:")
+		dst = wire.AppendNull(dst)
+	case "incr":
+		dst = wire.AppendArrayHeader(dst, 4)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpDIncr))
+		dst = wire.AppendText(dst, "bench")
+		key("counter:")
+	case "append":
+		dst = wire.AppendArrayHeader(dst, 4)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpLAppend))
+		dst = wire.AppendText(dst, "benchlist")
+		dst = wire.AppendText(dst, val)
+	case "pop":
+		dst = wire.AppendArrayHeader(dst, 3)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpLPop))
+		dst = wire.AppendText(dst, "benchlist")
+	}
+	bc.out = wire.EndFrame(dst, start)
+}
+
+// run drives the connection until the shared budget of requests is spent.
+func (bc *benchConn) run(test string, cfg *benchConfig, remaining *atomic.Int64, val string) (h []uint64, n, errs int64, first string) {
+	h = make([]uint64, histBuckets)
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	keybuf := make([]byte, 0, 32)
+	for {
+		k := remaining.Add(-int64(cfg.pipeline))
+		batch := cfg.pipeline
+		if k < 0 {
+			batch += int(k)
+		}
+		if batch <= 0 {
+			return
+		}
+		bc.out = bc.out[:0]
+		for range batch {
+			bc.appendBenchRequest(test, cfg, rng, val, keybuf)
+		}
+		t0 := time.Now()
+		if _, err := bc.nc.Write(bc.out); err != nil {
+			return h, n, errs + int64(batch), "write: " + err.Error()
+		}
+		for range batch {
+			body, err := wire.ReadFrame(bc.r, bc.buf, math.MaxInt32)
+			if err != nil {
+				return h, n, errs + int64(batch), "read: " + err.Error()
+			}
+			bc.buf = body[:0]
+			h[bucketOf(time.Since(t0).Nanoseconds())]++
+			n++
+			if rep, err := wire.DecodeReply(body); err != nil || rep.Err != nil {
+				if errs == 0 {
+					first = fmt.Sprint(errors.Join(err, errOrNil(rep.Err)))
+				}
+				errs++
+			}
+		}
+	}
+}
+
+func errOrNil(e *wire.Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// progress prints a live line on a terminal while a test runs.
+func progress(cfg *benchConfig, test string, remaining *atomic.Int64, total int) (stop func()) {
+	if cfg.quiet || cfg.csv || cfg.worker || !isTerminal(os.Stderr) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(os.Stderr, "\r\033[K")
+				return
+			case <-t.C:
+				doneN := total - int(max(remaining.Load(), 0))
+				fmt.Fprintf(os.Stderr, "\r\033[K%s: %.2f requests per second (%d of %d)", strings.ToUpper(test),
+					float64(doneN)/time.Since(start).Seconds(), doneN, total)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// Multi-process runs: the parent re-executes this command with --worker
+// for each process; a worker connects its share of the clients, then for
+// each test says "ready", waits for "go" on stdin, runs, and prints its
+// result as one JSON line. The parent starts all workers' tests together
+// and merges their histograms.
+
+type workerSet struct {
+	cmds []*exec.Cmd
+	ins  []io.WriteCloser
+	outs []*bufio.Scanner
+}
+
+func startWorkers(ctx context.Context, cfg *benchConfig) (*workerSet, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ws := &workerSet{}
+	for p := range cfg.processes {
+		clients := cfg.clients / cfg.processes
+		if p < cfg.clients%cfg.processes {
+			clients++
+		}
+		requests := cfg.requests / cfg.processes
+		if p < cfg.requests%cfg.processes {
+			requests++
+		}
+		args := []string{"bench", "--worker", "-s", cfg.addr, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(max(requests, 1)),
+			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace)}
+		if cfg.pooled {
+			args = append(args, "--pooled")
+		}
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			ws.close()
+			return nil, fmt.Errorf("start bench worker: %w", err)
+		}
+		ws.cmds = append(ws.cmds, cmd)
+		ws.ins = append(ws.ins, in)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		ws.outs = append(ws.outs, sc)
+	}
+	return ws, nil
+}
+
+func (ws *workerSet) run(test string) (*benchResult, error) {
+	for i, sc := range ws.outs {
+		if !sc.Scan() || sc.Text() != "ready "+test {
+			return nil, fmt.Errorf("bench worker %d did not get ready for %s: %v", i, test, sc.Err())
+		}
+	}
+	for _, in := range ws.ins {
+		if _, err := io.WriteString(in, "go\n"); err != nil {
+			return nil, err
+		}
+	}
+	total := &benchResult{Test: test}
+	for i, sc := range ws.outs {
+		if !sc.Scan() {
+			return nil, fmt.Errorf("bench worker %d ended during %s: %v", i, test, sc.Err())
+		}
+		var r benchResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("bench worker %d: %w", i, err)
+		}
+		total.merge(&r)
+	}
+	return total, nil
+}
+
+func (ws *workerSet) close() {
+	for _, in := range ws.ins {
+		in.Close()
+	}
+	for _, c := range ws.cmds {
+		_ = c.Wait()
+	}
+}
+
+func benchWorker(ctx context.Context, cfg *benchConfig, stdin io.Reader, stdout io.Writer) error {
+	in := bufio.NewScanner(stdin)
+	for _, test := range cfg.tests {
+		fmt.Fprintf(stdout, "ready %s\n", test)
+		if !in.Scan() || in.Text() != "go" {
+			return errors.New("bench worker: the parent went away")
+		}
+		r, err := runTest(ctx, cfg, test, cfg.clients, cfg.requests)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	return nil
+}

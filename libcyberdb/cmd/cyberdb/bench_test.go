@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/csv"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBench runs cyberdb bench in each of its modes against the real
+// daemon and checks what it reports; it asserts no speed, only that every
+// request was made and answered and that the output has the promised shape.
+func TestBench(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+
+	out, errs, code := c.run("bench", "-q", "-n", "300", "-c", "4", "-P", "3", "-d", "16")
+	if code != 0 {
+		t.Fatalf("bench -q: exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(benchTests) {
+		t.Fatalf("bench -q printed %d lines, want one per test:\n%s", len(lines), out)
+	}
+	for i, l := range lines {
+		if !strings.HasPrefix(l, strings.ToUpper(benchTests[i])+": ") || !strings.Contains(l, "requests per second") {
+			t.Fatalf("line %d: %q", i, l)
+		}
+	}
+	// The append test added 300 values; pop took them (the list was
+	// filled to -n first), so the list is empty again or nearly so.
+	c.ok("1500\n", "incr", "bench", "counter:__rand_int__", "1200")
+
+	for _, mode := range [][]string{
+		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "-r", "50"},
+		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "--processes", "3"},
+		{"--csv", "-t", "get,incr", "-n", "400", "-c", "32", "--pooled"},
+	} {
+		out, errs, code := c.run(append([]string{"bench"}, mode...)...)
+		if code != 0 {
+			t.Fatalf("bench %v: exit %d: %s", mode, code, errs)
+		}
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("bench %v: csv %v:\n%s", mode, err, out)
+		}
+		if strings.Join(rows[0], ",") != "test,rps,avg_latency_ms,min_latency_ms,p50_latency_ms,p95_latency_ms,p99_latency_ms,max_latency_ms" {
+			t.Fatalf("csv header %q", rows[0])
+		}
+		for _, r := range rows[1:] {
+			var v [7]float64
+			for i := range v {
+				if v[i], err = strconv.ParseFloat(r[i+1], 64); err != nil || v[i] < 0 {
+					t.Fatalf("row %v: column %d: %v", r, i+1, err)
+				}
+			}
+			if v[0] <= 0 || !(v[2] <= v[3] && v[3] <= v[4] && v[4] <= v[5] && v[5] <= v[6]) {
+				t.Fatalf("row %v: want rps > 0 and min <= p50 <= p95 <= p99 <= max", r)
+			}
+		}
+	}
+	c.fails(2, "unknown test", "bench", "-t", "lpush")
+	c.fails(2, "--processes", "bench", "-c", "2", "--processes", "3")
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	r := &benchResult{Hist: make([]uint64, histBuckets)}
+	for v := int64(1); v <= 1000; v++ {
+		r.Hist[bucketOf(v*1000)]++ // 1µs .. 1ms
+		r.Count++
+	}
+	r.Start, r.End = 0, 1e9
+	rps, _, lo, p50, _, p99, hi := r.stats()
+	near := func(got, want float64) bool { return got > want*0.97 && got < want*1.03 }
+	if rps != 1000 || !near(lo, 0.001) || !near(p50, 0.5) || !near(p99, 0.99) || !near(hi, 1.0) {
+		t.Fatalf("rps %v min %v p50 %v p99 %v max %v", rps, lo, p50, p99, hi)
+	}
+	for _, v := range []int64{0, 1, 127, 128, 1 << 20, 1 << 40} {
+		b := bucketOf(v)
+		if got := bucketValue(b); v >= 128 && (got < float64(v)*0.98 || got > float64(v)*1.02) {
+			t.Fatalf("bucket of %d holds %v", v, got)
+		}
+	}
+}
