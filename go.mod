@@ -7,4 +7,5 @@ require (
 	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/sys v0.1.0 // indirect
 )

@@ -87,6 +87,8 @@ type Daemon struct {
 	stderr *lockedBuffer
 	done   chan struct{}
 	err    error // Wait's result, after done
+
+	prepare func(*exec.Cmd) // adjusts each start's command: see StartActivated
 }
 
 // Start runs cyberdbd with --socket in a fresh temp dir plus the given
@@ -116,8 +118,14 @@ func (d *Daemon) start(t testing.TB) {
 	t.Helper()
 	d.stderr = &lockedBuffer{}
 	d.Cmd = exec.Command(Binary(t), d.Args...)
+	// In its temp dir, so that the default --data-dir (./cyberdb-data)
+	// belongs to this daemon and survives its Restart.
+	d.Cmd.Dir = d.Dir
 	d.Cmd.Stderr = d.stderr
 	d.Cmd.Stdout = d.stderr
+	if d.prepare != nil {
+		d.prepare(d.Cmd)
+	}
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatalf("start cyberdbd: %v", err)
 	}

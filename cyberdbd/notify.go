@@ -1,0 +1,242 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+)
+
+// statusInterval is how often the STATUS= line is refreshed.
+const statusInterval = 5 * time.Second
+
+// notifier tells systemd what the daemon is doing (sd_notify(3)): READY=1
+// once it serves, a one-line STATUS=, RELOADING=1 around a reload,
+// STOPPING=1 on shutdown, and WATCHDOG=1 pings when the unit sets
+// WatchdogSec=. Outside systemd (no $NOTIFY_SOCKET) it does nothing.
+//
+// The watchdog ping doubles as a health check: it is sent only after the
+// status line was computed, which takes the store's lock, so a daemon
+// whose store is stuck stops pinging and systemd restarts it (with
+// SIGABRT, which makes the Go runtime print every goroutine's stack to
+// the journal).
+type notifier struct {
+	log      *slog.Logger
+	status   func() string // the STATUS= line; also the health check
+	watchdog time.Duration // WatchdogSec=, 0 when off
+
+	mu       sync.Mutex
+	failed   bool   // a notification failed (logged once)
+	last     string // last STATUS= sent
+	stop     chan struct{}
+	loopDone chan struct{}
+
+	// starting pings the watchdog while the daemon starts (start-up has
+	// its own limit, TimeoutStartSec=); closing startDone stops it.
+	startDone chan struct{}
+	startWG   sync.WaitGroup
+}
+
+// newNotifier returns a notifier.
+func newNotifier(log *slog.Logger) *notifier {
+	n := &notifier{log: log}
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return n
+	}
+	wd, err := daemon.SdWatchdogEnabled(true)
+	if err != nil {
+		log.Warn("ignoring systemd's watchdog settings", "err", err)
+	}
+	n.watchdog = wd
+	if wd > 0 {
+		n.startDone = make(chan struct{})
+		n.startWG.Add(1)
+		go n.starting()
+	}
+	return n
+}
+
+// starting pings the watchdog until ready or stopping.
+func (n *notifier) starting() {
+	defer n.startWG.Done()
+	t := time.NewTicker(n.watchdog / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.startDone:
+			return
+		case <-t.C:
+			n.send(daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+// started ends the start-up pings.
+func (n *notifier) started() {
+	if n.startDone != nil {
+		close(n.startDone)
+		n.startWG.Wait()
+		n.startDone = nil
+	}
+}
+
+// enabled says whether systemd listens.
+func (n *notifier) enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
+
+// send sends one notification. A failure is logged once: it does not stop
+// the daemon (systemd will time out the start or the watchdog and say so).
+func (n *notifier) send(state string) {
+	if !n.enabled() {
+		return
+	}
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		n.mu.Lock()
+		first := !n.failed
+		n.failed = true
+		n.mu.Unlock()
+		if first {
+			n.log.Warn("cannot notify systemd", "notify_socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
+		}
+	}
+}
+
+// statusLine returns "STATUS=..." with a fresh summary, and remembers it.
+func (n *notifier) statusLine() string {
+	s := oneLine(n.status())
+	n.mu.Lock()
+	n.last = s
+	n.mu.Unlock()
+	return "STATUS=" + s
+}
+
+// progress reports start-up work that may take a while (loading data) in
+// STATUS=, and extends systemd's start time-out (TimeoutStartSec=) to at
+// least extend from now when extend > 0 (EXTEND_TIMEOUT_USEC=).
+func (n *notifier) progress(status string, extend time.Duration) {
+	msg := "STATUS=" + oneLine(status)
+	if extend > 0 {
+		msg = join(msg, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", extend.Microseconds()))
+	}
+	n.send(msg)
+}
+
+// ready says the daemon serves (READY=1) and starts the status and
+// watchdog loop; status returns the one-line summary. Called once, when
+// the data is loaded and the listeners accept connections.
+func (n *notifier) ready(status func() string) {
+	n.status = status
+	n.started()
+	if !n.enabled() {
+		return
+	}
+	n.send(daemon.SdNotifyReady + "\n" + n.statusLine())
+	n.stop = make(chan struct{})
+	n.loopDone = make(chan struct{})
+	go n.loop()
+}
+
+// loop refreshes STATUS= and pings the watchdog until stopping.
+func (n *notifier) loop() {
+	defer close(n.loopDone)
+	every := statusInterval
+	if n.watchdog > 0 {
+		// Half the timeout, as sd_watchdog_enabled(3) recommends.
+		every = min(every, n.watchdog/2)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		last := n.last
+		n.mu.Unlock()
+		line := n.statusLine() // the health check: blocks if the store is stuck
+		msg := ""
+		if line != "STATUS="+last {
+			msg = line
+		}
+		if n.watchdog > 0 {
+			msg = join(daemon.SdNotifyWatchdog, msg)
+		}
+		if msg != "" {
+			n.send(msg)
+		}
+	}
+}
+
+// reloading says a reload started: RELOADING=1 with the monotonic time,
+// as systemd.service(5) asks of Type=notify-reload services.
+func (n *notifier) reloading() {
+	// SdNotifyMonotonicUsec is "MONOTONIC_USEC=N\n" (CLOCK_MONOTONIC, the
+	// clock systemd compares it with), or "" where there is none.
+	usec := strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n")
+	n.send(join(daemon.SdNotifyReloading, usec, "STATUS=reloading configuration"))
+}
+
+// reloaded says the reload is over, successful or not (the daemon serves
+// either way); a failure shows in STATUS= until the next refresh.
+func (n *notifier) reloaded(err error) {
+	status := n.statusLine()
+	if err != nil {
+		status = "STATUS=" + oneLine(fmt.Sprintf("reload failed (still serving with the previous settings): %v", err))
+	}
+	n.send(join(daemon.SdNotifyReady, status))
+}
+
+// stopping says the daemon is shutting down and stops the loop.
+func (n *notifier) stopping() {
+	n.started()
+	if n.stop != nil {
+		close(n.stop)
+		<-n.loopDone
+		n.stop = nil
+	}
+	n.send(join(daemon.SdNotifyStopping, "STATUS=stopping: finishing requests in flight"))
+}
+
+// oneLine keeps a STATUS= value on one line: a newline would end it.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// join joins notification assignments, one per line, skipping empty ones.
+func join(parts ...string) string {
+	out := ""
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if out != "" {
+			out += "\n"
+		}
+		out += p
+	}
+	return out
+}
+
+// serverStatus is the STATUS= summary, e.g. "serving 3 connections;
+// 5 tables, 1200 entries". It takes the store's lock (the health check).
+func serverStatus(srv *server.Server, st *store.Store) string {
+	s := st.Stats()
+	return fmt.Sprintf("serving %s; %s, %s", count(int64(srv.Conns()), "connection"),
+		count(int64(s.Tables), "table"), count(s.Entries, "entry"))
+}
+
+func count(n int64, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "y"):
+		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
