@@ -32,7 +32,16 @@ type Client struct {
 // "./cyberdb.sock") or as a URL ("unix:///run/cyberdb/cyberdb.sock",
 // "unix:cyberdb.sock"). An empty addr means $CYBERDB_ADDR, or when that is
 // unset the daemon's default: /run/cyberdb/cyberdb.sock when it exists,
-// else ./cyberdb.sock. tcp:// addresses arrive with TLS support.
+// else ./cyberdb.sock.
+//
+// A daemon on another host is reached at "tcp://host:port" (port 9980 when
+// left out) over TLS 1.3, with its password: WithPasswordFile, WithPassword
+// or $CYBERDB_PASSWORD_FILE. The server's certificate is checked against
+// the system's CAs, a CA file (WithTLSCAFile, $CYBERDB_TLS_CA) or a pinned
+// fingerprint (WithTLSFingerprint, $CYBERDB_TLS_FINGERPRINT). A wrong
+// password fails with ErrAuthFailed and is not retried.
+// "tcp+insecure://" is plaintext, for a loopback address only (a daemon
+// with --tcp-insecure, e.g. behind an SSH tunnel).
 func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	d, err := parseAddr(addr)
 	if err != nil {
@@ -41,6 +50,9 @@ func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if err := prepareRemote(&cfg, &d); err != nil { // tcp://: TLS and password (tls.go)
+		return nil, err
 	}
 	c := &Client{p: newPool(cfg, d)}
 	c.tableOps.x = c
@@ -51,7 +63,7 @@ func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Addr is the socket path the Client connects to.
+// Addr is the socket path the Client connects to, or host:port for tcp://.
 func (c *Client) Addr() string { return c.p.dialer.address }
 
 // Close closes every connection, pinned ones included, and waits until

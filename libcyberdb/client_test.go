@@ -28,7 +28,11 @@ func TestParseAddr(t *testing.T) {
 		{in: "rel.sock", want: "rel.sock"},
 		{in: "unix:///abs/x.sock", want: "/abs/x.sock"},
 		{in: "unix:rel/x.sock", want: "rel/x.sock"},
-		{in: "tcp://host:7000", err: "TLS"},
+		{in: "tcp://host:7000", want: "tcp://host:7000"},
+		{in: "tcp://[::1]", want: "tcp://[::1]:9980"},
+		{in: "tcp+insecure://127.0.0.1:7000", want: "tcp+insecure://127.0.0.1:7000"},
+		{in: "tcp+insecure://db1:7000", err: "loopback"},
+		{in: "tcp://:7000", err: "HOST:PORT"},
 		{in: "http://x", err: "unknown scheme"},
 		{in: "unix://", err: "empty"},
 	} {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -119,8 +120,12 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	defer stop()
 
 	opts := map[string]any{"client": p.cfg.clientName}
-	if p.cfg.password != "" {
-		opts["password"] = p.cfg.password
+	pw, err := p.dialer.password() // tcp:// only
+	if err != nil {
+		return nil, false, err
+	}
+	if pw != "" {
+		opts["password"] = pw
 	}
 	hello, err := wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, opts)
 	if err != nil {
@@ -132,7 +137,9 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	br := bufio.NewReaderSize(nc, 64<<10)
 	body, err := wire.ReadFrame(br, nil, -1)
 	if err != nil {
-		return nil, true, p.handshakeErr(ctx, err)
+		// A TLS alert here (mutual TLS without a client certificate) is
+		// final; other errors are a daemon coming or going.
+		return nil, !tlsRefused(err), p.handshakeErr(ctx, err)
 	}
 	r, err := wire.DecodeReply(body)
 	if err != nil {
@@ -205,10 +212,13 @@ func (c *conn) enqueue(cl *call) (fate, error) {
 	}
 	c.nextID = id
 	cl.id = id
-	c.load.Add(1)
-	if !c.writing && len(c.queue) == 0 {
-		// Nothing else to send: write it ourselves rather than wake the
-		// writer, sparing a goroutine hand-off on the common path.
+	if c.load.Add(1) == 1 && !c.writing && len(c.queue) == 0 {
+		// The connection is idle (no other call queued or awaiting a
+		// reply): write it ourselves rather than wake the writer, sparing
+		// a goroutine hand-off to a caller that is alone. Under
+		// concurrency calls go to the writer instead, which sends all
+		// that queued meanwhile with one write: a caller writing inline
+		// each time would make one system call per call.
 		c.writing = true
 		cl.state = stateInFlight
 		c.fifo = append(c.fifo, cl)
@@ -318,6 +328,11 @@ func (c *conn) writeLoop() {
 		case <-c.quit:
 			return
 		}
+		// Let the goroutines that are ready to run (typically callers the
+		// reader just answered, about to send their next call) queue up
+		// first, so that one write carries them all: the kick readied us
+		// ahead of them.
+		runtime.Gosched()
 		for {
 			c.mu.Lock()
 			if c.dead {

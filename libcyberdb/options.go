@@ -48,6 +48,7 @@ type config struct {
 	dialTimeout time.Duration
 	clientName  string
 	password    string
+	remote      remoteConfig // TLS and password options for tcp:// (tls.go)
 	now         func() time.Time
 }
 
@@ -98,15 +99,18 @@ func WithClientName(name string) Option { return func(c *config) { c.clientName 
 // withClock replaces time.Now for idle and lifetime decisions (tests).
 func withClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// dialer opens a raw connection to the daemon. TCP+TLS (a later protocol
-// version) adds its own dialer here; the handshake options carry the
-// password for it.
+// dialer opens a raw connection to the daemon: a Unix socket, or for
+// tcp:// addresses TCP with TLS, whose HELLO carries the password (tls.go).
 type dialer struct {
 	network, address string // for messages and net.Dialer
 	display          string // the address as the user wrote it
+	remote           *remoteDialer
 }
 
 func (d dialer) dial(ctx context.Context) (net.Conn, error) {
+	if d.remote != nil {
+		return d.dialRemote(ctx)
+	}
 	var nd net.Dialer
 	return nd.DialContext(ctx, d.network, d.address)
 }
@@ -114,11 +118,15 @@ func (d dialer) dial(ctx context.Context) (net.Conn, error) {
 // ResolveAddr returns the socket path Open uses for addr: addr itself, or
 // when it is empty $CYBERDB_ADDR, or the daemon's default socket
 // (/run/cyberdb/cyberdb.sock when it exists, else ./cyberdb.sock).
-// Accepted forms: "unix:///abs/path", "unix:rel/path", a bare path.
+// Accepted forms: "unix:///abs/path", "unix:rel/path", a bare path; and
+// "tcp://host:port", returned as it is with the port filled in.
 func ResolveAddr(addr string) (string, error) {
 	d, err := parseAddr(addr)
 	if err != nil {
 		return "", err
+	}
+	if d.remote != nil {
+		return d.remote.url(d.address), nil
 	}
 	return d.address, nil
 }
@@ -141,10 +149,10 @@ func parseAddr(addr string) (dialer, error) {
 		addr = strings.TrimPrefix(addr, "unix://")
 	case strings.HasPrefix(addr, "unix:"):
 		addr = strings.TrimPrefix(addr, "unix:")
-	case strings.HasPrefix(addr, "tcp://"), strings.HasPrefix(addr, "tls://"):
-		return dialer{}, fmt.Errorf("cyberdb: address %q: tcp:// addresses arrive with TLS support; use the daemon's Unix socket path", display)
+	case strings.HasPrefix(addr, "tcp://"), strings.HasPrefix(addr, "tcp+insecure://"):
+		return parseTCPAddr(addr, display)
 	case strings.Contains(addr, "://"):
-		return dialer{}, fmt.Errorf("cyberdb: address %q: unknown scheme; use unix:///path/to/cyberdb.sock or a bare path", display)
+		return dialer{}, fmt.Errorf("cyberdb: address %q: unknown scheme; use unix:///path/to/cyberdb.sock, a bare path, or tcp://host:port", display)
 	}
 	if addr == "" {
 		return dialer{}, errors.New("cyberdb: empty socket path in address " + fmt.Sprintf("%q", display))

@@ -50,6 +50,7 @@ func register(c *command) {
 type env struct {
 	ctx    context.Context
 	addr   string
+	opts   []libcyberdb.Option // --tls-ca, --tls-fingerprint, --password-file (remote.go)
 	stdout io.Writer
 	client *libcyberdb.Client // opened on first use
 }
@@ -59,7 +60,8 @@ func (e *env) Client() (*libcyberdb.Client, error) {
 	if e.client != nil {
 		return e.client, nil
 	}
-	c, err := libcyberdb.Open(e.ctx, e.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithDialTimeout(2*time.Second), libcyberdb.WithClientName("cyberdb-cli"))
+	opts := append([]libcyberdb.Option{libcyberdb.WithPoolSize(1), libcyberdb.WithDialTimeout(2 * time.Second), libcyberdb.WithClientName("cyberdb-cli")}, e.opts...)
+	c, err := libcyberdb.Open(e.ctx, e.addr, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	fs.SetInterspersed(false) // flags after the command name belong to it
 	fs.SortFlags = false
 	socket := fs.StringP("socket", "s", "", "the daemon's Unix socket `PATH` (default: $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock if it exists, else ./cyberdb.sock)")
-	addr := fs.String("addr", "", "the daemon's address, `ADDR`: unix:///path or a path (same as --socket)")
+	addr := fs.String("addr", "", "the daemon's address, `ADDR`: unix:///path or a path (same as --socket), or tcp://host:port for a daemon on another host (default $CYBERDB_ADDR)")
+	remote := addRemoteFlags(fs)
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on the command after this `duration`")
 	help := fs.BoolP("help", "h", false, "show this help")
 	_ = fs.MarkHidden("help")
@@ -125,7 +128,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	e := &env{ctx: ctx, addr: a, stdout: stdout}
+	e := &env{ctx: ctx, addr: a, opts: remote.options(), stdout: stdout}
 	err := cmd.run(e, cargs)
 	if e.client != nil {
 		e.client.Close()
@@ -215,6 +218,7 @@ Examples:
   cyberdb set centre content "Hello CyberDB!"
   cyberdb get centre content
   cyberdb -s /run/cyberdb/cyberdb.sock tables
+  cyberdb --addr tcp://db1.example.com:9980 --tls-ca cert.pem --password-file ~/.cyberdb-password tables
 `, fs.FlagUsages())
 }
 

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Password is the shared secret of the TCP listener. It is replaced
+// atomically (on SIGHUP), so connections authenticate against whichever
+// password is current when their HELLO arrives; connections already
+// authenticated stay open.
+//
+// Only the SHA-256 of the password is kept. Check hashes what the client
+// sent and compares the two digests in constant time, so neither the
+// content nor the length of the password leaks through timing.
+type Password struct {
+	digest atomic.Pointer[[sha256.Size]byte]
+}
+
+// NewPassword returns a Password set to pw.
+func NewPassword(pw []byte) *Password {
+	p := &Password{}
+	p.Set(pw)
+	return p
+}
+
+// Set replaces the password.
+func (p *Password) Set(pw []byte) {
+	d := sha256.Sum256(pw)
+	p.digest.Store(&d)
+}
+
+// Check reports whether given is the password. An empty given never is,
+// and a Password never set admits nobody.
+func (p *Password) Check(given string) bool {
+	want := p.digest.Load()
+	if want == nil {
+		return false
+	}
+	got := sha256.Sum256([]byte(given))
+	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	return ok && given != ""
+}
+
+// throttle limits password attempts per client address with a token bucket
+// each: an address may try burst times at once, then once every
+// 1/refill seconds. A HELLO takes a token before its password is checked,
+// so concurrent guesses are limited too, and a correct password gives its
+// token back, so legitimate clients never run dry.
+//
+// Memory is bounded: at most maxEntries addresses are tracked (an IPv6
+// client counts by its /64, which one host usually has). Buckets that have
+// refilled are forgotten; when the table is full of throttled addresses,
+// the addresses not in it share one bucket, so flooding the table with
+// new addresses does not escape the throttle.
+type throttle struct {
+	burst      float64
+	refill     float64 // tokens per second
+	maxEntries int
+	now        func() time.Time
+
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	overflow  bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// Throttle defaults: 10 attempts at once, then one every 2 seconds.
+const (
+	DefaultAuthBurst  = 10
+	DefaultAuthRefill = 0.5 // per second
+	maxThrottled      = 4096
+)
+
+func newThrottle(burst int, refill float64) *throttle {
+	if burst <= 0 {
+		burst = DefaultAuthBurst
+	}
+	if refill <= 0 {
+		refill = DefaultAuthRefill
+	}
+	return &throttle{
+		burst:      float64(burst),
+		refill:     refill,
+		maxEntries: maxThrottled,
+		now:        time.Now,
+		buckets:    make(map[string]*bucket),
+		overflow:   bucket{tokens: float64(burst)},
+	}
+}
+
+// fill brings b up to date at now.
+func (t *throttle) fill(b *bucket, now time.Time) {
+	if !b.last.IsZero() {
+		b.tokens = min(t.burst, b.tokens+now.Sub(b.last).Seconds()*t.refill)
+	}
+	b.last = now
+}
+
+// take takes a token for one attempt from key. When there is none it
+// returns false and how long until there is.
+func (t *throttle) take(key string) (ok bool, wait time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	b := t.bucketLocked(key, now)
+	t.fill(b, now)
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) / t.refill * float64(time.Second))
+	}
+	b.tokens--
+	return true, 0
+}
+
+// giveBack returns the token of a successful attempt.
+func (t *throttle) giveBack(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	b := t.bucketLocked(key, now)
+	t.fill(b, now)
+	b.tokens = min(t.burst, b.tokens+1)
+}
+
+// bucketLocked finds or makes the bucket of key.
+func (t *throttle) bucketLocked(key string, now time.Time) *bucket {
+	if b, ok := t.buckets[key]; ok {
+		return b
+	}
+	if len(t.buckets) >= t.maxEntries && now.Sub(t.lastSweep) >= time.Second {
+		// A full bucket is the same as no bucket: forget those.
+		t.lastSweep = now
+		for k, b := range t.buckets {
+			t.fill(b, now)
+			if b.tokens >= t.burst {
+				delete(t.buckets, k)
+			}
+		}
+	}
+	if len(t.buckets) >= t.maxEntries {
+		return &t.overflow
+	}
+	b := &bucket{tokens: t.burst, last: now}
+	t.buckets[key] = b
+	return b
+}
+
+// logLimiter keeps what a peer can make the daemon log (refused addresses,
+// failed logins) to a few lines a second, and counts the rest.
+type logLimiter struct {
+	perSecond int
+
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+// allow reports whether to log one more line now, and how many lines
+// were suppressed in the windows before (to be reported with it).
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= l.perSecond {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
+}
