@@ -23,6 +23,11 @@ type config struct {
 	maxFrame    int
 	logLevel    slog.Level
 	showVersion bool
+
+	serviceConfig // --socket-group, --allow-uid, --allow-gid, --config: serviceflags.go
+	tcpConfig     // --tcp, --tls-*, --password-file, --allow: tcpflags.go
+	persistConfig // --data-dir, --snapshot-interval, --appendonly, --fsync, --recover: persistflags.go
+	memConfig     // --gc-percent: memflags.go
 }
 
 // DefaultSocket is where the daemon listens when run by hand.
@@ -35,11 +40,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SortFlags = false
 	fs.StringVar(&cfg.socket, "socket", DefaultSocket, "Unix socket `PATH` to listen on; its file permissions are the access control")
 	mode := fs.String("socket-mode", "0660", "file `MODE` (octal) of the socket: who may connect")
+	addAccessFlags(fs, cfg)
 	fs.IntVar(&cfg.maxConns, "max-conns", server.DefaultMaxConns, "most simultaneous client `connections`; more are refused with an error")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 0, "close a connection silent for this `duration` (e.g. 5m); 0 never closes")
 	maxFrame := byteSize(wire.DefaultMaxFrame)
 	fs.Var(&maxFrame, "max-frame", "largest request frame in `bytes` (e.g. 16MiB, 65536); larger ones get an error and a close")
 	level := fs.String("log-level", "info", "log `level`: debug (each connection and request), info, warn or error")
+	addTCPFlags(fs, cfg)
+	addPersistFlags(fs, cfg)
+	addMemFlags(fs, cfg)
+	addConfigFlag(fs, cfg)
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `cyberdbd: the cyberdb daemon. It keeps dict and list tables in memory and
@@ -47,6 +57,7 @@ serves them to local processes over a Unix socket (protocol: PROTOCOL.md).
 
 Usage:
   cyberdbd [flags]
+  cyberdbd gen-cert --host NAME[,NAME...] --out DIR   (a TLS certificate for --tcp)
 
 Flags:
 %s
@@ -54,8 +65,15 @@ Examples:
   cyberdbd                                  # serve ./cyberdb.sock
   cyberdbd --socket /run/cyberdb/cyberdb.sock --socket-mode 0660
   cyberdbd --max-conns 500 --idle-timeout 10m --log-level debug
+  cyberdbd --config /etc/cyberdb/cyberdbd.conf --allow-gid www-data
+  cyberdbd --tcp 0.0.0.0:9980 --tls-cert certs/cert.pem --tls-key certs/key.pem \
+           --password-file /etc/cyberdb/password --allow 10.0.0.0/8
 
 Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
+SIGHUP re-reads the --config file and applies what can change live (log-level,
+and the TCP listener's certificate, key, client CA and password).
+Under systemd, cyberdbd takes its sockets from the .socket units (README, "Run
+as a service").
 `, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +81,9 @@ Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (cyberdbd takes only flags)", fs.Arg(0))
+	}
+	if err := finishServiceFlags(fs, cfg); err != nil {
+		return nil, err
 	}
 	m, err := strconv.ParseUint(*mode, 8, 32)
 	if err != nil || m > 0o777 {
@@ -79,6 +100,15 @@ Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
 		return nil, fmt.Errorf("--max-frame %s: must be between 64 bytes and 4GiB-1", maxFrame.String())
 	}
 	cfg.maxFrame = int(maxFrame)
+	if err := finishTCPFlags(cfg); err != nil {
+		return nil, err
+	}
+	if err := finishPersistFlags(cfg); err != nil {
+		return nil, err
+	}
+	if err := finishMemFlags(fs, cfg); err != nil {
+		return nil, err
+	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}

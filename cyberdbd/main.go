@@ -29,6 +29,9 @@ import (
 var version = ""
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "gen-cert" { // gencert.go
+		os.Exit(genCertMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -41,7 +44,7 @@ func main() {
 		fmt.Println("cyberdbd", buildVersion())
 		return
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	logger := slog.New(newLogHandler(os.Stderr, cfg.logLevel)) // logging.go: reloadable level, journal priorities
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -15,33 +15,72 @@ const shutdownGrace = 10 * time.Second
 
 // run serves until ctx is cancelled (a signal) or a listener fails.
 func run(ctx context.Context, cfg *config, log *slog.Logger) error {
+	// From here on SIGHUP reloads (reload.go) instead of killing the daemon.
+	reload := newReloaders(cfg, log, parseCommandLine)
+	defer reload.stop()
+	reload.add(reloadLogLevel, "log-level")
+	setupMemory(ctx, cfg, log) // --gc-percent, and trimming after bursts: memflags.go
+	// What systemd hears (notify.go); sd.progress reports long start-up work.
+	sd := newNotifier(log)
+
 	st := store.New()
+	data := &dataDir{} // persist.go: the data dir, opened below
 	srv := server.New(server.Config{
 		Version:     buildVersion(),
 		MaxConns:    cfg.maxConns,
 		IdleTimeout: cfg.idleTimeout,
 		MaxFrame:    cfg.maxFrame,
 		Logger:      log,
+		AllowUIDs:   cfg.allowUIDs,
+		AllowGIDs:   cfg.allowGIDs,
+		Durable:     data.durable,
+		Save:        data.save,
+		Info:        data.info,
 	}, st)
 
-	l, err := server.ListenUnix(cfg.socket, cfg.socketMode)
+	// systemd's sockets (socket activation), or the one at --socket.
+	ls, err := openListeners(cfg)
 	if err != nil {
 		return err
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
-	log.Info("cyberdbd ready", "version", buildVersion(), "socket", cfg.socket, "mode", cfg.socketMode.String(),
+	// The TCP listener, if --tcp or systemd's "tcp" socket (tcp.go).
+	tcp, err := setupTCP(cfg, ls, reload, log)
+	if err != nil {
+		ls.Close()
+		return err
+	}
+	// Lock the data dir, load the snapshot and replay the log (persist.go).
+	// Clients that connect meanwhile wait in the listen backlog.
+	if err := data.open(cfg, st, log, sd); err != nil {
+		ls.Close()
+		return err
+	}
+	defer data.close(log) // after Shutdown: the snapshot at clean shutdown
+	serveErr := make(chan error, len(ls.Unix)+len(ls.TCP))
+	for _, l := range ls.Unix {
+		go func() { serveErr <- srv.Serve(l) }()
+	}
+	for _, l := range ls.TCP {
+		go func() { serveErr <- srv.ServeTCP(l, tcp.config) }()
+	}
+	log.Info("cyberdbd ready", "version", buildVersion(), "socket", ls.String(), "mode", cfg.socketMode.String(),
 		"max_conns", cfg.maxConns, "idle_timeout", cfg.idleTimeout, "max_frame", cfg.maxFrame)
+	// Readiness: the one place READY=1 goes to systemd (notify.go). All
+	// that must happen before clients are served (loading data) is above.
+	sd.ready(func() string { return serverStatus(srv, st) })
+	reload.watch(sd)
 
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: finishing requests in flight")
 	case err := <-serveErr:
 		if !errors.Is(err, server.ErrServerClosed) {
+			sd.stopping()
 			_ = srv.Shutdown(context.Background())
 			return err
 		}
 	}
+	sd.stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -66,16 +66,19 @@ func diag(b []byte) string {
 // notYetCoverable lists the error codes no vector can trigger yet, and why.
 // testdata/protocol/README.md repeats this list; keep the two in step.
 var notYetCoverable = map[wire.Code]string{
-	wire.CodeAuthFailed: "needs an authenticated (TLS TCP) listener, which a later issue adds",
-	wire.CodeIO:         "needs persistence (a data directory) and a failing disk, which a later issue adds",
-	wire.CodeInternal:   "is a server bug by definition; no correct request triggers it",
-	wire.CodeForbidden:  "needs peer checks (uid/gid or address allowlists), which a later issue adds",
+	wire.CodeIO:        "needs a failing disk: cyberdbd/internal/persist's TestDiskErrorRefusesWrites covers it",
+	wire.CodeInternal:  "is a server bug by definition; no correct request triggers it",
+	wire.CodeForbidden: "needs peer checks (uid/gid or address allowlists), which a later issue adds",
 }
 
 type vectorFile struct {
-	Description string       `json:"description"`
-	Flags       []string     `json:"flags,omitempty"`
-	Steps       []vectorStep `json:"steps"`
+	Description string   `json:"description"`
+	Flags       []string `json:"flags,omitempty"`
+	// TCP serves the file on a TCP listener on 127.0.0.1 (plaintext,
+	// --tcp-insecure, so the bytes are the protocol's) whose password is
+	// vectorPassword, instead of the Unix socket: see tcp_test.go.
+	TCP   bool         `json:"tcp,omitempty"`
+	Steps []vectorStep `json:"steps"`
 }
 
 type vectorStep struct {
@@ -261,7 +264,15 @@ func replayVectors(t *testing.T, path string) {
 			t.Fatalf("step %d (%s): %v", i, vf.Steps[i].Note, err)
 		}
 	}
-	d := daemontest.Start(t, vf.Flags...)
+	flags := vf.Flags
+	if vf.TCP {
+		flags = append(tcpVectorFlags(t), flags...)
+	}
+	d := daemontest.Start(t, flags...)
+	network, addr := "unix", d.Socket
+	if vf.TCP {
+		network, addr = "tcp", d.TCPAddr(t)
+	}
 	conns := map[int]*vconn{}
 	for i := range vf.Steps {
 		st := &vf.Steps[i]
@@ -271,7 +282,7 @@ func replayVectors(t *testing.T, path string) {
 		}
 		c := conns[st.Conn]
 		if c == nil {
-			nc, err := net.DialTimeout("unix", d.Socket, 5*time.Second)
+			nc, err := net.DialTimeout(network, addr, 5*time.Second)
 			if err != nil {
 				fail("dial: %v", err)
 			}

@@ -34,9 +34,21 @@ type conn struct {
 	id    uint64
 	log   *slog.Logger
 	r     *bufio.Reader
-	rbuf  []byte // request body buffer, reused
-	out   []byte // replies waiting to be written
-	hello bool   // HELLO done
+	rbuf  []byte     // request body buffer, reused
+	out   []byte     // replies waiting to be written
+	hello bool       // HELLO done
+	dirty bool       // out holds replies of write ops: Config.Durable before sending
+	items []wire.Raw // argument slots, reused by every request
+
+	// TCP connections only (tcp.go): nil on Unix sockets.
+	tcp        *tcpListener
+	authBy     time.Time // HELLO must have authenticated by then
+	authFailed bool      // HELLO's password was refused: close
+
+	// The deadlines last set, so that the loop sets them only when they
+	// change: each setting takes the poller's lock and moves a timer, on
+	// every request otherwise.
+	readDL, writeDL time.Time
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -55,6 +67,9 @@ func (c *conn) interrupt() { _ = c.nc.SetReadDeadline(time.Now()) }
 func (c *conn) serve() {
 	defer c.nc.Close()
 	c.log.Debug("connection opened", "remote", remoteName(c.nc))
+	if c.tcp != nil && !c.startTCP() { // TLS handshake, under the handshake time-out
+		return
+	}
 	reason := c.loop()
 	c.log.Debug("connection closed", "reason", reason)
 }
@@ -72,7 +87,13 @@ func (c *conn) loop() string {
 			if idle > 0 {
 				deadline = time.Now().Add(idle)
 			}
-			_ = c.nc.SetReadDeadline(deadline)
+			deadline = c.readDeadline(deadline) // TCP: the handshake time-out until HELLO
+			if !deadline.Equal(c.readDL) {
+				// (Shutdown's interrupt is never undone by skipping this:
+				// it only ends the connection sooner.)
+				c.readDL = deadline
+				_ = c.nc.SetReadDeadline(deadline)
+			}
 			// Checked after setting the deadline: Shutdown sets closing
 			// before it interrupts, so one of the two is always seen.
 			if c.s.closing.Load() {
@@ -93,6 +114,9 @@ func (c *conn) loop() string {
 			c.rbuf = body[:0] // keep the grown buffer, within reason
 		}
 		c.handle(body)
+		if c.authFailed {
+			return c.failAuth() // TCP: wrong password; nothing after HELLO runs
+		}
 		if len(c.out) >= flushAt {
 			if err := c.flush(); err != nil {
 				return "write failed: " + err.Error()
@@ -116,6 +140,9 @@ func (c *conn) readFailed(err error) string {
 		if c.s.closing.Load() {
 			c.final(errShuttingDown)
 			return "server shutting down"
+		}
+		if c.handshakeExpired() {
+			return "handshake timeout"
 		}
 		c.final(wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", c.s.cfg.IdleTimeout))
 		return "idle timeout"
@@ -142,7 +169,21 @@ func (c *conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if c.dirty && c.s.cfg.Durable != nil {
+		// Group commit: one wait covers every write of this burst.
+		c.dirty = false
+		if err := c.s.cfg.Durable(); err != nil {
+			c.out = c.out[:0] // their writes may not be durable: no reply
+			c.log.Warn("closing connection: its writes could not be made durable", "err", err)
+			return err
+		}
+	}
+	// The deadline is moved at most once a second: it is between
+	// writeTimeout-1s and writeTimeout away.
+	if now := time.Now(); c.writeDL.Sub(now) < writeTimeout-time.Second {
+		c.writeDL = now.Add(writeTimeout)
+		_ = c.nc.SetWriteDeadline(c.writeDL)
+	}
 	_, err := c.nc.Write(c.out)
 	if cap(c.out) > 4*flushAt {
 		c.out = nil // don't pin a huge reply buffer
@@ -154,7 +195,8 @@ func (c *conn) flush() error {
 
 // handle executes one request frame and queues its reply.
 func (c *conn) handle(body []byte) {
-	req, err := wire.DecodeRequest(body)
+	req, items, err := wire.DecodeRequestInto(body, c.items)
+	c.items = items
 	if err != nil {
 		c.replyErr(req.ID, req.Op, wire.AsError(err))
 		return
@@ -167,6 +209,9 @@ func (c *conn) handle(body []byte) {
 	}
 	out, start := wire.BeginReply(c.out, req.ID)
 	out, err = c.exec(req, out)
+	if req.Op.IsWrite() {
+		c.dirty = true
+	}
 	if err == nil && len(out)-start-wire.FrameHeaderSize > maxReply {
 		err = wire.Errorf(wire.CodeTooLarge, "the reply would exceed 4 GiB; read the table in pages (dscan, lrange)")
 	}
@@ -217,6 +262,15 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 		}
 		return wire.AppendMarshal(out, c.s.info())
 	case wire.OpSave:
+		if c.s.cfg.Save != nil {
+			if err := req.Args.Want(0, 0); err != nil {
+				return out, err
+			}
+			if err := c.s.cfg.Save(); err != nil {
+				return out, err
+			}
+			return wire.AppendNull(out), nil
+		}
 		return out, wire.Errorf(wire.CodeBadRequest, "save: this server has no data directory configured")
 	}
 	return c.s.store.Exec(req.Op, req.Args, out)
@@ -237,14 +291,17 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 		return out, wire.Errorf(wire.CodeHandshake, "unsupported protocol version %s; this server speaks version %d",
 			wire.Diagnose(args.Items[0]), wire.ProtocolVersion)
 	}
+	var opts map[string]any
 	if args.Has(1) {
-		var opts map[string]any
 		if err := wire.Unmarshal(args.Items[1], &opts); err != nil {
 			return out, wire.Errorf(wire.CodeHandshake, "HELLO options must be a map with text keys")
 		}
 		if name, ok := opts["client"].(string); ok {
 			c.log = c.log.With("client", name)
 		}
+	}
+	if err := c.authenticate(opts); err != nil { // TCP listeners: the password
+		return out, err
 	}
 	c.hello = true
 	return wire.AppendMarshal(out, map[string]any{

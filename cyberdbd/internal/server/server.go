@@ -22,6 +22,23 @@ type Config struct {
 	IdleTimeout time.Duration // close a connection silent this long; 0 = never
 	MaxFrame    int           // largest request frame in bytes; default wire.DefaultMaxFrame
 	Logger      *slog.Logger  // default slog.Default()
+
+	// AllowUIDs and AllowGIDs, when either is set, admit on Unix sockets
+	// only the peers whose uid, or effective or supplementary group, is
+	// listed (SO_PEERCRED); others get a forbidden error. See peercred.go.
+	AllowUIDs []uint32
+	AllowGIDs []uint32
+
+	// Persistence (cyberdbd/internal/persist); nil: none. Durable is
+	// called before a connection sends replies that follow write ops and
+	// blocks until those writes are as durable as --fsync promises (one
+	// call covers a whole pipelined burst); if it fails the replies are
+	// not sent and the connection is closed, since the writes may not be
+	// durable. Save answers the save op once a snapshot is durable. Info
+	// adds the persistence fields to the info op's map.
+	Durable func() error
+	Save    func() error
+	Info    func(map[string]any)
 }
 
 // DefaultMaxConns is the default for Config.MaxConns.
@@ -74,8 +91,12 @@ func New(cfg Config, st *store.Store) *Server {
 var ErrServerClosed = errors.New("cyberdbd: server closed")
 
 // Serve accepts connections on l until Shutdown is called or l fails. It
-// always returns a non-nil error; after Shutdown, ErrServerClosed.
-func (s *Server) Serve(l net.Listener) error {
+// always returns a non-nil error; after Shutdown, ErrServerClosed. TCP
+// listeners are served by ServeTCP (tcp.go).
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, nil) }
+
+// serve is Serve, and ServeTCP when tl is not nil.
+func (s *Server) serve(l net.Listener, tl *tcpListener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -107,7 +128,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
 		}
 		backoff = 0
-		s.accept(nc)
+		s.accept(nc, tl)
 	}
 }
 
@@ -116,10 +137,20 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// accept admits or refuses a new connection.
-func (s *Server) accept(nc net.Conn) {
+// accept admits or refuses a new connection; tl is its TCP listener's
+// state, nil on Unix sockets.
+func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	id := s.connID.Add(1)
 	s.total.Add(1)
+	if !s.admitPeer(nc, id) {
+		return
+	}
+	if tl != nil {
+		var ok bool
+		if nc, ok = tl.admit(s, nc, id); !ok { // the address allowlist; TLS
+			return
+		}
+	}
 	if n := s.nconns.Add(1); n > int64(s.cfg.MaxConns) {
 		s.nconns.Add(-1)
 		s.log.Warn("connection refused: too many connections", "conn", id, "remote", remoteName(nc), "max_conns", s.cfg.MaxConns)
@@ -128,6 +159,7 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc, id)
+	c.tcp = tl
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -201,7 +233,7 @@ func (s *Server) info() map[string]any {
 			total += n
 		}
 	}
-	return map[string]any{
+	m := map[string]any{
 		"version":           s.cfg.Version,
 		"proto":             wire.ProtocolVersion,
 		"uptime_seconds":    int64(time.Since(s.start).Seconds()),
@@ -218,6 +250,10 @@ func (s *Server) info() map[string]any {
 		"go_version":        runtime.Version(),
 		"goroutines":        runtime.NumGoroutine(),
 	}
+	if s.cfg.Info != nil {
+		s.cfg.Info(m)
+	}
+	return m
 }
 
 func remoteName(nc net.Conn) string {

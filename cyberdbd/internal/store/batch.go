@@ -57,6 +57,9 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	for i, name := range names {
 		t, w := s.claim(name, writes[name])
 		tables[name], held[t], locked[i] = t, true, w
+		if w {
+			t.capture() // see snapshot.go
+		}
 	}
 	defer func() {
 		for i, name := range names {

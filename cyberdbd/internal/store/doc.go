@@ -37,6 +37,9 @@
 //
 // Lock order, to be followed everywhere:
 //
+//  0. the write gate (Store.gate): shared by every write op (and batch)
+//     for its whole run, exclusive only in Freeze, which takes no table
+//     lock while holding it (snapshot.go);
 //  1. table locks (table.mu), several only in a batch, in ascending name
 //     order;
 //  2. then, briefly, the store lock (Store.mu), which guards only the
@@ -58,9 +61,11 @@
 // Nothing is persisted here; the seams are: SetJournal's function is
 // called after each successful write op, under the locks of the tables it
 // changed, with the op and its arguments (a batch once, as a whole), and
-// replaying those through Exec is deterministic. A snapshot can copy one
-// table cheaply under its read lock (dict.clone and list.clone copy the
-// slices and share the immutable strings) and encode it outside the lock.
+// replaying those through Exec is deterministic. Freeze and Cut.Take
+// (snapshot.go) give a snapshot every table exactly as it was at one point
+// of the journal, copy-on-write: writers pause only while a table's slices
+// are copied (the immutable strings are shared), never for encoding or
+// disk I/O. TableImage and Install load a snapshot back.
 //
 // # Caveats
 //

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -17,6 +18,10 @@ type Store struct {
 	mu      sync.RWMutex // guards tables (the map only; see doc.go for the lock order)
 	tables  map[string]*table
 	journal atomic.Pointer[JournalFunc]
+	// gate is held shared by every write op, from before it locks its
+	// tables until after its journal call, and exclusively by Freeze
+	// (snapshot.go) to find a moment when no write is half done.
+	gate sync.RWMutex
 }
 
 // Stats is what the INFO op reports about the data.
@@ -86,6 +91,8 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 	case wire.OpTables:
 		return s.listTables(args, out, nil)
 	case wire.OpBatch:
+		s.gate.RLock()
+		defer s.gate.RUnlock()
 		return s.batch(args, out)
 	}
 	fn := handler(op)
@@ -97,6 +104,10 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 		return out, err
 	}
 	write := op.IsWrite()
+	if write {
+		s.gate.RLock()
+		defer s.gate.RUnlock()
+	}
 	var t *table
 	if op == wire.OpCreateDict || op == wire.OpCreateList {
 		t, _ = s.claim(name, true)
@@ -107,6 +118,9 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 		return out, errNoSuchTable(name)
 	}
 	defer s.release(t, write)
+	if write {
+		t.capture() // a snapshot is being taken: keep its copy first
+	}
 
 	c := call{t: t, args: args}
 	journal := s.journal.Load()
@@ -214,6 +228,7 @@ func (s *Store) claim(name string, write bool) (t *table, locked bool) {
 		}
 		s.mu.Lock()
 		if s.tables[name] == nil {
+			name = strings.Clone(name) // it may alias the request (wire.Args.Text)
 			t := &table{name: name}
 			t.mu.Lock() // nobody else can see t yet: this never waits
 			s.tables[name] = t

@@ -36,6 +36,12 @@ type table struct {
 	d       *dict // when kind == kindDict
 	l       *list // when kind == kindList
 
+	// Snapshot copy-on-write (snapshot.go): pending is set at a cut and
+	// cleared by whoever copies the table first, the snapshot (Cut.Take)
+	// or a writer (capture, keeping the copy in frozen for the snapshot).
+	pending atomic.Bool
+	frozen  *TableImage
+
 	// Published after every change, under mu held for writing.
 	pubKind  atomic.Uint32
 	pubLen   atomic.Int64

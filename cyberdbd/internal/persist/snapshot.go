@@ -1,0 +1,429 @@
+package persist
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Snapshot file names in the data dir.
+const (
+	snapshotName = "snapshot.cdb"
+	backupName   = "snapshot.cdb.bak" // the previous snapshot
+	tempSuffix   = ".tmp"
+)
+
+// Snapshot format (version 1): a 16-byte header, "CDBSNAP\x00" then the
+// format version (u32 big-endian) and 4 reserved zero bytes, then records
+// (record.go), each a CBOR array or map:
+//
+//	{"created": unix-nanos, "log_segment": N, "tables": T}   first, always
+//	[1, name, "dict"|"list", count, next_seq]                 a table; count entries follow
+//	[2, key, value, seq, key, value, seq, ...]                dict entries, in insertion order
+//	[3, value, ...]                                           list elements, in order
+//	[4, tables, entries, records]                             the trailer, last, always
+//
+// Keys and values are the stored canonical CBOR items as they are. seq is a
+// dict entry's insertion number (dscan cursors), next_seq the number the
+// next new key gets. log_segment N is the first log segment that the
+// snapshot does not cover: replay starts there. The trailer repeats the
+// counts (records excludes the trailer itself); nothing may follow it.
+const (
+	snapMagic   = "CDBSNAP\x00"
+	snapVersion = 1
+	snapHeader  = 16
+
+	recTable   = 1
+	recEntries = 2
+	recItems   = 3
+	recTrailer = 4
+
+	// A record of entries or elements holds at most this many items, and
+	// is closed early once it passes chunkBytes.
+	chunkItems = 4096
+	chunkBytes = 1 << 20
+)
+
+// ErrFutureVersion is returned (wrapped) for a snapshot or log segment
+// written by a newer cyberdbd in a format this one cannot read.
+var ErrFutureVersion = errors.New("written in a newer format")
+
+type snapInfo struct {
+	Created    int64  `cbor:"created"`
+	LogSegment uint64 `cbor:"log_segment"`
+	Tables     uint64 `cbor:"tables"`
+}
+
+// snapStats describes a written or loaded snapshot.
+type snapStats struct {
+	Tables, Entries int64
+	Bytes           int64
+}
+
+// writeSnapshot encodes every table of cut into path+".tmp", fsyncs it,
+// keeps the current snapshot as the backup, renames the new one into
+// place and fsyncs the directory. cut is consumed even on failure.
+func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err error) {
+	defer cut.Release()
+	path := filepath.Join(dir, snapshotName)
+	tmp := path + tempSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return st, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var hdr [snapHeader]byte
+	copy(hdr[:], snapMagic)
+	binary.BigEndian.PutUint32(hdr[8:], snapVersion)
+	bw.Write(hdr[:])
+	st.Bytes = snapHeader
+
+	var rec []byte
+	records := int64(0)
+	emit := func() error {
+		records++
+		st.Bytes += int64(len(rec))
+		_, err := bw.Write(rec)
+		rec = rec[:0]
+		return err
+	}
+	info.Tables = uint64(cut.Len())
+	var start int
+	rec, start = beginRecord(rec)
+	if rec, err = wire.AppendMarshal(rec, info); err != nil {
+		return st, err
+	}
+	rec = endRecord(rec, start)
+	if err := emit(); err != nil {
+		return st, err
+	}
+	for im := cut.Take(); im != nil; im = cut.Take() {
+		st.Tables++
+		st.Entries += int64(im.Len())
+		kind := "list"
+		if im.IsDict() {
+			kind = "dict"
+		}
+		rec, start = beginRecord(rec)
+		rec = wire.AppendArrayHeader(rec, 5)
+		rec = wire.AppendUint(rec, recTable)
+		rec = wire.AppendText(rec, im.Name)
+		rec = wire.AppendText(rec, kind)
+		rec = wire.AppendUint(rec, uint64(im.Len()))
+		rec = wire.AppendUint(rec, im.NextSeq())
+		rec = endRecord(rec, start)
+		if err := emit(); err != nil {
+			return st, err
+		}
+		// Chunks: items are gathered in body, then framed.
+		var body []byte
+		n := 0
+		per := 1
+		tag := uint64(recItems)
+		if im.IsDict() {
+			per, tag = 3, recEntries
+		}
+		flush := func() error {
+			if n == 0 {
+				return nil
+			}
+			rec, start = beginRecord(rec)
+			rec = wire.AppendArrayHeader(rec, 1+n*per)
+			rec = wire.AppendUint(rec, tag)
+			rec = append(rec, body...)
+			rec = endRecord(rec, start)
+			body, n = body[:0], 0
+			return emit()
+		}
+		add := func() error {
+			n++
+			if n == chunkItems || len(body) >= chunkBytes {
+				return flush()
+			}
+			return nil
+		}
+		if im.IsDict() {
+			err = im.Entries(func(key, val string, seq uint64) error {
+				body = append(body, key...)
+				body = append(body, val...)
+				body = wire.AppendUint(body, seq)
+				return add()
+			})
+		} else {
+			err = im.Items(func(v string) error {
+				body = append(body, v...)
+				return add()
+			})
+		}
+		if err == nil {
+			err = flush()
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+	rec, start = beginRecord(rec)
+	rec = wire.AppendArrayHeader(rec, 4)
+	rec = wire.AppendUint(rec, recTrailer)
+	rec = wire.AppendUint(rec, uint64(st.Tables))
+	rec = wire.AppendUint(rec, uint64(st.Entries))
+	rec = wire.AppendUint(rec, uint64(records))
+	rec = endRecord(rec, start)
+	if err := emit(); err != nil {
+		return st, err
+	}
+	if err := bw.Flush(); err != nil {
+		return st, err
+	}
+	failpoint("snapshot-fsync")
+	if err := f.Sync(); err != nil {
+		return st, fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return st, err
+	}
+	// The current snapshot becomes the backup: a second name for the same
+	// file, so that the snapshot name always points at a whole snapshot.
+	bak := filepath.Join(dir, backupName)
+	if _, serr := os.Stat(path); serr == nil {
+		os.Remove(bak)
+		if lerr := os.Link(path, bak); lerr != nil {
+			if cerr := copyFile(path, bak); cerr != nil {
+				return st, fmt.Errorf("keep the previous snapshot as %s: %w", bak, cerr)
+			}
+		}
+	}
+	failpoint("snapshot-rename")
+	if err := os.Rename(tmp, path); err != nil {
+		return st, err
+	}
+	failpoint("snapshot-dirsync")
+	return st, syncDir(dir)
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// readSnapshot loads the snapshot at path into st. It returns the
+// snapshot's info (infoOK once its first record was read) and what was
+// loaded. On damage it returns a *DamageError; with salvage, the tables
+// and entries read before the damage are installed first (a table cut
+// short is installed with the entries read), otherwise st may hold part of
+// the snapshot and must be discarded.
+func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, infoOK bool, loaded snapStats, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return info, false, loaded, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return info, false, loaded, err
+	}
+	size := fi.Size()
+	loaded.Bytes = size
+	var hdr [snapHeader]byte
+	if n, _ := io.ReadFull(f, hdr[:]); n < snapHeader || string(hdr[:8]) != snapMagic {
+		if n == 0 {
+			return info, false, loaded, &DamageError{File: path, Offset: 0, Reason: "the file is empty"}
+		}
+		return info, false, loaded, &DamageError{File: path, Offset: 0, Reason: "not a cyberdb snapshot (bad header)"}
+	}
+	if v := binary.BigEndian.Uint32(hdr[8:]); v != snapVersion {
+		if v > snapVersion {
+			return info, false, loaded, fmt.Errorf("%s has format version %d, and this cyberdbd reads version %d: it was %w; run a newer cyberdbd (or move the file away to start without it)", path, v, snapVersion, ErrFutureVersion)
+		}
+		return info, false, loaded, &DamageError{File: path, Offset: 8, Reason: fmt.Sprintf("unknown format version %d", v)}
+	}
+	if binary.BigEndian.Uint32(hdr[12:]) != 0 {
+		return info, false, loaded, &DamageError{File: path, Offset: 12, Reason: "reserved header bytes are not zero"}
+	}
+	rr := newRecordReader(f, path, size, snapHeader)
+	var (
+		cur       *store.TableImage
+		want      uint64 // entries the current table announced
+		got       uint64
+		records   uint64
+		items     [][]byte
+		tables    uint64
+		entries   uint64
+		installed bool
+	)
+	finish := func(off int64) error {
+		if cur == nil {
+			return nil
+		}
+		if got != want && !salvage {
+			return &DamageError{File: path, Offset: off, Reason: fmt.Sprintf("table %q announced %d entries but has %d", cur.Name, want, got)}
+		}
+		if err := st.Install(cur); err != nil {
+			return &DamageError{File: path, Offset: off, Reason: err.Error()}
+		}
+		loaded.Tables++
+		loaded.Entries += int64(cur.Len())
+		cur = nil
+		return nil
+	}
+	fail := func(e error) (snapInfo, bool, snapStats, error) {
+		if salvage && !installed {
+			_ = finish(rr.off)
+		}
+		return info, infoOK, loaded, e
+	}
+	for {
+		off := rr.off
+		body, err := rr.next()
+		if err == io.EOF {
+			return fail(&DamageError{File: path, Offset: off, Reason: "the snapshot ends without its trailer (cut short)"})
+		}
+		if err == errTorn {
+			return fail(&DamageError{File: path, Offset: off, Reason: "the snapshot ends inside a record (cut short)"})
+		}
+		if err != nil {
+			return fail(err)
+		}
+		bad := func(format string, args ...any) (snapInfo, bool, snapStats, error) {
+			return fail(&DamageError{File: path, Offset: off, Reason: fmt.Sprintf(format, args...)})
+		}
+		if !infoOK {
+			if body[0]>>5 != 5 || wire.Unmarshal(body, &info) != nil {
+				return bad("the first record is not the snapshot's info map")
+			}
+			infoOK = true
+			records++
+			continue
+		}
+		items, err = splitArray(items[:0], body)
+		if err != nil || len(items) == 0 {
+			return bad("a record is not a CBOR array")
+		}
+		tag, ok := uintItem(items[0])
+		if !ok {
+			return bad("a record does not start with its type")
+		}
+		switch tag {
+		case recTable:
+			if cur != nil && got != want {
+				return bad("table %q announced %d entries but has %d", cur.Name, want, got)
+			}
+			if err := finish(off); err != nil {
+				return fail(err)
+			}
+			if len(items) != 5 {
+				return bad("a table record has %d items, want 5", len(items))
+			}
+			name, ok1 := textItem(items[1])
+			kind, ok2 := textItem(items[2])
+			n, ok3 := uintItem(items[3])
+			next, ok4 := uintItem(items[4])
+			if !ok1 || !ok2 || !ok3 || !ok4 || (kind != "dict" && kind != "list") {
+				return bad("a malformed table record")
+			}
+			if kind == "dict" {
+				cur = store.NewDictImage(name, next, int(min(n, 1<<30)))
+			} else {
+				cur = store.NewListImage(name, int(min(n, 1<<30)))
+			}
+			want, got = n, 0
+			tables++
+		case recEntries, recItems:
+			per := 1
+			if tag == recEntries {
+				per = 3
+			}
+			if cur == nil || cur.IsDict() != (tag == recEntries) || (len(items)-1)%per != 0 {
+				return bad("entries that belong to no table, or to a table of the other kind")
+			}
+			for i := 1; i < len(items); i += per {
+				if got == want {
+					return bad("table %q has more entries than the %d it announced", cur.Name, want)
+				}
+				if tag == recEntries {
+					seq, ok := uintItem(items[i+2])
+					if !ok {
+						return bad("a dict entry without its insertion number")
+					}
+					err = cur.AddEntry(items[i], items[i+1], seq)
+				} else {
+					err = cur.AddItem(items[i])
+				}
+				if err != nil {
+					return bad("%v", err)
+				}
+				got++
+				entries++
+			}
+		case recTrailer:
+			if cur != nil && got != want {
+				return bad("table %q announced %d entries but has %d", cur.Name, want, got)
+			}
+			if len(items) != 4 {
+				return bad("a malformed trailer")
+			}
+			t, _ := uintItem(items[1])
+			e, _ := uintItem(items[2])
+			r, _ := uintItem(items[3])
+			if t != tables || e != entries || r != records || t != info.Tables {
+				return bad("the trailer counts %d tables, %d entries and %d records; the file has %d, %d and %d", t, e, r, tables, entries, records)
+			}
+			if rr.off != size {
+				return fail(&DamageError{File: path, Offset: rr.off, Reason: "data after the trailer"})
+			}
+			if err := finish(off); err != nil {
+				return fail(err)
+			}
+			installed = true
+			return info, true, loaded, nil
+		default:
+			return bad("unknown record type %d", tag)
+		}
+		records++
+	}
+}
+
+// snapshotTime is the creation time recorded in a snapshot.
+func (i snapInfo) time() time.Time { return time.Unix(0, i.Created) }
