@@ -181,6 +181,11 @@ func appendCanonical(dst, raw []byte) ([]byte, error) {
 		if !ok {
 			return nil, Errorf(CodeBadRequest, "malformed CBOR: bad tag head")
 		}
+		if num == 0 || num == 1 {
+			if err := checkTimeTag(raw); err != nil {
+				return nil, err
+			}
+		}
 		if num == 2 || num == 3 {
 			var v big.Int
 			if err := decMode.Unmarshal(raw, &v); err != nil {

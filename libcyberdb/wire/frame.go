@@ -43,11 +43,16 @@ func (e *FrameTooLargeError) WireError() *Error {
 // It returns io.EOF only when r ends cleanly between frames, and
 // io.ErrUnexpectedEOF when r ends inside a frame.
 func ReadFrame(r io.Reader, buf []byte, maxSize int) ([]byte, error) {
-	var hdr [FrameHeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The header is read into buf: a local array would escape through
+	// the io.Reader interface and cost an allocation per frame.
+	if cap(buf) < FrameHeaderSize {
+		buf = make([]byte, 0, 512)
+	}
+	hdr := buf[:FrameHeaderSize]
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := uint64(binary.BigEndian.Uint32(hdr[:]))
+	n := uint64(binary.BigEndian.Uint32(hdr))
 	if n == 0 {
 		return nil, ErrEmptyFrame
 	}

@@ -17,19 +17,39 @@ type Request struct {
 // Request still carries the id when it could be read, so the error reply
 // can name it.
 func DecodeRequest(body []byte) (Request, error) {
-	var items []Raw
-	if err := Unmarshal(body, &items); err != nil {
-		return Request{ID: peekID(body)}, err
+	req, _, err := DecodeRequestInto(body, nil)
+	return req, err
+}
+
+// DecodeRequestInto is DecodeRequest reusing items (its length is ignored)
+// for the request's items, so that a connection decodes without
+// allocating; it returns the slice to pass next time. The request's Args
+// alias body; text from Args.Text aliases it too.
+func DecodeRequestInto(body []byte, items []Raw) (Request, []Raw, error) {
+	req, err := decodeRequest(body, &items)
+	return req, items[:0], err
+}
+
+func decodeRequest(body []byte, itemsp *[]Raw) (Request, error) {
+	items := *itemsp
+	if err := decMode.Wellformed(body); err != nil {
+		return Request{ID: peekID(body)}, decodeError(err)
 	}
+	if body[0]>>5 != 4 {
+		return Request{}, Errorf(CodeBadRequest, "a request is an array [id, op, arg...]")
+	}
+	items = splitWellformed(body, items[:0])
+	*itemsp = items
 	if len(items) < 2 {
 		return Request{ID: peekID(body)}, Errorf(CodeBadRequest, "a request is an array [id, op, arg...] of at least 2 items, got %d", len(items))
 	}
 	var req Request
-	if len(items[0]) == 0 || items[0][0]>>5 != 0 || Unmarshal(items[0], &req.ID) != nil {
+	var ok bool
+	if req.ID, ok = fastUint(items[0]); !ok {
 		return Request{}, Errorf(CodeBadRequest, "request id must be an unsigned integer")
 	}
-	var op uint64
-	if len(items[1]) == 0 || items[1][0]>>5 != 0 || Unmarshal(items[1], &op) != nil {
+	op, ok := fastUint(items[1])
+	if !ok {
 		return req, Errorf(CodeBadRequest, "op must be an unsigned integer (see PROTOCOL.md)")
 	}
 	if op > math.MaxUint16 {
@@ -181,10 +201,14 @@ func (a Args) argErr(i int, what string) *Error {
 	return Errorf(CodeBadRequest, "%s: argument %d must be %s", a.Op, i+1, what)
 }
 
-// Text returns argument i as a text string (table names).
+// Text returns argument i as a text string (table names). The string may
+// alias the request buffer: clone it (strings.Clone) to keep it.
 func (a Args) Text(i int) (string, error) {
 	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 3 {
 		return "", a.argErr(i, "a text string")
+	}
+	if s, ok := fastText(a.Items[i]); ok {
+		return s, nil
 	}
 	var s string
 	if err := Unmarshal(a.Items[i], &s); err != nil {
@@ -197,6 +221,9 @@ func (a Args) Text(i int) (string, error) {
 func (a Args) Int(i int) (int64, error) {
 	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 > 1 {
 		return 0, a.argErr(i, "an integer")
+	}
+	if u, ok := fastUint(a.Items[i]); ok && u <= math.MaxInt64 {
+		return int64(u), nil
 	}
 	var v int64
 	if err := Unmarshal(a.Items[i], &v); err != nil {

@@ -219,3 +219,25 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestPeekReply(t *testing.T) {
+	for _, tc := range []struct {
+		frame []byte
+		id    uint64
+		code  Code
+	}{
+		{AppendReply(nil, 7, []byte{0xf6}), 7, CodeOK},
+		{AppendReply(nil, 1<<40, []byte{0x01}), 1 << 40, CodeOK},
+		{AppendError(nil, 300, Errorf(CodeKeyNotFound, "x")), 300, CodeKeyNotFound},
+	} {
+		id, code, ok := PeekReply(tc.frame[FrameHeaderSize:])
+		if !ok || id != tc.id || code != tc.code {
+			t.Errorf("PeekReply(%x) = %d, %s, %v", tc.frame, id, code, ok)
+		}
+	}
+	for _, bad := range [][]byte{{}, {0x83}, {0x82, 1, 0}, {0x83, 0x61, 'a', 0}, {0x83, 1, 0x61}} {
+		if _, _, ok := PeekReply(bad); ok {
+			t.Errorf("PeekReply(%x) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"bufio"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// benchServer runs an in-process server on a Unix socket and returns a
+// connected, HELLO'd raw client.
+func benchServer(b *testing.B) (net.Conn, *bufio.Reader) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "s.sock")
+	l, err := ListenUnix(path, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := New(Config{}, store.New())
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Shutdown(b.Context()) })
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := bufio.NewReaderSize(nc, 64<<10)
+	f, _ := wire.AppendRequest(nil, 1, wire.OpHello, 1)
+	f, _ = wire.AppendRequest(f, 2, wire.OpCreateDict, "t")
+	f, _ = wire.AppendRequest(f, 3, wire.OpDSet, "t", "key:000000000001", strings.Repeat("v", 32))
+	nc.Write(f)
+	for range 3 {
+		if _, err := wire.ReadFrame(r, nil, 1<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return nc, r
+}
+
+// BenchmarkPipelined measures the server's per-request cost: 16 requests
+// per write, as redis-benchmark -P 16. Allocations are the server's and
+// this client's together; the client side allocates nothing per request.
+func BenchmarkPipelinedGet(b *testing.B) { benchPipelined(b, wire.OpDGet) }
+func BenchmarkPipelinedSet(b *testing.B) { benchPipelined(b, wire.OpDSet) }
+
+func benchPipelined(b *testing.B, op wire.Op) {
+	nc, r := benchServer(b)
+	var batch []byte
+	for i := range 16 {
+		if op == wire.OpDGet {
+			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001")
+		} else {
+			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001", strings.Repeat("w", 32))
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 16 {
+		nc.Write(batch)
+		for range 16 {
+			body, err := wire.ReadFrame(r, buf, 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf = body[:0]
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package wire
+
+import (
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// The request hot path. DecodeRequest used to decode every frame into a
+// []Raw through the CBOR library's reflection, then each id, op and table
+// name through another Unmarshal: a third of the daemon's CPU under a
+// pipelined load. Now the library checks the whole body once
+// (Wellformed: structure, nesting and size limits) and the items are split
+// by the walker below, which relies on that check: it never reads a head
+// the library has not already validated. Values are still decoded and
+// re-encoded by the library (Canonical), and anything unusual in an id, op
+// or name falls back to it.
+
+// itemEnd returns the offset just past the well-formed item starting at
+// b[0]. b must have passed decMode.Wellformed as part of a larger item.
+func itemEnd(b []byte) int {
+	major := b[0] >> 5
+	if b[0]&0x1f == 31 { // indefinite length: items (or chunks) until 0xff
+		off := 1
+		for b[off] != 0xff {
+			off += itemEnd(b[off:])
+		}
+		return off + 1
+	}
+	arg, n, _ := readHeadAny(b)
+	switch major {
+	case 2, 3:
+		return n + int(arg)
+	case 4:
+		off := n
+		for range arg {
+			off += itemEnd(b[off:])
+		}
+		return off
+	case 5:
+		off := n
+		for range 2 * arg {
+			off += itemEnd(b[off:])
+		}
+		return off
+	case 6:
+		return n + itemEnd(b[n:])
+	}
+	return n // 0, 1, 7
+}
+
+// splitWellformed appends the items of the well-formed array raw to items.
+func splitWellformed(raw []byte, items []Raw) []Raw {
+	off := 1
+	if raw[0]&0x1f == 31 {
+		for raw[off] != 0xff {
+			end := off + itemEnd(raw[off:])
+			items = append(items, raw[off:end:end])
+			off = end
+		}
+		return items
+	}
+	count, n, _ := readHeadAny(raw)
+	off = n
+	for range count {
+		end := off + itemEnd(raw[off:])
+		items = append(items, raw[off:end:end])
+		off = end
+	}
+	return items
+}
+
+// fastUint decodes an unsigned integer item without the library.
+func fastUint(raw Raw) (uint64, bool) {
+	if len(raw) == 0 || raw[0]>>5 != 0 {
+		return 0, false
+	}
+	v, n, ok := readHeadAny(raw)
+	return v, ok && n == len(raw)
+}
+
+// fastText returns a definite-length, valid UTF-8 text item as a string
+// that aliases raw (no copy). ok is false for anything else.
+func fastText(raw Raw) (string, bool) {
+	if len(raw) == 0 || raw[0]>>5 != 3 || raw[0]&0x1f == 31 {
+		return "", false
+	}
+	l, n, ok := readHeadAny(raw)
+	if !ok || uint64(len(raw)-n) != l || !utf8.Valid(raw[n:]) {
+		return "", false
+	}
+	if l == 0 {
+		return "", true
+	}
+	return unsafe.String(&raw[n], int(l)), true
+}
+
+// checkTimeTag validates the content of tag 0 or 1 (RFC 8949 §3.4.1-2),
+// which the well-formedness check alone does not look at.
+func checkTimeTag(raw []byte) error {
+	var t time.Time
+	if err := decMode.Unmarshal(raw, &t); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
+// PeekReply reads the id and code of a reply body without decoding the
+// rest, for callers that only need to know whether it succeeded (load
+// generators, pipelines of writes). ok is false when the body does not
+// start like a reply [uint, uint, ...]; use DecodeReply then.
+func PeekReply(body []byte) (id uint64, code Code, ok bool) {
+	if len(body) < 3 || body[0] != 0x83 || body[1]>>5 != 0 {
+		return 0, 0, false
+	}
+	id, n, ok := readHeadAny(body[1:])
+	if !ok || 1+n >= len(body) || body[1+n]>>5 != 0 {
+		return 0, 0, false
+	}
+	c, _, ok := readHeadAny(body[1+n:])
+	if !ok || c > 0xffff {
+		return 0, 0, false
+	}
+	return id, Code(c), true
+}
