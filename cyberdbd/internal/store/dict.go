@@ -28,9 +28,10 @@ type dict struct {
 	entries []entry
 	slots   []uint64
 	seed    maphash.Seed
-	live    int    // entries that are not tombstones
-	bytes   int64  // len(kv) summed over live entries
-	nextSeq uint64 // seq of the next inserted key; seqs start at 1
+	live    int     // entries that are not tombstones
+	bytes   int64   // len(kv) summed over live entries
+	nextSeq uint64  // seq of the next inserted key; seqs start at 1
+	arena   kvArena // where kv strings are carved from (kvarena.go)
 }
 
 type entry struct {
@@ -175,7 +176,7 @@ func joinKV(key, val []byte) string {
 
 // insert appends a new key, which must be absent, and returns its position.
 func (d *dict) insert(key, val []byte) int {
-	kv := joinKV(key, val)
+	kv := arenaJoin(&d.arena, key, val)
 	pos := len(d.entries)
 	d.entries = append(d.entries, entry{kv: kv, seq: d.nextSeq})
 	d.nextSeq++
@@ -189,16 +190,34 @@ func (d *dict) insert(key, val []byte) int {
 func (d *dict) setVal(pos int, val []byte) {
 	e := &d.entries[pos]
 	k := keyLen(e.kv)
-	kv := joinKV([]byte(e.kv[:k]), val)
+	kv := arenaJoin(&d.arena, e.kv[:k], val)
 	d.bytes += int64(len(kv) - len(e.kv))
+	d.arena.dropped(e.kv)
 	e.kv = kv
+	d.maybeCompactArena()
 }
 
 // setKV stores the whole pair kv at pos (used by undo).
 func (d *dict) setKV(pos int, kv string) {
 	e := &d.entries[pos]
 	d.bytes += int64(len(kv) - len(e.kv))
+	d.arena.dropped(e.kv)
 	e.kv = kv
+}
+
+// maybeCompactArena copies the live kv strings into fresh chunks once the
+// arena's garbage exceeds them (kvarena.go). Old chunks stay valid for
+// whoever still holds their strings, and are freed when nobody does.
+func (d *dict) maybeCompactArena() {
+	if g := d.arena.garbage; g < arenaMinGarbage || g < d.bytes {
+		return
+	}
+	d.arena = kvArena{}
+	for i := range d.entries {
+		if e := &d.entries[i]; !e.dead() && inArena(len(e.kv)) {
+			e.kv = arenaJoin(&d.arena, e.kv, nil)
+		}
+	}
 }
 
 // removeAt deletes the live entry at pos.
@@ -207,6 +226,7 @@ func (d *dict) removeAt(pos int) {
 	d.indexDel(d.slotOf(e.key(), pos))
 	d.live--
 	d.bytes -= int64(len(e.kv))
+	d.arena.dropped(e.kv)
 	e.kv = ""
 	// Keep the invariant: no trailing tombstones.
 	n := len(d.entries)
@@ -218,6 +238,7 @@ func (d *dict) removeAt(pos int) {
 	if dead := len(d.entries) - d.live; dead > 32 && dead > d.live {
 		d.compact()
 	}
+	d.maybeCompactArena()
 }
 
 // compact drops the tombstones into a new, right-sized slice and points
@@ -281,5 +302,6 @@ func (d *dict) clone() *dict {
 	c := *d
 	c.entries = slices.Clone(d.entries)
 	c.slots = slices.Clone(d.slots)
+	c.arena.detach()
 	return &c
 }
