@@ -123,3 +123,25 @@ func PeekReply(body []byte) (id uint64, code Code, ok bool) {
 	}
 	return id, Code(c), true
 }
+
+// SplitArrayInto returns the items of the CBOR array raw, appended to
+// items[:0] and aliasing raw. Unlike SplitArray it uses no reflection: the
+// library checks raw (structure, limits) and the walker splits it. For
+// readers of many records (the daemon's snapshot and log).
+func SplitArrayInto(raw []byte, items []Raw) ([]Raw, error) {
+	if err := decMode.Wellformed(raw); err != nil {
+		return items[:0], decodeError(err)
+	}
+	if raw[0]>>5 != 4 {
+		return items[:0], Errorf(CodeBadRequest, "expected a CBOR array")
+	}
+	return splitWellformed(raw, items[:0]), nil
+}
+
+// ItemUint reads an unsigned integer item (any head length) without the
+// library; ok is false for anything else.
+func ItemUint(raw []byte) (uint64, bool) { return fastUint(raw) }
+
+// ItemText reads a definite-length, valid UTF-8 text item; the string
+// aliases raw (clone it to keep it). ok is false for anything else.
+func ItemText(raw []byte) (string, bool) { return fastText(raw) }

@@ -251,8 +251,7 @@ func (db *DB) replaySegment(dir string, n uint64, last bool) (ops int, err error
 		return 0, &DamageError{File: path, Offset: 16, Reason: fmt.Sprintf("the header says segment %d", s)}
 	}
 	rr := newRecordReader(f, path, size, logHeader)
-	var items [][]byte
-	var args []wire.Raw
+	var items []wire.Raw
 	var out []byte
 	skipped := 0
 	for {
@@ -288,11 +287,7 @@ func (db *DB) replaySegment(dir string, n uint64, last bool) (ops int, err error
 		if !ok || op == 0 || op > 0xffff || !wire.Op(op).IsWrite() {
 			return ops, &DamageError{File: path, Offset: off, Reason: "a record is not a write op [op, arg...]"}
 		}
-		args = args[:0]
-		for _, it := range items[1:] {
-			args = append(args, wire.Raw(it))
-		}
-		out, err = db.st.Exec(wire.Op(op), wire.Args{Op: wire.Op(op), Items: args}, out[:0])
+		out, err = db.st.Exec(wire.Op(op), wire.Args{Op: wire.Op(op), Items: items[1:]}, out[:0])
 		if err != nil {
 			if !db.opts.Recover {
 				return ops, fmt.Errorf("%s at byte offset %d: replaying %s failed: %v. The log does not match the snapshot; %s",

@@ -288,7 +288,7 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 		want      uint64 // entries the current table announced
 		got       uint64
 		records   uint64
-		items     [][]byte
+		items     []wire.Raw
 		tables    uint64
 		entries   uint64
 		installed bool
