@@ -2,6 +2,7 @@ package libcyberdb
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -55,6 +56,26 @@ func BenchmarkGetParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGet256 is issue 7's automatic-pipelining case: 256 goroutines
+// calling Get on one Client (cyberdb bench --pooled -c 256 -t get is the
+// same from the command line). calls/s is the figure to compare with
+// redis-benchmark -c 50.
+func BenchmarkGet256(b *testing.B) {
+	d := benchDict(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism((256 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := d.Get(ctx, "key"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
 
 func BenchmarkSetParallel(b *testing.B) {

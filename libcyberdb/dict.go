@@ -53,9 +53,7 @@ func (d *Dict[K, V]) finish(ctx context.Context, cl *call, out any) error {
 
 // Get returns the value at key (d[k]); ErrNotFound when it is absent.
 func (d *Dict[K, V]) Get(ctx context.Context, key K) (V, error) {
-	var v V
-	err := d.finish(ctx, d.call(wire.OpDGet).value(key), &v)
-	return v, err
+	return finishValue[V](ctx, d.x, d.name, arg(d.call(wire.OpDGet), key)) // fastpath.go
 }
 
 // GetOr returns the value at key, or def when the key is absent
@@ -69,12 +67,12 @@ func (d *Dict[K, V]) GetOr(ctx context.Context, key K, def V) (V, error) {
 // Set sets key to value (d[k] = v). An existing key keeps its place in
 // the insertion order.
 func (d *Dict[K, V]) Set(ctx context.Context, key K, value V) error {
-	return d.finish(ctx, d.call(wire.OpDSet).value(key).value(value), nil)
+	return d.finish(ctx, arg(arg(d.call(wire.OpDSet), key), value), nil)
 }
 
 // Delete removes key (del d[k]); ErrNotFound when it is absent.
 func (d *Dict[K, V]) Delete(ctx context.Context, key K) error {
-	return d.finish(ctx, d.call(wire.OpDDel).value(key), nil)
+	return d.finish(ctx, arg(d.call(wire.OpDDel), key), nil)
 }
 
 // Has reports whether key is present (k in d).
@@ -184,9 +182,7 @@ func (d *Dict[K, V]) Clear(ctx context.Context) error {
 // ErrTypeError when the stored value is not a number, and ErrOverflow
 // beyond the CBOR integer range.
 func (d *Dict[K, V]) Incr(ctx context.Context, key K, delta V) (V, error) {
-	var v V
-	err := d.finish(ctx, d.call(wire.OpDIncr).value(key).value(delta), &v)
-	return v, err
+	return finishValue[V](ctx, d.x, d.name, arg(arg(d.call(wire.OpDIncr), key), delta))
 }
 
 // CompareAndSwap sets key to new only if it is present and equal to old

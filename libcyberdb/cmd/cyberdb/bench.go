@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +54,13 @@ Flags (as redis-benchmark's):
                        (default all)
   -r N                 keys are key:NNNNNNNNNNNN with NNN... random below N;
                        without -r every request uses the one key key:__rand_int__
+  --sequential         keys are key:000000000000, key:000000000001, ... in
+                       order, one per request (-r is ignored): loads -n
+                       distinct keys, e.g. -t set -n 1000000 -d 32 -P 64
   --processes N        spread the clients over N OS processes (default 1)
+  --threads N          OS threads running each process's clients (default 1,
+                       as redis-benchmark: the load generator then leaves
+                       the other cores to the daemon; 0: all cores)
   --pooled             clients are goroutines sharing one libcyberdb.Client
                        (automatic pipelining) instead of one connection each
   -q                   quiet: one line per test
@@ -82,8 +89,13 @@ type benchConfig struct {
 	processes int
 	pooled    bool
 	quiet     bool
-	csv       bool
-	worker    bool // internal: a child process of --processes
+	// sequential: request i uses key number i (next hands them out), to
+	// load a known set of distinct keys.
+	sequential bool
+	next       *atomic.Int64
+	threads    int // GOMAXPROCS of each process; 0 leaves Go's default
+	csv        bool
+	worker     bool // internal: a child process of --processes
 }
 
 func parseBench(e *env, args []string) (*benchConfig, error) {
@@ -99,7 +111,9 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 	tests := fs.StringP("tests", "t", strings.Join(benchTests, ","), "")
 	fs.IntVarP(&cfg.keyspace, "keyspacelen", "r", 0, "")
 	fs.IntVar(&cfg.processes, "processes", 1, "")
+	fs.IntVar(&cfg.threads, "threads", 1, "")
 	fs.BoolVar(&cfg.pooled, "pooled", false, "")
+	fs.BoolVar(&cfg.sequential, "sequential", false, "")
 	fs.BoolVarP(&cfg.quiet, "quiet", "q", false, "")
 	fs.BoolVar(&cfg.csv, "csv", false, "")
 	fs.BoolVar(&cfg.worker, "worker", false, "")
@@ -129,7 +143,12 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 		return nil, usagef("-r must not be negative")
 	case cfg.processes < 1 || cfg.processes > cfg.clients:
 		return nil, usagef("--processes must be between 1 and -c (%d)", cfg.clients)
+	case cfg.threads < 0:
+		return nil, usagef("--threads must not be negative")
+	case cfg.sequential && cfg.processes > 1:
+		return nil, usagef("--sequential works in one process: leave out --processes")
 	}
+	cfg.next = new(atomic.Int64)
 	for _, t := range strings.Split(*tests, ",") {
 		t = strings.ToLower(strings.TrimSpace(t))
 		if t == "" {
@@ -165,6 +184,11 @@ func runBench(e *env, args []string) error {
 		return err
 	}
 	cfg.addr = path
+	if cfg.threads > 0 {
+		// Like redis-benchmark's --threads: by default one thread drives
+		// all the clients of a process.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.threads))
+	}
 	// A benchmark runs as long as it needs: the global --timeout is for
 	// single commands.
 	ctx := context.WithoutCancel(e.ctx)
@@ -375,6 +399,7 @@ func report(w io.Writer, cfg *benchConfig, r *benchResult) {
 // this process.
 func runTest(ctx context.Context, cfg *benchConfig, test string, clients, requests int) (*benchResult, error) {
 	res := &benchResult{Test: test, Hist: make([]uint64, histBuckets)}
+	cfg.next.Store(0) // --sequential: each test covers keys 0 .. -n-1
 	var (
 		remaining atomic.Int64
 		mu        sync.Mutex
@@ -403,6 +428,9 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 			return nil, err
 		}
 		defer c.Close()
+		// get and set go through a typed handle, as an application's
+		// would; the other tests through Do.
+		dict := libcyberdb.NewDict[string, string](c, "bench")
 		res.Start = time.Now().UnixNano()
 		for range clients {
 			wg.Add(1)
@@ -413,9 +441,24 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 				var first string
 				rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 				for remaining.Add(-1) >= 0 {
-					op, args := benchRequest(test, cfg, rng, val)
-					t0 := time.Now()
-					_, err := c.Do(ctx, op, args...)
+					var err error
+					var t0 time.Time
+					switch test {
+					case "get":
+						key := benchKey("key:", cfg, rng)
+						t0 = time.Now()
+						if _, err = dict.Get(ctx, key); errors.Is(err, libcyberdb.ErrNotFound) {
+							err = nil // as the raw get, which asks for null when absent
+						}
+					case "set":
+						key := benchKey("key:", cfg, rng)
+						t0 = time.Now()
+						err = dict.Set(ctx, key, val)
+					default:
+						op, args := benchRequest(test, cfg, rng, val)
+						t0 = time.Now()
+						_, err = c.Do(ctx, op, args...)
+					}
 					h[bucketOf(time.Since(t0).Nanoseconds())]++
 					n++
 					if err != nil {
@@ -463,6 +506,9 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 
 // benchKey returns the key of one request, as redis-benchmark names them.
 func benchKey(prefix string, cfg *benchConfig, rng *rand.Rand) string {
+	if cfg.sequential {
+		return fmt.Sprintf("%s%012d", prefix, cfg.next.Add(1)-1)
+	}
 	if cfg.keyspace == 0 {
 		return prefix + "__rand_int__"
 	}
@@ -525,12 +571,17 @@ func (bc *benchConn) appendBenchRequest(test string, cfg *benchConfig, rng *rand
 	bc.id++
 	dst, start := wire.BeginFrame(bc.out)
 	key := func(prefix string) {
-		if cfg.keyspace == 0 {
+		if cfg.keyspace == 0 && !cfg.sequential {
 			dst = wire.AppendText(dst, prefix+"__rand_int__")
 			return
 		}
 		k := append(keybuf[:0], prefix...)
-		n := uint64(rng.IntN(cfg.keyspace))
+		var n uint64
+		if cfg.sequential {
+			n = uint64(cfg.next.Add(1) - 1)
+		} else {
+			n = uint64(rng.IntN(cfg.keyspace))
+		}
 		k = append(k, "000000000000"...)
 		for i := len(k) - 1; n > 0 && i >= len(prefix); i-- {
 			k[i] = byte('0' + n%10)
@@ -608,6 +659,9 @@ func (bc *benchConn) run(test string, cfg *benchConfig, remaining *atomic.Int64,
 			bc.buf = body[:0]
 			h[bucketOf(time.Since(t0).Nanoseconds())]++
 			n++
+			if _, code, ok := wire.PeekReply(body); ok && code == wire.CodeOK {
+				continue
+			}
 			if rep, err := wire.DecodeReply(body); err != nil || rep.Err != nil {
 				if errs == 0 {
 					first = fmt.Sprint(errors.Join(err, errOrNil(rep.Err)))
@@ -686,7 +740,7 @@ func startWorkers(ctx context.Context, cfg *benchConfig) (*workerSet, error) {
 			requests++
 		}
 		args := []string{"bench", "--worker", "-s", cfg.addr, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(max(requests, 1)),
-			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace)}
+			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace), "--threads", strconv.Itoa(cfg.threads)}
 		if cfg.pooled {
 			args = append(args, "--pooled")
 		}

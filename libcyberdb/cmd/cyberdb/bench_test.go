@@ -35,6 +35,7 @@ func TestBench(t *testing.T) {
 		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "-r", "50"},
 		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "--processes", "3"},
 		{"--csv", "-t", "get,incr", "-n", "400", "-c", "32", "--pooled"},
+		{"--csv", "-t", "set,get", "-n", "400", "-c", "3", "-P", "7", "--sequential"},
 	} {
 		out, errs, code := c.run(append([]string{"bench"}, mode...)...)
 		if code != 0 {
@@ -59,6 +60,10 @@ func TestBench(t *testing.T) {
 			}
 		}
 	}
+	// --sequential set 400 distinct keys, key:000000000000 .. key:000000000399
+	// (covering the -r 50 ones); the others are key: and counter:__rand_int__.
+	c.ok("402\n", "len", "bench")
+	c.ok("\"xxx\"\n", "get", "bench", "key:000000000399")
 	c.fails(2, "unknown test", "bench", "-t", "lpush")
 	c.fails(2, "--processes", "bench", "-c", "2", "--processes", "3")
 }

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# bench-redis.sh: cyberdb and Redis side by side on this machine (issue 7,
+# README "Performance"). Run it with `make bench-redis`.
+#
+# It starts redis-server (no persistence) and cyberdbd (--appendonly=false),
+# each on a Unix socket in a temp dir, runs redis-benchmark and
+# `cyberdb bench` with the same parameters, alternating, RUNS times per case,
+# and prints one table: the best figure of each over the runs (highest rps,
+# lowest p99: other processes on the machine only ever make a run slower)
+# and the ratio cyberdb / Redis.
+#
+# Environment:
+#   RUNS=3        alternating runs per case
+#   N=200000      requests per throughput case
+#   KEYS=100000   keyspace of the throughput cases (-r)
+#   LOAD=1000000  entries for the memory and snapshot-load cases
+#   CASES="c50 p16 c200 pooled rss load web"   the cases to run
+#   WEB_SECS=10   duration of each wrk run (web case)
+#   KEEP=1        keep the temp dir (logs, sockets) for a look afterwards
+#
+# redis-server and redis-benchmark come from the Debian packages
+# redis-server and redis-tools, and wrk from wrk, installed with apt-get if
+# missing (as root; otherwise it says what to install). Go builds cyberdbd,
+# cyberdb and the two web apps (libcyberdb/examples/webapp and its Redis
+# twin, the separate module libcyberdb/examples/webapp-redis, whose
+# go-redis comes from the Go module proxy).
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+N=${N:-200000}
+KEYS=${KEYS:-100000}
+LOAD=${LOAD:-1000000}
+CASES=${CASES:-"c50 p16 c200 pooled rss load web"}
+WEB_SECS=${WEB_SECS:-10}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+say() { printf '%s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null || need+=(redis-tools)
+[[ " $CASES " != *" web "* ]] || command -v wrk >/dev/null || need+=(wrk)
+if ((${#need[@]})); then
+	if [[ $(id -u) == 0 ]]; then
+		say "installing ${need[*]} (apt-get)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2 ||
+			{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2; }
+		# The package starts a system redis-server on port 6379; ours uses
+		# its own socket and does not need it, so it is left alone.
+	else
+		say "bench-redis: missing ${need[*]}: run as root to have them installed, or: sudo apt-get install ${need[*]}"
+		exit 1
+	fi
+fi
+
+T=$(mktemp -d /tmp/bench-redis.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [[ ${KEEP:-} == 1 ]]; then say "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+say "building cyberdbd and cyberdb"
+(cd "$ROOT" && go build -o "$T/cyberdbd" ./cyberdbd && go build -o "$T/cyberdb" ./libcyberdb/cmd/cyberdb)
+if [[ " $CASES " == *" web "* ]]; then
+	(cd "$ROOT" && go build -o "$T/webapp" ./libcyberdb/examples/webapp)
+	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/webapp-redis" .)
+fi
+CDB="$T/cyberdb"
+RSOCK="$T/redis.sock"
+CSOCK="$T/cyberdb.sock"
+mkdir -p "$T/redis" "$T/cyberdb-data"
+
+# --- daemons -----------------------------------------------------------
+redis_pid='' cyberdb_pid=''
+
+# now_ms: wall clock in milliseconds.
+now_ms() { date +%s%3N; }
+
+# wait_ready CMD...: poll CMD every 2 ms until it succeeds (60 s at most).
+wait_ready() {
+	local end=$(($(now_ms) + 60000))
+	until "$@" >/dev/null 2>&1; do
+		(($(now_ms) < end)) || { say "not ready: $*"; return 1; }
+		sleep 0.002
+	done
+}
+
+start_redis() {
+	redis-server --port 0 --unixsocket "$RSOCK" --unixsocketperm 700 \
+		--save '' --appendonly no --dir "$T/redis" --dbfilename dump.rdb \
+		--logfile "$T/redis.log" --daemonize no &
+	redis_pid=$!
+	pids+=("$redis_pid")
+	wait_ready redis_pong
+}
+# redis_pong: a PING answered with PONG (while loading, Redis answers
+# "LOADING" errors, and redis-cli still exits 0).
+redis_pong() { [[ $(redis-cli -s "$RSOCK" ping 2>/dev/null) == PONG ]]; }
+stop_redis() {
+	[[ -n $redis_pid ]] || return 0
+	redis-cli -s "$RSOCK" shutdown nosave >/dev/null 2>&1 || kill "$redis_pid" 2>/dev/null || true
+	wait "$redis_pid" 2>/dev/null || true
+	redis_pid=''
+}
+
+start_cyberdb() {
+	"$T/cyberdbd" --socket "$CSOCK" --socket-mode 0600 --data-dir "$T/cyberdb-data" \
+		--appendonly=false --snapshot-interval 0 --log-level warn 2>>"$T/cyberdbd.log" &
+	cyberdb_pid=$!
+	pids+=("$cyberdb_pid")
+	wait_ready "$CDB" -s "$CSOCK" ping
+}
+stop_cyberdb() {
+	[[ -n $cyberdb_pid ]] || return 0
+	kill "$cyberdb_pid" 2>/dev/null || true
+	wait "$cyberdb_pid" 2>/dev/null || true
+	cyberdb_pid=''
+}
+fresh() { # empty daemons, no snapshot left over
+	stop_redis
+	stop_cyberdb
+	rm -rf "$T/redis"/* "$T/cyberdb-data"/*
+	start_redis
+	start_cyberdb
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# --- results -----------------------------------------------------------
+# rows: "case|metric|redis|cyberdb|better" (better: hi or lo)
+rows=()
+best() { # best OLD NEW hi|lo
+	if [[ -z $1 ]]; then echo "$2"; return; fi
+	awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { if ((d == "hi" && b > a) || (d == "lo" && b < a)) print b; else print a }'
+}
+csv_field() { # csv_field TEST COLUMN < csv  (columns: 2 rps, 7 p99)
+	awk -F'","|"' -v t="$1" -v c="$2" '$2 == t { print $(c + 1) }'
+}
+
+# throughput NAME P99(yes|no) "redis-benchmark args" "cyberdb bench args"
+throughput() {
+	local name=$1 p99=$2 rargs=$3 cargs=$4 run
+	declare -A r
+	say "== $name: redis-benchmark $rargs | cyberdb bench $cargs ($RUNS runs each, alternating)"
+	for ((run = 1; run <= RUNS; run++)); do
+		local rc cc
+		# shellcheck disable=SC2086
+		rc=$(redis-benchmark -s "$RSOCK" $rargs --csv)
+		# shellcheck disable=SC2086
+		cc=$("$CDB" bench -s "$CSOCK" $cargs --csv)
+		for t in SET GET; do
+			local v
+			v=$(csv_field "$t" 2 <<<"$rc"); r[$t.rrps]=$(best "${r[$t.rrps]:-}" "$v" hi)
+			v=$(csv_field "$t" 7 <<<"$rc"); r[$t.rp99]=$(best "${r[$t.rp99]:-}" "$v" lo)
+			v=$(csv_field "$t" 2 <<<"$cc"); r[$t.crps]=$(best "${r[$t.crps]:-}" "$v" hi)
+			v=$(csv_field "$t" 7 <<<"$cc"); r[$t.cp99]=$(best "${r[$t.cp99]:-}" "$v" lo)
+		done
+		say "   run $run: redis set ${r[SET.rrps]} get ${r[GET.rrps]} | cyberdb set ${r[SET.crps]} get ${r[GET.crps]} (best so far)"
+	done
+	for t in SET GET; do
+		local lt=${t,,}
+		rows+=("$name $lt|rps|${r[$t.rrps]}|${r[$t.crps]}|hi")
+		[[ $p99 == yes ]] && rows+=("$name $lt|p99 ms|${r[$t.rp99]}|${r[$t.cp99]}|lo")
+	done
+	return 0
+}
+
+# case_pooled: automatic pipelining. 256 goroutines calling Get on one
+# libcyberdb.Client, against Redis's unpipelined -c 50 (target: 3x).
+case_pooled() {
+	local run rc cc rbest='' cbest=''
+	say "== pooled: cyberdb bench --pooled -c 256 -t get vs redis-benchmark -c 50 -t get ($RUNS runs)"
+	for ((run = 1; run <= RUNS; run++)); do
+		rc=$(redis-benchmark -s "$RSOCK" -c 50 -n "$N" -r "$KEYS" -t get --csv | csv_field GET 2)
+		cc=$("$CDB" bench -s "$CSOCK" --pooled -c 256 -n "$((N * 5))" -r "$KEYS" -t get --csv | csv_field GET 2)
+		say "   run $run: redis -c 50 $rc, cyberdb --pooled -c 256 $cc"
+		rbest=$(best "$rbest" "$rc" hi)
+		cbest=$(best "$cbest" "$cc" hi)
+	done
+	rows+=("get: cyberdb --pooled -c 256 vs redis -c 50|rps|$rbest|$cbest|hi")
+}
+
+# load_both: LOAD entries key:%012d (16 bytes) -> 32-byte value, each with a
+# pipelined writer: redis-cli --pipe with generated RESP, cyberdb bench
+# --sequential -P 64.
+VAL32=$(printf 'v%.0s' {1..32})
+load_both() {
+	awk -v n="$LOAD" -v v="$VAL32" 'BEGIN {
+		for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$32\r\n%s\r\n", i, v }' >"$T/load.resp"
+	redis-cli -s "$RSOCK" --pipe <"$T/load.resp" >/dev/null
+	rm -f "$T/load.resp"
+	"$CDB" bench -s "$CSOCK" -q -t set --sequential -n "$LOAD" -d 32 -c 4 -P 64 >/dev/null
+	local rn cn
+	rn=$(redis-cli -s "$RSOCK" dbsize)
+	cn=$("$CDB" -s "$CSOCK" len bench)
+	[[ $rn == "$LOAD" && $cn == "$LOAD" ]] || { say "load: redis has $rn keys, cyberdb $cn"; return 1; }
+}
+
+case_rss() {
+	local run rr cr rbest='' cbest=''
+	say "== rss: $LOAD entries of 16-byte keys and 32-byte values ($RUNS runs, fresh daemons each)"
+	for ((run = 1; run <= RUNS; run++)); do
+		fresh
+		load_both
+		sleep 2 # let both settle (Redis's active rehashing, Go's scavenger)
+		rr=$(rss_kib "$redis_pid")
+		cr=$(rss_kib "$cyberdb_pid")
+		say "   run $run: redis $((rr / 1024)) MiB, cyberdb $((cr / 1024)) MiB"
+		rbest=$(best "$rbest" "$rr" lo)
+		cbest=$(best "$cbest" "$cr" lo)
+	done
+	rows+=("$LOAD entries|RSS MiB|$(awk -v k="$rbest" 'BEGIN{printf "%.1f", k/1024}')|$(awk -v k="$cbest" 'BEGIN{printf "%.1f", k/1024}')|lo")
+}
+
+# case_load: both save a snapshot of LOAD entries, stop, and start again;
+# the figure is the wall-clock time from exec to the first answered PING
+# (both load their data before they answer). Redis's own log line ("DB
+# loaded from disk: N seconds") is shown too.
+case_load() {
+	local run t0 rt ct rbest='' cbest=''
+	say "== load: restart with $LOAD entries in the snapshot ($RUNS runs)"
+	fresh
+	load_both
+	redis-cli -s "$RSOCK" save >/dev/null
+	if ! "$CDB" -s "$CSOCK" save >/dev/null 2>"$T/save.err"; then
+		say "   cyberdb save failed: $(cat "$T/save.err")"
+		rows+=("load $LOAD from snapshot|ms|n/a|n/a (needs persistence)|lo")
+		return 0
+	fi
+	for ((run = 1; run <= RUNS; run++)); do
+		stop_redis
+		t0=$(now_ms)
+		start_redis
+		rt=$(($(now_ms) - t0))
+		stop_cyberdb
+		t0=$(now_ms)
+		start_cyberdb
+		ct=$(($(now_ms) - t0))
+		[[ $(redis-cli -s "$RSOCK" dbsize) == "$LOAD" && $("$CDB" -s "$CSOCK" len bench) == "$LOAD" ]] ||
+			{ say "   reload lost entries"; return 1; }
+		say "   run $run: redis $rt ms ($(grep -o 'DB loaded from disk: [0-9.]* seconds' "$T/redis.log" | tail -1)), cyberdb $ct ms"
+		rbest=$(best "$rbest" "$rt" lo)
+		cbest=$(best "$cbest" "$ct" lo)
+	done
+	rows+=("load $LOAD from snapshot|ms to ready|$rbest|$cbest|lo")
+}
+
+# case_web: the seed's web scenario. Each app runs 4 worker processes
+# behind one port, reading the value on every request (webapp from cyberdbd,
+# webapp-redis from Redis), under wrk -t4 -c100 -d${WEB_SECS}s; alternating.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+web_run() { # web_run NAME CMD...: start the app, run wrk, stop it; prints req/s
+	local port pid out
+	port=$(free_port)
+	"$@" serve -workers 4 -addr "127.0.0.1:$port" >"$T/web.log" 2>&1 &
+	pid=$!
+	wait_ready curl -sf "http://127.0.0.1:$port/"
+	[[ $(curl -s "http://127.0.0.1:$port/") == *'"content":"Hello CyberDB!"'* ]] || { say "$1: wrong answer"; kill "$pid"; return 1; }
+	out=$(wrk -t4 -c100 -d"${WEB_SECS}s" "http://127.0.0.1:$port/")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	grep -q 'Non-2xx' <<<"$out" && { say "$1: errors: $out"; return 1; }
+	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+}
+case_web() {
+	local run rv cv rbest='' cbest=''
+	say "== web: 4 worker processes, wrk -t4 -c100 -d${WEB_SECS}s ($RUNS runs, alternating)"
+	"$T/webapp" -socket "$CSOCK" init
+	"$T/webapp-redis" -redis "$RSOCK" init
+	for ((run = 1; run <= RUNS; run++)); do
+		rv=$(web_run "$T/webapp-redis" -redis "$RSOCK")
+		cv=$(web_run "$T/webapp" -socket "$CSOCK")
+		say "   run $run: redis $rv req/s, cyberdb $cv req/s"
+		rbest=$(best "$rbest" "$rv" hi)
+		cbest=$(best "$cbest" "$cv" hi)
+	done
+	rows+=("web app, 4 workers, wrk -c100|req/s|$rbest|$cbest|hi")
+}
+
+say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "redis: $(redis-server --version | grep -o 'v=[^ ]*'); cyberdb: $("$T/cyberdbd" --version 2>&1 | head -1)"
+fresh
+for c in $CASES; do
+	case $c in
+	c50) throughput "-c 50" yes "-c 50 -n $N -r $KEYS -t set,get" "-c 50 -n $N -r $KEYS -t set,get" ;;
+	p16) throughput "-c 50 -P 16" no "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" ;;
+	c200) throughput "-c 200 (cyberdb: --processes 8)" no "-c 200 -n $N -r $KEYS -t set,get" "-c 200 --processes 8 -n $N -r $KEYS -t set,get" ;;
+	pooled) case_pooled ;;
+	rss) case_rss ;;
+	load) case_load ;;
+	web) case_web ;;
+	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web)"; exit 2 ;;
+	esac
+done
+
+# --- the table ---------------------------------------------------------
+printf '\n| case | metric | Redis | cyberdb | cyberdb / Redis |\n| --- | --- | ---: | ---: | ---: |\n'
+for row in "${rows[@]}"; do
+	IFS='|' read -r name metric rv cv dir <<<"$row"
+	ratio=$(awk -v r="$rv" -v c="$cv" -v d="$dir" 'BEGIN {
+		if (r + 0 <= 0 || c + 0 <= 0) { print "n/a"; exit }
+		ok = (d == "hi") ? (c >= r) : (c <= r)
+		printf "%.2f%s", c / r, ok ? "" : " (worse)" }')
+	fmt() { awk -v x="$1" 'BEGIN { if (x + 0 != x) print x; else if (x >= 1000) printf "%.0f", x; else printf "%.3g", x }'; }
+	printf '| %s | %s | %s | %s | %s |\n' "$name" "$metric" "$(fmt "$rv")" "$(fmt "$cv")" "$ratio"
+done
+printf '\n%s runs per case, best of each (highest rps, lowest p99, RSS and load time); %s cores; load average at the end: %s\n' \
+	"$RUNS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
