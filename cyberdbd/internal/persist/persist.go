@@ -95,7 +95,7 @@ func Open(st *store.Store, opts Options) (*DB, error) {
 		db.alog = newAppendLog(db, dir, opts.Fsync, seg)
 		db.alog.size.Store(db.segmentBytes())
 	}
-	st.SetJournal(db.journal)
+	st.SetJournalChecked(db.record, db.failed)
 	if rep.needSnapshot {
 		// After --recover moved files aside, or replayed a log that
 		// --appendonly=false will not keep: make the state self-contained.
@@ -117,12 +117,11 @@ func (db *DB) abort() {
 	db.lock.Close()
 }
 
-// journal is the store's journal: it refuses writes after a disk error and
-// appends the others to the log.
-func (db *DB) journal(op wire.Op, args wire.Args) error {
-	if r := db.refusal.Load(); r != nil {
-		return r.err
-	}
+// record is the store's journal: it appends each write to the log, when
+// there is one. It cannot fail: the log's writer reports disk errors
+// through fail, which refuses the writes that come after (failed is the
+// store's pre-check), so no write needs an undo record.
+func (db *DB) record(op wire.Op, args wire.Args) error {
 	if db.alog != nil {
 		db.alog.append(op, args)
 	}

@@ -82,8 +82,12 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 			return out[:start], prefixed(err, "batch op %d (%s): ", k, b.op)
 		}
 	}
-	if journal := s.journal.Load(); anyWrite && journal != nil {
-		if err := record(*journal, wire.OpBatch, args); err != nil {
+	if j := s.journal.Load(); anyWrite && j != nil {
+		if err := j.precheck(wire.OpBatch); err != nil {
+			undo.rollback()
+			return out[:start], err
+		}
+		if err := record(j.record, wire.OpBatch, args); err != nil {
 			undo.rollback()
 			return out[:start], err
 		}

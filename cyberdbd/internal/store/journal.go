@@ -29,12 +29,42 @@ type JournalFunc func(op wire.Op, args wire.Args) error
 //
 // Ops that fail are not recorded; a write that happened to change nothing
 // (dcas returning false, dpop with a default on a missing key) is.
-func (s *Store) SetJournal(fn JournalFunc) {
+func (s *Store) SetJournal(fn JournalFunc) { s.SetJournalChecked(fn, nil) }
+
+// SetJournalChecked is SetJournal for a journal whose only way to refuse a
+// write is known before the write runs (a disk that already failed):
+// check is called before each write op changes anything, under its locks,
+// and an error refuses the op; fn is then trusted not to fail. Such a
+// journal spares every write the undo record that SetJournal's contract
+// needs (an op must be undone when fn fails after it ran); a batch keeps
+// its own undo record whatever the journal. check nil is SetJournal.
+func (s *Store) SetJournalChecked(fn JournalFunc, check func() error) {
 	if fn == nil {
 		s.journal.Store(nil)
 		return
 	}
-	s.journal.Store(&fn)
+	s.journal.Store(&journal{record: fn, check: check})
+}
+
+// journal is what SetJournal installed.
+type journal struct {
+	record JournalFunc
+	check  func() error // nil: record may fail, and writes keep an undo record
+}
+
+// precheck runs the journal's check, if any, as a write's first step.
+func (j *journal) precheck(op wire.Op) error {
+	if j.check == nil {
+		return nil
+	}
+	if err := j.check(); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return we
+		}
+		return wire.Errorf(wire.CodeIO, "%s was not applied: %v", op, err)
+	}
+	return nil
 }
 
 func record(fn JournalFunc, op wire.Op, args wire.Args) error {

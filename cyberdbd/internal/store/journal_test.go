@@ -96,3 +96,40 @@ func TestJournalFailureUndoes(t *testing.T) {
 	s.SetJournal(nil)
 	do(t, s, wire.OpDSet, "d", "x", 1)
 }
+
+// A checked journal refuses writes before they run (nothing changes, the
+// refusal comes back as is) and records the others; reads never see it.
+func TestJournalChecked(t *testing.T) {
+	s := New()
+	var rec recorder
+	var refuse error
+	s.SetJournalChecked(rec.journal, func() error { return refuse })
+	do(t, s, wire.OpCreateDict, "d")
+	do(t, s, wire.OpDSet, "d", "k", 1)
+	do(t, s, wire.OpBatch, []any{[]any{wire.OpDSet, "d", "b", 2}})
+	before := dump(t, s)
+
+	refuse = wire.Errorf(wire.CodeIO, "disk full")
+	fails(t, s, wire.CodeIO, wire.OpDSet, "d", "k", 99)
+	fails(t, s, wire.CodeIO, wire.OpBatch, []any{[]any{wire.OpDSet, "d", "k", 99}})
+	refuse = errors.New("plain error")
+	fails(t, s, wire.CodeIO, wire.OpLAppend, "d", 1)
+	expect(t, dump(t, s), before)
+	do(t, s, wire.OpDGet, "d", "k") // reads are not checked
+	if len(rec.ops) != 3 {
+		t.Fatalf("recorded %d ops, want the 3 accepted writes", len(rec.ops))
+	}
+}
+
+// With a checked journal a single write allocates no undo record.
+func BenchmarkDSetCheckedJournal(b *testing.B) {
+	s := New()
+	s.SetJournalChecked(func(wire.Op, wire.Args) error { return nil }, func() error { return nil })
+	do(b, s, wire.OpCreateDict, "d")
+	args := mkArgs(b, wire.OpDSet, "d", "key:000000000001", strings.Repeat("v", 32))
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = s.Exec(wire.OpDSet, args, out[:0])
+	}
+}

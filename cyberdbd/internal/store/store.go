@@ -17,7 +17,7 @@ const MaxNameLen = 255
 type Store struct {
 	mu      sync.RWMutex // guards tables (the map only; see doc.go for the lock order)
 	tables  map[string]*table
-	journal atomic.Pointer[JournalFunc]
+	journal atomic.Pointer[journal]
 	// gate is held shared by every write op, from before it locks its
 	// tables until after its journal call, and exclusively by Freeze
 	// (snapshot.go) to find a moment when no write is half done.
@@ -123,16 +123,29 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 	}
 
 	c := call{t: t, args: args}
-	journal := s.journal.Load()
-	if write && journal != nil {
-		c.undo = &undoLog{}
+	j := s.journal.Load()
+	if !write {
+		j = nil
+	}
+	if j != nil {
+		if err := j.precheck(op); err != nil {
+			return out, err
+		}
+		if j.check == nil {
+			c.undo = &undoLog{} // record may fail after the op ran
+		}
 	}
 	res, err := run(c, op, fn, out)
 	if err != nil {
 		return out, err
 	}
-	if write && journal != nil {
-		if err := record(*journal, op, args); err != nil {
+	if j != nil {
+		if err := record(j.record, op, args); err != nil {
+			if c.undo == nil {
+				// A checked journal failed anyway: the op stays applied,
+				// and the caller is told it may not be durable.
+				return out, err
+			}
 			c.undo.rollback()
 			return out, err
 		}
