@@ -1,7 +1,6 @@
 package libcyberdb
 
 import (
-	"encoding/binary"
 	"math"
 	"sync"
 
@@ -220,30 +219,8 @@ func parseReplyHead(body []byte) (id uint64, code uint64, rest []byte, ok bool) 
 
 // readUint reads a major-type-0 (unsigned integer) head.
 func readUint(b []byte) (uint64, int, bool) {
-	major, v, n, ok := readArg(b)
+	major, v, n, ok := wire.ReadHead(b)
 	return v, n, ok && major == 0
-}
-
-// readArg reads a definite head: its major type, argument and length.
-func readArg(b []byte) (major byte, arg uint64, n int, ok bool) {
-	if len(b) == 0 {
-		return 0, 0, 0, false
-	}
-	major = b[0] >> 5
-	ai := b[0] & 0x1f
-	switch {
-	case ai < 24:
-		return major, uint64(ai), 1, true
-	case ai == 24 && len(b) >= 2:
-		return major, uint64(b[1]), 2, true
-	case ai == 25 && len(b) >= 3:
-		return major, uint64(binary.BigEndian.Uint16(b[1:])), 3, true
-	case ai == 26 && len(b) >= 5:
-		return major, uint64(binary.BigEndian.Uint32(b[1:])), 5, true
-	case ai == 27 && len(b) >= 9:
-		return major, binary.BigEndian.Uint64(b[1:]), 9, true
-	}
-	return 0, 0, 0, false
 }
 
 // decodeReply turns a reply body into its result or its *wire.Error.

@@ -3,7 +3,7 @@ package libcyberdb
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
+	"strings"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -103,21 +103,14 @@ func unmarshal(raw []byte, v any) error {
 	if len(raw) > 0 {
 		switch p := v.(type) {
 		case *string:
-			if raw[0]>>5 == 3 {
-				if n, hl, ok := readLen(raw); ok && hl+n == len(raw) {
-					s := raw[hl:]
-					if utf8.Valid(s) {
-						*p = string(s)
-						return nil
-					}
-				}
+			if t, ok := wire.ItemText(raw); ok {
+				*p = strings.Clone(t)
+				return nil
 			}
 		case *int:
-			if raw[0]>>5 == 0 {
-				if u, n, ok := readUint(raw); ok && n == len(raw) && u <= 1<<62 {
-					*p = int(u)
-					return nil
-				}
+			if u, ok := wire.ItemUint(raw); ok && u <= 1<<62 {
+				*p = int(u)
+				return nil
 			}
 		case *wire.Raw:
 			*p = append((*p)[:0], raw...)
@@ -125,13 +118,4 @@ func unmarshal(raw []byte, v any) error {
 		}
 	}
 	return wire.Unmarshal(raw, v)
-}
-
-// readLen reads a definite length head of any major type.
-func readLen(b []byte) (n int, hl int, ok bool) {
-	_, u, hl, ok := readArg(b)
-	if !ok || u > 1<<40 {
-		return 0, 0, false
-	}
-	return int(u), hl, true
 }

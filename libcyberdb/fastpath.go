@@ -2,7 +2,7 @@ package libcyberdb
 
 import (
 	"context"
-	"unicode/utf8"
+	"strings"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -44,16 +44,12 @@ func decodeFast[V any](raw []byte) (v V, ok bool) {
 	}
 	switch any(v).(type) {
 	case string:
-		if raw[0]>>5 == 3 {
-			if n, hl, ok := readLen(raw); ok && hl+n == len(raw) && utf8.Valid(raw[hl:]) {
-				return any(string(raw[hl:])).(V), true
-			}
+		if t, ok := wire.ItemText(raw); ok {
+			return any(strings.Clone(t)).(V), true
 		}
 	case int:
-		if raw[0]>>5 == 0 {
-			if u, n, ok := readUint(raw); ok && n == len(raw) && u <= 1<<62 {
-				return any(int(u)).(V), true
-			}
+		if u, ok := wire.ItemUint(raw); ok && u <= 1<<62 {
+			return any(int(u)).(V), true
 		}
 	}
 	return v, false

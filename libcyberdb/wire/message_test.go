@@ -241,3 +241,27 @@ func TestPeekReply(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeReply: what a client reads from a daemon (or from anything
+// that answers on its address) never panics, and the no-reflection peek
+// agrees with the full decoder.
+func FuzzDecodeReply(f *testing.F) {
+	f.Add(AppendReply(nil, 1, []byte{0xf6})[FrameHeaderSize:])
+	f.Add(AppendReply(nil, 1<<40, []byte{0x82, 0x01, 0x61, 'x'})[FrameHeaderSize:])
+	f.Add(AppendError(nil, 7, Errorf(CodeKeyNotFound, "key"))[FrameHeaderSize:])
+	f.Add([]byte{0x83, 0xf6, 0x0b, 0x60})
+	f.Add([]byte{0x83, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := DecodeReply(body)
+		id, code, ok := PeekReply(body)
+		if err != nil || !ok {
+			return
+		}
+		if id != r.ID || code != r.Code {
+			t.Fatalf("PeekReply says id %d code %d, DecodeReply id %d code %d", id, code, r.ID, r.Code)
+		}
+		if (code == CodeOK) != (r.Err == nil) {
+			t.Fatalf("code %d but Err %v", code, r.Err)
+		}
+	})
+}

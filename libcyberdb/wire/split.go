@@ -145,3 +145,14 @@ func ItemUint(raw []byte) (uint64, bool) { return fastUint(raw) }
 // ItemText reads a definite-length, valid UTF-8 text item; the string
 // aliases raw (clone it to keep it). ok is false for anything else.
 func ItemText(raw []byte) (string, bool) { return fastText(raw) }
+
+// ReadHead reads the definite-length head at the start of b: its major
+// type, its argument and its length in bytes. ok is false for an empty or
+// truncated head and for indefinite lengths.
+func ReadHead(b []byte) (major byte, arg uint64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, 0, false
+	}
+	arg, n, ok = readHeadAny(b)
+	return b[0] >> 5, arg, n, ok
+}
