@@ -17,6 +17,11 @@
 #   CASES="c50 p16 c200 pooled rss load web"   the cases to run
 #   WEB_SECS=10   duration of each wrk run (web case)
 #   KEEP=1        keep the temp dir (logs, sockets) for a look afterwards
+#   PIN=1         (default, with 2+ CPUs and taskset) run both servers on CPU 0
+#                 and both load generators on CPU 1, so that each system gets
+#                 the same CPU: Redis is single-threaded, and unpinned, the Go
+#                 daemon and the Go load generator contend for both cores,
+#                 which costs cyberdb most of its tail latency. PIN=0: unpinned.
 #
 # redis-server and redis-benchmark come from the Debian packages
 # redis-server and redis-tools, and wrk from wrk, installed with apt-get if
@@ -33,6 +38,11 @@ LOAD=${LOAD:-1000000}
 CASES=${CASES:-"c50 p16 c200 pooled rss load web"}
 WEB_SECS=${WEB_SECS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+ON_SERVER=() ON_CLIENT=()
+if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
+	ON_SERVER=(taskset -c 0) ON_CLIENT=(taskset -c 1)
+fi
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -90,7 +100,7 @@ wait_ready() {
 }
 
 start_redis() {
-	redis-server --port 0 --unixsocket "$RSOCK" --unixsocketperm 700 \
+	"${ON_SERVER[@]}" redis-server --port 0 --unixsocket "$RSOCK" --unixsocketperm 700 \
 		--save '' --appendonly no --dir "$T/redis" --dbfilename dump.rdb \
 		--logfile "$T/redis.log" --daemonize no &
 	redis_pid=$!
@@ -108,7 +118,7 @@ stop_redis() {
 }
 
 start_cyberdb() {
-	"$T/cyberdbd" --socket "$CSOCK" --socket-mode 0600 --data-dir "$T/cyberdb-data" \
+	"${ON_SERVER[@]}" "$T/cyberdbd" --socket "$CSOCK" --socket-mode 0600 --data-dir "$T/cyberdb-data" \
 		--appendonly=false --snapshot-interval 0 --log-level warn 2>>"$T/cyberdbd.log" &
 	cyberdb_pid=$!
 	pids+=("$cyberdb_pid")
@@ -149,9 +159,9 @@ throughput() {
 	for ((run = 1; run <= RUNS; run++)); do
 		local rc cc
 		# shellcheck disable=SC2086
-		rc=$(redis-benchmark -s "$RSOCK" $rargs --csv)
+		rc=$("${ON_CLIENT[@]}" redis-benchmark -s "$RSOCK" $rargs --csv)
 		# shellcheck disable=SC2086
-		cc=$("$CDB" bench -s "$CSOCK" $cargs --csv)
+		cc=$("${ON_CLIENT[@]}" "$CDB" bench -s "$CSOCK" $cargs --csv)
 		for t in SET GET; do
 			local v
 			v=$(csv_field "$t" 2 <<<"$rc"); r[$t.rrps]=$(best "${r[$t.rrps]:-}" "$v" hi)
@@ -175,8 +185,8 @@ case_pooled() {
 	local run rc cc rbest='' cbest=''
 	say "== pooled: cyberdb bench --pooled -c 256 -t get vs redis-benchmark -c 50 -t get ($RUNS runs)"
 	for ((run = 1; run <= RUNS; run++)); do
-		rc=$(redis-benchmark -s "$RSOCK" -c 50 -n "$N" -r "$KEYS" -t get --csv | csv_field GET 2)
-		cc=$("$CDB" bench -s "$CSOCK" --pooled -c 256 -n "$((N * 5))" -r "$KEYS" -t get --csv | csv_field GET 2)
+		rc=$("${ON_CLIENT[@]}" redis-benchmark -s "$RSOCK" -c 50 -n "$N" -r "$KEYS" -t get --csv | csv_field GET 2)
+		cc=$("${ON_CLIENT[@]}" "$CDB" bench -s "$CSOCK" --pooled -c 256 -n "$((N * 5))" -r "$KEYS" -t get --csv | csv_field GET 2)
 		say "   run $run: redis -c 50 $rc, cyberdb --pooled -c 256 $cc"
 		rbest=$(best "$rbest" "$rc" hi)
 		cbest=$(best "$cbest" "$cc" hi)
@@ -193,7 +203,7 @@ load_both() {
 		for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$32\r\n%s\r\n", i, v }' >"$T/load.resp"
 	redis-cli -s "$RSOCK" --pipe <"$T/load.resp" >/dev/null
 	rm -f "$T/load.resp"
-	"$CDB" bench -s "$CSOCK" -q -t set --sequential -n "$LOAD" -d 32 -c 4 -P 64 >/dev/null
+	"${ON_CLIENT[@]}" "$CDB" bench -s "$CSOCK" -q -t set --sequential -n "$LOAD" -d 32 -c 4 -P 64 >/dev/null
 	local rn cn
 	rn=$(redis-cli -s "$RSOCK" dbsize)
 	cn=$("$CDB" -s "$CSOCK" len bench)
