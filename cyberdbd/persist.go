@@ -50,7 +50,9 @@ func (d *dataDir) close(log *slog.Logger) {
 	if d.db == nil {
 		return
 	}
-	if err := d.db.Close(); err != nil {
+	db := d.db
+	d.db = nil // close once: run calls it before its last log line, and defers it for error paths
+	if err := db.Close(); err != nil {
 		log.Error("the snapshot at shutdown failed; the log still holds every write", "err", err)
 	}
 }

@@ -86,6 +86,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("connections closed before their requests finished", "err", err)
 	}
+	data.close(log) // the snapshot at clean shutdown, once no request runs
 	log.Info("cyberdbd stopped")
 	return nil
 }
