@@ -39,10 +39,10 @@ func defaultDataDir() string {
 // addPersistFlags registers --data-dir, --snapshot-interval, --appendonly,
 // --fsync and --recover.
 func addPersistFlags(fs *flag.FlagSet, cfg *config) {
-	fs.StringVar(&cfg.dataDir, "data-dir", defaultDataDir(), "`DIR` holding the snapshot and the append-only log, created (mode 0700) if missing and locked while the daemon runs (default: $STATE_DIRECTORY when set, else ./cyberdb-data)")
+	fs.StringVar(&cfg.dataDir, "data-dir", defaultDataDir(), "`DIR` holding the snapshot and the append-only log, created (mode 0700) if missing and locked while the daemon runs; the default is $STATE_DIRECTORY when set (as under systemd), else ./cyberdb-data")
 	fs.DurationVar(&cfg.snapshotInterval, "snapshot-interval", 300*time.Second, "take a snapshot this often (`duration`, e.g. 5m); 0 only on the save op and at shutdown")
 	fs.BoolVar(&cfg.appendOnly, "appendonly", true, "log every write before replying (--appendonly=false: snapshots only, and a crash loses the writes since the last one)")
-	fs.StringVar(&cfg.fsyncName, "fsync", "everysec", "when the log is fsynced: `always` (before each reply; concurrent writes share one fsync), everysec (in the background each second) or no (left to the OS)")
+	fs.StringVar(&cfg.fsyncName, "fsync", "everysec", "`POLICY` for fsyncing the log: always (before each reply; concurrent writes share one fsync), everysec (in the background each second) or no (left to the OS)")
 	fs.BoolVar(&cfg.recover, "recover", false, "start even if the snapshot or the log is damaged: load everything valid before the damage, move the damaged file aside and report what was dropped")
 }
 
