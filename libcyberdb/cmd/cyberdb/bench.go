@@ -238,9 +238,14 @@ func runBench(e *env, args []string) error {
 	return nil
 }
 
+// openSetupClient opens the one-connection client used for setting up.
+func openSetupClient(ctx context.Context, cfg *benchConfig) (*libcyberdb.Client, error) {
+	return libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+}
+
 // benchSetup creates the tables the tests use.
 func benchSetup(ctx context.Context, cfg *benchConfig) error {
-	c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+	c, err := openSetupClient(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -258,7 +263,7 @@ func benchSetup(ctx context.Context, cfg *benchConfig) error {
 // test never pops from an empty list (redis-benchmark's LPOP follows its
 // LPUSH test in the same way).
 func fillList(ctx context.Context, cfg *benchConfig) error {
-	c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+	c, err := openSetupClient(ctx, cfg)
 	if err != nil {
 		return err
 	}

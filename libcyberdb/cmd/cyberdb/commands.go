@@ -205,21 +205,23 @@ func runSlice(e *env, a []string) error {
 	if err != nil {
 		return err
 	}
-	return printItems(e, res)
+	_, err = printItems(e, res)
+	return err
 }
 
-// printItems prints each item of a CBOR array on its own line.
-func printItems(e *env, raw []byte) error {
+// printItems prints each item of a CBOR array on its own line and says
+// how many there were.
+func printItems(e *env, raw []byte) (int, error) {
 	items, err := wire.SplitArray(raw)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, it := range items {
 		if err := printValue(e.stdout, it); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(items), nil
 }
 
 func runKeys(e *env, a []string) error {
@@ -243,16 +245,11 @@ func runDump(e *env, a []string) error {
 		if err != nil {
 			return err
 		}
-		items, err := wire.SplitArray(res)
+		n, err := printItems(e, res)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			if err := printValue(e.stdout, it); err != nil {
-				return err
-			}
-		}
-		if len(items) < scanPage {
+		if n < scanPage {
 			return nil
 		}
 	}
