@@ -194,6 +194,9 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte{0x83, 1, 21, 0xbf, 0x61, 'z', 1, 0xff})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeRequest(body)
+		if op, ok := PeekRequestOp(body); ok && err == nil && op != req.Op {
+			t.Fatalf("PeekRequestOp(%x) = %s, DecodeRequest says %s", body, op, req.Op)
+		}
 		if err != nil {
 			if AsError(err).Code == CodeInternal {
 				t.Fatalf("untyped error: %v", err)
@@ -238,6 +241,23 @@ func TestPeekReply(t *testing.T) {
 	for _, bad := range [][]byte{{}, {0x83}, {0x82, 1, 0}, {0x83, 0x61, 'a', 0}, {0x83, 1, 0x61}} {
 		if _, _, ok := PeekReply(bad); ok {
 			t.Errorf("PeekReply(%x) accepted", bad)
+		}
+	}
+}
+
+func TestPeekRequestOp(t *testing.T) {
+	for _, tc := range []struct {
+		id uint64
+		op Op
+	}{{1, OpSave}, {1 << 40, OpDGet}, {23, OpPing}, {24, OpHello}} {
+		f, _ := AppendRequest(nil, tc.id, tc.op)
+		if op, ok := PeekRequestOp(f[FrameHeaderSize:]); !ok || op != tc.op {
+			t.Errorf("PeekRequestOp(%x) = %s, %v; want %s", f, op, ok, tc.op)
+		}
+	}
+	for _, bad := range [][]byte{{}, {0x82}, {0x81, 1, 4}, {0x82, 1, 0x61}, {0x83, 0x61, 'a', 4}, {0x82, 1, 0x19, 1, 0}, {0x9f, 1, 4, 0xff}} {
+		if op, ok := PeekRequestOp(bad); ok {
+			t.Errorf("PeekRequestOp(%x) = %s, want not ok", bad, op)
 		}
 	}
 }

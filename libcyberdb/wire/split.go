@@ -124,6 +124,25 @@ func PeekReply(body []byte) (id uint64, code Code, ok bool) {
 	return id, Code(c), true
 }
 
+// PeekRequestOp reads the op of a request body without decoding the rest,
+// for servers that treat some ops apart (the daemon runs save off its
+// event loop). ok is false when the body does not start like a request
+// [uint, uint, ...]; DecodeRequestInto says what is wrong with it then.
+func PeekRequestOp(body []byte) (op Op, ok bool) {
+	if len(body) < 3 || body[0]>>5 != 4 || body[0]&0x1f < 2 || body[0]&0x1f > 23 || body[1]>>5 != 0 {
+		return 0, false
+	}
+	_, n, ok := readHeadAny(body[1:])
+	if !ok || 1+n >= len(body) || body[1+n]>>5 != 0 {
+		return 0, false
+	}
+	v, _, ok := readHeadAny(body[1+n:])
+	if !ok || v > 0xff {
+		return 0, false
+	}
+	return Op(v), true
+}
+
 // SplitArrayInto returns the items of the CBOR array raw, appended to
 // items[:0] and aliasing raw. Unlike SplitArray it uses no reflection: the
 // library checks raw (structure, limits) and the walker splits it. For
