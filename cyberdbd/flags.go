@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type config struct {
 	maxConns    int
 	idleTimeout time.Duration
 	maxFrame    int
+	ioLoops     int
 	logLevel    slog.Level
 	showVersion bool
 
@@ -45,6 +47,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 0, "close a connection silent for this `duration` (e.g. 5m); 0 never closes")
 	maxFrame := byteSize(wire.DefaultMaxFrame)
 	fs.Var(&maxFrame, "max-frame", "largest request frame in `bytes` (e.g. 16MiB, 65536); larger ones get an error and a close")
+	fs.IntVar(&cfg.ioLoops, "io-loops", runtime.GOMAXPROCS(0), "event loops serving the Unix socket's connections, each a goroutine with its own epoll set (Linux); 0 gives each connection a goroutine of its own instead. Default: one per CPU")
 	level := fs.String("log-level", "info", "log `level`: debug (each connection and request), info, warn or error")
 	addTCPFlags(fs, cfg)
 	addPersistFlags(fs, cfg)
@@ -90,6 +93,9 @@ as a service").
 		return nil, fmt.Errorf("--socket-mode %q: want an octal file mode such as 0660", *mode)
 	}
 	cfg.socketMode = os.FileMode(m)
+	if cfg.ioLoops < 0 {
+		return nil, fmt.Errorf("--io-loops %d: want a number of loops, or 0 for a goroutine per connection", cfg.ioLoops)
+	}
 	if cfg.maxConns <= 0 {
 		return nil, fmt.Errorf("--max-conns %d: must be at least 1", cfg.maxConns)
 	}

@@ -30,6 +30,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MaxConns:    cfg.maxConns,
 		IdleTimeout: cfg.idleTimeout,
 		MaxFrame:    cfg.maxFrame,
+		IOLoops:     cfg.ioLoops,
 		Logger:      log,
 		AllowUIDs:   cfg.allowUIDs,
 		AllowGIDs:   cfg.allowGIDs,

@@ -39,6 +39,13 @@ type Config struct {
 	Durable func() error
 	Save    func() error
 	Info    func(map[string]any)
+
+	// IOLoops is how many event loops serve Unix-socket connections, each
+	// from one goroutine with its own epoll set (Linux; ioloop_linux.go).
+	// 0 serves each connection from a goroutine of its own, as TCP
+	// connections always are (TLS) and every connection is on other
+	// systems.
+	IOLoops int
 }
 
 // DefaultMaxConns is the default for Config.MaxConns.
@@ -51,16 +58,19 @@ type Server struct {
 	log   *slog.Logger
 	start time.Time
 
-	closing atomic.Bool
-	nconns  atomic.Int64
-	connID  atomic.Uint64
-	total   atomic.Uint64 // connections accepted since start
-	opCount [256]atomic.Uint64
+	closing    atomic.Bool
+	forceClose atomic.Bool // Shutdown's context ended: close without a last frame
+	nconns     atomic.Int64
+	connID     atomic.Uint64
+	total      atomic.Uint64 // connections accepted since start
+	opCount    [256]atomic.Uint64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines
+	wg        sync.WaitGroup // connection goroutines and event loops
+	loops     []*ioLoop      // started by the first Serve; nil: none
+	loopsOff  bool           // IOLoops is 0, or starting them failed
 }
 
 // New returns a server over st.
@@ -103,6 +113,9 @@ func (s *Server) serve(l net.Listener, tl *tcpListener) error {
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
+	if tl == nil {
+		s.startLoops()
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -167,6 +180,16 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 		go refuse(nc, wire.Errorf(wire.CodeShuttingDown, "the server is shutting down; reconnect shortly"))
 		return
 	}
+	if tl == nil && len(s.loops) > 0 {
+		// Under s.mu, so that Shutdown's loops see every connection added.
+		err := s.loops[id%uint64(len(s.loops))].adopt(c)
+		s.mu.Unlock()
+		if err != nil {
+			s.nconns.Add(-1)
+			s.log.Error("connection dropped: the event loop could not take it", "conn", id, "err", err)
+		}
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -179,6 +202,42 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 		s.nconns.Add(-1)
 	}()
 }
+
+// startLoops starts Config.IOLoops event loops, once; s.mu is held. If
+// they cannot be started, connections get a goroutine each.
+func (s *Server) startLoops() {
+	if s.loops != nil || s.loopsOff {
+		return
+	}
+	if s.cfg.IOLoops <= 0 {
+		s.loopsOff = true
+		return
+	}
+	loops := make([]*ioLoop, 0, s.cfg.IOLoops)
+	for range s.cfg.IOLoops {
+		l, err := newIOLoop(s)
+		if err != nil {
+			for _, l := range loops {
+				l.release()
+			}
+			s.log.Warn("event loops unavailable; serving each connection from its own goroutine", "err", err)
+			s.loopsOff = true
+			return
+		}
+		loops = append(loops, l)
+	}
+	s.loops = loops
+	for _, l := range loops {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// connClosed accounts for a connection an event loop closed.
+func (s *Server) connClosed() { s.nconns.Add(-1) }
 
 // refuse writes one error frame (id 0) and closes nc.
 func refuse(nc net.Conn, e *wire.Error) {
@@ -199,6 +258,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.interrupt()
 	}
+	for _, l := range s.loops {
+		l.wake()
+	}
 	s.mu.Unlock()
 
 	done := make(chan struct{})
@@ -207,9 +269,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.forceClose.Store(true)
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.nc.Close()
+		}
+		for _, l := range s.loops {
+			l.wake()
 		}
 		s.mu.Unlock()
 		<-done

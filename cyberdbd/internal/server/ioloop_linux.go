@@ -1,0 +1,661 @@
+//go:build linux
+
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// An ioLoop serves Unix-socket connections from one goroutine with its
+// own epoll set, the way Redis serves all of its clients (see
+// Config.IOLoops). Per request it makes one read and one write system call
+// at most, where a goroutine per connection makes a third (the read that
+// finds the socket empty before the goroutine parks) and two goroutine
+// switches; replies to every connection that had requests in one round are
+// written together, after one Durable call covering all of their writes.
+//
+// The loop parks in Go's own poller, which watches the epoll descriptor
+// like any other: no OS thread is held while the loop is idle, and timers
+// (idle time-out, write time-out) are the descriptor's read deadline.
+//
+// Connections are level-triggered: each round reads at most once from each
+// readable connection, answers every whole request read, and writes the
+// replies; a connection with bytes still unread is reported again in the
+// next round, so one busy client cannot starve the others. A client that
+// stops reading its replies is no longer read from until they drain
+// (writeTimeout closes it), so the daemon buffers at most one round of
+// replies for it.
+type ioLoop struct {
+	s    *Server
+	epfd int
+	evfd int      // eventfd: wakes the loop (Shutdown, a save done)
+	f    *os.File // epfd, registered with Go's poller
+	rc   syscall.RawConn
+
+	mu    sync.Mutex          // guards conns against accept
+	conns map[int32]*loopConn // by file descriptor
+
+	events   []syscall.EpollEvent
+	ready    []*loopConn // resolved from events, one round
+	pending  []*loopConn // connections with replies to write this round
+	resume   []*loopConn // paused connections whose replies drained
+	rbuf     []byte      // shared read buffer
+	now      time.Time   // start of the current round
+	dirty    bool        // a connection in pending ran a write op
+	dl       time.Time   // read deadline last set on f
+	sweepAt  time.Time   // next check of the idle and write time-outs
+	nblocked int         // connections waiting for their socket to drain
+	done     bool        // shut down: every connection closed
+
+	savedMu sync.Mutex
+	saved   []*loopConn // saves done, to take back (takeSaved)
+}
+
+// loopConn is a connection served by an ioLoop.
+type loopConn struct {
+	conn
+	fd       int
+	buf      []byte // bytes read but not yet executed: buf[:n]
+	n        int
+	wpos     int       // out[wpos:] is still to be written
+	lastRead time.Time // for the idle time-out
+	blocked  time.Time // when a write first found the socket full; zero if not blocked
+	paused   bool      // whole requests wait in buf until the replies drain
+	saving   bool      // buf starts with a save request, run off the loop (startSave)
+	queued   bool      // in the loop's pending list
+	closeBy  string    // close once out is written; the reason logged
+	closed   bool
+	events   uint32 // the epoll events currently asked for
+}
+
+const (
+	loopReadBuf  = 64 << 10 // the shared read buffer
+	loopEvents   = 256      // events taken per epoll_wait
+	minConnBuf   = 4 << 10  // a connection's own buffer for a partial request
+	maxSweepStep = time.Second
+)
+
+func newIOLoop(s *Server) (*ioLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	r1, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if e != 0 {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", e)
+	}
+	evfd := int(r1)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(evfd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(evfd)
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	// Non-blocking, so that os.NewFile hands the descriptor to Go's poller.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(evfd)
+		return nil, fmt.Errorf("set epoll descriptor non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		syscall.Close(evfd)
+		return nil, fmt.Errorf("epoll descriptor: %w", err)
+	}
+	return &ioLoop{
+		s:      s,
+		epfd:   epfd,
+		evfd:   evfd,
+		f:      f,
+		rc:     rc,
+		conns:  make(map[int32]*loopConn),
+		events: make([]syscall.EpollEvent, loopEvents),
+		rbuf:   make([]byte, loopReadBuf),
+	}, nil
+}
+
+// release frees a loop that was never run.
+func (l *ioLoop) release() {
+	l.f.Close()
+	syscall.Close(l.evfd)
+}
+
+// adopt takes the connection c over from Go's poller: the loop owns a
+// duplicate of its socket, and c.nc is closed. On error c is closed.
+func (l *ioLoop) adopt(c *conn) error {
+	defer c.nc.Close() // the socket lives on in the duplicate
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("%T has no file descriptor", c.nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) {
+		// Shares the open file description, so it stays non-blocking.
+		r, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = fmt.Errorf("dup socket: %w", e)
+			return
+		}
+		fd = int(r)
+	}); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	lc := &loopConn{conn: *c, fd: fd, lastRead: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+	lc.log.Debug("connection opened", "remote", "unix")
+	ev := syscall.EpollEvent{Events: lc.events, Fd: int32(fd)}
+	l.mu.Lock()
+	l.conns[int32(fd)] = lc
+	l.mu.Unlock()
+	// From here on, lc belongs to the loop's goroutine.
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.mu.Lock()
+		delete(l.conns, int32(fd))
+		l.mu.Unlock()
+		syscall.Close(fd)
+		return fmt.Errorf("epoll_ctl add: %w", err)
+	}
+	if l.s.cfg.IdleTimeout > 0 {
+		l.wake() // its idle time-out may need a nearer deadline
+	}
+	return nil
+}
+
+// wake makes the loop run a round now (Shutdown).
+func (l *ioLoop) wake() {
+	one := [8]byte{1}
+	_, _ = syscall.Write(l.evfd, one[:])
+}
+
+// run serves the loop's connections until the server shuts down and every
+// connection is closed.
+func (l *ioLoop) run() {
+	defer func() {
+		l.f.Close()
+		syscall.Close(l.evfd)
+	}()
+	for !l.done {
+		n := l.wait()
+		l.now = time.Now()
+		l.resolve(n)
+		for _, c := range l.ready {
+			if !c.closed {
+				l.readable(c)
+			}
+		}
+		l.ready = l.ready[:0]
+		for len(l.resume) > 0 {
+			c := l.resume[len(l.resume)-1]
+			l.resume = l.resume[:len(l.resume)-1]
+			if !c.closed && !c.paused {
+				l.process(c)
+			}
+		}
+		l.flushAll()
+		if l.s.closing.Load() {
+			l.shutdown()
+		}
+		if !l.now.Before(l.sweepAt) {
+			l.sweep()
+		}
+	}
+}
+
+// wait returns the number of events in l.events, parking the goroutine in
+// Go's poller when there are none.
+func (l *ioLoop) wait() int {
+	if n := epollWait(l.epfd, l.events); n > 0 || len(l.resume) > 0 {
+		return n
+	}
+	l.setDeadline()
+	n := 0
+	err := l.rc.Read(func(fd uintptr) bool {
+		n = epollWait(int(fd), l.events)
+		return n > 0
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		l.s.log.Error("event loop: waiting for the epoll descriptor failed", "err", err)
+		time.Sleep(10 * time.Millisecond) // do not spin
+	}
+	return n
+}
+
+// setDeadline sets f's read deadline to the next sweep, when it changed.
+func (l *ioLoop) setDeadline() {
+	var dl time.Time
+	l.mu.Lock()
+	n := len(l.conns)
+	l.mu.Unlock()
+	if n > 0 && (l.s.cfg.IdleTimeout > 0 || l.nblocked > 0) {
+		dl = l.sweepAt
+	}
+	if !dl.Equal(l.dl) {
+		l.dl = dl
+		_ = l.f.SetReadDeadline(dl)
+	}
+}
+
+// epollWait polls epfd without blocking. Interrupted or failed, it reports
+// no events: the caller waits in Go's poller and tries again.
+func epollWait(epfd int, events []syscall.EpollEvent) int {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(r)
+}
+
+// resolve turns the round's events into connections in l.ready (to read
+// from) and l.pending (to write to).
+func (l *ioLoop) resolve(n int) {
+	if n == 0 {
+		return
+	}
+	l.mu.Lock()
+	for _, ev := range l.events[:n] {
+		if int(ev.Fd) == l.evfd {
+			var b [8]byte
+			_, _ = syscall.Read(l.evfd, b[:])
+			l.takeSaved()
+			continue
+		}
+		c := l.conns[ev.Fd]
+		if c == nil || c.saving {
+			continue
+		}
+		// A connection waiting for its socket to drain asks for EPOLLOUT
+		// only; a hang-up or error shows in the write.
+		if c.wpos < len(c.out) && ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			l.queue(c)
+		}
+		if c.blocked.IsZero() && ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			l.ready = append(l.ready, c)
+		}
+	}
+	l.mu.Unlock()
+}
+
+func (l *ioLoop) queue(c *loopConn) {
+	if !c.queued {
+		c.queued = true
+		l.pending = append(l.pending, c)
+	}
+}
+
+// readable reads once from c and executes every whole request read.
+func (l *ioLoop) readable(c *loopConn) {
+	if c.paused || c.saving || c.closeBy != "" || !c.blocked.IsZero() {
+		return // not reading now
+	}
+	var dst []byte
+	if c.n == 0 {
+		dst = l.rbuf // nothing left over: read into the shared buffer
+	} else {
+		c.reserve()
+		dst = c.buf[c.n:]
+	}
+	n, err := readFD(c.fd, dst)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return
+	case err != nil:
+		l.close(c, "read failed: "+err.Error())
+		return
+	case n == 0:
+		if c.n > 0 {
+			l.close(c, "client closed in the middle of a frame")
+		} else {
+			l.close(c, "client closed")
+		}
+		return
+	}
+	c.lastRead = l.now
+	if c.n == 0 {
+		rest := l.execute(c, l.rbuf[:n])
+		if len(rest) > 0 { // keep the partial or held-back requests
+			c.buf = append(c.buf[:0], rest...)
+			c.n = len(rest)
+		}
+	} else {
+		c.n += n
+		l.process(c)
+	}
+	if c.wpos < len(c.out) {
+		l.queue(c)
+	}
+}
+
+// process executes the whole requests in c's own buffer.
+func (l *ioLoop) process(c *loopConn) {
+	rest := l.execute(c, c.buf[:c.n])
+	c.n = copy(c.buf, rest)
+	if c.n == 0 && cap(c.buf) > loopReadBuf {
+		c.buf = nil // a big request's buffer: let it go
+	}
+	if c.wpos < len(c.out) {
+		l.queue(c)
+	}
+}
+
+// reserve makes room in c.buf for the rest of the request it holds the
+// start of, or for minConnBuf more bytes.
+func (c *loopConn) reserve() {
+	need := c.n + minConnBuf
+	if c.n >= wire.FrameHeaderSize {
+		if size := wire.FrameHeaderSize + int(binary.BigEndian.Uint32(c.buf)); size > need {
+			need = size
+		}
+	}
+	if need > cap(c.buf) {
+		nb := make([]byte, max(need, 2*cap(c.buf)))
+		copy(nb, c.buf[:c.n])
+		c.buf = nb
+	}
+	c.buf = c.buf[:cap(c.buf)]
+}
+
+// execute runs the whole requests at the start of b and returns the bytes
+// not executed: a partial request, or requests held back while the replies
+// already queued drain (paused).
+func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
+	max := c.s.cfg.MaxFrame
+	for len(b) >= wire.FrameHeaderSize {
+		if len(c.out)-c.wpos >= flushAt {
+			c.paused = true
+			return b
+		}
+		size := binary.BigEndian.Uint32(b)
+		if size == 0 {
+			b = b[wire.FrameHeaderSize:]
+			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
+			continue
+		}
+		if uint64(size) > uint64(max) {
+			tooLarge := &wire.FrameTooLargeError{Size: uint64(size), Max: uint64(max)}
+			c.log.Warn("frame too large; closing connection", "size", tooLarge.Size, "max_frame", tooLarge.Max)
+			l.final(c, tooLarge.WireError(), "frame too large")
+			return nil
+		}
+		end := wire.FrameHeaderSize + int(size)
+		if len(b) < end {
+			break
+		}
+		if l.s.cfg.Save != nil && c.hello {
+			if op, ok := wire.PeekRequestOp(b[wire.FrameHeaderSize:end]); ok && op == wire.OpSave {
+				// A snapshot takes a while: it runs off the loop once the
+				// replies before it are written (startSave).
+				c.saving = true
+				l.queue(c)
+				return b
+			}
+		}
+		c.handle(b[wire.FrameHeaderSize:end])
+		if c.conn.dirty {
+			l.dirty = true
+		}
+		b = b[end:]
+	}
+	return b
+}
+
+// final queues a last error frame and closes c once it is written.
+func (l *ioLoop) final(c *loopConn, e *wire.Error, reason string) {
+	if c.closeBy != "" {
+		return
+	}
+	c.out = wire.AppendError(c.out, 0, e)
+	c.closeBy = reason
+	c.n = 0 // nothing after this frame is executed
+	c.paused = false
+	l.queue(c)
+}
+
+// flushAll writes the round's replies, after one Durable call for all of
+// their writes.
+func (l *ioLoop) flushAll() {
+	if len(l.pending) == 0 {
+		return
+	}
+	if l.dirty {
+		l.dirty = false
+		if d := l.s.cfg.Durable; d != nil {
+			if err := d(); err != nil {
+				for _, c := range l.pending {
+					if c.conn.dirty && !c.closed {
+						c.out, c.wpos = c.out[:0], 0 // their writes may not be durable: no reply
+						c.log.Warn("closing connection: its writes could not be made durable", "err", err)
+						l.close(c, "write failed: "+err.Error())
+					}
+				}
+			}
+		}
+	}
+	for _, c := range l.pending {
+		c.queued = false
+		c.conn.dirty = false
+		if !c.closed {
+			l.write(c)
+		}
+	}
+	l.pending = l.pending[:0]
+}
+
+// write writes what it can of c's replies without blocking.
+func (l *ioLoop) write(c *loopConn) {
+	for c.wpos < len(c.out) {
+		n, err := writeFD(c.fd, c.out[c.wpos:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			if c.blocked.IsZero() {
+				c.blocked = l.now
+				l.nblocked++
+			}
+			l.want(c, syscall.EPOLLOUT|syscall.EPOLLRDHUP) // stop reading until they drain
+			return
+		}
+		if err != nil {
+			l.close(c, "write failed: "+err.Error())
+			return
+		}
+		c.wpos += n
+	}
+	// All written.
+	if cap(c.out) > 4*flushAt {
+		c.out = nil // don't pin a huge reply buffer
+	} else {
+		c.out = c.out[:0]
+	}
+	c.wpos = 0
+	l.unblock(c)
+	if c.closeBy != "" {
+		l.close(c, c.closeBy)
+		return
+	}
+	if c.saving {
+		l.startSave(c)
+		return
+	}
+	l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+	if c.paused {
+		c.paused = false
+		l.resume = append(l.resume, c)
+	}
+}
+
+// startSave runs the save request at the start of c.buf on a goroutine of
+// its own, so that a snapshot does not stall the loop's other
+// connections. Until it is done the loop leaves c alone: c is out of the
+// epoll set, and the goroutine owns it.
+func (l *ioLoop) startSave(c *loopConn) {
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil); err != nil {
+		l.close(c, "epoll_ctl: "+err.Error())
+		return
+	}
+	c.events = 0
+	go func() {
+		end := wire.FrameHeaderSize + int(binary.BigEndian.Uint32(c.buf))
+		c.handle(c.buf[wire.FrameHeaderSize:end])
+		c.n = copy(c.buf, c.buf[end:c.n])
+		l.savedMu.Lock()
+		l.saved = append(l.saved, c)
+		l.savedMu.Unlock()
+		l.wake()
+	}()
+}
+
+// takeSaved takes back the connections whose save is done: their reply is
+// written and the requests after it run.
+func (l *ioLoop) takeSaved() {
+	l.savedMu.Lock()
+	saved := l.saved
+	l.saved = nil
+	l.savedMu.Unlock()
+	for _, c := range saved {
+		c.saving = false
+		c.events = syscall.EPOLLIN | syscall.EPOLLRDHUP
+		ev := syscall.EpollEvent{Events: c.events, Fd: int32(c.fd)}
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+			l.closeLocked(c, "epoll_ctl: "+err.Error())
+			continue
+		}
+		l.queue(c)
+		l.resume = append(l.resume, c)
+	}
+}
+
+func (l *ioLoop) unblock(c *loopConn) {
+	if !c.blocked.IsZero() {
+		c.blocked = time.Time{}
+		l.nblocked--
+	}
+}
+
+// want changes the events epoll reports for c.
+func (l *ioLoop) want(c *loopConn, events uint32) {
+	if c.events == events {
+		return
+	}
+	c.events = events
+	ev := syscall.EpollEvent{Events: events, Fd: int32(c.fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		l.close(c, "epoll_ctl: "+err.Error())
+	}
+}
+
+// close closes c and says why in the debug log.
+func (l *ioLoop) close(c *loopConn, reason string) {
+	l.mu.Lock()
+	l.closeLocked(c, reason)
+	l.mu.Unlock()
+}
+
+// closeLocked is close with l.mu held.
+func (l *ioLoop) closeLocked(c *loopConn, reason string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	l.unblock(c)
+	delete(l.conns, int32(c.fd))
+	syscall.Close(c.fd) // also leaves the epoll set: the descriptor is not shared
+	c.buf, c.out = nil, nil
+	l.s.connClosed()
+	c.log.Debug("connection closed", "reason", reason)
+}
+
+// sweep enforces the idle and write time-outs.
+func (l *ioLoop) sweep() {
+	idle := l.s.cfg.IdleTimeout
+	step := maxSweepStep
+	if idle > 0 {
+		step = min(step, max(idle/10, 10*time.Millisecond))
+	}
+	l.sweepAt = l.now.Add(step)
+	for _, c := range l.snapshot() {
+		switch {
+		case c.closed, c.saving:
+		case !c.blocked.IsZero():
+			if l.now.Sub(c.blocked) >= writeTimeout {
+				l.close(c, "write failed: the client did not read its replies for "+writeTimeout.String())
+			}
+		case idle > 0 && c.closeBy == "" && !c.paused && c.wpos == len(c.out) && l.now.Sub(c.lastRead) >= idle:
+			l.final(c, wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", idle), "idle timeout")
+		}
+	}
+	l.flushAll()
+}
+
+// snapshot returns the loop's connections.
+func (l *ioLoop) snapshot() []*loopConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cs := make([]*loopConn, 0, len(l.conns))
+	for _, c := range l.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// shutdown sends each connection its last frame, and ends the loop once
+// all are closed (or at once when Shutdown's context has ended).
+func (l *ioLoop) shutdown() {
+	force := l.s.forceClose.Load()
+	for _, c := range l.snapshot() {
+		if c.saving {
+			continue // its goroutine owns it; it comes back when done
+		}
+		if force {
+			l.close(c, "server shutting down")
+			continue
+		}
+		l.final(c, errShuttingDown, "server shutting down")
+	}
+	l.flushAll()
+	l.mu.Lock()
+	l.done = len(l.conns) == 0
+	l.mu.Unlock()
+	if !l.done && l.sweepAt.After(l.now.Add(100*time.Millisecond)) {
+		l.sweepAt = l.now.Add(100 * time.Millisecond) // check the write time-outs meanwhile
+	}
+}
+
+// readFD reads from fd. Raw: a read of a non-blocking socket never blocks,
+// so the scheduler need not know about it.
+func readFD(fd int, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// writeFD sends b on the socket fd; a peer gone gives EPIPE, no SIGPIPE.
+func writeFD(fd int, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
