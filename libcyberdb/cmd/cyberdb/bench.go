@@ -3,10 +3,12 @@ package main
 // cyberdb bench: a load generator with redis-benchmark's habits, so that
 // the two can be run with the same parameters and compared one to one.
 //
-// Each client is one connection driven by one goroutine that writes -P
-// requests, then reads their -P replies, like redis-benchmark's clients;
-// latency is measured per request from the write of its pipeline to the
-// read of its reply. With --pooled, the clients are instead goroutines
+// Each client is one connection that writes -P requests, then reads their
+// -P replies, like redis-benchmark's clients; latency is measured per
+// request from the write of its pipeline to the read of its reply. On
+// Linux one event loop drives all of a process's connections, as
+// redis-benchmark's does (bench_loop_linux.go says why that matters);
+// elsewhere each has a goroutine. With --pooled, the clients are instead goroutines
 // sharing one libcyberdb.Client, which pipelines by itself: the number to
 // compare with redis-benchmark -P, obtained with no effort from the caller.
 // With --processes the clients are spread over that many OS processes
@@ -494,19 +496,40 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 		conns[i] = bc
 	}
 	res.Start = time.Now().UnixNano()
+	merge(runConns(conns, test, cfg, &remaining, val))
+	res.End = time.Now().UnixNano()
+	res.count, res.errors, res.firstErr = res.Count, res.Errors, res.FirstErr
+	return res, nil
+}
+
+// runConnsGoroutines drives each connection from a goroutine of its own
+// (runConns, on Linux, an event loop instead) and merges their results.
+func runConnsGoroutines(conns []*benchConn, test string, cfg *benchConfig, remaining *atomic.Int64, val string) (h []uint64, n, errs int64, first string) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	h = make([]uint64, histBuckets)
 	for _, bc := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer bc.nc.Close()
-			h, n, errs, first := bc.run(test, cfg, &remaining, val)
-			merge(h, n, errs, first)
+			bh, bn, berrs, bfirst := bc.run(test, cfg, remaining, val)
+			mu.Lock()
+			defer mu.Unlock()
+			for i, v := range bh {
+				h[i] += v
+			}
+			n += bn
+			errs += berrs
+			if first == "" {
+				first = bfirst
+			}
 		}()
 	}
 	wg.Wait()
-	res.End = time.Now().UnixNano()
-	res.count, res.errors, res.firstErr = res.Count, res.Errors, res.FirstErr
-	return res, nil
+	return h, n, errs, first
 }
 
 // benchKey returns the key of one request, as redis-benchmark names them.

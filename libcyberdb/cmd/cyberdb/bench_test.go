@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
 )
 
 // TestBench runs cyberdb bench in each of its modes against the real
@@ -85,5 +90,67 @@ func TestHistogramQuantiles(t *testing.T) {
 		if got := bucketValue(b); v >= 128 && (got < float64(v)*0.98 || got > float64(v)*1.02) {
 			t.Fatalf("bucket of %d holds %v", v, got)
 		}
+	}
+}
+
+// TestBenchDrivers runs both ways of driving raw connections (the event
+// loop runConns uses on Linux, and a goroutine per connection) against the
+// real daemon: every request is answered, pipelines split across reads
+// included, and a daemon that dies mid-run gives errors, not a hang.
+func TestBenchDrivers(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t)
+	ctx := context.Background()
+	cfg := &benchConfig{addr: d.Socket, clients: 5, size: 64 << 10, pipeline: 9, keyspace: 100, next: new(atomic.Int64)}
+	if err := benchSetup(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() []*benchConn {
+		conns := make([]*benchConn, cfg.clients)
+		for i := range conns {
+			bc, err := dialBench(ctx, d.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns[i] = bc
+		}
+		return conns
+	}
+	val := strings.Repeat("v", cfg.size) // 9 x 64 KiB per pipeline: more than a socket buffer
+	for name, drive := range map[string]func([]*benchConn, string, *benchConfig, *atomic.Int64, string) ([]uint64, int64, int64, string){
+		"runConns": runConns, "goroutines": runConnsGoroutines,
+	} {
+		for _, test := range []string{"set", "get", "ping"} {
+			var remaining atomic.Int64
+			remaining.Store(1000)
+			h, n, errs, first := drive(dial(), test, cfg, &remaining, val)
+			var sum uint64
+			for _, v := range h {
+				sum += v
+			}
+			if n != 1000 || errs != 0 || sum != 1000 {
+				t.Fatalf("%s %s: %d answered, %d in the histogram, %d errors (%s); want 1000, 1000, 0", name, test, n, sum, errs, first)
+			}
+		}
+	}
+
+	// The daemon dies during a run: the drivers report errors and return.
+	conns := dial()
+	var remaining atomic.Int64
+	remaining.Store(1 << 40)
+	done := make(chan int64, 1)
+	go func() {
+		_, _, errs, _ := runConns(conns, "ping", cfg, &remaining, val)
+		done <- errs
+	}()
+	time.Sleep(100 * time.Millisecond)
+	d.Kill(t)
+	select {
+	case errs := <-done:
+		if errs == 0 {
+			t.Fatal("the daemon was killed and the run reported no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runConns hangs after the daemon died")
 	}
 }
