@@ -174,8 +174,10 @@ func waitFor(t *testing.T, cond func() bool) {
 	t.Fatal("condition not met within 5s")
 }
 
-func TestIdleTimeout(t *testing.T) {
-	d := daemontest.Start(t, "--idle-timeout=200ms")
+func TestIdleTimeout(t *testing.T) { forEachIOModel(t, testIdleTimeout) }
+
+func testIdleTimeout(t *testing.T, ioModel string) {
+	d := daemontest.Start(t, ioModel, "--idle-timeout=200ms")
 	c := daemontest.DialHello(t, d.Socket)
 	r, err := c.Read() // waits; the server speaks first after the timeout
 	if err != nil || r.Code != wire.CodeIdleTimeout || r.ID != 0 {
@@ -189,7 +191,11 @@ func TestIdleTimeout(t *testing.T) {
 // Hostile clients of every kind hammer the daemon while a well-behaved
 // client keeps getting correct replies.
 func TestHostileClientsDoNotDisturbNeighbours(t *testing.T) {
-	d := daemontest.Start(t, "--max-conns=40", "--max-frame=64KiB")
+	forEachIOModel(t, testHostileClientsDoNotDisturbNeighbours)
+}
+
+func testHostileClientsDoNotDisturbNeighbours(t *testing.T, ioModel string) {
+	d := daemontest.Start(t, ioModel, "--max-conns=40", "--max-frame=64KiB")
 	good := daemontest.DialHello(t, d.Socket)
 	good.MustCall(t, nil, wire.OpCreateDict, "good")
 
@@ -285,8 +291,10 @@ func TestHostileClientsDoNotDisturbNeighbours(t *testing.T) {
 }
 
 // Many goroutines on many connections increment one key: the total is exact.
-func TestConcurrentIncrIsExact(t *testing.T) {
-	d := daemontest.Start(t)
+func TestConcurrentIncrIsExact(t *testing.T) { forEachIOModel(t, testConcurrentIncrIsExact) }
+
+func testConcurrentIncrIsExact(t *testing.T, ioModel string) {
+	d := daemontest.Start(t, ioModel)
 	setup := daemontest.DialHello(t, d.Socket)
 	setup.MustCall(t, nil, wire.OpCreateDict, "counters")
 	const workers, each = 16, 250
@@ -327,7 +335,11 @@ func TestConcurrentIncrIsExact(t *testing.T) {
 }
 
 func TestShutdownFinishesAndRemovesSocket(t *testing.T) {
-	d := daemontest.Start(t)
+	forEachIOModel(t, testShutdownFinishesAndRemovesSocket)
+}
+
+func testShutdownFinishesAndRemovesSocket(t *testing.T, ioModel string) {
+	d := daemontest.Start(t, ioModel)
 	c := daemontest.DialHello(t, d.Socket)
 	c.MustCall(t, nil, wire.OpCreateList, "l")
 	// Pipeline requests, then stop the daemon: every request already
@@ -413,7 +425,7 @@ func TestSocketMode(t *testing.T) {
 
 func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"--socket-mode=999"}, {"--max-conns=0"}, {"--max-frame=1"}, {"--log-level=loud"}, {"extra"}, {"--no-such-flag"},
+		{"--socket-mode=999"}, {"--max-conns=0"}, {"--io-loops=-1"}, {"--max-frame=1"}, {"--log-level=loud"}, {"extra"}, {"--no-such-flag"},
 	} {
 		cmd := exec.Command(daemontest.Binary(t), args...)
 		out, err := cmd.CombinedOutput()
@@ -459,4 +471,12 @@ func BenchmarkDSet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// forEachIOModel runs test against a daemon serving its Unix socket from
+// event loops (the default on Linux) and one with a goroutine per
+// connection (--io-loops=0): both must behave the same.
+func forEachIOModel(t *testing.T, test func(t *testing.T, ioModel string)) {
+	t.Run("loops", func(t *testing.T) { test(t, "--io-loops=2") })
+	t.Run("goroutines", func(t *testing.T) { test(t, "--io-loops=0") })
 }
