@@ -139,6 +139,11 @@ fresh() { # empty daemons, no snapshot left over
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# cpu_ticks PID: user + system CPU time the process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# us_per_req TICKS REQUESTS: server CPU microseconds per request.
+us_per_req() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'; }
 
 # --- results -----------------------------------------------------------
 # rows: "case|metric|redis|cyberdb|better" (better: hi or lo)
@@ -151,19 +156,26 @@ csv_field() { # csv_field TEST COLUMN < csv  (columns: 2 rps, 7 p99)
 	awk -F'","|"' -v t="$1" -v c="$2" '$2 == t { print $(c + 1) }'
 }
 
-# throughput NAME P99(yes|no) "redis-benchmark args" "cyberdb bench args"
+# throughput NAME P99(yes|no) REQUESTS "redis-benchmark args" "cyberdb bench args"
+# Besides each load generator's figures, it reads each server's CPU time
+# from /proc around the run: server CPU per request measures the servers
+# apart from their load generators (at -c 50 unpipelined, redis-benchmark
+# is busier than Redis and limits it).
 throughput() {
-	local name=$1 p99=$2 rargs=$3 cargs=$4 run
+	local name=$1 p99=$2 reqs=$3 rargs=$4 cargs=$5 run
 	declare -A r
 	say "== $name: redis-benchmark $rargs | cyberdb bench $cargs ($RUNS runs each, alternating)"
 	for ((run = 1; run <= RUNS; run++)); do
-		local rc cc
+		local rc cc t0 v
+		t0=$(cpu_ticks "$redis_pid")
 		# shellcheck disable=SC2086
 		rc=$("${ON_CLIENT[@]}" redis-benchmark -s "$RSOCK" $rargs --csv)
+		v=$(us_per_req "$(($(cpu_ticks "$redis_pid") - t0))" "$((reqs * 2))"); r[rcpu]=$(best "${r[rcpu]:-}" "$v" lo)
+		t0=$(cpu_ticks "$cyberdb_pid")
 		# shellcheck disable=SC2086
 		cc=$("${ON_CLIENT[@]}" "$CDB" bench -s "$CSOCK" $cargs --csv)
+		v=$(us_per_req "$(($(cpu_ticks "$cyberdb_pid") - t0))" "$((reqs * 2))"); r[ccpu]=$(best "${r[ccpu]:-}" "$v" lo)
 		for t in SET GET; do
-			local v
 			v=$(csv_field "$t" 2 <<<"$rc"); r[$t.rrps]=$(best "${r[$t.rrps]:-}" "$v" hi)
 			v=$(csv_field "$t" 7 <<<"$rc"); r[$t.rp99]=$(best "${r[$t.rp99]:-}" "$v" lo)
 			v=$(csv_field "$t" 2 <<<"$cc"); r[$t.crps]=$(best "${r[$t.crps]:-}" "$v" hi)
@@ -176,6 +188,7 @@ throughput() {
 		rows+=("$name $lt|rps|${r[$t.rrps]}|${r[$t.crps]}|hi")
 		[[ $p99 == yes ]] && rows+=("$name $lt|p99 ms|${r[$t.rp99]}|${r[$t.cp99]}|lo")
 	done
+	rows+=("$name set+get|server CPU us/request|${r[rcpu]}|${r[ccpu]}|lo")
 	return 0
 }
 
@@ -296,9 +309,9 @@ say "redis: $(redis-server --version | grep -o 'v=[^ ]*'); cyberdb: $("$T/cyberd
 fresh
 for c in $CASES; do
 	case $c in
-	c50) throughput "-c 50" yes "-c 50 -n $N -r $KEYS -t set,get" "-c 50 -n $N -r $KEYS -t set,get" ;;
-	p16) throughput "-c 50 -P 16" no "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" ;;
-	c200) throughput "-c 200 (cyberdb: --processes 8)" no "-c 200 -n $N -r $KEYS -t set,get" "-c 200 --processes 8 -n $N -r $KEYS -t set,get" ;;
+	c50) throughput "-c 50" yes "$N" "-c 50 -n $N -r $KEYS -t set,get" "-c 50 -n $N -r $KEYS -t set,get" ;;
+	p16) throughput "-c 50 -P 16" no "$((N * 5))" "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" "-c 50 -P 16 -n $((N * 5)) -r $KEYS -t set,get" ;;
+	c200) throughput "-c 200 (cyberdb: --processes 8)" no "$N" "-c 200 -n $N -r $KEYS -t set,get" "-c 200 --processes 8 -n $N -r $KEYS -t set,get" ;;
 	pooled) case_pooled ;;
 	rss) case_rss ;;
 	load) case_load ;;
