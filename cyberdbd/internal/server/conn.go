@@ -108,7 +108,11 @@ func (c *conn) loop() string {
 			continue
 		}
 		if err != nil {
-			return c.readFailed(err)
+			reason := c.readFailed(err)
+			// Replies to the requests read with the end of the stream
+			// (a client that half-closed, or stopped mid-frame) still go out.
+			_ = c.flush()
+			return reason
 		}
 		if cap(body) <= wire.DefaultMaxFrame {
 			c.rbuf = body[:0] // keep the grown buffer, within reason

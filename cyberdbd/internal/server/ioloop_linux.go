@@ -58,23 +58,27 @@ type ioLoop struct {
 
 	savedMu sync.Mutex
 	saved   []*loopConn // saves done, to take back (takeSaved)
+
+	wmu    sync.Mutex // guards evfd against wake after the loop ended
+	exited bool
 }
 
 // loopConn is a connection served by an ioLoop.
 type loopConn struct {
 	conn
-	fd       int
-	buf      []byte // bytes read but not yet executed: buf[:n]
-	n        int
-	wpos     int       // out[wpos:] is still to be written
-	lastRead time.Time // for the idle time-out
-	blocked  time.Time // when a write first found the socket full; zero if not blocked
-	paused   bool      // whole requests wait in buf until the replies drain
-	saving   bool      // buf starts with a save request, run off the loop (startSave)
-	queued   bool      // in the loop's pending list
-	closeBy  string    // close once out is written; the reason logged
-	closed   bool
-	events   uint32 // the epoll events currently asked for
+	fd        int
+	buf       []byte // bytes read but not yet executed: buf[:n]
+	n         int
+	wpos      int       // out[wpos:] is still to be written
+	idleSince time.Time // waiting for the client since: data read, replies drained
+	blocked   time.Time // when a write first found the socket full; zero if not blocked
+	paused    bool      // whole requests wait in buf until the replies drain
+	saving    bool      // buf starts with a save request, run off the loop (startSave)
+	queued    bool      // in the loop's pending list
+	closeBy   string    // close once out is written; the reason logged
+	eof       bool      // the client sent all it will: finish its whole requests, then close
+	closed    bool
+	events    uint32 // the epoll events currently asked for
 }
 
 const (
@@ -160,7 +164,7 @@ func (l *ioLoop) adopt(c *conn) error {
 	if derr != nil {
 		return derr
 	}
-	lc := &loopConn{conn: *c, fd: fd, lastRead: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+	lc := &loopConn{conn: *c, fd: fd, idleSince: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
 	lc.log.Debug("connection opened", "remote", "unix")
 	ev := syscall.EpollEvent{Events: lc.events, Fd: int32(fd)}
 	l.mu.Lock()
@@ -180,10 +184,16 @@ func (l *ioLoop) adopt(c *conn) error {
 	return nil
 }
 
-// wake makes the loop run a round now (Shutdown).
+// wake makes the loop run a round now (Shutdown, a save done). Once the
+// loop has ended it does nothing: its eventfd is closed, and the number
+// may belong to another file by then.
 func (l *ioLoop) wake() {
-	one := [8]byte{1}
-	_, _ = syscall.Write(l.evfd, one[:])
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if !l.exited {
+		one := [8]byte{1}
+		_, _ = syscall.Write(l.evfd, one[:])
+	}
 }
 
 // run serves the loop's connections until the server shuts down and every
@@ -191,7 +201,10 @@ func (l *ioLoop) wake() {
 func (l *ioLoop) run() {
 	defer func() {
 		l.f.Close()
+		l.wmu.Lock()
+		l.exited = true
 		syscall.Close(l.evfd)
+		l.wmu.Unlock()
 	}()
 	for !l.done {
 		n := l.wait()
@@ -288,6 +301,14 @@ func (l *ioLoop) resolve(n int) {
 		if c.wpos < len(c.out) && ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 			l.queue(c)
 		}
+		if c.eof {
+			// Nothing more to read. Gone altogether, with nothing left
+			// to send it: close (a hang-up is reported until then).
+			if ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && c.wpos == len(c.out) && !c.paused {
+				l.closeLocked(c, "client closed")
+			}
+			continue
+		}
 		if c.blocked.IsZero() && ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 			l.ready = append(l.ready, c)
 		}
@@ -304,7 +325,7 @@ func (l *ioLoop) queue(c *loopConn) {
 
 // readable reads once from c and executes every whole request read.
 func (l *ioLoop) readable(c *loopConn) {
-	if c.paused || c.saving || c.closeBy != "" || !c.blocked.IsZero() {
+	if c.paused || c.saving || c.eof || c.closeBy != "" || !c.blocked.IsZero() {
 		return // not reading now
 	}
 	var dst []byte
@@ -322,14 +343,14 @@ func (l *ioLoop) readable(c *loopConn) {
 		l.close(c, "read failed: "+err.Error())
 		return
 	case n == 0:
-		if c.n > 0 {
-			l.close(c, "client closed in the middle of a frame")
-		} else {
-			l.close(c, "client closed")
-		}
+		// The client sent all it will: its whole requests are still
+		// answered, then the connection is closed.
+		c.eof = true
+		l.want(c, 0)
+		l.process(c)
 		return
 	}
-	c.lastRead = l.now
+	c.idleSince = l.now
 	if c.n == 0 {
 		rest := l.execute(c, l.rbuf[:n])
 		if len(rest) > 0 { // keep the partial or held-back requests
@@ -351,6 +372,14 @@ func (l *ioLoop) process(c *loopConn) {
 	c.n = copy(c.buf, rest)
 	if c.n == 0 && cap(c.buf) > loopReadBuf {
 		c.buf = nil // a big request's buffer: let it go
+	}
+	if c.eof && !c.paused && !c.saving && c.closeBy == "" {
+		c.closeBy = "client closed"
+		if c.n > 0 {
+			c.closeBy = "client closed in the middle of a frame"
+		}
+		c.n = 0
+		l.queue(c) // closed once its replies are written
 	}
 	if c.wpos < len(c.out) {
 		l.queue(c)
@@ -488,6 +517,7 @@ func (l *ioLoop) write(c *loopConn) {
 		c.out = c.out[:0]
 	}
 	c.wpos = 0
+	c.idleSince = l.now // the idle time-out runs from when the replies are out
 	l.unblock(c)
 	if c.closeBy != "" {
 		l.close(c, c.closeBy)
@@ -497,7 +527,11 @@ func (l *ioLoop) write(c *loopConn) {
 		l.startSave(c)
 		return
 	}
-	l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+	if !c.eof {
+		l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+	} else {
+		l.want(c, 0)
+	}
 	if c.paused {
 		c.paused = false
 		l.resume = append(l.resume, c)
@@ -534,7 +568,11 @@ func (l *ioLoop) takeSaved() {
 	l.savedMu.Unlock()
 	for _, c := range saved {
 		c.saving = false
+		c.idleSince = l.now
 		c.events = syscall.EPOLLIN | syscall.EPOLLRDHUP
+		if c.eof {
+			c.events = 0
+		}
 		ev := syscall.EpollEvent{Events: c.events, Fd: int32(c.fd)}
 		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 			l.closeLocked(c, "epoll_ctl: "+err.Error())
@@ -600,7 +638,7 @@ func (l *ioLoop) sweep() {
 			if l.now.Sub(c.blocked) >= writeTimeout {
 				l.close(c, "write failed: the client did not read its replies for "+writeTimeout.String())
 			}
-		case idle > 0 && c.closeBy == "" && !c.paused && c.wpos == len(c.out) && l.now.Sub(c.lastRead) >= idle:
+		case idle > 0 && c.closeBy == "" && !c.paused && !c.eof && c.wpos == len(c.out) && l.now.Sub(c.idleSince) >= idle:
 			l.final(c, wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", idle), "idle timeout")
 		}
 	}
