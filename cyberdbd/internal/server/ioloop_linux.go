@@ -51,6 +51,7 @@ type ioLoop struct {
 	rbuf     []byte      // shared read buffer
 	now      time.Time   // start of the current round
 	dirty    bool        // a connection in pending ran a write op
+	closing  bool        // the server is shutting down (read once a round)
 	dl       time.Time   // read deadline last set on f
 	sweepAt  time.Time   // next check of the idle and write time-outs
 	nblocked int         // connections waiting for their socket to drain
@@ -209,6 +210,7 @@ func (l *ioLoop) run() {
 	for !l.done {
 		n := l.wait()
 		l.now = time.Now()
+		l.closing = l.s.closing.Load()
 		l.resolve(n)
 		for _, c := range l.ready {
 			if !c.closed {
@@ -325,8 +327,8 @@ func (l *ioLoop) queue(c *loopConn) {
 
 // readable reads once from c and executes every whole request read.
 func (l *ioLoop) readable(c *loopConn) {
-	if c.paused || c.saving || c.eof || c.closeBy != "" || !c.blocked.IsZero() {
-		return // not reading now
+	if c.paused || c.saving || c.eof || c.closeBy != "" || !c.blocked.IsZero() || l.closing {
+		return // not reading now; shutting down, nothing more is read
 	}
 	var dst []byte
 	if c.n == 0 {
@@ -384,6 +386,11 @@ func (l *ioLoop) process(c *loopConn) {
 	if c.wpos < len(c.out) {
 		l.queue(c)
 	}
+}
+
+// wholeBuffered says whether c.buf holds a whole request not yet run.
+func (c *loopConn) wholeBuffered() bool {
+	return c.n >= wire.FrameHeaderSize && c.n >= wire.FrameHeaderSize+int(binary.BigEndian.Uint32(c.buf))
 }
 
 // reserve makes room in c.buf for the rest of the request it holds the
@@ -661,11 +668,14 @@ func (l *ioLoop) snapshot() []*loopConn {
 func (l *ioLoop) shutdown() {
 	force := l.s.forceClose.Load()
 	for _, c := range l.snapshot() {
-		if c.saving {
-			continue // its goroutine owns it; it comes back when done
-		}
-		if force {
+		if force && !c.saving {
 			l.close(c, "server shutting down")
+			continue
+		}
+		if c.saving || c.paused || c.wholeBuffered() {
+			// The save's goroutine owns c; or requests already read wait
+			// for replies to drain. Either way they are answered first,
+			// and the last frame comes in a later round.
 			continue
 		}
 		l.final(c, errShuttingDown, "server shutting down")
