@@ -18,6 +18,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -557,6 +558,29 @@ func benchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string) (wi
 		return wire.OpLPop, []any{"benchlist"}
 	}
 	return wire.OpPing, nil
+}
+
+// maxBenchReply bounds a reply frame the load generator accepts.
+const maxBenchReply = 1 << 28
+
+// splitReplies calls fn with the body of each whole frame at the start of
+// b, in order, and returns the bytes after them: the start of a frame not
+// yet complete. A frame declaring more than maxBenchReply bytes is an
+// error. fn's body aliases b.
+func splitReplies(b []byte, fn func(body []byte)) ([]byte, error) {
+	for len(b) >= wire.FrameHeaderSize {
+		size := uint64(binary.BigEndian.Uint32(b))
+		if size > maxBenchReply {
+			return b, fmt.Errorf("a reply frame of %d bytes (more than %d)", size, maxBenchReply)
+		}
+		end := wire.FrameHeaderSize + int(size)
+		if len(b) < end {
+			break
+		}
+		fn(b[wire.FrameHeaderSize:end])
+		b = b[end:]
+	}
+	return b, nil
 }
 
 // benchConn is one raw protocol connection, as a redis-benchmark client.

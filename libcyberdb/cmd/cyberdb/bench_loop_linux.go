@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -216,24 +215,13 @@ func (el *benchLoop) read(c *loopClient, now time.Time) bool {
 		return false
 	}
 	c.n += m
-	b := c.buf[:c.n]
 	lat := bucketOf(now.Sub(c.t0).Nanoseconds())
-	for len(b) >= wire.FrameHeaderSize {
-		size := int(binary.BigEndian.Uint32(b))
-		if size > 1<<28 {
-			el.fail(c, fmt.Sprintf("read: a reply of %d bytes", size), c.waiting)
-			return false
-		}
-		if len(b) < wire.FrameHeaderSize+size {
-			break
-		}
-		body := b[wire.FrameHeaderSize : wire.FrameHeaderSize+size]
-		b = b[wire.FrameHeaderSize+size:]
+	b, err := splitReplies(c.buf[:c.n], func(body []byte) {
 		el.h[lat]++
 		el.n++
 		c.waiting--
 		if _, code, ok := wire.PeekReply(body); ok && code == wire.CodeOK {
-			continue
+			return
 		}
 		if rep, err := wire.DecodeReply(body); err != nil || rep.Err != nil {
 			if el.errs == 0 {
@@ -241,6 +229,10 @@ func (el *benchLoop) read(c *loopClient, now time.Time) bool {
 			}
 			el.errs++
 		}
+	})
+	if err != nil {
+		el.fail(c, "read: "+err.Error(), c.waiting)
+		return false
 	}
 	c.n = copy(c.buf, b)
 	return true
