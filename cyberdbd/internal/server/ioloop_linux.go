@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -232,6 +233,13 @@ func (l *ioLoop) run() {
 		if !l.now.Before(l.sweepAt) {
 			l.sweep()
 		}
+		// A goroutine this round woke (another loop, or a connection's
+		// goroutine, that waited for a table lock this loop released)
+		// was queued to run next on this loop's P, and a loop with events
+		// never parks: without this it would wait for the scheduler to
+		// preempt the loop, 10 ms and more (600 ms seen with two loops on
+		// two cores).
+		runtime.Gosched()
 	}
 }
 
