@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -297,6 +298,11 @@ func testConcurrentIncrIsExact(t *testing.T, ioModel string) {
 	d := daemontest.Start(t, ioModel)
 	setup := daemontest.DialHello(t, d.Socket)
 	setup.MustCall(t, nil, wire.OpCreateDict, "counters")
+	var info map[string]any
+	setup.MustCall(t, &info, wire.OpInfo)
+	if want := strings.TrimPrefix(ioModel, "--io-loops="); fmt.Sprint(info["io_loops"]) != want {
+		t.Fatalf("info io_loops = %v with %s", info["io_loops"], ioModel)
+	}
 	const workers, each = 16, 250
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)

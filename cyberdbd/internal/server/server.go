@@ -236,6 +236,14 @@ func (s *Server) startLoops() {
 	}
 }
 
+// ioLoops is the number of event loops serving the Unix sockets (0: a
+// goroutine per connection).
+func (s *Server) ioLoops() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.loops)
+}
+
 // connClosed accounts for a connection an event loop closed.
 func (s *Server) connClosed() { s.nconns.Add(-1) }
 
@@ -315,6 +323,7 @@ func (s *Server) info() map[string]any {
 		"ops_total":         total,
 		"go_version":        runtime.Version(),
 		"goroutines":        runtime.NumGoroutine(),
+		"io_loops":          s.ioLoops(),
 	}
 	if s.cfg.Info != nil {
 		s.cfg.Info(m)
