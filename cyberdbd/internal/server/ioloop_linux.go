@@ -139,9 +139,9 @@ func (l *ioLoop) release() {
 }
 
 // adopt takes the connection c over from Go's poller: the loop owns a
-// duplicate of its socket, and c.nc is closed. On error c is closed.
+// duplicate of its socket, and c.nc is closed. On error c is left as it
+// was, for a goroutine to serve.
 func (l *ioLoop) adopt(c *conn) error {
-	defer c.nc.Close() // the socket lives on in the duplicate
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("%T has no file descriptor", c.nc)
@@ -167,19 +167,18 @@ func (l *ioLoop) adopt(c *conn) error {
 		return derr
 	}
 	lc := &loopConn{conn: *c, fd: fd, idleSince: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
-	lc.log.Debug("connection opened", "remote", "unix")
 	ev := syscall.EpollEvent{Events: lc.events, Fd: int32(fd)}
-	l.mu.Lock()
-	l.conns[int32(fd)] = lc
-	l.mu.Unlock()
-	// From here on, lc belongs to the loop's goroutine.
+	// Registered before the loop knows fd: an event meanwhile is ignored
+	// and, level-triggered, reported again.
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		l.mu.Lock()
-		delete(l.conns, int32(fd))
-		l.mu.Unlock()
 		syscall.Close(fd)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
+	lc.log.Debug("connection opened", "remote", "unix")
+	c.nc.Close() // leaves Go's poller; the socket lives on in fd
+	l.mu.Lock()
+	l.conns[int32(fd)] = lc // from here on, lc belongs to the loop's goroutine
+	l.mu.Unlock()
 	if l.s.cfg.IdleTimeout > 0 {
 		l.wake() // its idle time-out may need a nearer deadline
 	}

@@ -1,9 +1,15 @@
 package server
 
 import (
+	"bufio"
+	"context"
+	"net"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -98,4 +104,47 @@ func (c *rawClient) expectAny() wire.Reply {
 		c.t.Fatalf("bad reply %s: %v", wire.Diagnose(body), err)
 	}
 	return r
+}
+
+// opaqueListener hands out connections that hide their file descriptor
+// (no SyscallConn), which an event loop cannot take.
+type opaqueListener struct{ net.Listener }
+
+type opaqueConn struct{ net.Conn }
+
+func (l opaqueListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return opaqueConn{nc}, nil
+}
+
+// A connection the event loops cannot take is served by a goroutine of
+// its own instead of being dropped.
+func TestConnLoopFallsBackToGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops need Linux")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.sock")
+	l, err := ListenUnix(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{IOLoops: 1, Logger: discardLogger()}, store.New())
+	go srv.Serve(opaqueListener{l})
+	defer srv.Shutdown(context.Background())
+	nc, err := net.DialTimeout("unix", path, ioWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &rawClient{t: t, nc: nc.(*net.UnixConn), r: bufio.NewReaderSize(nc, 4096)}
+	c.hello(1)
+	c.send(mustReq(2, wire.OpPing))
+	c.expect(2, wire.CodeOK)
+	if n := srv.ioLoops(); n != 1 {
+		t.Fatalf("%d event loops running, want 1 (the connection must have fallen back, not the server)", n)
+	}
 }

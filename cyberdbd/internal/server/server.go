@@ -183,12 +183,11 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	if tl == nil && len(s.loops) > 0 {
 		// Under s.mu, so that Shutdown's loops see every connection added.
 		err := s.loops[id%uint64(len(s.loops))].adopt(c)
-		s.mu.Unlock()
-		if err != nil {
-			s.nconns.Add(-1)
-			s.log.Error("connection dropped: the event loop could not take it", "conn", id, "err", err)
+		if err == nil {
+			s.mu.Unlock()
+			return
 		}
-		return
+		s.log.Warn("the event loop could not take a connection; it gets a goroutine of its own", "conn", id, "err", err)
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
