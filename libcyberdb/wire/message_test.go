@@ -285,3 +285,14 @@ func FuzzDecodeReply(f *testing.F) {
 		}
 	})
 }
+
+func TestIsWriteTable(t *testing.T) {
+	for o := range 1 << 16 {
+		if got, want := Op(o).IsWrite(), ops[Op(o)].write; got != want {
+			t.Fatalf("%s: IsWrite() = %v, the op table says %v", Op(o), got, want)
+		}
+	}
+	if !OpDSet.IsWrite() || OpDGet.IsWrite() || !OpLAppend.IsWrite() || OpPing.IsWrite() {
+		t.Fatal("IsWrite misclassifies dset, dget, lappend or ping")
+	}
+}

@@ -104,7 +104,19 @@ func (o Op) String() string {
 func (o Op) Known() bool { _, ok := ops[o]; return ok }
 
 // IsWrite reports whether o may change data (and so is logged for durability).
-func (o Op) IsWrite() bool { return ops[o].write }
+func (o Op) IsWrite() bool { return int(o) < len(writeOps) && writeOps[o] }
+
+// writeOps is ops' write flags as an array: IsWrite runs twice per
+// request in the daemon, where a map lookup showed in profiles.
+var writeOps = func() (w [256]bool) {
+	for o, i := range ops {
+		if int(o) >= len(w) {
+			panic("wire: op numbers above 255 need a bigger writeOps")
+		}
+		w[o] = i.write
+	}
+	return w
+}()
 
 // IsDict and IsList report which table kind an op addresses.
 func (o Op) IsDict() bool { return o >= OpDGet && o <= OpDScan }

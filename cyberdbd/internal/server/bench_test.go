@@ -20,7 +20,7 @@ func benchServer(b *testing.B) (net.Conn, *bufio.Reader) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := New(Config{}, store.New())
+	srv := New(Config{IOLoops: 1}, store.New()) // the daemon's default on small machines
 	go srv.Serve(l)
 	b.Cleanup(func() { srv.Shutdown(b.Context()) })
 	nc, err := net.Dial("unix", path)
