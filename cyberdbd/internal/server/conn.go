@@ -27,18 +27,19 @@ const (
 	maxReply = math.MaxUint32
 )
 
-// conn is one client connection, served by one goroutine.
+// conn is one client connection, served by a goroutine of its own
+// (serve) or by an event loop (ioloop_linux.go: loopConn).
 type conn struct {
 	s     *Server
 	nc    net.Conn
 	id    uint64
 	log   *slog.Logger
-	r     *bufio.Reader
-	rbuf  []byte     // request body buffer, reused
-	out   []byte     // replies waiting to be written
-	hello bool       // HELLO done
-	dirty bool       // out holds replies of write ops: Config.Durable before sending
-	items []wire.Raw // argument slots, reused by every request
+	r     *bufio.Reader // serve's; nil on an event loop's connection
+	rbuf  []byte        // request body buffer, reused
+	out   []byte        // replies waiting to be written
+	hello bool          // HELLO done
+	dirty bool          // out holds replies of write ops: Config.Durable before sending
+	items []wire.Raw    // argument slots, reused by every request
 
 	// TCP connections only (tcp.go): nil on Unix sockets.
 	tcp        *tcpListener
@@ -57,7 +58,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		nc:  nc,
 		id:  id,
 		log: s.log.With("conn", id),
-		r:   bufio.NewReaderSize(nc, readBufSize),
 	}
 }
 
@@ -70,6 +70,7 @@ func (c *conn) serve() {
 	if c.tcp != nil && !c.startTCP() { // TLS handshake, under the handshake time-out
 		return
 	}
+	c.r = bufio.NewReaderSize(c.nc, readBufSize) // here: an event loop's connections have no use for it
 	reason := c.loop()
 	c.log.Debug("connection closed", "reason", reason)
 }

@@ -421,7 +421,7 @@ func (c *loopConn) reserve() {
 // not executed: a partial request, or requests held back while the replies
 // already queued drain (paused).
 func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
-	max := c.s.cfg.MaxFrame
+	maxFrame := c.s.cfg.MaxFrame
 	for len(b) >= wire.FrameHeaderSize {
 		if len(c.out)-c.wpos >= flushAt {
 			c.paused = true
@@ -433,8 +433,8 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
 			continue
 		}
-		if uint64(size) > uint64(max) {
-			tooLarge := &wire.FrameTooLargeError{Size: uint64(size), Max: uint64(max)}
+		if uint64(size) > uint64(maxFrame) {
+			tooLarge := &wire.FrameTooLargeError{Size: uint64(size), Max: uint64(maxFrame)}
 			c.log.Warn("frame too large; closing connection", "size", tooLarge.Size, "max_frame", tooLarge.Max)
 			l.final(c, tooLarge.WireError(), "frame too large")
 			return nil
