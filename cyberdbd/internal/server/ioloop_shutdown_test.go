@@ -23,9 +23,7 @@ func TestConnShutdownAnswersWhatItRead(t *testing.T) {
 		ts := startTestServer(t, m, Config{})
 		setup := ts.dial()
 		setup.hello(1)
-		setup.send(append(mustReq(2, wire.OpCreateDict, "s"), mustReq(3, wire.OpDSet, "s", "big", make([]byte, 64<<10))...))
-		setup.expect(2, wire.CodeOK)
-		setup.expect(3, wire.CodeOK)
+		setup.dictWith("s", "big", make([]byte, 64<<10))
 
 		// 300 pairs of (get big, incr n): 19 MiB of replies, far more
 		// than the socket buffers hold while nobody reads.

@@ -288,6 +288,15 @@ func (c *rawClient) hello(id uint64) {
 	c.expect(id, wire.CodeOK)
 }
 
+// dictWith creates the dict table (request id 2) and sets key to value
+// in it (id 3), requiring both to succeed.
+func (c *rawClient) dictWith(table, key string, value any) {
+	c.t.Helper()
+	c.send(append(mustReq(2, wire.OpCreateDict, table), mustReq(3, wire.OpDSet, table, key, value)...))
+	c.expect(2, wire.CodeOK)
+	c.expect(3, wire.CodeOK)
+}
+
 func mustReq(id uint64, op wire.Op, args ...any) []byte {
 	f, err := wire.AppendRequest(nil, id, op, args...)
 	if err != nil {
@@ -519,9 +528,7 @@ func TestConnPipelining(t *testing.T) {
 		ts := startTestServer(t, m, Config{})
 		c := ts.dial()
 		c.hello(1)
-		c.send(append(mustReq(2, wire.OpCreateDict, "p"), mustReq(3, wire.OpDSet, "p", "k", "pipelined value")...))
-		c.expect(2, wire.CodeOK)
-		c.expect(3, wire.CodeOK)
+		c.dictWith("p", "k", "pipelined value")
 
 		const n = 20000
 		var b []byte
@@ -721,9 +728,7 @@ func TestConnShutdownStuckClient(t *testing.T) {
 		ts := startTestServer(t, m, Config{})
 		good := ts.dial()
 		good.hello(1)
-		good.send(append(mustReq(2, wire.OpCreateDict, "s"), mustReq(3, wire.OpDSet, "s", "v", make([]byte, 256<<10))...))
-		good.expect(2, wire.CodeOK)
-		good.expect(3, wire.CodeOK)
+		good.dictWith("s", "v", make([]byte, 256<<10))
 
 		stuck := ts.dial()
 		b := mustReq(1, wire.OpHello, 1)
@@ -834,9 +839,7 @@ func TestConnDurableError(t *testing.T) {
 		ts := startTestServer(t, m, Config{Durable: durable})
 		setup := ts.dial()
 		setup.hello(1)
-		setup.send(append(mustReq(2, wire.OpCreateDict, "d"), mustReq(3, wire.OpDSet, "d", "k", "v")...))
-		setup.expect(2, wire.CodeOK)
-		setup.expect(3, wire.CodeOK)
+		setup.dictWith("d", "k", "v")
 		if calls.Load() == 0 {
 			t.Fatal("Durable was not called before the replies to writes")
 		}
@@ -881,9 +884,7 @@ func TestConnsDropToZero(t *testing.T) {
 		ts := startTestServer(t, m, Config{})
 		setup := ts.dial()
 		setup.hello(1)
-		setup.send(append(mustReq(2, wire.OpCreateDict, "z"), mustReq(3, wire.OpDSet, "z", "v", make([]byte, 256<<10))...))
-		setup.expect(2, wire.CodeOK)
-		setup.expect(3, wire.CodeOK)
+		setup.dictWith("z", "v", make([]byte, 256<<10))
 
 		var cs []*rawClient
 		cs = append(cs, ts.dial()) // silent
@@ -928,9 +929,7 @@ func TestConnShutdownForcedWritesNoReusedFD(t *testing.T) {
 		ts := startTestServer(t, m, Config{})
 		good := ts.dial() // conn 1: loop 1 of 2
 		good.hello(1)
-		good.send(append(mustReq(2, wire.OpCreateDict, "s"), mustReq(3, wire.OpDSet, "s", "v", make([]byte, 256<<10))...))
-		good.expect(2, wire.CodeOK)
-		good.expect(3, wire.CodeOK)
+		good.dictWith("s", "v", make([]byte, 256<<10))
 		stuck := ts.dial() // conn 2: loop 0 of 2
 		b := mustReq(1, wire.OpHello, 1)
 		for i := range 100 {
@@ -1124,9 +1123,7 @@ func TestConnIdleAfterSlowReply(t *testing.T) {
 			ts := startTestServer(t, m, Config{IdleTimeout: idle})
 			c := ts.dial()
 			c.hello(1)
-			c.send(append(mustReq(2, wire.OpCreateDict, "sr"), mustReq(3, wire.OpDSet, "sr", "v", make([]byte, 64<<10))...))
-			c.expect(2, wire.CodeOK)
-			c.expect(3, wire.CodeOK)
+			c.dictWith("sr", "v", make([]byte, 64<<10))
 			const n = 80 // 5 MiB of replies, read over 400 ms
 			var b []byte
 			for i := range n {
