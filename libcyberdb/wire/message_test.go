@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -286,13 +287,34 @@ func FuzzDecodeReply(f *testing.F) {
 	})
 }
 
-func TestIsWriteTable(t *testing.T) {
+func TestOpTable(t *testing.T) {
 	for o := range 1 << 16 {
-		if got, want := Op(o).IsWrite(), ops[Op(o)].write; got != want {
-			t.Fatalf("%s: IsWrite() = %v, the op table says %v", Op(o), got, want)
+		op := Op(o)
+		i := op.info()
+		if o >= len(opTable) && (op.Known() || op.IsWrite() || op.IsDict() || op.IsList()) {
+			t.Fatalf("op %d beyond the table is known, a write or addresses a table", o)
+		}
+		if !op.Known() && (i.write || i.kind != kindNone || op.String() != fmt.Sprintf("op_%d", o)) {
+			t.Fatalf("unknown op %d has flags or a name: %+v, %s", o, i, op)
+		}
+		if op.IsDict() && op.IsList() {
+			t.Fatalf("%s is both a dict and a list op", op)
 		}
 	}
 	if !OpDSet.IsWrite() || OpDGet.IsWrite() || !OpLAppend.IsWrite() || OpPing.IsWrite() {
 		t.Fatal("IsWrite misclassifies dset, dget, lappend or ping")
+	}
+	if !OpDScan.IsDict() || OpDScan.IsList() || !OpLRange.IsList() || OpCreateList.IsList() || OpBatch.IsDict() {
+		t.Fatal("IsDict/IsList misclassify dscan, lrange, create_list or batch")
+	}
+	if got := len(Ops()); got != 46 {
+		t.Fatalf("Ops() has %d ops, want 46", got)
+	}
+	for _, r := range []struct{ lo, hi Op }{{60, 99}} {
+		for o := r.lo; o <= r.hi; o++ {
+			if o.Known() {
+				t.Fatalf("op %d is in a range reserved for later issues", o)
+			}
+		}
 	}
 }

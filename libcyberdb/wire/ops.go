@@ -68,66 +68,120 @@ const (
 	OpLRange    Op = 57 // [t, start, count]          -> [value...]
 )
 
+// Op numbers in use and reserved. Every op number is below 256 (the
+// tables below are arrays indexed by op); numbers are never reused.
+//
+//	1-4    connection and server        10-16  tables and batch
+//	20-36  dict                         40-57  list
+//	60-69  reserved: deque and queue ops (issue 15)
+//	70-79  reserved: expiry (issue 14)
+//	80-89  reserved: events (issue 16)
+//	90-99  reserved: observability and administration (issue 17)
+
+// opKind says which kind of table an op addresses.
+type opKind uint8
+
+const (
+	kindNone opKind = iota // a connection, server or table-management op
+	kindDict
+	kindList
+)
+
 type opInfo struct {
 	name  string
-	write bool // changes data: logged, refused when the disk has failed
+	write bool   // changes data: logged, refused when the disk has failed
+	kind  opKind // the table kind the op needs
 }
 
-var ops = map[Op]opInfo{
-	OpHello: {"hello", false}, OpPing: {"ping", false}, OpInfo: {"info", false}, OpSave: {"save", false},
-	OpTables: {"tables", false}, OpCreateDict: {"create_dict", true}, OpCreateList: {"create_list", true},
-	OpExists: {"exists", false}, OpDrop: {"drop", true}, OpLen: {"len", false}, OpBatch: {"batch", true},
+// opTable describes every op; a zero entry (no name) is no op. It is an
+// array, not a map, because the daemon looks ops up several times per
+// request (a map lookup showed in profiles). An op is added by adding
+// one line here, at any number below 256.
+var opTable = [256]opInfo{
+	OpHello: {"hello", false, kindNone},
+	OpPing:  {"ping", false, kindNone},
+	OpInfo:  {"info", false, kindNone},
+	OpSave:  {"save", false, kindNone},
 
-	OpDGet: {"dget", false}, OpDSet: {"dset", true}, OpDDel: {"ddel", true}, OpDHas: {"dhas", false},
-	OpDLen: {"dlen", false}, OpDKeys: {"dkeys", false}, OpDValues: {"dvalues", false},
-	OpDItems: {"ditems", false}, OpDPop: {"dpop", true}, OpDPopItem: {"dpopitem", true},
-	OpDSetDefault: {"dsetdefault", true}, OpDUpdate: {"dupdate", true}, OpDClear: {"dclear", true},
-	OpDToDict: {"dtodict", false}, OpDIncr: {"dincr", true}, OpDCAS: {"dcas", true}, OpDScan: {"dscan", false},
+	OpTables:     {"tables", false, kindNone},
+	OpCreateDict: {"create_dict", true, kindNone},
+	OpCreateList: {"create_list", true, kindNone},
+	OpExists:     {"exists", false, kindNone},
+	OpDrop:       {"drop", true, kindNone},
+	OpLen:        {"len", false, kindNone},
+	OpBatch:      {"batch", true, kindNone},
 
-	OpLGet: {"lget", false}, OpLSet: {"lset", true}, OpLDel: {"ldel", true}, OpLSlice: {"lslice", false},
-	OpLDelSlice: {"ldelslice", true}, OpLAppend: {"lappend", true}, OpLExtend: {"lextend", true},
-	OpLInsert: {"linsert", true}, OpLPop: {"lpop", true}, OpLRemove: {"lremove", true},
-	OpLCount: {"lcount", false}, OpLIndex: {"lindex", false}, OpLReverse: {"lreverse", true},
-	OpLSort: {"lsort", true}, OpLClear: {"lclear", true}, OpLToList: {"ltolist", false},
-	OpLLen: {"llen", false}, OpLRange: {"lrange", false},
+	OpDGet:        {"dget", false, kindDict},
+	OpDSet:        {"dset", true, kindDict},
+	OpDDel:        {"ddel", true, kindDict},
+	OpDHas:        {"dhas", false, kindDict},
+	OpDLen:        {"dlen", false, kindDict},
+	OpDKeys:       {"dkeys", false, kindDict},
+	OpDValues:     {"dvalues", false, kindDict},
+	OpDItems:      {"ditems", false, kindDict},
+	OpDPop:        {"dpop", true, kindDict},
+	OpDPopItem:    {"dpopitem", true, kindDict},
+	OpDSetDefault: {"dsetdefault", true, kindDict},
+	OpDUpdate:     {"dupdate", true, kindDict},
+	OpDClear:      {"dclear", true, kindDict},
+	OpDToDict:     {"dtodict", false, kindDict},
+	OpDIncr:       {"dincr", true, kindDict},
+	OpDCAS:        {"dcas", true, kindDict},
+	OpDScan:       {"dscan", false, kindDict},
+
+	OpLGet:      {"lget", false, kindList},
+	OpLSet:      {"lset", true, kindList},
+	OpLDel:      {"ldel", true, kindList},
+	OpLSlice:    {"lslice", false, kindList},
+	OpLDelSlice: {"ldelslice", true, kindList},
+	OpLAppend:   {"lappend", true, kindList},
+	OpLExtend:   {"lextend", true, kindList},
+	OpLInsert:   {"linsert", true, kindList},
+	OpLPop:      {"lpop", true, kindList},
+	OpLRemove:   {"lremove", true, kindList},
+	OpLCount:    {"lcount", false, kindList},
+	OpLIndex:    {"lindex", false, kindList},
+	OpLReverse:  {"lreverse", true, kindList},
+	OpLSort:     {"lsort", true, kindList},
+	OpLClear:    {"lclear", true, kindList},
+	OpLToList:   {"ltolist", false, kindList},
+	OpLLen:      {"llen", false, kindList},
+	OpLRange:    {"lrange", false, kindList},
 }
 
-// String returns the op's protocol name, e.g. "dget".
+// info returns o's entry; the zero entry for a number no op has.
+func (o Op) info() opInfo {
+	if int(o) < len(opTable) {
+		return opTable[o]
+	}
+	return opInfo{}
+}
+
+// String returns the op's protocol name, e.g. "dget", or op_N for a
+// number no op has.
 func (o Op) String() string {
-	if i, ok := ops[o]; ok {
+	if i := o.info(); i.name != "" {
 		return i.name
 	}
 	return fmt.Sprintf("op_%d", uint16(o))
 }
 
 // Known reports whether o is an operation defined by this protocol version.
-func (o Op) Known() bool { _, ok := ops[o]; return ok }
+func (o Op) Known() bool { return o.info().name != "" }
 
 // IsWrite reports whether o may change data (and so is logged for durability).
-func (o Op) IsWrite() bool { return int(o) < len(writeOps) && writeOps[o] }
-
-// writeOps is ops' write flags as an array: IsWrite runs twice per
-// request in the daemon, where a map lookup showed in profiles.
-var writeOps = func() (w [256]bool) {
-	for o, i := range ops {
-		if int(o) >= len(w) {
-			panic("wire: op numbers above 255 need a bigger writeOps")
-		}
-		w[o] = i.write
-	}
-	return w
-}()
+func (o Op) IsWrite() bool { return o.info().write }
 
 // IsDict and IsList report which table kind an op addresses.
-func (o Op) IsDict() bool { return o >= OpDGet && o <= OpDScan }
-func (o Op) IsList() bool { return o >= OpLGet && o <= OpLRange }
+func (o Op) IsDict() bool { return o.info().kind == kindDict }
+func (o Op) IsList() bool { return o.info().kind == kindList }
 
 // Ops returns every defined op in numeric order.
 func Ops() []Op {
-	out := make([]Op, 0, len(ops))
-	for o := Op(0); o < 256; o++ {
-		if o.Known() {
-			out = append(out, o)
+	var out []Op
+	for o := range opTable {
+		if opTable[o].name != "" {
+			out = append(out, Op(o))
 		}
 	}
 	return out

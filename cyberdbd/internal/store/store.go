@@ -44,7 +44,7 @@ type call struct {
 type opFunc func(c call, out []byte) ([]byte, error)
 
 // handlers holds every op that addresses one table, indexed by op.
-var handlers [wire.OpLRange + 1]opFunc
+var handlers [256]opFunc // every op number is below 256 (wire/ops.go)
 
 func init() {
 	for op, fn := range map[wire.Op]opFunc{
