@@ -110,8 +110,9 @@ func (r Raw) MarshalCBOR() ([]byte, error) {
 	return r, nil
 }
 
-// IsNull reports whether r is CBOR null or undefined (or empty).
-func (r Raw) IsNull() bool { return len(r) == 0 || (len(r) == 1 && (r[0] == 0xf6 || r[0] == 0xf7)) }
+// IsNull reports whether r is CBOR null (or empty). Undefined is not null:
+// it is a value of its own (PROTOCOL.md 5), never "left out".
+func (r Raw) IsNull() bool { return len(r) == 0 || (len(r) == 1 && r[0] == 0xf6) }
 
 // Canonical returns the Core Deterministic Encoding of the data item raw.
 // When raw is already canonical it is returned as is (aliasing raw);

@@ -179,7 +179,9 @@ type Args struct {
 // Len is the number of arguments.
 func (a Args) Len() int { return len(a.Items) }
 
-// Has reports whether argument i is present and not null.
+// Has reports whether argument i is present and not null: an optional
+// argument that is absent or null is "left out". Undefined is present, and
+// an accessor then refuses it like any other value of the wrong type.
 func (a Args) Has(i int) bool { return i < len(a.Items) && !a.Items[i].IsNull() }
 
 // Want checks that there are between lo and hi arguments (hi < 0: no upper bound).

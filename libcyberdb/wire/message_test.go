@@ -318,3 +318,36 @@ func TestOpTable(t *testing.T) {
 		}
 	}
 }
+
+// TestUndefinedIsPresent: only null means "left out"; undefined is a
+// value, and the typed accessors refuse it like any other wrong type.
+func TestUndefinedIsPresent(t *testing.T) {
+	a := Args{Op: OpLSlice, Items: []Raw{{0xf6}, {0xf7}}}
+	if a.Has(0) || !a.Has(1) || a.Has(2) {
+		t.Fatalf("Has: null %v, undefined %v, absent %v; want false, true, false", a.Has(0), a.Has(1), a.Has(2))
+	}
+	if !Raw([]byte{0xf6}).IsNull() || Raw([]byte{0xf7}).IsNull() {
+		t.Fatal("IsNull: null must be null, undefined must not")
+	}
+	if _, ok, err := a.OptInt(0); ok || err != nil {
+		t.Fatalf("OptInt(null) = %v, %v; want left out", ok, err)
+	}
+	if _, _, err := a.OptInt(1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("OptInt(undefined) = %v; want bad_request", err)
+	}
+	if _, err := a.Int(1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Int(undefined) = %v; want bad_request", err)
+	}
+	if _, err := a.Uint(1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Uint(undefined) = %v; want bad_request", err)
+	}
+	if _, err := a.Text(1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Text(undefined) = %v; want bad_request", err)
+	}
+	if _, err := a.Bool(1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Bool(undefined) = %v; want bad_request", err)
+	}
+	if v, err := a.Value(1); err != nil || string(v) != "\xf7" {
+		t.Fatalf("Value(undefined) = %x, %v; want f7", v, err)
+	}
+}

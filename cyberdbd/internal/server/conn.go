@@ -284,6 +284,35 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 // Features are announced in the HELLO reply.
 var Features = []string{"batch", "scan", "cas", "incr", "pipelining"}
 
+// helloOptions reads HELLO's options: a map with text keys. A text value
+// becomes a string, anything else stays a wire.Raw. Tags are opaque here
+// as everywhere (PROTOCOL.md 5): a tagged map is not a map, a tagged key
+// is not a text key, and a tagged password is not text.
+func helloOptions(raw wire.Raw) (map[string]any, error) {
+	bad := wire.Errorf(wire.CodeHandshake, "HELLO options must be a map with text keys")
+	if len(raw) == 0 || raw[0]>>5 != 5 {
+		return nil, bad
+	}
+	opts := make(map[string]any)
+	err := wire.Pairs(raw, func(k, v wire.Raw) error {
+		var key string
+		if k[0]>>5 != 3 || wire.Unmarshal(k, &key) != nil {
+			return bad
+		}
+		var text string
+		if v[0]>>5 == 3 && wire.Unmarshal(v, &text) == nil {
+			opts[key] = text
+		} else {
+			opts[key] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, bad
+	}
+	return opts, nil
+}
+
 func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	if c.hello {
 		return out, wire.Errorf(wire.CodeHandshake, "HELLO was already sent on this connection")
@@ -298,8 +327,9 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	}
 	var opts map[string]any
 	if args.Has(1) {
-		if err := wire.Unmarshal(args.Items[1], &opts); err != nil {
-			return out, wire.Errorf(wire.CodeHandshake, "HELLO options must be a map with text keys")
+		var err error
+		if opts, err = helloOptions(args.Items[1]); err != nil {
+			return out, err
 		}
 		if name, ok := opts["client"].(string); ok {
 			c.log = c.log.With("client", name)
