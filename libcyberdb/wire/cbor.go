@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -164,12 +165,10 @@ func appendCanonical(dst, raw []byte) ([]byte, error) {
 		}
 		return AppendText(dst, s), nil
 	case 4:
-		items, err := SplitArray(raw)
-		if err != nil {
-			return nil, err
-		}
+		items := splitWellformed(raw, nil)
 		dst = AppendArrayHeader(dst, len(items))
 		for _, it := range items {
+			var err error
 			if dst, err = appendCanonical(dst, it); err != nil {
 				return nil, err
 			}
@@ -361,13 +360,22 @@ func AppendBool(dst []byte, b bool) []byte {
 // AppendNull appends null.
 func AppendNull(dst []byte) []byte { return append(dst, 0xf6) }
 
-// SplitArray returns the items of the CBOR array raw, aliasing raw.
+// SplitArray returns the items of the CBOR array raw, aliasing raw. The
+// items are exactly as encoded: unlike decoding into a []Raw with the CBOR
+// library, which strips tag 55799 from each element, every tag is kept
+// (PROTOCOL.md 5: tags are opaque at every depth). A tagged array, 55799
+// included, is not an array.
 func SplitArray(raw []byte) ([]Raw, error) {
-	var items []Raw
-	if err := Unmarshal(raw, &items); err != nil {
-		return nil, err
+	if len(raw) == 0 {
+		return nil, Errorf(CodeBadRequest, "expected a CBOR array, got nothing")
 	}
-	return items, nil
+	if err := decMode.Wellformed(raw); err != nil {
+		return nil, decodeError(err)
+	}
+	if raw[0]>>5 != 4 {
+		return nil, Errorf(CodeBadRequest, "expected a CBOR array, got %s", TypeName(raw))
+	}
+	return splitWellformed(raw, nil), nil
 }
 
 // skipItem decodes nothing; it lets UnmarshalFirst step over one item.
@@ -478,6 +486,55 @@ func readHeadAny(b []byte) (arg uint64, n int, ok bool) {
 		return binary.BigEndian.Uint64(b[1:]), 9, true
 	}
 	return 0, 0, false
+}
+
+// TypeName names the CBOR type of the item that starts raw, for messages
+// that must stay short whatever the item's size: "text string", "array",
+// "tag 55799", "undefined", ...
+func TypeName(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] >> 5 {
+	case 0:
+		return "unsigned integer"
+	case 1:
+		return "negative integer"
+	case 2:
+		return "byte string"
+	case 3:
+		return "text string"
+	case 4:
+		return "array"
+	case 5:
+		return "map"
+	case 6:
+		if num, _, ok := readHeadAny(raw); ok {
+			switch num {
+			case 2:
+				return "bignum (tag 2)"
+			case 3:
+				return "negative bignum (tag 3)"
+			}
+			return "tag " + strconv.FormatUint(num, 10)
+		}
+		return "tag"
+	}
+	switch ai := raw[0] & 0x1f; {
+	case raw[0] == 0xf4 || raw[0] == 0xf5:
+		return "bool"
+	case raw[0] == 0xf6:
+		return "null"
+	case raw[0] == 0xf7:
+		return "undefined"
+	case ai >= 25 && ai <= 27:
+		return "float"
+	case ai == 24 && len(raw) > 1:
+		return "simple value " + strconv.Itoa(int(raw[1]))
+	case ai < 20:
+		return "simple value " + strconv.Itoa(int(ai))
+	}
+	return "malformed item"
 }
 
 // Diagnose returns the CBOR diagnostic notation of raw (RFC 8949 §8), for

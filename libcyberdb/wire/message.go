@@ -139,8 +139,8 @@ type Reply struct {
 
 // DecodeReply decodes a reply frame body.
 func DecodeReply(body []byte) (Reply, error) {
-	var items []Raw
-	if err := Unmarshal(body, &items); err != nil {
+	items, err := SplitArray(body) // keeps tags: a result 55799(x) stays 55799(x)
+	if err != nil {
 		return Reply{}, err
 	}
 	if len(items) != 3 {

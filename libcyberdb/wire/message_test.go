@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -349,5 +350,61 @@ func TestUndefinedIsPresent(t *testing.T) {
 	}
 	if v, err := a.Value(1); err != nil || string(v) != "\xf7" {
 		t.Fatalf("Value(undefined) = %x, %v; want f7", v, err)
+	}
+}
+
+// TestTag55799Opaque: tag 55799 is kept at every depth, like any tag.
+// Before the fix, SplitArray (the library's []Raw decoding) dropped it
+// from array elements, and Canonical with it.
+func TestTag55799Opaque(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"d9d9f76162", "d9d9f76162"},                         // 55799("b")
+		{"81d9d9f76162", "81d9d9f76162"},                     // [55799("b")]
+		{"9fd9d9f76162ff", "81d9d9f76162"},                   // [_ 55799("b")]
+		{"818181d9d9f76162", "818181d9d9f76162"},             // [[[55799("b")]]]
+		{"d86581d9d9f76162", "d86581d9d9f76162"},             // 101([55799("b")])
+		{"a1d9d9f7616b81d9d9f701", "a1d9d9f7616b81d9d9f701"}, // {55799("k"): [55799(1)]}
+		{"d9d9f7c24101", "d9d9f701"},                         // 55799(2(h'01')): the bignum inside becomes 1
+		{"d9d9f7d9d9f7f7", "d9d9f7d9d9f7f7"},                 // 55799(55799(undefined))
+	} {
+		in, _ := hex.DecodeString(c.in)
+		got, err := Canonical(in)
+		if err != nil || hex.EncodeToString(got) != c.want {
+			t.Errorf("Canonical(%s) = %x, %v; want %s", Diagnose(in), got, err, c.want)
+		}
+	}
+	in, _ := hex.DecodeString("82d9d9f7616201")
+	items, err := SplitArray(in)
+	if err != nil || len(items) != 2 || hex.EncodeToString(items[0]) != "d9d9f76162" {
+		t.Fatalf("SplitArray([55799(\"b\"), 1]) = %x, %v", items, err)
+	}
+	in, _ = hex.DecodeString("d9d9f7820102")
+	if _, err := SplitArray(in); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("SplitArray(55799([1, 2])) = %v; want bad_request: a tagged array is not an array", err)
+	}
+	if _, err := SplitArray([]byte{0x82, 0x01}); err == nil {
+		t.Fatal("SplitArray of a truncated array succeeded")
+	}
+	if _, err := SplitArray([]byte{0x81, 0x01, 0x02}); err == nil {
+		t.Fatal("SplitArray with trailing bytes succeeded")
+	}
+	body, _ := hex.DecodeString("830700d9d9f76162")
+	r, err := DecodeReply(body)
+	if err != nil || hex.EncodeToString(r.Result) != "d9d9f76162" {
+		t.Fatalf("DecodeReply([7, 0, 55799(\"b\")]) result %x, %v", r.Result, err)
+	}
+}
+
+func TestTypeName(t *testing.T) {
+	for h, want := range map[string]string{
+		"00": "unsigned integer", "20": "negative integer", "40": "byte string", "60": "text string",
+		"80": "array", "a0": "map", "c24101": "bignum (tag 2)", "c34101": "negative bignum (tag 3)",
+		"d9d9f700": "tag 55799", "f4": "bool", "f5": "bool", "f6": "null", "f7": "undefined",
+		"f93c00": "float", "fb3ff8000000000000": "float", "e0": "simple value 0", "f820": "simple value 32", "": "nothing",
+	} {
+		b, _ := hex.DecodeString(h)
+		if got := TypeName(b); got != want {
+			t.Errorf("TypeName(%s) = %q, want %q", h, got, want)
+		}
 	}
 }
