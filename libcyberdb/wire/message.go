@@ -219,19 +219,29 @@ func (a Args) Text(i int) (string, error) {
 	return s, nil
 }
 
-// Int returns argument i as an int64 (indices, counts).
+// Int returns argument i as an int64 (indices, counts). Only the value
+// counts: a bignum (tag 2 or 3) is an integer like any other, in range or
+// not; anything else (bool, float, null, undefined, another tag) is not.
 func (a Args) Int(i int) (int64, error) {
-	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 > 1 {
+	if i >= len(a.Items) || len(a.Items[i]) == 0 {
 		return 0, a.argErr(i, "an integer")
 	}
-	if u, ok := fastUint(a.Items[i]); ok && u <= math.MaxInt64 {
+	raw := a.Items[i]
+	if u, ok := fastUint(raw); ok && u <= math.MaxInt64 {
 		return int64(u), nil
 	}
-	var v int64
-	if err := Unmarshal(a.Items[i], &v); err != nil {
-		return 0, a.argErr(i, "an integer in the int64 range")
+	if raw[0]>>5 == 1 { // -1-arg
+		if v, n, ok := readHeadAny(raw); ok && n == len(raw) && v <= math.MaxInt64 {
+			return -1 - int64(v), nil
+		}
 	}
-	return v, nil
+	if raw[0]>>5 > 1 && raw[0] != 0xc2 && raw[0] != 0xc3 {
+		return 0, a.argErr(i, "an integer")
+	}
+	if n, ok := DecodeNumber(raw); ok && !n.IsFloat && n.Int.IsInt64() {
+		return n.Int.Int64(), nil
+	}
+	return 0, a.argErr(i, "an integer in the int64 range")
 }
 
 // OptInt returns argument i as an int64; ok is false when it is absent or null
@@ -244,16 +254,20 @@ func (a Args) OptInt(i int) (v int64, ok bool, err error) {
 	return v, err == nil, err
 }
 
-// Uint returns argument i as a uint64 (cursors).
+// Uint returns argument i as a uint64 (cursors); a bignum (tag 2) whose
+// value fits is one too.
 func (a Args) Uint(i int) (uint64, error) {
-	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 0 {
-		return 0, a.argErr(i, "an unsigned integer")
+	if i < len(a.Items) {
+		if u, ok := fastUint(a.Items[i]); ok {
+			return u, nil
+		}
+		if raw := a.Items[i]; len(raw) > 0 && raw[0] == 0xc2 {
+			if n, ok := DecodeNumber(raw); ok && n.Int.IsUint64() {
+				return n.Int.Uint64(), nil
+			}
+		}
 	}
-	var v uint64
-	if err := Unmarshal(a.Items[i], &v); err != nil {
-		return 0, a.argErr(i, "an unsigned integer")
-	}
-	return v, nil
+	return 0, a.argErr(i, "an unsigned integer")
 }
 
 // Bool returns argument i as a bool; absent or null is false.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -405,6 +406,41 @@ func TestTypeName(t *testing.T) {
 		b, _ := hex.DecodeString(h)
 		if got := TypeName(b); got != want {
 			t.Errorf("TypeName(%s) = %q, want %q", h, got, want)
+		}
+	}
+}
+
+// TestIntArgs: an integer argument is read by value, whatever its
+// encoding: shortest or not, plain or bignum.
+func TestIntArgs(t *testing.T) {
+	for h, want := range map[string]int64{
+		"00": 0, "17": 23, "1817": 23, "1b0000000000000005": 5, "20": -1, "3b7fffffffffffffff": math.MinInt64,
+		"1b7fffffffffffffff": math.MaxInt64, "c24101": 1, "c240": 0, "c34100": -1, "c2487fffffffffffffff": math.MaxInt64,
+		"c3487fffffffffffffff": math.MinInt64,
+	} {
+		b, _ := hex.DecodeString(h)
+		got, err := Args{Op: OpLGet, Items: []Raw{b}}.Int(0)
+		if err != nil || got != want {
+			t.Errorf("Int(%s) = %d, %v; want %d", h, got, err, want)
+		}
+	}
+	for _, h := range []string{"1b8000000000000000", "3b8000000000000000", "c2488000000000000000", "c349010000000000000000",
+		"f93c00", "f5", "f6", "f7", "6131", "d9d9f701", "c1", "80"} {
+		b, _ := hex.DecodeString(h)
+		if got, err := (Args{Op: OpLGet, Items: []Raw{b}}).Int(0); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Int(%s) = %d, %v; want bad_request", h, got, err)
+		}
+	}
+	for h, want := range map[string]uint64{"00": 0, "1bffffffffffffffff": math.MaxUint64, "c248ffffffffffffffff": math.MaxUint64} {
+		b, _ := hex.DecodeString(h)
+		if got, err := (Args{Op: OpDScan, Items: []Raw{b}}).Uint(0); err != nil || got != want {
+			t.Errorf("Uint(%s) = %d, %v; want %d", h, got, err, want)
+		}
+	}
+	for _, h := range []string{"20", "c34100", "c249010000000000000000", "f93c00", "f7", "d9d9f701"} {
+		b, _ := hex.DecodeString(h)
+		if got, err := (Args{Op: OpDScan, Items: []Raw{b}}).Uint(0); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Uint(%s) = %d, %v; want bad_request", h, got, err)
 		}
 	}
 }

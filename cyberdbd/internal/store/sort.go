@@ -247,6 +247,32 @@ func less(a, b *sortKey) (bool, error) {
 	return false, wire.Errorf(wire.CodeTypeError, "'<' is not supported between %s and %s", a.kindName(), b.kindName())
 }
 
+// reverseArg reads lsort's reverse as Python's list.sort(reverse=...)
+// does: a bool, or an integer (any nonzero one is true) that fits a C int;
+// a bigger integer is Python's OverflowError, any other type its
+// TypeError. Absent or null is false (PROTOCOL.md: null is left out).
+func reverseArg(a wire.Args, i int) (bool, error) {
+	if !a.Has(i) {
+		return false, nil
+	}
+	raw := a.Items[i]
+	switch raw[0] {
+	case 0xf4:
+		return false, nil
+	case 0xf5:
+		return true, nil
+	}
+	if major := raw[0] >> 5; major <= 1 || raw[0] == 0xc2 || raw[0] == 0xc3 {
+		if n, ok := wire.DecodeNumber(raw); ok && !n.IsFloat {
+			if !n.Int.IsInt64() || n.Int.Int64() < math.MinInt32 || n.Int.Int64() > math.MaxInt32 {
+				return false, wire.Errorf(wire.CodeOverflow, "%s: reverse: Python int too large to convert to C int", a.Op)
+			}
+			return n.Int.Sign() != 0, nil
+		}
+	}
+	return false, errBadRequest("%s: argument %d (reverse) must be a boolean or an integer, got %s", a.Op, i+1, wire.TypeName(raw))
+}
+
 // sortItem is one element being sorted: its key and its stored encoding.
 type sortItem struct {
 	key sortKey
@@ -261,7 +287,7 @@ func opLSort(c call, out []byte) ([]byte, error) {
 	if err := c.args.Want(1, 2); err != nil {
 		return out, err
 	}
-	reverse, err := c.args.Bool(1)
+	reverse, err := reverseArg(c.args, 1)
 	if err != nil {
 		return out, err
 	}

@@ -87,7 +87,7 @@ func TestListSortTypeError(t *testing.T) {
 	do(t, s, wire.OpCreateList, "l", []any{"a", 1})
 	expect(t, fails(t, s, wire.CodeTypeError, wire.OpLSort, "l"),
 		`lsort of list table "l": '<' is not supported between integer and text`)
-	fails(t, s, wire.CodeBadRequest, wire.OpLSort, "l", 1)
+	fails(t, s, wire.CodeBadRequest, wire.OpLSort, "l", 1.0) // the argument is checked before the sort
 }
 
 // TestListSortStableLarge sorts long lists of values that compare equal
@@ -151,4 +151,44 @@ func TestCompareNumbers(t *testing.T) {
 	if _, ok := cmpNumbers(&a, &b); ok {
 		t.Error("NaN compared as ordered")
 	}
+}
+
+// TestListSortReverseArgument: reverse takes what Python's
+// list.sort(reverse=...) takes: a bool, or an integer in C int range
+// (any nonzero one is true); a larger integer is Python's OverflowError
+// (overflow), any other type its TypeError (bad_request). null is left
+// out (false), a deliberate rule of PROTOCOL.md. Checked with python3:
+// [3,1,2].sort(reverse=2**31) raises OverflowError, reverse=-2**31 sorts
+// descending, reverse=1.0 raises TypeError. Before the fix lsort l 1 was
+// refused ("argument 2 must be a boolean").
+func TestListSortReverseArgument(t *testing.T) {
+	const asc, desc = "[1, 2, 3]", "[3, 2, 1]"
+	for _, c := range []struct {
+		reverse any
+		want    string
+	}{
+		{true, desc}, {false, asc}, {nil, asc},
+		{1, desc}, {0, asc}, {-1, desc}, {2, desc},
+		{math.MaxInt32, desc}, {math.MinInt32, desc},
+		{wire.Raw{0xc2, 0x41, 0x01}, desc}, // 2(h'01'): a bignum is an int too
+		{wire.Raw{0xc2, 0x40}, asc},        // 2(h''): 0
+	} {
+		s := New()
+		newListTable(t, s, "l", 3, 1, 2)
+		do(t, s, wire.OpLSort, "l", c.reverse)
+		if got := do(t, s, wire.OpLToList, "l"); got != c.want {
+			t.Errorf("sort(reverse=%v): got %s, want %s", c.reverse, got, c.want)
+		}
+	}
+	s := New()
+	newListTable(t, s, "l", 3, 1, 2)
+	for _, r := range []any{int64(math.MaxInt32) + 1, int64(math.MinInt32) - 1, uint64(math.MaxUint64),
+		int64(math.MinInt64), bigInt("0x10000000000000000"), bigInt("-0x1000000000000000000")} {
+		msg := fails(t, s, wire.CodeOverflow, wire.OpLSort, "l", r)
+		expect(t, msg, "lsort: reverse: Python int too large to convert to C int")
+	}
+	for _, r := range []any{1.0, 0.0, "x", []int{}, map[string]int{}, []byte{}, undef, sd(wire.Raw{0xf5})} {
+		fails(t, s, wire.CodeBadRequest, wire.OpLSort, "l", r)
+	}
+	expect(t, do(t, s, wire.OpLToList, "l"), "[3, 1, 2]")
 }
