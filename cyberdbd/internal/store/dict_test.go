@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -459,5 +460,48 @@ func TestClone(t *testing.T) {
 	}
 	if len(lc.items) != 2 || lc.items[0] != "\x01" || lc.bytes != 2 {
 		t.Errorf("list clone changed: %+v", lc)
+	}
+}
+
+// TestDictIncrIntTooBigForFloat: int + float converts the int to a float
+// first, and Python raises OverflowError ("int too large to convert to
+// float") when it rounds beyond the largest float. Before the fix dincr
+// stored inf (then nan on the next dincr). Expected results from python3.
+func TestDictIncrIntTooBigForFloat(t *testing.T) {
+	maxF := bigInt("0x" + "f" + strings.Repeat("f", 12) + "8" + strings.Repeat("0", 242)) // 2**1024 - 2**971, the largest float
+	tie := new(big.Int).Add(maxF, new(big.Int).Lsh(big.NewInt(1), 970))                   // rounds to 2**1024
+	below := new(big.Int).Sub(tie, big.NewInt(1))                                         // rounds down to the largest float
+	if f, _ := new(big.Float).SetInt(maxF).Float64(); f != math.MaxFloat64 {
+		t.Fatalf("test setup: %v is not the largest float", f)
+	}
+	for _, c := range []struct {
+		start, delta any
+		want         string // "" for overflow
+	}{
+		{bigInt("0x1" + strings.Repeat("0", 275)), 1.0, ""}, // 2**1100 + 1.0
+		{1.0, bigInt("0x1" + strings.Repeat("0", 275)), ""},
+		{tie, 1.0, ""},
+		{new(big.Int).Neg(tie), -1.0, ""},
+		{-0.5, tie, ""},
+		{maxF, 1.0, "1.7976931348623157e+308"},
+		{below, 0.0, "1.7976931348623157e+308"},
+		{new(big.Int).Neg(below), 1.0, "-1.7976931348623157e+308"},
+		{1e308, 1e308, "Infinity"}, // float + float: inf, as in Python
+		{math.Inf(1), math.Inf(-1), "NaN"},
+	} {
+		s := New()
+		newDictTable(t, s, "d", "k", c.start)
+		before := dump(t, s)
+		if c.want == "" {
+			msg := fails(t, s, wire.CodeOverflow, wire.OpDIncr, "d", "k", c.delta)
+			if !strings.Contains(msg, "int too large to convert to float") {
+				t.Errorf("dincr %v + %v: message %q", c.start, c.delta, msg)
+			}
+			if after := dump(t, s); after != before {
+				t.Errorf("a failed dincr changed the table:\n%s\nwas\n%s", after, before)
+			}
+			continue
+		}
+		expect(t, do(t, s, wire.OpDIncr, "d", "k", c.delta), c.want)
 	}
 }

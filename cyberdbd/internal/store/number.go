@@ -30,7 +30,16 @@ func addNumbers(a, b []byte) ([]byte, error) {
 	na, _ := wire.DecodeNumber(a)
 	nb, _ := wire.DecodeNumber(b)
 	if na.IsFloat || nb.IsFloat {
-		sum := toFloat(na) + toFloat(nb)
+		fa, oka := toFloat(na)
+		fb, okb := toFloat(nb)
+		if !oka || !okb {
+			// Python converts the int first, and refuses one whose
+			// nearest float is beyond the largest: the sum is not
+			// computed, and the value stays as it was.
+			return nil, wire.Errorf(wire.CodeOverflow, "int too large to convert to float (an integer of about 2^%d)",
+				max(bitLen(na), bitLen(nb))-1)
+		}
+		sum := fa + fb
 		enc, err := wire.Marshal(sum)
 		if err != nil {
 			return nil, wire.Errorf(wire.CodeInternal, "encoding float %v: %v", sum, err)
@@ -58,12 +67,22 @@ func appendBigInt(dst []byte, v *big.Int) []byte {
 	return dst
 }
 
-func toFloat(n wire.Number) float64 {
+// toFloat is Python's float(n); ok is false where Python raises
+// OverflowError: an integer whose nearest float (ties to even) is beyond
+// the largest finite one.
+func toFloat(n wire.Number) (f float64, ok bool) {
 	if n.IsFloat {
-		return n.Float
+		return n.Float, true
 	}
-	f, _ := new(big.Float).SetInt(n.Int).Float64() // nearest, ties to even, as Python's float(int)
-	return f
+	f, _ = new(big.Float).SetInt(n.Int).Float64() // nearest, ties to even, as Python's float(int)
+	return f, !math.IsInf(f, 0)
+}
+
+func bitLen(n wire.Number) int {
+	if n.IsFloat {
+		return 0
+	}
+	return n.Int.BitLen()
 }
 
 func isNumber(raw []byte) bool {
