@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -11,12 +12,31 @@ import (
 // an undo log, and on the first failure takes back what the earlier ops
 // did, exactly (dict order included), before unlocking. No other op can
 // observe a table between two ops of a batch.
+//
+// Which error a failing batch reports is the first failing item's, in
+// item order, whatever the kind of failure (PROTOCOL.md 6.2): every item
+// is parsed before anything runs, because the tables must be known to be
+// locked, but an item that cannot even be parsed (not an array, an
+// unknown op, an op a batch cannot hold, a bad table name) fails only when
+// its turn comes, so a failure of an earlier item wins over it. Since a
+// failure undoes everything, this is exactly what running the items one
+// by one and stopping at the first failure reports.
 
 type batchOp struct {
 	op   wire.Op
 	args wire.Args
 	name string // the table addressed; "" for tables
 	fn   opFunc
+	err  error  // the item cannot run: reported when its turn comes
+	what string // the item's name in messages: "dget", "op_99999", "" (no op number)
+}
+
+// prefix is what a batch puts before an item's error message.
+func (b *batchOp) prefix(k int) string {
+	if b.what == "" {
+		return fmt.Sprintf("batch op %d: ", k)
+	}
+	return fmt.Sprintf("batch op %d (%s): ", k, b.what)
 }
 
 func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
@@ -25,7 +45,7 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	}
 	raw := args.Items[0]
 	if len(raw) == 0 || raw[0]>>5 != 4 {
-		return out, errBadRequest("batch: argument 1 must be an array of [op, arg...] arrays")
+		return out, errBadRequest("batch: argument 1 must be an array of [op, arg...] arrays, got %s", wire.TypeName(raw))
 	}
 	items, err := wire.SplitArray(raw)
 	if err != nil {
@@ -35,11 +55,11 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	writes := make(map[string]bool) // table name -> some op writes it
 	anyWrite := false
 	for k, it := range items {
-		b, err := parseBatchOp(it)
-		if err != nil {
-			return out, prefixed(err, "batch op %d (%s): ", k, b.op)
-		}
+		b := parseBatchOp(it)
 		ops[k] = b
+		if b.err != nil {
+			continue
+		}
 		if b.name != "" {
 			writes[b.name] = writes[b.name] || b.op.IsWrite()
 		}
@@ -70,16 +90,20 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	undo := &undoLog{}
 	start := len(out)
 	out = wire.AppendArrayHeader(out, len(ops))
-	for k, b := range ops {
-		if b.op == wire.OpTables {
+	for k := range ops {
+		b := &ops[k]
+		switch {
+		case b.err != nil:
+			err = b.err
+		case b.op == wire.OpTables:
 			out, err = s.listTables(b.args, out, held)
-		} else {
+		default:
 			c := call{t: tables[b.name], args: b.args, undo: undo}
 			out, err = run(c, b.op, b.fn, out)
 		}
 		if err != nil {
 			undo.rollback()
-			return out[:start], prefixed(err, "batch op %d (%s): ", k, b.op)
+			return out[:start], prefixed(err, "%s", b.prefix(k))
 		}
 	}
 	if j := s.journal.Load(); anyWrite && j != nil {
@@ -95,36 +119,50 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	return out, nil
 }
 
-// parseBatchOp reads one [op, arg...] of a batch.
-func parseBatchOp(raw wire.Raw) (batchOp, error) {
-	var b batchOp
+// parseBatchOp reads one [op, arg...] of a batch; b.err says why the item
+// cannot run, checked in the order of a request on its own: the shape,
+// the op number, the table name.
+func parseBatchOp(raw wire.Raw) (b batchOp) {
 	if len(raw) == 0 || raw[0]>>5 != 4 {
-		return b, errBadRequest("expected an array [op, arg...]")
+		b.err = errBadRequest("expected an array [op, arg...], got %s", wire.TypeName(raw))
+		return b
 	}
 	parts, err := wire.SplitArray(raw)
 	if err != nil {
-		return b, err
+		b.err = err
+		return b
 	}
-	var op uint64
-	if len(parts) == 0 || len(parts[0]) == 0 || parts[0][0]>>5 != 0 || wire.Unmarshal(parts[0], &op) != nil {
-		return b, errBadRequest("expected an array [op, arg...] starting with an op number")
+	if len(parts) == 0 {
+		b.err = errBadRequest("expected an array [op, arg...], got an empty array")
+		return b
 	}
-	if op > 0xffff {
-		return b, wire.Errorf(wire.CodeUnknownOp, "unknown op %d", op)
+	op, ok := wire.ItemUint(parts[0])
+	if !ok {
+		b.err = errBadRequest("expected an array [op, arg...] starting with an op number (an unsigned integer), got %s", wire.TypeName(parts[0]))
+		return b
+	}
+	if op > 0xffff || !wire.Op(op).Known() {
+		b.what = fmt.Sprintf("op_%d", op)
+		b.err = wire.Errorf(wire.CodeUnknownOp, "unknown op %d (see PROTOCOL.md for the ops of protocol version %d)", op, wire.ProtocolVersion)
+		return b
 	}
 	b.op = wire.Op(op)
+	b.what = b.op.String()
 	b.args = wire.Args{Op: b.op, Items: parts[1:]}
 	switch b.op {
 	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave:
-		return b, errBadRequest("%s cannot be part of a batch: send it on its own", b.op)
+		b.err = errBadRequest("%s cannot be part of a batch: send it on its own", b.op)
+		return b
 	case wire.OpBatch:
-		return b, errBadRequest("a batch cannot contain another batch: put its ops in the outer batch")
+		b.err = errBadRequest("a batch cannot contain another batch: put its ops in the outer batch")
+		return b
 	case wire.OpTables:
-		return b, nil
+		return b
 	}
 	if b.fn = handler(b.op); b.fn == nil {
-		return b, wire.Errorf(wire.CodeUnknownOp, "unknown op %d", op)
+		b.err = wire.Errorf(wire.CodeInternal, "op %s has no handler in the store", b.op)
+		return b
 	}
-	b.name, err = tableName(b.args)
-	return b, err
+	b.name, b.err = tableName(b.args)
+	return b
 }

@@ -39,6 +39,113 @@ func TestBatch(t *testing.T) {
 	expect(t, do(t, s, wire.OpBatch, []any{}), "[]")
 }
 
+// TestBatchFirstFailingItemWins: a failing batch reports the error of its
+// first failing item, in item order, whatever the kind of failure; so
+// exactly what sending the items one by one would report first. Before
+// the fix every item's shape (array, op number, batchable op, table name)
+// was checked before any ran, so a later malformed item beat an earlier
+// item whose arguments or operation failed.
+func TestBatchFirstFailingItemWins(t *testing.T) {
+	for _, tc := range []struct {
+		ops  []any
+		code wire.Code
+		msg  string
+	}{
+		{[]any{sub(wire.OpDDel, "d", "missing"), sub(wire.OpPing)}, wire.CodeKeyNotFound, "batch op 0 (ddel): "},
+		{[]any{sub(wire.OpLGet, "d", "x"), []any{99999}}, wire.CodeWrongKind, "batch op 0 (lget): "},
+		{[]any{sub(wire.OpLPop, "l", "x"), []any{99999}}, wire.CodeBadRequest, "batch op 0 (lpop): lpop: argument 2"},
+		{[]any{sub(wire.OpDSet, "d", 1, 1), sub(wire.OpDDel, "d", 2), "not an op"}, wire.CodeKeyNotFound, "batch op 1 (ddel): "},
+		{[]any{sub(wire.OpDGet, "nowhere", 1), sub(wire.OpDSet, "", 1, 1)}, wire.CodeNoSuchTable, "batch op 0 (dget): "},
+		{[]any{sub(wire.OpDSet, "d", 1, 1), sub(wire.OpDSet, "", 1, 1), sub(wire.OpDGet, "nowhere", 1)}, wire.CodeBadRequest, "batch op 1 (dset): "},
+		{[]any{sub(wire.OpDSet, "d", 1, 1), []any{}, sub(wire.OpBatch, []any{})}, wire.CodeBadRequest, "batch op 1: "},
+		{[]any{sub(wire.OpLSort, "l", 1.5), sub(wire.OpInfo)}, wire.CodeBadRequest, "batch op 0 (lsort): "},
+		{[]any{sub(wire.OpDIncr, "d", "k", "x"), []any{70}}, wire.CodeTypeError, "batch op 0 (dincr): "},
+	} {
+		s := New()
+		newDictTable(t, s, "d")
+		newListTable(t, s, "l", 1, 2)
+		before := dump(t, s)
+		msg := fails(t, s, tc.code, wire.OpBatch, tc.ops)
+		if !strings.HasPrefix(msg, tc.msg) {
+			t.Errorf("batch %v: message %q, want prefix %q", tc.ops, msg, tc.msg)
+		}
+		expect(t, dump(t, s), before)
+	}
+}
+
+// TestBatchErrorIsFirstSingleError checks on random batches, malformed
+// items included, that a failing batch reports the code and index of the
+// first item that fails when the items are sent one by one.
+func TestBatchErrorIsFirstSingleError(t *testing.T) {
+	var pool []any
+	for _, op := range writeOps() {
+		pool = append(pool, op)
+	}
+	pool = append(pool,
+		sub(wire.OpDDel, "d", "no such key"),
+		sub(wire.OpLGet, "l", 1000),
+		sub(wire.OpLGet, "l", "x"),
+		sub(wire.OpDGet, "nowhere", 1),
+		sub(wire.OpLSort, "bad"),
+		sub(wire.OpLSort, "l", 1.5),
+		sub(wire.OpDIncr, "d", "k", nil, 1),
+		sub(wire.OpPing),
+		sub(wire.OpBatch, []any{}),
+		sub(wire.OpDSet, "", 1, 1),
+		[]any{uint64(99999), "d"},
+		[]any{"dget", "d"},
+		[]any{},
+		"not an op",
+	)
+	// single runs one item as a request on its own.
+	single := func(s *Store, it any) error {
+		ops, ok := it.([]any)
+		if !ok || len(ops) == 0 {
+			return wire.ErrBadRequest
+		}
+		n, ok := ops[0].(uint64)
+		switch {
+		case !ok:
+			return wire.ErrBadRequest
+		case wire.Op(n) == wire.OpPing || wire.Op(n) == wire.OpBatch:
+			return wire.ErrBadRequest // cannot be in a batch
+		}
+		_, err := s.Exec(wire.Op(n), mkArgs(t, wire.Op(n), ops[1:]...), nil)
+		return err
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 300 {
+		var batch []any
+		for range 1 + rng.IntN(8) {
+			batch = append(batch, pool[rng.IntN(len(pool))])
+		}
+		one := setupBatchTables(t)
+		do(t, one, wire.OpCreateList, "bad", []any{1, "x"})
+		wantK, wantCode := -1, wire.CodeOK
+		for k, it := range batch {
+			if err := single(one, it); err != nil {
+				wantK, wantCode = k, wire.AsError(err).Code
+				break
+			}
+		}
+		all := setupBatchTables(t)
+		do(t, all, wire.OpCreateList, "bad", []any{1, "x"})
+		before := dump(t, all)
+		_, err := all.Exec(wire.OpBatch, mkArgs(t, wire.OpBatch, batch), nil)
+		if wantK < 0 {
+			if err != nil {
+				t.Fatalf("batch %v: %v; one by one every item succeeded", batch, err)
+			}
+			continue
+		}
+		we := wire.AsError(err)
+		if err == nil || we.Code != wantCode || !strings.HasPrefix(we.Message, fmt.Sprintf("batch op %d", wantK)) {
+			t.Fatalf("batch %v: got %v; one by one, item %d fails first, with %s", batch, err, wantK, wantCode)
+		}
+		expect(t, dump(t, all), before)
+	}
+}
+
 func TestBatchRefused(t *testing.T) {
 	s := New()
 	newDictTable(t, s, "d")
@@ -53,11 +160,14 @@ func TestBatchRefused(t *testing.T) {
 		{[]any{sub(wire.OpInfo)}, wire.CodeBadRequest, "batch op 0 (info): "},
 		{[]any{sub(wire.OpSave)}, wire.CodeBadRequest, "batch op 0 (save): "},
 		{[]any{sub(wire.Op(99), "d")}, wire.CodeUnknownOp, "batch op 0 (op_99): "},
-		{[]any{[]any{1 << 20, "d"}}, wire.CodeUnknownOp, "batch op 0 "},
+		{[]any{[]any{1 << 20, "d"}}, wire.CodeUnknownOp, "batch op 0 (op_1048576): unknown op 1048576"},
+		{[]any{[]any{99999, "d"}}, wire.CodeUnknownOp, "batch op 0 (op_99999): unknown op 99999"},
+		{[]any{[]any{uint64(1<<64 - 1)}}, wire.CodeUnknownOp, "batch op 0 (op_18446744073709551615): "},
 		{[]any{sub(wire.OpDSet, "", 1, 1)}, wire.CodeBadRequest, "batch op 0 (dset): "},
-		{[]any{"not an op"}, wire.CodeBadRequest, "batch op 0 "},
-		{[]any{[]any{}}, wire.CodeBadRequest, "batch op 0 "},
-		{[]any{[]any{"dget", "d", 1}}, wire.CodeBadRequest, "batch op 0 "},
+		{[]any{"not an op"}, wire.CodeBadRequest, "batch op 0: expected an array"},
+		{[]any{[]any{}}, wire.CodeBadRequest, "batch op 0: expected an array"},
+		{[]any{[]any{"dget", "d", 1}}, wire.CodeBadRequest, "batch op 0: expected an array [op, arg...] starting with an op number"},
+		{[]any{[]any{-1, "d", 1}}, wire.CodeBadRequest, "batch op 0: expected an array [op, arg...] starting with an op number"},
 		{[]any{sub(wire.OpDSet, "d", 1, 1), sub(wire.OpDDel, "d", 2)}, wire.CodeKeyNotFound, "batch op 1 (ddel): key 2 not found"},
 		{[]any{sub(wire.OpDSet, "d", 1, 1), sub(wire.OpLAppend, "d", 2)}, wire.CodeWrongKind, "batch op 1 (lappend): "},
 		{[]any{sub(wire.OpDSet, "zz", 1, 1)}, wire.CodeNoSuchTable, "batch op 0 (dset): "},
