@@ -303,14 +303,15 @@ func TestOpTable(t *testing.T) {
 			t.Fatalf("%s is both a dict and a list op", op)
 		}
 	}
-	if !OpDSet.IsWrite() || OpDGet.IsWrite() || !OpLAppend.IsWrite() || OpPing.IsWrite() {
-		t.Fatal("IsWrite misclassifies dset, dget, lappend or ping")
+	if !OpDSet.IsWrite() || OpDGet.IsWrite() || !OpLAppend.IsWrite() || OpPing.IsWrite() ||
+		!OpLSetSlice.IsWrite() || OpLContains.IsWrite() {
+		t.Fatal("IsWrite misclassifies dset, dget, lappend, ping, lsetslice or lcontains")
 	}
-	if !OpDScan.IsDict() || OpDScan.IsList() || !OpLRange.IsList() || OpCreateList.IsList() || OpBatch.IsDict() {
-		t.Fatal("IsDict/IsList misclassify dscan, lrange, create_list or batch")
+	if !OpDScan.IsDict() || OpDScan.IsList() || !OpLContains.IsList() || !OpLSetSlice.IsList() || OpCreateList.IsList() || OpBatch.IsDict() {
+		t.Fatal("IsDict/IsList misclassify dscan, lcontains, lsetslice, create_list or batch")
 	}
-	if got := len(Ops()); got != 46 {
-		t.Fatalf("Ops() has %d ops, want 46", got)
+	if got := len(Ops()); got != 48 {
+		t.Fatalf("Ops() has %d ops, want 48", got)
 	}
 	for _, r := range []struct{ lo, hi Op }{{60, 99}} {
 		for o := r.lo; o <= r.hi; o++ {

@@ -66,13 +66,15 @@ const (
 	OpLToList   Op = 55 // [t]                        -> [value...]
 	OpLLen      Op = 56 // [t]                        -> uint
 	OpLRange    Op = 57 // [t, start, count]          -> [value...]
+	OpLSetSlice Op = 58 // [t, start, stop, step, [value...]] -> null
+	OpLContains Op = 59 // [t, value]                 -> bool
 )
 
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
 //	1-4    connection and server        10-16  tables and batch
-//	20-36  dict                         40-57  list
+//	20-36  dict                         40-59  list
 //	60-69  reserved: deque and queue ops (issue 15)
 //	70-79  reserved: expiry (issue 14)
 //	80-89  reserved: events (issue 16)
@@ -147,6 +149,8 @@ var opTable = [256]opInfo{
 	OpLToList:   {"ltolist", false, kindList},
 	OpLLen:      {"llen", false, kindList},
 	OpLRange:    {"lrange", false, kindList},
+	OpLSetSlice: {"lsetslice", true, kindList},
+	OpLContains: {"lcontains", false, kindList},
 }
 
 // info returns o's entry; the zero entry for a number no op has.

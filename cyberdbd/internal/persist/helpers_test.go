@@ -118,6 +118,8 @@ var everyOp = []op{
 	{wire.OpCreateList, []any{"nums", []any{5, 3, 9, 1}}},
 	{wire.OpLSort, []any{"nums"}},
 	{wire.OpLDelSlice, []any{"nums", 0, 1}},
+	{wire.OpLSetSlice, []any{"nums", 1, 2, nil, []any{"grown", "by", "three"}}},
+	{wire.OpLSetSlice, []any{"nums", nil, nil, -2, []any{"e0", "e1", "e2"}}},
 	{wire.OpBatch, []any{[]any{sub(wire.OpDSet, "d", "batch", 1), sub(wire.OpLAppend, "l", "b"), sub(wire.OpCreateDict, "nb")}}},
 	{wire.OpCreateDict, []any{"gone"}},
 	{wire.OpDrop, []any{"gone"}},

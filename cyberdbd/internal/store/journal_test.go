@@ -47,6 +47,8 @@ func TestJournalReplay(t *testing.T) {
 	do(t, s, wire.OpDSet, "d", "a", 3)
 	do(t, s, wire.OpCreateList, "l", []any{3, 1, 2})
 	do(t, s, wire.OpLSort, "l")
+	do(t, s, wire.OpLSetSlice, "l", 0, 1, nil, []any{7, 8})
+	expect(t, do(t, s, wire.OpLContains, "l", 8), "true") // reads are not recorded
 	do(t, s, wire.OpBatch, []any{sub(wire.OpLAppend, "l", 9), sub(wire.OpDPopItem, "d")})
 	do(t, s, wire.OpBatch, []any{sub(wire.OpLLen, "l")}) // read-only batch: not recorded
 	fails(t, s, wire.CodeKeyNotFound, wire.OpDDel, "d", "zz")
@@ -56,7 +58,7 @@ func TestJournalReplay(t *testing.T) {
 	for _, r := range rec.ops {
 		names = append(names, r.op.String())
 	}
-	expect(t, strings.Join(names, " "), "create_dict dincr ddel dset create_list lsort batch create_list drop")
+	expect(t, strings.Join(names, " "), "create_dict dincr ddel dset create_list lsort lsetslice batch create_list drop")
 
 	replay := New()
 	for _, r := range rec.ops {

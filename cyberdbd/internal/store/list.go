@@ -193,6 +193,123 @@ func opLDelSlice(c call, out []byte) ([]byte, error) {
 	return wire.AppendNull(out), nil
 }
 
+// opLSetSlice is Python's l[start:stop:step] = values. With step None or
+// 1 it is list_ass_slice: l[lo:hi] is replaced, whatever the sizes, where
+// hi is never below lo (l[5:2] = v inserts at 5). With any other step it
+// is an extended slice: each selected element is replaced in turn, and
+// the sizes must match (Python's ValueError, with its message).
+func opLSetSlice(c call, out []byte) ([]byte, error) {
+	a := c.args
+	if err := a.Want(5, 5); err != nil {
+		return out, err
+	}
+	start, hasStart, err := a.OptInt(1)
+	if err != nil {
+		return out, err
+	}
+	stop, hasStop, err := a.OptInt(2)
+	if err != nil {
+		return out, err
+	}
+	step, hasStep, err := a.OptInt(3)
+	if err != nil {
+		return out, err
+	}
+	if hasStep && step == 0 {
+		return out, errBadRequest("slice step cannot be zero")
+	}
+	vs, err := arrayArg(a, 4)
+	if err != nil {
+		return out, err
+	}
+	l := c.t.l
+	s, err := resolveSlice(int64(len(l.items)), start, stop, step, hasStart, hasStop, hasStep)
+	if err != nil {
+		return out, err
+	}
+	if s.step != 1 {
+		if len(vs) != s.n {
+			return out, errBadRequest("attempt to assign sequence of size %d to extended slice of size %d", len(vs), s.n)
+		}
+		c.assignEach(s, vs)
+		return wire.AppendNull(out), nil
+	}
+	lo := int(s.start)
+	c.replaceRange(lo, lo+s.n, vs)
+	return wire.AppendNull(out), nil
+}
+
+// replaceRange replaces items[lo:hi] with vs, recording the undo step.
+func (c call) replaceRange(lo, hi int, vs [][]byte) {
+	l := c.t.l
+	if hi == lo && len(vs) == 0 {
+		return
+	}
+	strs := make([]string, len(vs))
+	delta := int64(0)
+	for i, v := range vs {
+		strs[i] = string(v)
+		delta += int64(len(v))
+	}
+	for _, v := range l.items[lo:hi] {
+		delta -= int64(len(v))
+	}
+	if c.undo == nil {
+		l.items = slices.Replace(l.items, lo, hi, strs...)
+		l.bytes += delta
+		return
+	}
+	// The undo step keeps the old slice whole: build a new one.
+	old := *l
+	items := make([]string, 0, len(l.items)-(hi-lo)+len(strs))
+	items = append(append(append(items, l.items[:lo]...), strs...), l.items[hi:]...)
+	*l = list{items: items, bytes: old.bytes + delta}
+	c.undo.add(func() { *l = old })
+}
+
+// assignEach sets the n elements of the extended slice s to vs, in
+// order, recording the undo step.
+func (c call) assignEach(s sliceSpec, vs [][]byte) {
+	if s.n == 0 {
+		return
+	}
+	l := c.t.l
+	var old []string
+	if c.undo != nil {
+		old = make([]string, s.n)
+	}
+	for k, v := range vs {
+		i := s.index(k)
+		if old != nil {
+			old[k] = l.items[i]
+		}
+		l.bytes += int64(len(v) - len(l.items[i]))
+		l.items[i] = string(v)
+	}
+	if c.undo != nil {
+		c.undo.add(func() {
+			for k, v := range old {
+				i := s.index(k)
+				l.bytes += int64(len(v) - len(l.items[i]))
+				l.items[i] = v
+			}
+		})
+	}
+}
+
+// opLContains is Python's value in l: canonical equality, stopping at the
+// first match.
+func opLContains(c call, out []byte) ([]byte, error) {
+	if err := c.args.Want(2, 2); err != nil {
+		return out, err
+	}
+	v, err := c.args.Value(1)
+	if err != nil {
+		return out, err
+	}
+	return wire.AppendBool(out, slices.Contains(c.t.l.items, string(v))), nil
+}
+
 func opLAppend(c call, out []byte) ([]byte, error) {
 	if err := c.args.Want(2, -1); err != nil {
 		return out, err

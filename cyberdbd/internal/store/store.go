@@ -62,7 +62,7 @@ func init() {
 		wire.OpLInsert: opLInsert, wire.OpLPop: opLPop, wire.OpLRemove: opLRemove,
 		wire.OpLCount: opLCount, wire.OpLIndex: opLIndex, wire.OpLReverse: opLReverse,
 		wire.OpLSort: opLSort, wire.OpLClear: opLClear, wire.OpLToList: opLToList,
-		wire.OpLLen: opLLen, wire.OpLRange: opLRange,
+		wire.OpLLen: opLLen, wire.OpLRange: opLRange, wire.OpLSetSlice: opLSetSlice, wire.OpLContains: opLContains,
 	} {
 		handlers[op] = fn
 	}

@@ -44,6 +44,9 @@ func TestTag55799KeptInLists(t *testing.T) {
 	// A tagged array is not an array.
 	fails(t, s, wire.CodeBadRequest, wire.OpLExtend, "l", sd(arr(text("x"))))
 	fails(t, s, wire.CodeBadRequest, wire.OpCreateList, "c2", sd(arr(text("x"))))
+	fails(t, s, wire.CodeBadRequest, wire.OpLSetSlice, "l", 0, 0, nil, sd(arr(text("x"))))
+	do(t, s, wire.OpLSetSlice, "l", 0, 5, nil, arr(sd(text("f")), text("f")))
+	expect(t, do(t, s, wire.OpLToList, "l"), `[55799("f"), "f"]`)
 }
 
 func TestTag55799KeptInDicts(t *testing.T) {

@@ -53,6 +53,10 @@ var undefinedCases = []argCase{
 	{wire.OpLDelSlice, []any{"l", X}, "x"},
 	{wire.OpLDelSlice, []any{"l", 1, X}, 1.5},
 	{wire.OpLDelSlice, []any{"l", null, null, X}, false},
+	{wire.OpLSetSlice, []any{"l", X, null, null, []int{}}, "x"},
+	{wire.OpLSetSlice, []any{"l", 0, X, null, []int{}}, "x"},
+	{wire.OpLSetSlice, []any{"l", 0, 2, X, []int{}}, 1.5},
+	{wire.OpLSetSlice, []any{"l", 0, 2, null, X}, "ab"},
 	{wire.OpLPop, []any{"l", X}, "x"},
 	{wire.OpLIndex, []any{"l", 1, X}, "x"},
 	{wire.OpLIndex, []any{"l", 1, 0, X}, 1.5},
@@ -123,6 +127,7 @@ func TestUndefinedIsAValue(t *testing.T) {
 	expect(t, do(t, s, wire.OpLAppend, "l", undef, undef), "3")
 	expect(t, do(t, s, wire.OpLCount, "l", undef), "2")
 	expect(t, do(t, s, wire.OpLIndex, "l", undef), "1")
+	expect(t, do(t, s, wire.OpLContains, "l", undef), "true")
 	do(t, s, wire.OpLRemove, "l", undef)
 	expect(t, do(t, s, wire.OpLToList, "l"), "[null, undefined]")
 	// In lsort undefined is a simple value: it has no order.
