@@ -1,6 +1,7 @@
 package libcyberdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -131,6 +132,14 @@ func (f *Future[T]) Value() T { return f.v }
 func future[T any](b *Batch, cl *call, table string) *Future[T] {
 	f := &Future[T]{}
 	op := cl.op
+	// What a decode error names: the call's key or index, kept only for
+	// the ops whose message uses it (see decodeErr).
+	var args []byte
+	nargs := 0
+	switch op {
+	case wire.OpDGet, wire.OpDPop, wire.OpDSetDefault, wire.OpDIncr, wire.OpLGet, wire.OpLPop:
+		args, nargs = bytes.Clone(cl.args), cl.nargs
+	}
 	b.add(cl, func(raw []byte, err error) {
 		f.done = true
 		if err != nil {
@@ -138,7 +147,7 @@ func future[T any](b *Batch, cl *call, table string) *Future[T] {
 			return
 		}
 		if derr := unmarshal(raw, &f.v); derr != nil {
-			f.err = decodeErr(op, table, raw, &f.v, derr)
+			f.err = decodeErr(op, table, args, nargs, raw, &f.v, derr)
 		}
 	})
 	return f
@@ -243,6 +252,19 @@ func (q ListBatch[V]) Pop() *Future[V] { return q.fut(q.l.call(wire.OpLPop)) }
 
 // Remove queues List.Remove.
 func (q ListBatch[V]) Remove(v V) { q.b.add(q.l.call(wire.OpLRemove).value(v), nil) }
+
+// SetSlice queues List.SetSlice.
+func (q ListBatch[V]) SetSlice(s Slice, vs []V) {
+	if vs == nil {
+		vs = []V{}
+	}
+	q.b.add(q.l.call(wire.OpLSetSlice).slice(s).value(vs), nil)
+}
+
+// Contains queues List.Contains.
+func (q ListBatch[V]) Contains(v V) *Future[bool] {
+	return future[bool](q.b, q.l.call(wire.OpLContains).value(v), q.l.name)
+}
 
 // Len queues List.Len.
 func (q ListBatch[V]) Len() *Future[int] { return future[int](q.b, q.l.call(wire.OpLLen), q.l.name) }

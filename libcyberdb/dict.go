@@ -13,6 +13,8 @@ type Item[K, V any] struct {
 	Value V
 }
 
+func (Item[K, V]) isItem() {} // see locate
+
 // Dict is a handle on a dict table whose keys are K and values V. It holds
 // no data and no connection: create it once (NewDict) and use it from any
 // goroutine. Use Dict[any, any] for tables of mixed types; integers then
@@ -44,7 +46,7 @@ func (d *Dict[K, V]) finish(ctx context.Context, cl *call, out any) error {
 	err := d.x.exec(ctx, cl)
 	if err == nil && out != nil {
 		if derr := unmarshal(cl.result, out); derr != nil {
-			err = decodeErr(cl.op, d.name, cl.result, out, derr)
+			err = decodeErr(cl.op, d.name, cl.args, cl.nargs, cl.result, out, derr)
 		}
 	}
 	cl.release()

@@ -63,7 +63,8 @@
 // The client's own: ErrUnavailable (no daemon), ErrConnClosed (a write
 // whose connection was lost before the reply: it may or may not have been
 // applied), ErrClosed, ErrDecode (a stored value does not fit the handle's
-// Go type), *EncodeError.
+// Go type; errors.As gives a *DecodeError naming the table, the key or
+// index and both types), *EncodeError.
 //
 // # Connections, pipelining and retries
 //

@@ -1,9 +1,13 @@
 package libcyberdb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -53,7 +57,8 @@ var (
 	ErrUnavailable = errors.New("cyberdb: daemon unavailable")
 
 	// ErrDecode: a value read from the daemon does not fit the Go type of
-	// the handle (say, text stored in a Dict[string, int]).
+	// the handle (say, text stored in a Dict[string, int]). The error is a
+	// *DecodeError, which says where.
 	ErrDecode = errors.New("cyberdb: cannot decode value")
 )
 
@@ -76,24 +81,278 @@ type ProtocolError struct{ Msg string }
 
 func (e *ProtocolError) Error() string { return "cyberdb: protocol error: " + e.Msg }
 
-// decodeErr reports a result that does not fit the Go type it is decoded into.
-func decodeErr(op wire.Op, table string, raw []byte, into any, err error) error {
-	msg := err.Error()
+// DecodeError reports a value read from the daemon that does not fit the
+// Go type it is decoded into: say, text stored in a Dict[string, int64].
+// It matches ErrDecode with errors.Is; errors.As gives the details. The
+// message names the table, the key or index and both types, and shows
+// only the offending value (shortened), never the whole result, so it
+// stays short whatever the table's size.
+type DecodeError struct {
+	Op    wire.Op // the operation whose result did not fit
+	Table string  // the table
+
+	// Key is the dict key (its CBOR) whose entry did not fit, or the key
+	// that did not fit K itself (KeyItself); nil when there is none, as
+	// in a dict's Values, where the Index is given instead.
+	Key       wire.Raw
+	KeyItself bool
+
+	// Index, when HasIndex, is where the value was: a list index (At,
+	// PopAt, list Values and Scan), the position in the result (Slice,
+	// Keys, a dict's Values), or the index argument as given (At(-1)
+	// reports -1).
+	Index    int
+	HasIndex bool
+
+	GoType   reflect.Type // the Go type the value was to be decoded into
+	CBORType string       // the CBOR type it has: "text string", "map", "tag 55799", ...
+	Value    string       // the value in CBOR diagnostic notation, shortened
+	Detail   string       // why, when the types alone do not say (a duplicate Go map key)
+}
+
+func (e *DecodeError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrDecode.Error())
+	b.WriteString(": ")
+	b.WriteString(e.Op.String())
+	if e.Table != "" {
+		fmt.Fprintf(&b, " on table %s", shorten(strconv.Quote(e.Table)))
+	}
+	if e.Key != nil {
+		fmt.Fprintf(&b, ", key %s", shorten(wire.Diagnose(e.Key)))
+	}
+	switch {
+	case e.HasIndex && e.Op == wire.OpLSlice:
+		fmt.Fprintf(&b, ", element %d of the slice", e.Index)
+	case e.HasIndex:
+		fmt.Fprintf(&b, ", index %d", e.Index)
+	}
+	what := "the value"
+	if e.KeyItself {
+		what = "the key"
+	}
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(e.CBORType[0])) {
+		article = "an"
+	}
+	fmt.Fprintf(&b, ": %s is %s %s (%s), which does not fit %v", what, article, e.CBORType, e.Value, e.GoType)
+	if e.Detail != "" {
+		fmt.Fprintf(&b, ": %s", shorten(e.Detail))
+	}
+	return b.String()
+}
+
+// Unwrap makes a DecodeError match ErrDecode.
+func (e *DecodeError) Unwrap() error { return ErrDecode }
+
+// maxShown bounds what an error shows of a key, a value or a name.
+const maxShown = 80
+
+func shorten(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// decodeErr reports a result raw that did not decode into into: it finds
+// the element that does not fit (see locate) and what the call addressed
+// (args: its encoded arguments, nargs of them).
+func decodeErr(op wire.Op, table string, args []byte, nargs int, raw []byte, into any, err error) error {
+	t := reflect.TypeOf(into)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	loc := locate(raw, t, spot{})
+	e := &DecodeError{Op: op, Table: table, GoType: loc.t, CBORType: wire.TypeName(loc.raw), Value: shorten(wire.Diagnose(loc.raw))}
+	e.Key, e.KeyItself = loc.key, loc.keyItself
+	e.Index, e.HasIndex = loc.index, loc.hasIndex
+	if !loc.found {
+		e.Detail = libraryReason(err)
+	}
+	// What the call addressed: the key of a dict op, the index of a list op.
+	if a := callArgs(args, nargs); len(a) > 1 {
+		switch op {
+		case wire.OpDGet, wire.OpDPop, wire.OpDSetDefault, wire.OpDIncr:
+			if e.Key == nil {
+				e.Key = wire.Raw(bytes.Clone(a[1]))
+			}
+		case wire.OpLGet, wire.OpLPop:
+			if i, ok := argInt(a[1]); ok && !e.HasIndex {
+				e.Index, e.HasIndex = i, true
+			}
+		case wire.OpLRange:
+			if i, ok := argInt(a[1]); ok && e.HasIndex {
+				e.Index += i // the page's start
+			}
+		}
+	}
+	if op == wire.OpDKeys && loc.hasIndex { // the elements are keys
+		e.Key, e.KeyItself = loc.elem, true
+	}
+	if e.Key != nil && op.IsDict() && op != wire.OpDKeys {
+		e.HasIndex = false // the key says where; a position says nothing more
+	}
+	return e
+}
+
+// callArgs splits a call's encoded arguments.
+func callArgs(args []byte, nargs int) []wire.Raw {
+	if nargs == 0 {
+		return nil
+	}
+	items, err := wire.SplitArray(append(wire.AppendArrayHeader(nil, nargs), args...))
+	if err != nil {
+		return nil
+	}
+	return items
+}
+
+func argInt(raw wire.Raw) (int, bool) {
+	var i int
+	return i, wire.Unmarshal(raw, &i) == nil
+}
+
+// libraryReason is the CBOR library's reason, without the wire package's
+// prefixes: for the rare misfit locate cannot pin on one element.
+func libraryReason(err error) string {
 	var we *wire.Error
 	if errors.As(err, &we) {
-		msg = we.Message
+		return we.Message
 	}
-	if table != "" {
-		return fmt.Errorf("%w: %s on table %q: %s into %T: %s", ErrDecode, op, table, wire.Diagnose(raw), into, msg)
-	}
-	return fmt.Errorf("%w: %s: %s into %T: %s", ErrDecode, op, wire.Diagnose(raw), into, msg)
+	return err.Error()
 }
+
+// spot is where in a result a misfit is.
+type spot struct {
+	raw       []byte       // the element that does not fit
+	t         reflect.Type // the Go type it was to fit
+	key       wire.Raw     // the nearest enclosing dict key (or the key itself)
+	keyItself bool
+	index     int    // the outermost array position
+	hasIndex  bool   //
+	elem      []byte // the element at index
+	found     bool   // false: no single element is to blame
+}
+
+// itemType is implemented by Item, whose [key, value] pairs name their key.
+type itemType interface{ isItem() }
+
+var itemIface = reflect.TypeFor[itemType]()
+
+// locate walks raw along the Go type t, decoding each element on its own,
+// down to the innermost element that does not fit. Only the error path
+// runs it, so decoding elements twice costs nothing that matters.
+func locate(raw []byte, t reflect.Type, at spot) spot {
+	at.raw, at.t = raw, t
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	major := byte(0xff)
+	if len(raw) > 0 {
+		major = raw[0] >> 5
+	}
+	switch {
+	case major == 4 && (t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8 || t.Kind() == reflect.Array):
+		items, err := wire.SplitArray(raw)
+		if err != nil {
+			break
+		}
+		for i, it := range items {
+			if !fits(it, t.Elem()) {
+				next := at
+				if !next.hasIndex {
+					next.index, next.hasIndex, next.elem = i, true, it
+				}
+				return locate(it, t.Elem(), next)
+			}
+		}
+	case major == 5 && t.Kind() == reflect.Map:
+		var found *spot
+		_ = wire.Pairs(raw, func(k, v wire.Raw) error {
+			if !fits(k, t.Key()) {
+				s := at
+				s.raw, s.t, s.key, s.keyItself, s.found = k, t.Key(), k, true, true
+				found = &s
+				return errStop
+			}
+			if !fits(v, t.Elem()) {
+				s := at
+				s.key = k
+				s = locate(v, t.Elem(), s)
+				found = &s
+				return errStop
+			}
+			return nil
+		})
+		if found != nil {
+			return *found
+		}
+	case major == 4 && t.Kind() == reflect.Struct:
+		items, err := wire.SplitArray(raw)
+		if err != nil {
+			break
+		}
+		isItem := reflect.PointerTo(t).Implements(itemIface)
+		k := 0
+		for f := range t.NumField() {
+			sf := t.Field(f)
+			if !sf.IsExported() || k >= len(items) {
+				continue
+			}
+			it := items[k]
+			k++
+			if fits(it, sf.Type) {
+				continue
+			}
+			next := at
+			if isItem {
+				next.key = items[0]
+				next.keyItself = sf.Name == "Key"
+				if next.keyItself {
+					next.raw, next.t, next.found = it, sf.Type, true
+					return next
+				}
+			}
+			return locate(it, sf.Type, next)
+		}
+	}
+	// A leaf, or a container none of whose elements is to blame.
+	at.found = !fits(raw, t) && !containerOf(major, t)
+	return at
+}
+
+// containerOf reports whether raw of the given major type is a container
+// that t decodes element by element: if locate found no element to blame
+// in it, the misfit is the container as a whole (a duplicate Go map key).
+func containerOf(major byte, t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return major == 4 && t.Elem().Kind() != reflect.Uint8
+	case reflect.Map:
+		return major == 5
+	case reflect.Struct:
+		return major == 4
+	}
+	return false
+}
+
+// fits reports whether raw decodes into a fresh value of type t.
+func fits(raw []byte, t reflect.Type) bool {
+	return wire.Unmarshal(raw, reflect.New(t).Interface()) == nil
+}
+
+var errStop = errors.New("stop")
 
 // decode unmarshals a result into a fresh T.
 func decode[T any](op wire.Op, table string, raw []byte) (T, error) {
 	var v T
 	if err := unmarshal(raw, &v); err != nil {
-		return v, decodeErr(op, table, raw, &v, err)
+		return v, decodeErr(op, table, nil, 0, raw, &v, err)
 	}
 	return v, nil
 }

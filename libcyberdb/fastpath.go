@@ -69,7 +69,7 @@ func finishValue[V any](ctx context.Context, x Executor, table string, cl *call)
 	}
 	var v V
 	if derr := unmarshal(cl.result, &v); derr != nil {
-		err = decodeErr(cl.op, table, cl.result, &v, derr)
+		err = decodeErr(cl.op, table, cl.args, cl.nargs, cl.result, &v, derr)
 	}
 	cl.release()
 	return v, err

@@ -70,7 +70,7 @@ func (l *List[V]) finish(ctx context.Context, cl *call, out any) error {
 	err := l.x.exec(ctx, cl)
 	if err == nil && out != nil {
 		if derr := unmarshal(cl.result, out); derr != nil {
-			err = decodeErr(cl.op, l.name, cl.result, out, derr)
+			err = decodeErr(cl.op, l.name, cl.args, cl.nargs, cl.result, out, derr)
 		}
 	}
 	cl.release()
@@ -108,6 +108,31 @@ func (l *List[V]) Slice(ctx context.Context, s Slice) ([]V, error) {
 // DeleteSlice removes l[start:stop:step] (del l[start:stop:step]).
 func (l *List[V]) DeleteSlice(ctx context.Context, s Slice) error {
 	return l.finish(ctx, l.call(wire.OpLDelSlice).slice(s), nil)
+}
+
+// SetSlice replaces l[start:stop:step] with vs (l[start:stop:step] = vs).
+// With no step (or step 1) the list grows or shrinks to fit vs, and a
+// stop before start inserts at start; with any other step it is an
+// extended slice assignment, and vs must have exactly as many values as
+// the slice selects, else ErrBadRequest (Python's ValueError). A step of
+// 0 is ErrBadRequest too.
+//
+//	l[1:3] = ["a"]      l.SetSlice(ctx, Span(1, 3), []string{"a"})
+//	l[len(l):] = vs     l.SetSlice(ctx, From(n), vs)      (appends)
+//	l[::2] = vs         l.SetSlice(ctx, Slice{}.By(2), vs)
+func (l *List[V]) SetSlice(ctx context.Context, s Slice, vs []V) error {
+	if vs == nil {
+		vs = []V{}
+	}
+	return l.finish(ctx, l.call(wire.OpLSetSlice).slice(s).value(vs), nil)
+}
+
+// Contains reports whether some value equals v (v in l), stopping at the
+// first match. Equality is of canonical CBOR: 1 and 1.0 differ.
+func (l *List[V]) Contains(ctx context.Context, v V) (bool, error) {
+	var ok bool
+	err := l.finish(ctx, l.call(wire.OpLContains).value(v), &ok)
+	return ok, err
 }
 
 // Append appends the values, atomically, and returns the new length.

@@ -172,3 +172,49 @@ func TestListScan(t *testing.T) {
 		}
 	}
 }
+
+func TestListSetSliceAndContains(t *testing.T) {
+	_, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateList(ctx, "l", []int{0, 1, 2, 3, 4, 5}))
+	l := NewList[int](c, "l")
+	want := func(exp ...int) {
+		t.Helper()
+		got, err := l.Values(ctx)
+		if err != nil || !reflect.DeepEqual(got, exp) {
+			t.Fatalf("Values = %v, %v; want %v", got, err, exp)
+		}
+	}
+	must(t, l.SetSlice(ctx, Span(1, 3), []int{10})) // l[1:3] = [10]
+	want(0, 10, 3, 4, 5)
+	must(t, l.SetSlice(ctx, From(5), []int{6, 7})) // l[5:] = [6, 7]: appends
+	want(0, 10, 3, 4, 5, 6, 7)
+	must(t, l.SetSlice(ctx, Slice{}.By(-3), []int{-1, -2, -3})) // l[::-3] = [-1, -2, -3]
+	want(-3, 10, 3, -2, 5, 6, -1)
+	must(t, l.SetSlice(ctx, Until(2), nil)) // l[:2] = []
+	want(3, -2, 5, 6, -1)
+	if err := l.SetSlice(ctx, Slice{}.By(2), []int{1}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("extended slice of the wrong size: %v", err)
+	}
+	if err := l.SetSlice(ctx, Slice{}.By(0), nil); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("step 0: %v", err)
+	}
+	want(3, -2, 5, 6, -1)
+	for v, exp := range map[int]bool{3: true, -1: true, 4: false} {
+		if ok, err := l.Contains(ctx, v); err != nil || ok != exp {
+			t.Fatalf("Contains(%d) = %v, %v", v, ok, err)
+		}
+	}
+	if _, err := NewList[int](c, "nope").Contains(ctx, 1); !errors.Is(err, ErrNoTable) {
+		t.Fatalf("Contains on a missing table: %v", err)
+	}
+
+	b := c.Batch()
+	l.In(b).SetSlice(Span(0, 1), []int{7, 8})
+	has := l.In(b).Contains(8)
+	must(t, b.Exec(ctx))
+	if ok, err := has.Result(); err != nil || !ok {
+		t.Fatalf("batch Contains = %v, %v", ok, err)
+	}
+	want(7, 8, -2, 5, 6, -1)
+}

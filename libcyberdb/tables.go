@@ -37,7 +37,7 @@ func run(ctx context.Context, x Executor, op wire.Op, table string, out any, fil
 	err := x.exec(ctx, cl)
 	if err == nil && out != nil {
 		if derr := unmarshal(cl.result, out); derr != nil {
-			err = decodeErr(op, table, cl.result, out, derr)
+			err = decodeErr(op, table, cl.args, cl.nargs, cl.result, out, derr)
 		}
 	}
 	cl.release()

@@ -84,10 +84,18 @@ func decodeError(err error) *Error {
 		maxNest  *cbor.MaxNestedLevelError
 		maxArr   *cbor.MaxArrayElementsError
 		maxPairs *cbor.MaxMapPairsError
+		typeErr  *cbor.UnmarshalTypeError
+		keyErr   *cbor.InvalidMapKeyTypeError
+		dupErr   *cbor.DupMapKeyError
 	)
 	switch {
 	case asErr(err, &maxNest), asErr(err, &maxArr), asErr(err, &maxPairs):
 		return Errorf(CodeTooLarge, "%s", msg)
+	case asErr(err, &typeErr), asErr(err, &keyErr):
+		// Valid CBOR that does not fit a Go type: not malformed.
+		return Errorf(CodeBadRequest, "value does not fit: %s", msg)
+	case asErr(err, &dupErr):
+		return Errorf(CodeBadRequest, "a map repeats a key: %s", msg)
 	}
 	return Errorf(CodeBadRequest, "malformed CBOR: %s", msg)
 }
