@@ -32,10 +32,10 @@ Examples:
 		{name: "drop", args: "NAME", summary: "delete a table", min: 1, max: 1,
 			help: "Exit status 1 when there is no such table.\n\nExample:\n  cyberdb drop centre", run: runDrop},
 		{name: "get", args: "TABLE KEY", summary: "print the value at KEY of a dict", min: 2, max: 2,
-			help: "Exit status 1 when the key or the table is missing.\n\nExamples:\n  cyberdb get centre content\n  cyberdb get counts 42         # the integer key 42\n  cyberdb get counts '\"42\"'     # the text key \"42\"",
+			help: "KEY is read as JSON when it parses as JSON, else as text; with -S always as text.\nExit status 1 when the key or the table is missing.\n\nExamples:\n  cyberdb get centre content\n  cyberdb get counts 42         # the integer key 42\n  cyberdb get counts '\"42\"'     # the text key \"42\"\n  cyberdb -S get counts 42      # the text key \"42\" too",
 			run:  dictOp(wire.OpDGet, 1)},
 		{name: "set", args: "TABLE KEY VALUE", summary: "set KEY of a dict to VALUE", min: 3, max: 3,
-			help: "Examples:\n  cyberdb set centre content \"Hello CyberDB!\"\n  cyberdb set users bob '{\"age\": 42, \"tags\": [\"a\"]}'",
+			help: "KEY and VALUE are read as JSON when they parse as JSON, else as text (with a warning\nwhen VALUE looks like broken JSON); with -S both are always text.\n\nExamples:\n  cyberdb set centre content \"Hello CyberDB!\"\n  cyberdb set users bob '{\"age\": 42, \"tags\": [\"a\"]}'\n  cyberdb -S set users 42 carol   # the text key \"42\", the text \"carol\"",
 			run:  dictOp(wire.OpDSet, 2)},
 		{name: "del", args: "TABLE KEY", summary: "delete KEY from a dict", min: 2, max: 2,
 			help: "Exit status 1 when the key is missing.\n\nExample:\n  cyberdb del centre content", run: dictOp(wire.OpDDel, 1)},
@@ -55,6 +55,20 @@ Examples:
 		{name: "slice", args: "TABLE START STOP", summary: "print list[START:STOP], one value per line", min: 3, max: 3,
 			help: "START and STOP may be negative, or null (or empty) for Python's None.\n\nExamples:\n  cyberdb slice queue 0 10\n  cyberdb slice queue -3 null     # the last three",
 			run:  runSlice},
+		{name: "setslice", args: "TABLE START STOP [STEP] JSON_ARRAY", summary: "assign list[START:STOP:STEP] = JSON_ARRAY, as Python does", min: 4, max: 5,
+			help: `START, STOP and STEP are integers, negative ones counting from the end, or
+null (or None, or empty) for Python's None. Without STEP (or with STEP 1) the
+slice is replaced and the list grows or shrinks; with any other STEP the
+array must have exactly as many values as the slice selects (else exit 3,
+bad_request). JSON_ARRAY is always JSON, even with -S.
+
+Examples:
+  cyberdb setslice queue 1 3 '["a"]'          # queue[1:3] = ["a"]
+  cyberdb setslice queue null 0 '[0, 1]'      # queue[:0] = [0, 1]: prepend
+  cyberdb setslice queue null null -1 '[3, 2, 1]'   # queue[::-1] = [3, 2, 1]
+  cyberdb setslice queue null null '[]'       # queue[:] = []: clear`, run: runSetSlice},
+		{name: "contains", args: "TABLE VALUE", summary: "print whether VALUE is in a list (true or false)", min: 2, max: 2,
+			help: "Exit status 0 when it is (true), 1 when it is not (false), so scripts can test it.\n\nExamples:\n  cyberdb contains queue job1\n  cyberdb contains queue '{\"id\": 7}'\n  cyberdb -S contains queue 42   # the text \"42\"", run: runContains},
 		{name: "pop", args: "TABLE [INDEX]", summary: "remove and print the last value of a list, or the one at INDEX", min: 1, max: 2,
 			help: "Exit status 1 when the list is empty or the index is outside it.\n\nExamples:\n  cyberdb pop queue\n  cyberdb pop queue 0", run: runPop},
 		{name: "save", args: "", summary: "make the daemon write a durable snapshot of every table now", max: 0,
@@ -89,7 +103,7 @@ func dictOp(op wire.Op, n int) func(*env, []string) error {
 	return func(e *env, a []string) error {
 		args := []any{a[0]}
 		for _, s := range a[1 : 1+n] {
-			args = append(args, parseArg(s))
+			args = append(args, e.arg(s))
 		}
 		return call(e, op, args...)
 	}
@@ -128,9 +142,9 @@ func runCreate(e *env, a []string) error {
 	}
 	args := []any{a[1]}
 	if len(a) == 3 {
-		v := parseArg(a[2])
-		if s, ok := v.(string); ok && s == a[2] {
-			return usagef("create: content %q is not JSON", a[2])
+		v, err := parseJSON(a[2])
+		if err != nil {
+			return usagef("create: content %q is not JSON: %v", a[2], err)
 		}
 		args = append(args, v)
 	}
@@ -140,9 +154,9 @@ func runCreate(e *env, a []string) error {
 func runDrop(e *env, a []string) error { return call(e, wire.OpDrop, a[0]) }
 
 func runIncr(e *env, a []string) error {
-	args := []any{a[0], parseArg(a[1])}
+	args := []any{a[0], e.arg(a[1])}
 	if len(a) == 3 {
-		n := parseArg(a[2])
+		n, _ := parseJSON(a[2])
 		switch n.(type) {
 		case int64, uint64, float64:
 		default:
@@ -158,7 +172,7 @@ func runIncr(e *env, a []string) error {
 func runAppend(e *env, a []string) error {
 	args := []any{a[0]}
 	for _, s := range a[1:] {
-		args = append(args, parseArg(s))
+		args = append(args, e.arg(s))
 	}
 	return call(e, wire.OpLAppend, args...)
 }
@@ -182,13 +196,15 @@ func runPop(e *env, a []string) error {
 	return call(e, wire.OpLPop, a[0], i)
 }
 
-func runSlice(e *env, a []string) error {
-	bound := func(name, s string) (any, error) {
-		if s == "" || s == "null" || s == "None" {
-			return nil, nil
-		}
-		return parseInt(name, s)
+// bound reads a slice bound: an integer, or null, None or empty for None.
+func bound(name, s string) (any, error) {
+	if s == "" || s == "null" || s == "None" {
+		return nil, nil
 	}
+	return parseInt(name, s)
+}
+
+func runSlice(e *env, a []string) error {
 	start, err := bound("START", a[1])
 	if err != nil {
 		return err
@@ -208,6 +224,44 @@ func runSlice(e *env, a []string) error {
 	_, err = printItems(e, res)
 	return err
 }
+
+func runSetSlice(e *env, a []string) error {
+	var bounds [3]any
+	for i, name := range []string{"START", "STOP", "STEP"}[:len(a)-2] {
+		b, err := bound(name, a[1+i])
+		if err != nil {
+			return err
+		}
+		bounds[i] = b
+	}
+	vals, err := parseJSON(a[len(a)-1])
+	if _, isArray := vals.([]any); err != nil || !isArray {
+		return usagef("setslice: the values %s are not a JSON array such as '[1, \"two\"]'", shortArg(a[len(a)-1]))
+	}
+	return call(e, wire.OpLSetSlice, a[0], bounds[0], bounds[1], bounds[2], vals)
+}
+
+func runContains(e *env, a []string) error {
+	c, err := e.Client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(e.ctx, wire.OpLContains, a[0], e.arg(a[1]))
+	if err != nil {
+		return err
+	}
+	if err := printValue(e.stdout, res); err != nil {
+		return err
+	}
+	if string(res) == "\xf4" {
+		return errNotIn
+	}
+	return nil
+}
+
+// errNotIn makes contains exit with status 1 when the value is absent; it
+// prints nothing more (false is already on stdout).
+var errNotIn = errors.New("the value is not in the list")
 
 // printItems prints each item of a CBOR array on its own line and says
 // how many there were.

@@ -13,20 +13,50 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
-// parseArg reads a key or value from the command line: as JSON when it
-// parses as JSON, else as a plain string. JSON integers stay integers
-// (of any size); other numbers are floats.
-func parseArg(s string) any {
+// arg reads a KEY or VALUE from the command line: with -S as the text
+// typed; otherwise as JSON when it parses as JSON, else as that text, with
+// a warning on stderr when it looks like JSON that went wrong (it starts
+// with {, [ or "), since the user most likely meant JSON.
+func (e *env) arg(s string) any {
+	if e.text {
+		return s
+	}
+	v, err := parseJSON(s)
+	if err == nil {
+		return v
+	}
+	if t := strings.TrimLeft(s, " \t\r\n"); t != "" && strings.ContainsRune(`{["`, rune(t[0])) {
+		fmt.Fprintf(e.stderr, "cyberdb: warning: %s is not valid JSON (%v); it is used as the text string %s. "+
+			"Fix the JSON, or use -S (--string) to read arguments as text without this warning.\n", shortArg(s), err, shortArg(s))
+	}
+	return s
+}
+
+// shortArg quotes s for a message, shortened.
+func shortArg(s string) string {
+	if len(s) > 60 {
+		cut := 60
+		for cut > 0 && s[cut]&0xc0 == 0x80 {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// parseJSON reads s as one JSON value. JSON integers stay integers (of
+// any size); other numbers are floats.
+func parseJSON(s string) (any, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return s
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return s // trailing garbage: "1 2"
+		return nil, fmt.Errorf("more after the value") // trailing garbage: "1 2"
 	}
-	return fromJSON(v)
+	return fromJSON(v), nil
 }
 
 func fromJSON(v any) any {

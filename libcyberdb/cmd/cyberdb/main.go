@@ -52,6 +52,8 @@ type env struct {
 	addr   string
 	opts   []libcyberdb.Option // --tls-ca, --tls-fingerprint, --password-file (remote.go)
 	stdout io.Writer
+	stderr io.Writer
+	text   bool               // -S/--string: keys and values are text, never JSON
 	client *libcyberdb.Client // opened on first use
 }
 
@@ -88,6 +90,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	socket := fs.StringP("socket", "s", "", "the daemon's Unix socket `PATH` (default: $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock if it exists, else ./cyberdb.sock)")
 	addr := fs.String("addr", "", "the daemon's address, `ADDR`: unix:///path or a path (same as --socket), or tcp://host:port for a daemon on another host (default $CYBERDB_ADDR)")
 	remote := addRemoteFlags(fs)
+	text := fs.BoolP("string", "S", false, "read every KEY and VALUE as text, exactly as typed, never as JSON (also accepted after the command name)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on the command after this `duration`")
 	help := fs.BoolP("help", "h", false, "show this help")
 	_ = fs.MarkHidden("help")
@@ -113,7 +116,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cyberdb: unknown command %q\nRun 'cyberdb --help' for the list of commands.\n", args[0])
 		return exitUsage
 	}
-	cargs, wantHelp := splitHelp(args[1:])
+	cargs, wantHelp, wantText := splitFlags(args[1:])
 	if *help || wantHelp {
 		commandUsage(stdout, cmd)
 		return exitOK
@@ -128,13 +131,13 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	e := &env{ctx: ctx, addr: a, opts: remote.options(), stdout: stdout}
+	e := &env{ctx: ctx, addr: a, opts: remote.options(), stdout: stdout, stderr: stderr, text: *text || wantText}
 	err := cmd.run(e, cargs)
 	if e.client != nil {
 		e.client.Close()
 	}
 	code := exitCode(err)
-	if err != nil {
+	if err != nil && !errors.Is(err, errNotIn) {
 		fmt.Fprintf(stderr, "cyberdb %s: %v\n", cmd.name, message(err))
 		if code == exitUsage {
 			fmt.Fprintf(stderr, "usage: cyberdb %s %s\n", cmd.name, cmd.args)
@@ -143,20 +146,23 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// splitHelp removes -h/--help from a command's arguments. Anything else,
-// "-1" included, is an argument; "--" ends the search.
-func splitHelp(args []string) (rest []string, help bool) {
+// splitFlags removes -h/--help and -S/--string from a command's
+// arguments. Anything else, "-1" included, is an argument; "--" ends the
+// search.
+func splitFlags(args []string) (rest []string, help, text bool) {
 	for i, a := range args {
 		switch a {
 		case "--":
-			return append(rest, args[i+1:]...), help
+			return append(rest, args[i+1:]...), help, text
 		case "-h", "--help":
 			help = true
+		case "-S", "--string":
+			text = true
 		default:
 			rest = append(rest, a)
 		}
 	}
-	return rest, help
+	return rest, help, text
 }
 
 func exitCode(err error) int {
@@ -166,7 +172,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, libcyberdb.ErrNotFound), errors.Is(err, libcyberdb.ErrNoTable),
+	case errors.Is(err, libcyberdb.ErrNotFound), errors.Is(err, libcyberdb.ErrNoTable), errors.Is(err, errNotIn),
 		errors.Is(err, libcyberdb.ErrValueNotFound), errors.Is(err, libcyberdb.ErrIndexOutOfRange):
 		return exitNotFound
 	}
@@ -206,11 +212,19 @@ Commands:
 Flags (before the command):
 %s
 Keys and values are read as JSON when they parse as JSON ('"text"', 42,
-'{"a":[1,2]}', true, null) and as plain strings otherwise (hello). Results
-print as JSON, one per line; values JSON cannot show (byte strings, maps
-with non-text keys, tags) print in CBOR diagnostic notation (h'00ff').
+'{"a":[1,2]}', true, null) and as plain strings otherwise (hello), so 42 is
+the integer 42 and '"42"' the text "42". With -S (--string), before or after
+the command name, every KEY and VALUE is read as text, exactly as typed:
+'cyberdb -S get users 42' reads the text key "42" that a program wrote. A
+value that looks like JSON but does not parse ('{bad json') is stored as text
+with a warning on stderr; -S stores it without one. -S does not change
+arguments that are JSON by definition (create's content, setslice's
+JSON_ARRAY) nor numbers (indices, incr's N).
 
-Exit status: 0 success, 1 key/table/value/index not found, 2 usage error,
+Results print as JSON, one per line; values JSON cannot show (byte strings,
+maps with non-text keys, tags) print in CBOR diagnostic notation (h'00ff').
+
+Exit status: 0 success, 1 key/table/value/index not found (contains: false), 2 usage error,
 3 the daemon cannot be reached or answered an error (message on stderr).
 
 Examples:
@@ -233,7 +247,7 @@ func (c *command) order() string {
 	return "999" + c.name
 }
 
-var builtinOrder = strings.Fields("ping info tables create drop get set del len keys dump incr append at slice pop save")
+var builtinOrder = strings.Fields("ping info tables create drop get set del len keys dump incr append at slice setslice contains pop save")
 
 func commandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "usage: cyberdb [flags] %s %s\n\n%s\n", c.name, c.args, c.summary)

@@ -190,3 +190,93 @@ func TestCLIUsage(t *testing.T) {
 	// The daemon is not running.
 	c.fails(3, "is cyberdbd running?", "ping")
 }
+
+// TestCLIText: keys and values are read as JSON when they parse as JSON,
+// so without a way to force text, "cyberdb get users 42" could not reach
+// the text key "42" a program wrote, and "cyberdb set users 42 carol"
+// silently made a second key. -S/--string reads every KEY and VALUE as
+// text; a value that looks like broken JSON is stored as text with a
+// warning on stderr. Before the fix -S was an unknown flag.
+func TestCLIText(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	cl, err := libcyberdb.Open(context.Background(), c.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if err := cl.CreateDict(ctx, "users", map[string]string{"42": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(1, "key_not_found", "get", "users", "42") // the integer 42
+	c.ok("\"alice\"\n", "-S", "get", "users", "42")
+	c.ok("\"alice\"\n", "--string", "get", "users", "42")
+	c.ok("\"alice\"\n", "get", "-S", "users", "42") // after the command name too
+	c.ok("", "-S", "set", "users", "42", "carol")
+	c.ok("1\n", "len", "users") // no second key
+	c.ok("\"carol\"\n", "-S", "get", "users", "42")
+	c.ok("", "-S", "set", "users", "7", "true")
+	c.ok("\"true\"\n", "-S", "get", "users", "7")    // the text "true", not the bool
+	c.ok("", "set", "users", "-S", "--", "-S", "-S") // after --, -S is an argument: key and value "-S"
+	c.ok("[\"42\",\"carol\"]\n[\"7\",\"true\"]\n[\"-S\",\"-S\"]\n", "dump", "users")
+
+	// A value that looks like broken JSON is stored as text, with a warning.
+	out, errs, code := c.run("set", "users", "bad", "{bad json")
+	if code != 0 || out != "" || !strings.Contains(errs, "warning") || !strings.Contains(errs, "not valid JSON") ||
+		!strings.Contains(errs, "-S") {
+		t.Fatalf("set of broken JSON: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	c.ok("\"{bad json\"\n", "get", "users", "bad")
+	for _, v := range []string{"[1, 2", `"unterminated`, "{}x"} {
+		if _, errs, _ := c.run("set", "users", "v", v); !strings.Contains(errs, "warning") {
+			t.Errorf("set %q: no warning, stderr %q", v, errs)
+		}
+	}
+	for _, args := range [][]string{{"-S", "set", "users", "bad", "{bad json"}, {"set", "users", "plain", "hello world"}, {"set", "users", "n", "42"}} {
+		if _, errs, code := c.run(args...); code != 0 || errs != "" {
+			t.Errorf("%v: exit %d, stderr %q; want no warning", args, code, errs)
+		}
+	}
+
+	// --help says which rule applies.
+	out, _, _ = c.run("--help")
+	if !strings.Contains(out, "-S, --string") || !strings.Contains(out, "as text") {
+		t.Errorf("--help does not explain -S:\n%s", out)
+	}
+	out, _, _ = c.run("get", "--help")
+	if !strings.Contains(out, "-S") {
+		t.Errorf("get --help does not mention -S:\n%s", out)
+	}
+}
+
+func TestCLISetSliceContains(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("", "create", "list", "q", `[0, 1, 2, 3, 4, 5]`)
+	c.ok("", "setslice", "q", "1", "3", `["a"]`) // q[1:3] = ["a"]
+	c.ok("0\n\"a\"\n3\n4\n5\n", "slice", "q", "null", "null")
+	c.ok("", "setslice", "q", "null", "null", "-2", `[50, 30, 0]`) // q[::-2]
+	c.ok("0\n\"a\"\n30\n4\n50\n", "dump", "q")
+	c.ok("", "setslice", "q", "", "2", `[]`) // q[:2] = []
+	c.ok("30\n4\n50\n", "dump", "q")
+	c.ok("", "setslice", "q", "None", "None", `[{"k": [1]}, "x"]`)
+	c.ok("{\"k\":[1]}\n\"x\"\n", "dump", "q")
+	c.fails(3, "attempt to assign sequence of size 1 to extended slice of size 2", "setslice", "q", "null", "null", "-1", "[9]")
+	c.fails(3, "attempt to assign sequence of size 2 to extended slice of size 1", "setslice", "q", "0", "1", "2", "[9, 8]")
+	c.fails(3, "slice step cannot be zero", "setslice", "q", "0", "1", "0", "[]")
+	c.fails(2, "JSON array", "setslice", "q", "0", "1", "x")
+	c.fails(2, "JSON array", "setslice", "q", "0", "1", `{"a": 1}`)
+	c.fails(2, "want an integer", "setslice", "q", "a", "1", "[]")
+	c.fails(2, "wrong number of arguments", "setslice", "q", "0", "[]")
+	c.fails(1, "no_such_table", "setslice", "nope", "0", "1", "[]")
+
+	c.ok("true\n", "contains", "q", "x")
+	c.ok("true\n", "contains", "q", `{"k": [1]}`)
+	out, _, code := c.run("contains", "q", "y")
+	if out != "false\n" || code != 1 {
+		t.Fatalf("contains of a missing value: stdout %q, exit %d; want false, 1", out, code)
+	}
+	c.ok("true\n", "-S", "contains", "q", "x")
+	c.fails(1, "no_such_table", "contains", "nope", "x")
+}
