@@ -202,3 +202,18 @@ func TestLocate(t *testing.T) {
 		t.Fatalf("wrong container: %v (%+v)", derr, de)
 	}
 }
+
+// TestDecodeErrorDeepValue: a valid value nested deeper than diagnostic
+// notation shows is not called malformed.
+func TestDecodeErrorDeepValue(t *testing.T) {
+	raw := []byte{}
+	for range 50 {
+		raw = append(raw, 0x81)
+	}
+	raw = append(raw, 0x61, 'x')
+	var v []int
+	derr := decodeErr(wire.OpLToList, "t", nil, 0, raw, &v, wire.Unmarshal(raw, &v))
+	if msg := derr.Error(); strings.Contains(msg, "malformed") || !strings.Contains(msg, "index 0") {
+		t.Fatalf("deep value: %s", msg)
+	}
+}

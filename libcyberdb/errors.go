@@ -159,6 +159,17 @@ func shorten(s string) string {
 	return s[:cut] + "…"
 }
 
+// showValue is raw in diagnostic notation, shortened. The notation has a
+// nesting limit of its own (32 levels), below the protocol's: a deeper
+// value, which is valid, is not shown rather than called malformed.
+func showValue(raw []byte) string {
+	s := wire.Diagnose(raw)
+	if s == "<malformed CBOR>" {
+		return "nested too deeply to show"
+	}
+	return shorten(s)
+}
+
 // decodeErr reports a result raw that did not decode into into: it finds
 // the element that does not fit (see locate) and what the call addressed
 // (args: its encoded arguments, nargs of them).
@@ -167,8 +178,13 @@ func decodeErr(op wire.Op, table string, args []byte, nargs int, raw []byte, int
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if werr := wire.Wellformed(raw); werr != nil {
+		// Not valid data that does not fit: broken data (a daemon bug).
+		return &DecodeError{Op: op, Table: table, GoType: t, CBORType: "malformed item", Value: wire.Diagnose(raw),
+			Detail: libraryReason(werr)}
+	}
 	loc := locate(raw, t, spot{})
-	e := &DecodeError{Op: op, Table: table, GoType: loc.t, CBORType: wire.TypeName(loc.raw), Value: shorten(wire.Diagnose(loc.raw))}
+	e := &DecodeError{Op: op, Table: table, GoType: loc.t, CBORType: wire.TypeName(loc.raw), Value: showValue(loc.raw)}
 	e.Key, e.KeyItself = loc.key, loc.keyItself
 	e.Index, e.HasIndex = loc.index, loc.hasIndex
 	if !loc.found {

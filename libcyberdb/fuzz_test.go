@@ -2,6 +2,8 @@ package libcyberdb
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -37,5 +39,44 @@ func FuzzDecodeReply(f *testing.F) {
 		if v, ok := decodeFast[int](body); ok && wire.Unmarshal(body, &n2) == nil && v != n2 {
 			t.Fatalf("decodeFast int %d, library %d", v, n2)
 		}
+	})
+}
+
+// FuzzDecodeError feeds the typed-read error path arbitrary results for a
+// few handle types: it never panics, always gives a *DecodeError that
+// matches ErrDecode, and its message stays short whatever the input.
+func FuzzDecodeError(f *testing.F) {
+	enc := func(v any) []byte { b, _ := wire.Marshal(v); return b }
+	f.Add(enc([]any{[]any{"a", 1}, []any{"b", "x"}}))
+	f.Add(enc(map[string]any{"k": []any{1, "two"}}))
+	f.Add(enc([]any{1, 2, map[string]int{"deep": 3}}))
+	f.Add(enc([]any{0, []any{[]any{"k", []any{1, "v"}}}}))
+	f.Add([]byte{0xa2, 0xd9, 0xd9, 0xf7, 0x61, 'k', 0x01, 0x61, 'k', 0x02})
+	f.Add([]byte{0x82, 0x01})
+	f.Add(enc(strings.Repeat("x", 200)))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(into any) {
+			err := wire.Unmarshal(raw, into)
+			if err == nil {
+				return
+			}
+			derr := decodeErr(wire.OpDItems, strings.Repeat("t", 255), []byte{0x61, 'k'}, 1, raw, into, err)
+			var de *DecodeError
+			if !errors.As(derr, &de) || !errors.Is(derr, ErrDecode) {
+				t.Fatalf("decodeErr(%x) = %T %v", raw, derr, derr)
+			}
+			if n := len(derr.Error()); n > 1000 {
+				t.Fatalf("decodeErr(%x): %d characters: %.300s", raw, n, derr.Error())
+			}
+		}
+		check(new([]Item[string, int64]))
+		check(new(map[string][]int))
+		check(new([]int))
+		check(new(struct {
+			_     struct{} `cbor:",toarray"`
+			Next  uint64
+			Items []Item[int, []string]
+		}))
+		check(new(string))
 	})
 }

@@ -195,6 +195,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(seed(OpLSlice, "t", nil, -1, -2))
 	f.Add([]byte{0x9f, 1, 2, 0x7f, 0x61, 'a', 0xff, 0xff})
 	f.Add([]byte{0x83, 1, 21, 0xbf, 0x61, 'z', 1, 0xff})
+	// Tag 55799 at several depths, undefined, bignum and tagged indices.
+	f.Add([]byte{0x84, 1, 0x18, 46, 0x61, 't', 0x82, 0xd9, 0xd9, 0xf7, 0x61, 'b', 0x81, 0xd9, 0xd9, 0xf7, 0xf7})
+	f.Add([]byte{0x85, 1, 0x18, 43, 0x61, 't', 0xf7, 0xc2, 0x41, 0x01, 0xd9, 0xd9, 0xf7, 0x00})
+	f.Add([]byte{0xd9, 0xd9, 0xf7, 0x82, 1, 2})
+	f.Add(seed(OpLSetSlice, "t", nil, -1, 2, []any{1, "x"}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeRequest(body)
 		if op, ok := PeekRequestOp(body); ok && err == nil && op != req.Op {
@@ -213,6 +218,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			_, _ = req.Args.Uint(i)
 			_, _ = req.Args.Bool(i)
 			_ = Pairs(req.Args.Items[i], func(k, v Raw) error { return nil })
+			if items, err := SplitArray(req.Args.Items[i]); err == nil {
+				for _, it := range items {
+					if err := Wellformed(it); err != nil {
+						t.Fatalf("SplitArray(%x) gave the malformed item %x", req.Args.Items[i], it)
+					}
+				}
+			}
 			_, _ = DecodeNumber(req.Args.Items[i])
 			c, err := req.Args.Value(i)
 			if err != nil {

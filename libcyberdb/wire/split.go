@@ -157,6 +157,15 @@ func SplitArrayInto(raw []byte, items []Raw) ([]Raw, error) {
 	return splitWellformed(raw, items[:0]), nil
 }
 
+// Wellformed checks that raw is exactly one well-formed CBOR item within
+// the protocol's limits (nesting, lengths), without decoding it.
+func Wellformed(raw []byte) error {
+	if err := decMode.Wellformed(raw); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
 // ItemUint reads an unsigned integer item (any head length) without the
 // library; ok is false for anything else.
 func ItemUint(raw []byte) (uint64, bool) { return fastUint(raw) }
