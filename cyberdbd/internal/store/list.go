@@ -203,19 +203,11 @@ func opLSetSlice(c call, out []byte) ([]byte, error) {
 	if err := a.Want(5, 5); err != nil {
 		return out, err
 	}
-	start, hasStart, err := a.OptInt(1)
+	b, err := readBounds(a)
 	if err != nil {
 		return out, err
 	}
-	stop, hasStop, err := a.OptInt(2)
-	if err != nil {
-		return out, err
-	}
-	step, hasStep, err := a.OptInt(3)
-	if err != nil {
-		return out, err
-	}
-	if hasStep && step == 0 {
+	if b.hasStep && b.step == 0 { // before the values' type, as Python
 		return out, errBadRequest("slice step cannot be zero")
 	}
 	vs, err := arrayArg(a, 4)
@@ -223,7 +215,7 @@ func opLSetSlice(c call, out []byte) ([]byte, error) {
 		return out, err
 	}
 	l := c.t.l
-	s, err := resolveSlice(int64(len(l.items)), start, stop, step, hasStart, hasStop, hasStep)
+	s, err := b.resolve(len(l.items))
 	if err != nil {
 		return out, err
 	}

@@ -54,24 +54,38 @@ func resolveSlice(length int64, start, stop, step int64, hasStart, hasStop, hasS
 	return sliceSpec{start: start, step: step, n: int(n)}, nil
 }
 
-// sliceArgs reads [t, start?, stop?, step?] (null is None) and resolves it.
+// sliceBounds is a slice as given: each bound absent or null is None.
+type sliceBounds struct {
+	start, stop, step          int64
+	hasStart, hasStop, hasStep bool
+}
+
+// readBounds reads arguments 1, 2 and 3 as start, stop and step.
+func readBounds(a wire.Args) (b sliceBounds, err error) {
+	if b.start, b.hasStart, err = a.OptInt(1); err != nil {
+		return b, err
+	}
+	if b.stop, b.hasStop, err = a.OptInt(2); err != nil {
+		return b, err
+	}
+	b.step, b.hasStep, err = a.OptInt(3)
+	return b, err
+}
+
+func (b sliceBounds) resolve(length int) (sliceSpec, error) {
+	return resolveSlice(int64(length), b.start, b.stop, b.step, b.hasStart, b.hasStop, b.hasStep)
+}
+
+// sliceArgs reads [t, start?, stop?, step?] and resolves it.
 func sliceArgs(a wire.Args, length int) (sliceSpec, error) {
 	if err := a.Want(1, 4); err != nil {
 		return sliceSpec{}, err
 	}
-	start, hasStart, err := a.OptInt(1)
+	b, err := readBounds(a)
 	if err != nil {
 		return sliceSpec{}, err
 	}
-	stop, hasStop, err := a.OptInt(2)
-	if err != nil {
-		return sliceSpec{}, err
-	}
-	step, hasStep, err := a.OptInt(3)
-	if err != nil {
-		return sliceSpec{}, err
-	}
-	return resolveSlice(int64(length), start, stop, step, hasStart, hasStop, hasStep)
+	return b.resolve(length)
 }
 
 // clampBound is how list.index and list.insert read a position: negative
