@@ -19,7 +19,8 @@ import struct
 
 __all__ = [
     "Client", "CyberDBError", "ConnectionClosed", "OP", "ERR", "ERR_NAME",
-    "Tag", "Raw", "Undefined", "encode", "decode", "decode_prefix",
+    "Tag", "Simple", "Float", "Map", "Raw", "Undefined", "encode", "encode_canonical", "decode",
+    "decode_prefix",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -39,6 +40,7 @@ OP = {
     "lget": 40, "lset": 41, "ldel": 42, "lslice": 43, "ldelslice": 44, "lappend": 45,
     "lextend": 46, "linsert": 47, "lpop": 48, "lremove": 49, "lcount": 50, "lindex": 51,
     "lreverse": 52, "lsort": 53, "lclear": 54, "ltolist": 55, "llen": 56, "lrange": 57,
+    "lsetslice": 58, "lcontains": 59,  # issue 11; older daemons answer unknown_op
 }
 OP_NAME = {v: k for k, v in OP.items()}
 
@@ -73,13 +75,14 @@ class ConnectionClosed(Exception):
 # Minimal CBOR codec
 
 class Tag:
-    """A tagged item (major type 6)."""
+    """A tagged item (major type 6). Tags are opaque to cyberdb (PROTOCOL.md section 5), so
+    Tag(55799, x) and x are different values; only bignums (tags 2 and 3) are integers."""
 
     def __init__(self, tag, value):
         self.tag, self.value = tag, value
 
     def __eq__(self, other):
-        return isinstance(other, Tag) and (self.tag, self.value) == (other.tag, other.value)
+        return isinstance(other, Tag) and self.tag == other.tag and _eq(self.value, other.value)
 
     def __hash__(self):
         return hash(("Tag", self.tag, _hashable(self.value)))
@@ -88,19 +91,86 @@ class Tag:
         return "Tag(%d, %r)" % (self.tag, self.value)
 
 
+class Simple:
+    """A simple value other than false, true, null and undefined (major type 7, 0..19 and
+    32..255)."""
+
+    def __init__(self, n):
+        if not (0 <= n <= 19 or 32 <= n <= 255):
+            raise ValueError("simple value %d is reserved or has a name of its own" % n)
+        self.n = n
+
+    def __eq__(self, other):
+        return isinstance(other, Simple) and self.n == other.n
+
+    def __hash__(self):
+        return hash(("Simple", self.n))
+
+    def __repr__(self):
+        return "simple(%d)" % self.n
+
+
+class Float:
+    """A float sent with a chosen width (16, 32 or 64 bits) instead of encode()'s 64 bits; the
+    value must be exact in that width. nan_bits, if given, are the raw bits of a NaN (to send
+    NaNs with a sign or payload)."""
+
+    def __init__(self, value, width, nan_bits=None):
+        self.value, self.width, self.nan_bits = float(value), width, nan_bits
+
+    def __repr__(self):
+        return "Float(%r, %d)" % (self.value, self.width)
+
+
+class Map:
+    """A CBOR map as an ordered list of (key, value) pairs. Python's dict cannot hold a map with
+    the keys 1, 1.0 and true (they are one key to Python, three to cyberdb), nor unhashable keys;
+    decode(strict=True) returns maps as Map. Two Maps are equal when their canonical encodings
+    are (key order does not matter)."""
+
+    def __init__(self, pairs=()):
+        self.pairs = [(k, v) for k, v in (pairs.items() if isinstance(pairs, dict) else pairs)]
+
+    def __eq__(self, other):
+        return isinstance(other, Map) and encode_canonical(self) == encode_canonical(other)
+
+    def __hash__(self):
+        return hash(encode_canonical(self))
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __repr__(self):
+        return "Map(%r)" % (self.pairs,)
+
+
 class Raw:
     """Pre-encoded CBOR bytes, inserted verbatim by encode() (for tests of odd encodings)."""
 
     def __init__(self, data):
         self.data = bytes(data)
 
+    def __repr__(self):
+        return "Raw(h'%s')" % self.data.hex()
+
 
 class _UndefinedType:
     def __repr__(self):
+        return "undefined"
+
+    def __reduce__(self):
         return "Undefined"
 
 
 Undefined = _UndefinedType()
+
+
+def _eq(a, b):
+    # Tag contents compare strictly (1 != 1.0 != True), as cyberdb does.
+    try:
+        return encode_canonical(a) == encode_canonical(b)
+    except (TypeError, ValueError):
+        return a == b
 
 
 def _head(major, n):
@@ -117,15 +187,64 @@ def _head(major, n):
     raise OverflowError("integer %d outside the CBOR integer range" % n)
 
 
+def _int(n, out):
+    """An integer in preferred serialization: a head when it fits the CBOR integer range,
+    else a bignum (tag 2 or 3) without leading zero bytes (RFC 8949 section 3.4.3)."""
+    if n >= 0:
+        if n < 1 << 64:
+            out += _head(0, n)
+        else:
+            b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+            out += b"\xc2" + _head(2, len(b)) + b
+    else:
+        m = -1 - n
+        if m < 1 << 64:
+            out += _head(1, m)
+        else:
+            b = m.to_bytes((m.bit_length() + 7) // 8, "big")
+            out += b"\xc3" + _head(2, len(b)) + b
+
+
 def encode(obj):
     """Encode obj as CBOR with shortest-form heads. Floats are sent as 64-bit floats
-    (the server canonicalises them). Python tuples encode as arrays."""
+    (the server canonicalises them); integers beyond the CBOR range as bignums (tags 2/3).
+    Python tuples encode as arrays, dicts and Maps as maps in their own order."""
     out = bytearray()
-    _enc(obj, out)
+    _enc(obj, out, False)
     return bytes(out)
 
 
-def _enc(obj, out):
+def encode_canonical(obj):
+    """Encode obj in Core Deterministic Encoding (RFC 8949 section 4.2.1), the form cyberdb
+    stores and replies in: shortest heads, shortest exact floats (every NaN as f97e00),
+    bignums only beyond the CBOR integer range, map keys sorted bytewise by their encoding."""
+    out = bytearray()
+    _enc(obj, out, True)
+    return bytes(out)
+
+
+def _float(x, out, canonical):
+    if not canonical:
+        out.append(0xFB)
+        out += struct.pack(">d", x)
+        return
+    if x != x:
+        out += b"\xf9\x7e\x00"
+        return
+    for code, fmt in ((0xF9, ">e"), (0xFA, ">f")):
+        try:
+            b = struct.pack(fmt, x)
+        except OverflowError:
+            continue
+        if struct.unpack(fmt, b)[0] == x:
+            out.append(code)
+            out += b
+            return
+    out.append(0xFB)
+    out += struct.pack(">d", x)
+
+
+def _enc(obj, out, canonical):
     if obj is None:
         out.append(0xF6)
     elif obj is True:
@@ -135,15 +254,22 @@ def _enc(obj, out):
     elif obj is Undefined:
         out.append(0xF7)
     elif isinstance(obj, Raw):
-        out += obj.data
+        out += encode_canonical(decode(obj.data, strict=True)) if canonical else obj.data
     elif isinstance(obj, int):
-        if obj >= 0:
-            out += _head(0, obj)
-        else:
-            out += _head(1, -1 - obj)
+        _int(obj, out)
     elif isinstance(obj, float):
-        out.append(0xFB)
-        out += struct.pack(">d", obj)
+        _float(obj, out, canonical)
+    elif isinstance(obj, Float):
+        if canonical:
+            _float(obj.value, out, True)
+        elif obj.nan_bits is not None:
+            code = {16: 0xF9, 32: 0xFA, 64: 0xFB}[obj.width]
+            out.append(code)
+            out += obj.nan_bits.to_bytes(obj.width // 8, "big")
+        else:
+            code, fmt = {16: (0xF9, ">e"), 32: (0xFA, ">f"), 64: (0xFB, ">d")}[obj.width]
+            out.append(code)
+            out += struct.pack(fmt, obj.value)
     elif isinstance(obj, str):
         b = obj.encode("utf-8")
         out += _head(3, len(b))
@@ -155,15 +281,26 @@ def _enc(obj, out):
     elif isinstance(obj, (list, tuple)):
         out += _head(4, len(obj))
         for x in obj:
-            _enc(x, out)
-    elif isinstance(obj, dict):
-        out += _head(5, len(obj))
-        for k, v in obj.items():
-            _enc(k, out)
-            _enc(v, out)
+            _enc(x, out, canonical)
+    elif isinstance(obj, (dict, Map)):
+        pairs = obj.pairs if isinstance(obj, Map) else list(obj.items())
+        out += _head(5, len(pairs))
+        enc = []
+        for k, v in pairs:
+            kb, vb = bytearray(), bytearray()
+            _enc(k, kb, canonical)
+            _enc(v, vb, canonical)
+            enc.append((bytes(kb), bytes(vb)))
+        if canonical:
+            enc.sort(key=lambda kv: kv[0])
+        for kb, vb in enc:
+            out += kb
+            out += vb
     elif isinstance(obj, Tag):
         out += _head(6, obj.tag)
-        _enc(obj.value, out)
+        _enc(obj.value, out, canonical)
+    elif isinstance(obj, Simple):
+        out += bytes([0xE0 | obj.n]) if obj.n < 24 else bytes([0xF8, obj.n])
     else:
         raise TypeError("cannot encode %r as CBOR" % (obj,))
 
@@ -195,14 +332,20 @@ def _hashable(x):
 _BREAK = object()
 
 
-def decode_prefix(data, pos=0):
-    """Decode one item at data[pos:]; return (item, new_pos)."""
-    return _dec(memoryview(bytes(data)), pos)
+def decode_prefix(data, pos=0, strict=False):
+    """Decode one item at data[pos:]; return (item, new_pos). See decode for strict."""
+    return _dec(memoryview(bytes(data)), pos, strict)
 
 
-def decode(data):
-    """Decode exactly one CBOR item; trailing bytes are an error."""
-    item, pos = decode_prefix(data)
+def decode(data, strict=False):
+    """Decode exactly one CBOR item; trailing bytes are an error.
+
+    strict=False (the default) gives plain Python values: maps become dicts (arrays as keys
+    become tuples; keys 1, 1.0 and true collapse, as in Python), bignums stay Tag(2/3, bytes).
+    strict=True keeps every distinction cyberdb makes: maps become Map (ordered pairs), bignums
+    (tags 2 and 3 around a byte string) become ints, so a value re-encodes with
+    encode_canonical to the same bytes when it was canonical."""
+    item, pos = decode_prefix(data, 0, strict)
     if pos != len(data):
         raise DecodeError("%d trailing bytes after the CBOR item" % (len(data) - pos))
     return item
@@ -219,7 +362,12 @@ def _arg(data, pos, ai):
     return int.from_bytes(data[pos:pos + size], "big"), pos + size
 
 
-def _dec(data, pos):
+def _need(data, pos, n):
+    if pos + n > len(data):
+        raise DecodeError("truncated")
+
+
+def _dec(data, pos, strict):
     if pos >= len(data):
         raise DecodeError("truncated")
     ib = data[pos]
@@ -235,23 +383,29 @@ def _dec(data, pos):
         if ai == 23:
             return Undefined, pos
         if ai == 25:
+            _need(data, pos, 2)
             return _half(int.from_bytes(data[pos:pos + 2], "big")), pos + 2
         if ai == 26:
+            _need(data, pos, 4)
             return struct.unpack(">f", data[pos:pos + 4])[0], pos + 4
         if ai == 27:
+            _need(data, pos, 8)
             return struct.unpack(">d", data[pos:pos + 8])[0], pos + 8
         if ai == 31:
             return _BREAK, pos
         if ai < 24:
-            return Tag(-1, ai), pos  # unassigned simple value
+            return Simple(ai), pos
         if ai == 24:
-            return Tag(-1, data[pos]), pos + 1
+            _need(data, pos, 1)
+            if data[pos] < 32:
+                raise DecodeError("simple value %d in two bytes" % data[pos])
+            return Simple(data[pos]), pos + 1
         raise DecodeError("bad simple value")
     if ai == 31:  # indefinite length
         if major in (2, 3):
             chunks = []
             while True:
-                item, pos = _dec(data, pos)
+                item, pos = _dec(data, pos, strict)
                 if item is _BREAK:
                     break
                 chunks.append(item)
@@ -259,18 +413,18 @@ def _dec(data, pos):
         if major == 4:
             items = []
             while True:
-                item, pos = _dec(data, pos)
+                item, pos = _dec(data, pos, strict)
                 if item is _BREAK:
                     return items, pos
                 items.append(item)
         if major == 5:
-            m = {}
+            pairs = []
             while True:
-                k, pos = _dec(data, pos)
+                k, pos = _dec(data, pos, strict)
                 if k is _BREAK:
-                    return m, pos
-                v, pos = _dec(data, pos)
-                m[_hashable(k)] = v
+                    return (Map(pairs) if strict else {_hashable(k): v for k, v in pairs}), pos
+                v, pos = _dec(data, pos, strict)
+                pairs.append((k, v))
         raise DecodeError("indefinite length for major type %d" % major)
     n, pos = _arg(data, pos, ai)
     if major == 0:
@@ -285,18 +439,21 @@ def _dec(data, pos):
     if major == 4:
         items = []
         for _ in range(n):
-            item, pos = _dec(data, pos)
+            item, pos = _dec(data, pos, strict)
             items.append(item)
         return items, pos
     if major == 5:
-        m = {}
+        pairs = []
         for _ in range(n):
-            k, pos = _dec(data, pos)
-            v, pos = _dec(data, pos)
-            m[_hashable(k)] = v
-        return m, pos
+            k, pos = _dec(data, pos, strict)
+            v, pos = _dec(data, pos, strict)
+            pairs.append((k, v))
+        return (Map(pairs) if strict else {_hashable(k): v for k, v in pairs}), pos
     if major == 6:
-        v, pos = _dec(data, pos)
+        v, pos = _dec(data, pos, strict)
+        if strict and n in (2, 3) and isinstance(v, bytes):
+            i = int.from_bytes(v, "big")
+            return (i if n == 2 else -1 - i), pos
         return Tag(n, v), pos
     raise DecodeError("unreachable")
 
