@@ -18,8 +18,8 @@ import (
 // long run set CYBERDB_DIFFTEST_SEEDS (e.g. 1-500) and CYBERDB_DIFFTEST_STEPS.
 const (
 	difftestScript = "../testdata/clients/python/difftest.py"
-	difftestSeeds  = "1-10"
-	difftestSteps  = "3000"
+	difftestSeeds  = "1-16"
+	difftestSteps  = "5000"
 )
 
 // TestPythonDifftest runs long random sequences of every dict, list and

@@ -197,10 +197,14 @@ def diag(v):
     return repr(v)
 
 
-def diag_bytes(b):
+def diag_bytes(b, fallback=None):
+    """Diagnostic notation of encoded bytes; of fallback (the request as generated, invalid
+    items shown as such) when the bytes hold an item this client cannot decode."""
     try:
         return diag(decode(b, strict=True))
     except Exception as e:  # noqa: BLE001 - any decoding failure is shown as such
+        if fallback is not None:
+            return diag(fallback)
         return "<not CBOR: %s>" % e
 
 
@@ -756,6 +760,20 @@ class Model:
         return BatchReply(results)
 
 
+class TablesReply:
+    """tables: compared after leaving out the tables of other runs."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+
+class BatchReply:
+    """A batch's results, each compared on its own (a dtodict map among them included)."""
+
+    def __init__(self, results):
+        self.results = results
+
+
 class DictReply:
     """dtodict's map: canonical entries in insertion order (PROTOCOL.md 5)."""
 
@@ -781,7 +799,7 @@ class SortCheck:
 # Comparing a reply with the model
 
 def expected_bytes(x):
-    """Canonical bytes of an expected result; None where the reply is checked otherwise."""
+    """The bytes the reply's result must be: canonical, except dtodict's insertion order."""
     if isinstance(x, DictReply):
         out = bytearray(cbor_head(5, len(x.pairs)))
         for k, v in x.pairs:
@@ -890,17 +908,6 @@ def check_value(expect, val, raw, ctx):
         raise Mismatch("results differ")
 
 
-class TablesReply:
-    def __init__(self, rows):
-        self.rows = rows
-
-
-class BatchReply:
-    def __init__(self, results):
-        self.results = results
-
-
-
 # ============================================================================================
 # Generating requests
 
@@ -912,7 +919,7 @@ INTS = [0, 1, -1, 2, 3, 23, 24, -24, -25, 255, 256, 65535, 65536, 2**31 - 1, 2**
 FLOATS = [0.0, -0.0, 1.0, -1.0, 1.5, 0.1, 2.5, 0.5, INF, -INF, NAN, 1e308, -1e308,
           1.7976931348623157e308, 5e-324, 2.0**53, 2.0**53 + 2, 2.0**63, -2.0**63, 2.0**64,
           65504.0, 65520.0, 5.960464477539063e-08, 6.103515625e-05, 3.4028234663852886e38,
-          1.401298464324817e-45, 1e-7, 100000.0, 9007199254740993.0, 1e16]
+          1.401298464324817e-45, 1e-7, 100000.0, 4503599627370497.0, 1e16]
 TEXTS = ["", "a", "b", "k", "A", "aa", "ab", "é", "日本", "😀", "a\x00b", "z" * 30, "B"]
 BYTESV = [b"", b"a", b"k", b"\x00", b"\xff\xfe", b"ab"]
 SIMPLES = [None, True, False, Undefined, Simple(0), Simple(16), Simple(19), Simple(32), Simple(255)]
@@ -1521,7 +1528,8 @@ class Run:
                     self.opts.known_seen[name] = n + 1
                     if n == 0:
                         self.out("KNOWN (not failed) %s, seed %d step %d: %s\n  request %s\n  daemon  %s\n"
-                                 "  spec    %s" % (name, self.seed, p.step, KNOWN[name], diag_bytes(p.body),
+                                 "  spec    %s" % (name, self.seed, p.step, KNOWN[name],
+                                                   diag_bytes(p.body, [p.rid, p.op] + list(p.args)),
                                                    diag_bytes(reply), diag_expect(p.expect)))
                     return
             self.diverged(p, reply, m)
@@ -1616,12 +1624,12 @@ class Run:
         seen[sig] = seen.get(sig, 0) + 1
         if seen[sig] > 1:
             w("DIVERGENCE seed %d step %d: %s again (%s): %s" % (
-                self.seed, p.step, name, mismatch, diag_bytes(p.body)))
+                self.seed, p.step, name, mismatch, diag_bytes(p.body, [p.rid, p.op] + list(p.args))))
             self._skip_pending()
             return self._after()
         w("")
         w("DIVERGENCE seed %d step %d: %s (op %d) -- %s" % (self.seed, p.step, name, p.op, mismatch))
-        w("  request: %s" % diag_bytes(p.body))
+        w("  request: %s" % diag_bytes(p.body, [p.rid, p.op] + list(p.args)))
         w("           hex %s" % p.body.hex())
         if self.opts.fault:
             w("           (as sent: --fault %s rewrites requests and replies)" % self.opts.fault)
@@ -1678,7 +1686,7 @@ class Run:
 
     def attempt(self, tables, p, prefix):
         """Build tables on fresh names, send p's request renamed, compare. Returns
-        (mismatch or None, setup, body, reply, expect)."""
+        (mismatch or None, setup, body, reply, expect, request as generated)."""
         setup = []
         for n, t in tables.items():
             if t.kind == "list":
@@ -1710,7 +1718,7 @@ class Run:
         for n, _, _ in self.call(OP["tables"]):
             if n.startswith(prefix):
                 self.call(OP["drop"], n)
-        return mismatch, setup, body, reply, expect
+        return mismatch, setup, body, reply, expect, [rid, p.op] + list(args)
 
     def minimal(self, p):
         """Rebuild the state before the step on fresh tables and shrink it while the request
@@ -1762,11 +1770,11 @@ class Run:
                 chunk = max(1, chunk // 2) if chunk > 1 else 1
                 if chunk == 1 and not changed and len(items) <= 1:
                     break
-        mismatch, setup, body, reply, expect = res
+        mismatch, setup, body, reply, expect, req = res
         w("  minimal reproduction (state shrunk, %s):" % mismatch)
         for req in setup:
             w("    setup   %s" % diag([0] + req))
-        w("    request %s" % diag_bytes(body))
+        w("    request %s" % diag_bytes(body, req))
         w("            hex %s" % body.hex())
         w("    daemon  %s" % diag_bytes(reply))
         w("            hex %s" % bytes(reply).hex())
