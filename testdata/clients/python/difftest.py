@@ -34,7 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cyberdb_client import (  # noqa: E402
-    ERR, ERR_NAME, OP, OP_NAME, Client, CyberDBError, DecodeError, Float, Map, Raw, Simple, Tag,
+    ERR, ERR_NAME, OP, OP_NAME, Client, ConnectionClosed, CyberDBError, DecodeError, Float, Map,
+    Raw, Simple, Tag,
     Undefined, decode, decode_prefix, encode_canonical,
 )
 from cyberdb_client import _head as cbor_head  # noqa: E402
@@ -1398,6 +1399,10 @@ class Divergence(Exception):
     pass
 
 
+class Lost(Exception):
+    """The connection broke (the daemon crashed, hung past the time-out, or closed it)."""
+
+
 def _reply_code(reply):
     try:
         return split_reply(reply)[1]
@@ -1510,7 +1515,13 @@ class Run:
 
     def check_one(self):
         p = self.pending.pop(0)
-        reply = self.c.recv_frame()
+        try:
+            reply = self.c.recv_frame()
+        except (OSError, ConnectionClosed) as e:
+            raise Lost("no reply to the request of seed %d step %d: %s\n  request: %s\n"
+                       "           hex %s\n  replay:  python3 difftest.py SOCKET --seeds %d --steps %d"
+                       % (self.seed, p.step, e, diag_bytes(p.body, [p.rid, p.op] + list(p.args)),
+                          p.body.hex(), self.seed, p.step + 1))
         if self.opts.fault:
             reply = FAULTS[self.opts.fault][1](p.op, reply)
         try:
@@ -1974,7 +1985,12 @@ def main(argv=None):
     for seed in seeds:
         ts = time.monotonic()
         r = Run(opts.socket, seed, opts.steps, opts, new_ops, out)
-        divs = r.run()
+        try:
+            divs = r.run()
+        except (Lost, OSError, ConnectionClosed) as e:
+            out("\nCONNECTION LOST: %s" % e)
+            out("difftest: FAILED (seed %d: the daemon stopped answering)" % seed)
+            return 1
         total.merge(r.stats)
         if divs:
             failed.append(seed)
