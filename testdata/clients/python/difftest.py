@@ -1293,6 +1293,14 @@ class Gen:
         for _ in range(rng.randint(0, 6)):
             op, args, _ = self.request(in_batch=True)
             items.append([op] + args)
+        if rng.random() < 0.25 and items:
+            # a table made (or dropped) and used within the batch
+            focus = rng.choice(self.names["spare"])
+            kind = rng.choice(["create_dict", "create_list", "drop"])
+            items.insert(0, [OP[kind], focus] + ([] if kind == "drop" else [[]]))
+            for it in items[1:]:
+                if len(it) > 1 and isinstance(it[1], str) and rng.random() < 0.5:
+                    it[1] = focus
         r = rng.random()
         if r < 0.2 and items:
             bad = rng.choice([[2], [1, 1, Map([])], [3], [4], [16, []], [99999], [17, "t"], [0], [60],
