@@ -921,7 +921,9 @@ FLOATS = [0.0, -0.0, 1.0, -1.0, 1.5, 0.1, 2.5, 0.5, INF, -INF, NAN, 1e308, -1e30
           1.7976931348623157e308, 5e-324, 2.0**53, 2.0**53 + 2, 2.0**63, -2.0**63, 2.0**64,
           65504.0, 65520.0, 5.960464477539063e-08, 6.103515625e-05, 3.4028234663852886e38,
           1.401298464324817e-45, 1e-7, 100000.0, 4503599627370497.0, 1e16]
-TEXTS = ["", "a", "b", "k", "A", "aa", "ab", "é", "日本", "😀", "a\x00b", "z" * 30, "B"]
+# "\uff61" < "\U0001f600" by code point (and in UTF-8), but not in UTF-16 code units.
+TEXTS = ["", "a", "b", "k", "A", "aa", "ab", "é", "日本", "😀", "a\x00b", "z" * 30, "B", "\uff61",
+         "\ue000"]
 BYTESV = [b"", b"a", b"k", b"\x00", b"\xff\xfe", b"ab"]
 SIMPLES = [None, True, False, Undefined, Simple(0), Simple(16), Simple(19), Simple(32), Simple(255)]
 TAGS = [55799] * 6 + [32, 100, 1000, 258, 4294967296, CBOR_MAX, 22098, 24, 1010, 37]
@@ -1154,6 +1156,9 @@ class Gen:
                     return [t, k], ["i", "v"]
                 return [t, k, self.value()], ["i", "v", "v"]
             if name == "dupdate":
+                if rng.random() < 0.005:
+                    # a big dict: dscan pages and dict order over hundreds of entries
+                    return [t, [[rng.randint(-10**6, 10**6), self.value()] for _ in range(rng.randint(100, 400))]], ["i", "v"]
                 c = self.dict_content() if rng.random() < 0.92 else rng.choice(
                     [None, Undefined, 5, "x", [[1]], [[1, 2, 3]], [1]])
                 return [t, c], ["i", "v"]
@@ -1229,7 +1234,10 @@ class Gen:
             vals = [self.value(flavor) for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 4))]
             return [t] + vals, ["i"] + ["v"] * len(vals)
         if name == "lextend":
-            if rng.random() < 0.01:
+            r = rng.random()
+            if r < 0.003:
+                vals = [self.flavored(flavor) for _ in range(rng.randint(100, 600))]
+            elif r < 0.013:
                 vals = [self.flavored(flavor) for _ in range(rng.randint(40, 80))]
             else:
                 vals = [self.value(flavor) for _ in range(rng.randint(0, 5))]
