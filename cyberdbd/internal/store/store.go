@@ -113,6 +113,9 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 		t, _ = s.claim(name, true)
 	} else if t = s.acquire(name, write); t == nil {
 		if op == wire.OpExists {
+			if err := args.Want(1, 1); err != nil {
+				return out, err
+			}
 			return wire.AppendBool(out, false), nil
 		}
 		return out, errNoSuchTable(name)
@@ -376,13 +379,16 @@ func opCreate(c call, out []byte) ([]byte, error) {
 	return wire.AppendNull(out), nil
 }
 
+// opDrop and opLen check that the table exists before their argument
+// count, as Exec does for every other op (PROTOCOL.md's order of checks):
+// in a batch the table is claimed even when it is missing.
 func opDrop(c call, out []byte) ([]byte, error) {
-	if err := c.args.Want(1, 1); err != nil {
-		return out, err
-	}
 	t := c.t
 	if t.kind == kindNone {
 		return out, errNoSuchTable(t.name)
+	}
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
 	}
 	k, d, l := t.kind, t.d, t.l
 	t.kind, t.d, t.l = kindNone, nil, nil // release takes the empty slot out of the map
@@ -400,11 +406,11 @@ func opExists(c call, out []byte) ([]byte, error) {
 }
 
 func opLen(c call, out []byte) ([]byte, error) {
-	if err := c.args.Want(1, 1); err != nil {
-		return out, err
-	}
 	if c.t.kind == kindNone {
 		return out, errNoSuchTable(c.t.name)
+	}
+	if err := c.args.Want(1, 1); err != nil {
+		return out, err
 	}
 	return wire.AppendUint(out, uint64(c.t.length())), nil
 }

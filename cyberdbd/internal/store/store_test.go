@@ -58,6 +58,15 @@ func TestTableNamesAndArgs(t *testing.T) {
 	expect(t, do(t, s, wire.OpLToList, "l"), "[]")
 	fails(t, s, wire.CodeBadRequest, wire.OpLLen, "l", "extra")
 	fails(t, s, wire.CodeBadRequest, wire.OpTables, "extra")
+	// The argument count is checked whether or not the table exists
+	// (exists on a missing table used to answer false).
+	fails(t, s, wire.CodeBadRequest, wire.OpExists, "nope", 1)
+	fails(t, s, wire.CodeBadRequest, wire.OpExists, "l", 1)
+	// Existence comes before the argument count, alone and in a batch.
+	fails(t, s, wire.CodeNoSuchTable, wire.OpLen, "nope", 1)
+	fails(t, s, wire.CodeNoSuchTable, wire.OpDrop, "nope", 1)
+	fails(t, s, wire.CodeNoSuchTable, wire.OpBatch, []any{[]any{uint64(wire.OpLen), "nope", 1}})
+	fails(t, s, wire.CodeNoSuchTable, wire.OpBatch, []any{[]any{uint64(wire.OpDrop), "nope", 1}})
 }
 
 func TestServerAndUnknownOps(t *testing.T) {

@@ -459,10 +459,6 @@ class Model:
     # -- one request ---------------------------------------------------------------------------
     def request(self, op, args):
         """Apply [op, args...] as the daemon must; return the result or raise Err."""
-        if "validity-after-table" not in self.quirks and any(has_bad(a) for a in args):
-            # PROTOCOL.md 3: decoding (validity) is checked before the op and the table.
-            raise Err("bad_request", "an argument is not valid CBOR for cyberdb (PROTOCOL.md 2 "
-                      "'Validity'; 3: decoding comes before the table)")
         if op == OP["batch"]:
             return self.batch(args)
         return self.run(op, args, in_batch=False)
@@ -506,12 +502,8 @@ class Model:
                 self.tables[t] = Table("dict", d)
             return None
         if name == "exists":
-            if "exists-arity" in self.quirks and not in_batch and t not in self.tables:
-                return False
             check_arity(name, rest)
             return t in self.tables
-        if "batch-arity" in self.quirks and in_batch and name in ("len", "drop"):
-            check_arity(name, rest)
         tab = self.tables.get(t)
         if tab is None:
             raise Err("no_such_table", "no table %r (PROTOCOL.md 6)" % t)
@@ -532,7 +524,9 @@ class Model:
         return self.list_op(name, tab, rest)
 
     def valid(self, rest):
-        if "validity-after-table" in self.quirks and any(has_bad(a) for a in rest):
+        # PROTOCOL.md 3: the validity of an argument's content (UTF-8, repeated map keys, tags
+        # 0/1) is checked with the remaining arguments, after the table's existence and kind.
+        if any(has_bad(a) for a in rest):
             raise Err("bad_request", "an argument is not valid CBOR for cyberdb, found with the "
                       "arguments (after the table checks)")
 
@@ -1441,36 +1435,12 @@ class Pending:
 # Places where the daemon contradicts PROTOCOL.md itself (not Python) and the fix is still
 # open: the reply is checked against what the daemon is known to do instead, counted and shown
 # as KNOWN, and does not fail the run. Each entry: name -> what the spec says and what happens.
-KNOWN = {
-    "validity-after-table": (
-        "PROTOCOL.md 3 checks decoding (validity: UTF-8, repeated map keys, tags 0/1) before the "
-        "table; the daemon checks an argument's validity with the arguments, after the table's "
-        "existence and kind, so [dset, missing, k, h'62 61 ff'] gets no_such_table, not "
-        "bad_request (and inside a batch, an earlier item's error wins)"),
-    "exists-arity": (
-        "exists with a wrong number of arguments must be bad_request (PROTOCOL.md 6; the daemon "
-        "says so for an existing table and inside a batch), but on a missing table the daemon "
-        "answers false: [1, 13, \"nope\", 1] -> [1, 0, false]"),
-    "batch-arity": (
-        "inside a batch, len and drop (and exists) check their argument count before the table "
-        "exists, unlike the same request alone (PROTOCOL.md 6.2: each item is checked as a "
-        "request on its own): [1, 16, [[15, \"nope\", 1]]] gets bad_request, [1, 15, \"nope\", 1] "
-        "no_such_table"),
-}
+KNOWN = {}  # none open
 
 
 def known_quirks(op, args):
     """The KNOWN entries that may explain a divergence of this request."""
-    out = []
-    if any(has_bad(a) for a in args):
-        out.append("validity-after-table")
-    if op == OP["exists"] and len(args) != 1:
-        out.append("exists-arity")
-    if op == OP["batch"] and args and isinstance(args[0], list) and any(
-            isinstance(it, list) and len(it) > 2 and it[0] in (OP["len"], OP["drop"], OP["exists"])
-            for it in args[0]):
-        out.append("batch-arity")
-    return out
+    return []
 
 
 class Run:
