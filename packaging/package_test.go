@@ -45,9 +45,10 @@ func wantFiles(kind []string) []string {
 	return files
 }
 
-// makePackage runs "make TARGET DIST=dir" in the source tree and returns
-// the one package file it made and the version it was given.
-func makePackage(t *testing.T, target, glob string) (path, version string) {
+// makePackage runs "make TARGET DIST=dir VARS..." in the source tree and
+// returns the one package file it made and the version it was given (from
+// a VERSION= in vars, else packaging/version.sh).
+func makePackage(t *testing.T, target, glob string, vars ...string) (path, version string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a package (nfpm through go run); skipped with -short")
@@ -55,7 +56,12 @@ func makePackage(t *testing.T, target, glob string) (path, version string) {
 	needTool(t, "make", "make")
 	dist := t.TempDir()
 	version = strings.TrimSpace(run(t, root, "sh", "packaging/version.sh"))
-	cmd := exec.Command("make", target, "DIST="+dist)
+	for _, v := range vars {
+		if s, ok := strings.CutPrefix(v, "VERSION="); ok {
+			version = s
+		}
+	}
+	cmd := exec.Command("make", append([]string{target, "DIST=" + dist}, vars...)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
