@@ -45,7 +45,9 @@ func helpText(prog string, args ...string) (string, error) {
 	// Only PATH from the build's environment: defaults shown in the help
 	// may come from variables ($STATE_DIRECTORY, $GOGC, $CYBERDB_ADDR),
 	// and the page must show the ones a user gets, not the builder's.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TERM=dumb", "NO_COLOR=1"}
+	// (GORACE: a -race build, as in the tests, would otherwise sleep a
+	// second at each exit.)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TERM=dumb", "NO_COLOR=1", "GORACE=atexit_sleep_ms=0"}
 	name := strings.Join(append([]string{prog}, append(args, "--help")...), " ")
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("%s: %v\n%s", name, err, stderr.Bytes())
