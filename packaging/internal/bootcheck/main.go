@@ -278,6 +278,18 @@ func (c *checker) withoutSystemd(deb string) {
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		c.fatalf("/run/systemd/system exists: systemd is running here")
 	}
+	// As in a Debian container image, which has no systemd package: the
+	// scripts make the user with the shadow tools and the directories by
+	// hand. (The container writes to a throwaway overlay.)
+	for _, tool := range []string{"systemd-sysusers", "systemd-tmpfiles", "systemctl"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			real, _ := filepath.EvalSymlinks(p)
+			if err := os.Rename(real, real+".hidden"); err != nil {
+				c.fatalf("hide %s: %v", real, err)
+			}
+			c.logf("hid %s, as if systemd were not installed", real)
+		}
+	}
 	out := c.must("dpkg", "-i", deb)
 	if !strings.Contains(out, "systemd is not running here") {
 		c.fatalf("dpkg -i printed no hint on how to start the daemon")
@@ -327,7 +339,12 @@ func (c *checker) withoutSystemd(deb string) {
 	if uid, err := uidOf(pids[0]); err != nil || uid != lookupID("passwd", "cyberdb") {
 		c.errorf("cyberdbd runs as uid %d (%v), want cyberdb's", uid, err)
 	}
+	c.checkPath("/var/lib/cyberdb", os.ModeDir|0o700, "cyberdb", "cyberdb")
+	c.checkPath("/run/cyberdb", os.ModeDir|0o750, "cyberdb", "cyberdb")
 	c.checkPath(socketPath, os.ModeSocket|0o660, "cyberdb", "cyberdb")
+	if pw, _ := c.run("getent", "passwd", "cyberdb"); !strings.HasSuffix(strings.TrimSpace(pw), ":/var/lib/cyberdb:/usr/sbin/nologin") {
+		c.errorf("user cyberdb: %q", pw)
+	}
 	c.expect(`"PONG"`, "runuser", "-u", "cyberdb", "--", "cyberdb", "ping")
 	c.must("cyberdb", "create", "dict", "hint")
 	c.must("cyberdb", "set", "hint", "works", "true")
