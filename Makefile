@@ -19,12 +19,23 @@ BIN        := $(DIST)/bin
 DOC        := $(DIST)/doc
 MAINTAINER ?= The cyberdb authors <maintainers@cyberdb.invalid>
 
+# Where binaries that run on this machine are: $(BIN), unless the packages
+# are for another architecture. HOSTBUILD builds for this machine whatever
+# GOARCH says (make exports a GOARCH given on its command line).
+GOHOST    := GOOS=$(shell go env GOHOSTOS) GOARCH=$(shell go env GOHOSTARCH)
+HOSTBUILD := $(GOHOST) go build
+ifeq ($(GOHOST),GOOS=linux GOARCH=$(GOARCH))
+HOSTBIN := $(BIN)
+else
+HOSTBIN := $(DIST)/hostbin
+endif
+
 # nfpm builds the packages, run at a pinned version through "go run": no
 # install, and nothing added to go.mod. v2.43.4 is the last release whose
 # dependencies all come from the Go module proxy: later ones need
 # go.digitalxero.dev modules, which the proxy refuses here.
 NFPM_VERSION := v2.43.4
-NFPM         := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+NFPM         := $(GOHOST) go run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
 # Static, reproducible binaries that print VERSION with --version.
 GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -buildvcs=false \
@@ -33,14 +44,6 @@ GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -buildvc
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
-
-# Where binaries that run on this machine are: $(BIN), unless the packages
-# are for another architecture.
-ifeq ($(shell go env GOHOSTOS)/$(shell go env GOHOSTARCH),linux/$(GOARCH))
-HOSTBIN := $(BIN)
-else
-HOSTBIN := $(DIST)/hostbin
-endif
 
 .PHONY: all build docs test deb rpm packages version clean bench-redis
 
@@ -57,10 +60,10 @@ build:
 # another GOARCH they are built once more for this machine.
 docs: build
 	@mkdir -p $(DOC) $(DIST)/tools
-	go build -o $(DIST)/tools/gendoc ./packaging/gendoc
+	$(HOSTBUILD) -o $(DIST)/tools/gendoc ./packaging/gendoc
 	@if [ '$(HOSTBIN)' != '$(BIN)' ]; then \
-		echo 'go build -o $(HOSTBIN)/ ./cyberdbd ./libcyberdb/cmd/cyberdb'; \
-		mkdir -p $(HOSTBIN) && go build -o $(HOSTBIN)/ ./cyberdbd ./libcyberdb/cmd/cyberdb; \
+		echo '$(HOSTBUILD) -o $(HOSTBIN)/ ./cyberdbd ./libcyberdb/cmd/cyberdb'; \
+		mkdir -p $(HOSTBIN) && $(HOSTBUILD) -o $(HOSTBIN)/ ./cyberdbd ./libcyberdb/cmd/cyberdb; \
 	fi
 	$(DIST)/tools/gendoc man -section 8 -version '$(VERSION)' -commands gen-cert \
 		-see-also 'cyberdb(1),systemctl(1),journalctl(1)' -o $(DOC)/cyberdbd.8.gz $(HOSTBIN)/cyberdbd
@@ -77,12 +80,12 @@ test:
 # the config has one, and rpm needs it, so the .deb gets the config less it.
 deb: docs
 	sed '/^license:/d' packaging/nfpm.yaml > $(DIST)/nfpm-deb.yaml
-	VERSION='$(VERSION)' GOARCH='$(GOARCH)' BIN='$(BIN)' DOC='$(DOC)' MAINTAINER='$(MAINTAINER)' \
+	VERSION='$(VERSION)' ARCH='$(GOARCH)' BIN='$(BIN)' DOC='$(DOC)' MAINTAINER='$(MAINTAINER)' \
 		$(NFPM) package --config $(DIST)/nfpm-deb.yaml --packager deb --target $(DIST)/
 	@ls -1 $(DIST)/cyberdbd_$(VERSION)_*.deb
 
 rpm: docs
-	VERSION='$(VERSION)' GOARCH='$(GOARCH)' BIN='$(BIN)' DOC='$(DOC)' MAINTAINER='$(MAINTAINER)' \
+	VERSION='$(VERSION)' ARCH='$(GOARCH)' BIN='$(BIN)' DOC='$(DOC)' MAINTAINER='$(MAINTAINER)' \
 		$(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/
 	@ls -1 $(DIST)/cyberdbd-$(VERSION)-*.rpm
 
