@@ -433,21 +433,32 @@ func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"--socket-mode=999"}, {"--max-conns=0"}, {"--io-loops=-1"}, {"--max-frame=1"}, {"--log-level=loud"}, {"extra"}, {"--no-such-flag"},
 	} {
-		cmd := exec.Command(daemontest.Binary(t), args...)
-		out, err := cmd.CombinedOutput()
+		stdout, stderr, err := runOutErr(daemontest.Binary(t), args...)
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%v: err=%v, want exit 2; output:\n%s", args, err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || stdout != "" || !strings.Contains(stderr, "cyberdbd --help") {
+			t.Errorf("%v: err=%v, want exit 2 and the error on stderr; stdout:\n%s\nstderr:\n%s", args, err, stdout, stderr)
 		}
 	}
-	out, err := exec.Command(daemontest.Binary(t), "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--idle-timeout") {
-		t.Errorf("--help: %v\n%s", err, out)
+	// The usage goes to stdout, so that "cyberdbd --help | less" shows it.
+	for args, flag := range map[string]string{"--help": "--idle-timeout", "-h": "--idle-timeout", "gen-cert --help": "--days"} {
+		stdout, stderr, err := runOutErr(daemontest.Binary(t), strings.Fields(args)...)
+		if err != nil || !strings.Contains(stdout, flag) || stderr != "" {
+			t.Errorf("%v: %v; stdout:\n%s\nstderr:\n%s", args, err, stdout, stderr)
+		}
 	}
-	out, err = exec.Command(daemontest.Binary(t), "--version").CombinedOutput()
+	out, err := exec.Command(daemontest.Binary(t), "--version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "cyberdbd ") {
 		t.Errorf("--version: %v\n%s", err, out)
 	}
+}
+
+// runOutErr runs a command and returns its stdout and stderr apart.
+func runOutErr(name string, args ...string) (stdout, stderr string, err error) {
+	var o, e strings.Builder
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
 }
 
 // Benchmarks of the hot path through a real connection (run with -benchmem;

@@ -43,10 +43,13 @@ func DefaultIOLoops() int { return max(1, runtime.GOMAXPROCS(0)/4) }
 // DefaultSocket is where the daemon listens when run by hand.
 const DefaultSocket = "./cyberdb.sock"
 
-func parseFlags(args []string, stderr io.Writer) (*config, error) {
+// parseFlags parses the command line. --help prints the usage to help (the
+// daemon's stdout, so that "cyberdbd --help | less" works) and returns
+// flag.ErrHelp; errors are returned, not printed.
+func parseFlags(args []string, help io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("cyberdbd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(help)
 	fs.SortFlags = false
 	fs.StringVar(&cfg.socket, "socket", DefaultSocket, "Unix socket `PATH` to listen on; its file permissions are the access control")
 	mode := fs.String("socket-mode", "0660", "file `MODE` (octal) of the socket: who may connect")
@@ -63,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	addConfigFlag(fs, cfg)
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `cyberdbd: the cyberdb daemon. It keeps dict and list tables in memory and
+		fmt.Fprintf(help, `cyberdbd: the cyberdb daemon. It keeps dict and list tables in memory and
 serves them to local processes over a Unix socket (protocol: PROTOCOL.md).
 
 Usage:

@@ -35,14 +35,14 @@ import (
 // openssl x509 -in cert.pem -noout -fingerprint -sha256).
 func genCertMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cyberdbd gen-cert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout) // only --help prints (ContinueOnError returns errors)
 	fs.SortFlags = false
 	hosts := fs.StringSlice("host", nil, "the `NAME`s clients use to reach the daemon: DNS names and IP addresses, comma-separated or repeated (required)")
 	out := fs.String("out", "", "write cert.pem and key.pem into `DIR` (created if missing; required)")
 	days := fs.Int("days", 3650, "how many `days` the certificate is valid")
 	force := fs.Bool("force", false, "replace an existing cert.pem and key.pem")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `cyberdbd gen-cert: make a self-signed TLS certificate for cyberdbd's TCP listener.
+		fmt.Fprintf(stdout, `cyberdbd gen-cert: make a self-signed TLS certificate for cyberdbd's TCP listener.
 
 Usage:
   cyberdbd gen-cert --host NAME[,NAME...] --out DIR

@@ -32,7 +32,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "gen-cert" { // gencert.go
 		os.Exit(genCertMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	cfg, err := parseFlags(os.Args[1:], os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}

@@ -5,17 +5,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// The files every package holds, besides the license (whose place differs)
-// and /usr/bin/cyberdb (packaged once ./libcyberdb/cmd/cyberdb exists).
+// The files every package holds, besides those of one kind of package
+// (debFiles, rpmFiles).
 var packagedFiles = []string{
 	"/etc/cyberdb/cyberdbd.conf",
 	"/etc/default/cyberdbd",
+	"/usr/bin/cyberdb",
 	"/usr/bin/cyberdbd",
 	"/usr/lib/systemd/system/cyberdbd-tcp.socket",
 	"/usr/lib/systemd/system/cyberdbd.service",
@@ -23,24 +25,30 @@ var packagedFiles = []string{
 	"/usr/lib/sysusers.d/cyberdbd.conf",
 	"/usr/lib/tmpfiles.d/cyberdbd.conf",
 	"/usr/share/doc/cyberdbd/README.md",
+	"/usr/share/man/man1/cyberdb.1.gz",
+	"/usr/share/man/man8/cyberdbd.8.gz",
 }
+
+var (
+	// Debian's places for the license, the changelog and lintian's
+	// overrides.
+	debFiles = []string{"/usr/share/doc/cyberdbd/changelog.gz", "/usr/share/doc/cyberdbd/copyright", "/usr/share/lintian/overrides/cyberdbd"}
+	rpmFiles = []string{"/usr/share/licenses/cyberdbd/LICENSE"}
+)
 
 var conffiles = []string{"/etc/cyberdb/cyberdbd.conf", "/etc/default/cyberdbd"}
 
-// wantFiles is packagedFiles plus the license at its place, and the CLI if
-// it is built.
-func wantFiles(license string) []string {
-	files := append(slices.Clone(packagedFiles), license)
-	if _, err := os.Stat(filepath.Join(root, "libcyberdb/cmd/cyberdb")); err == nil {
-		files = append(files, "/usr/bin/cyberdb")
-	}
+// wantFiles is packagedFiles plus those of one kind of package, sorted.
+func wantFiles(kind []string) []string {
+	files := append(slices.Clone(packagedFiles), kind...)
 	slices.Sort(files)
 	return files
 }
 
-// makePackage runs "make TARGET DIST=dir" in the source tree and returns
-// the one package file it made and the version it was given.
-func makePackage(t *testing.T, target, glob string) (path, version string) {
+// makePackage runs "make TARGET DIST=dir VARS..." in the source tree and
+// returns the one package file it made and the version it was given (from
+// a VERSION= in vars, else packaging/version.sh).
+func makePackage(t *testing.T, target, glob string, vars ...string) (path, version string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a package (nfpm through go run); skipped with -short")
@@ -48,7 +56,12 @@ func makePackage(t *testing.T, target, glob string) (path, version string) {
 	needTool(t, "make", "make")
 	dist := t.TempDir()
 	version = strings.TrimSpace(run(t, root, "sh", "packaging/version.sh"))
-	cmd := exec.Command("make", target, "DIST="+dist)
+	for _, v := range vars {
+		if s, ok := strings.CutPrefix(v, "VERSION="); ok {
+			version = s
+		}
+	}
+	cmd := exec.Command("make", append([]string{target, "DIST=" + dist}, vars...)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -110,7 +123,7 @@ func TestDeb(t *testing.T) {
 		}
 	}
 	slices.Sort(files)
-	if want := wantFiles("/usr/share/doc/cyberdbd/copyright"); !slices.Equal(files, want) {
+	if want := wantFiles(debFiles); !slices.Equal(files, want) {
 		t.Errorf("files in the .deb:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(want, "\n"))
 	}
 
@@ -120,6 +133,7 @@ func TestDeb(t *testing.T) {
 	if got := run(t, "", filepath.Join(x, "usr/bin/cyberdbd"), "--version"); got != "cyberdbd "+version+"\n" {
 		t.Errorf("cyberdbd --version = %q, want version %s", got, version)
 	}
+	t.Run("lintian", func(t *testing.T) { lintian(t, deb) })
 
 	if os.Geteuid() != 0 {
 		t.Skip("installing with dpkg --root needs root for the files' owners (CI runs as root)")
@@ -142,7 +156,7 @@ func TestDeb(t *testing.T) {
 	}
 
 	dpkgIn("--install", deb)
-	for _, f := range wantFiles("/usr/share/doc/cyberdbd/copyright") {
+	for _, f := range wantFiles(debFiles) {
 		if _, err := os.Stat(filepath.Join(r, f)); err != nil {
 			t.Errorf("after install: %v", err)
 		}
@@ -210,6 +224,26 @@ func TestDeb(t *testing.T) {
 	}
 }
 
+// lintian checks the .deb with lintian: no error and no warning. What it
+// reports by design is overridden in packaging/deb/lintian-overrides, each
+// with its reason; the whole report, overrides and notes included, is
+// logged.
+func lintian(t *testing.T, deb string) {
+	lintian := needTool(t, "lintian", "lintian")
+	// The verdict is read from the report: with --show-overrides, lintian's
+	// own --fail-on counts the overridden errors too.
+	cmd := exec.Command(lintian, "--fail-on", "none", "--display-info", "--pedantic", "--show-overrides", deb)
+	out, err := cmd.CombinedOutput()
+	report := strings.ReplaceAll(string(out), "running with root privileges is not recommended!\n", "")
+	t.Logf("lintian %s:\n%s", filepath.Base(deb), report)
+	if err != nil {
+		t.Fatalf("lintian: %v", err)
+	}
+	if regexp.MustCompile(`(?m)^[EW]: `).MatchString(report) {
+		t.Fatal("lintian found errors or warnings: fix them, or override one that is deliberate in packaging/deb/lintian-overrides with its reason")
+	}
+}
+
 // TestDebScriptsWithoutSystemd runs the .deb's postinst where no systemd
 // tool exists (a container, sysvinit): with only the shadow tools and core
 // utilities on $PATH, it makes the user, the group and the data directory
@@ -228,7 +262,8 @@ func TestDebScriptsWithoutSystemd(t *testing.T) {
 		}
 	}
 	bin := t.TempDir()
-	for _, tool := range []string{"sh", "grep", "awk", "getent", "groupadd", "useradd", "mkdir", "chown", "chmod", "rmdir"} {
+	// No grep: lintian rejects maintainer scripts that parse /etc/passwd.
+	for _, tool := range []string{"sh", "awk", "groupadd", "useradd", "mkdir", "chown", "chmod", "rmdir"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Skipf("%s not found", tool)
@@ -275,7 +310,7 @@ func TestRpm(t *testing.T) {
 	files := strings.Fields(run(t, "", rpm, "-qlp", pkg))
 	files = slices.DeleteFunc(files, func(f string) bool { return f == "/etc/cyberdb" })
 	slices.Sort(files)
-	if want := wantFiles("/usr/share/licenses/cyberdbd/LICENSE"); !slices.Equal(files, want) {
+	if want := wantFiles(rpmFiles); !slices.Equal(files, want) {
 		t.Errorf("files in the .rpm:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(want, "\n"))
 	}
 	if got := strings.Fields(run(t, "", rpm, "-qcp", pkg)); !slices.Equal(got, conffiles) {

@@ -34,7 +34,7 @@ func needTool(t *testing.T, name, pkg string) string {
 
 // unitRoot makes a root directory for systemd-analyze --root: the host's
 // own units (for the targets ours refer to), ours, the real cyberdbd at
-// /usr/bin/cyberdbd where ExecStart= names it, and kill at /bin/kill for
+// /usr/bin/cyberdbd where ExecStart= names it, and a shell at /bin/sh for
 // ExecReload=.
 func unitRoot(t *testing.T) string {
 	t.Helper()
@@ -50,11 +50,11 @@ func unitRoot(t *testing.T) string {
 		copyFile(t, filepath.Join(root, "systemd", u), filepath.Join(sys, u), 0o644)
 	}
 	copyFile(t, daemontest.Binary(t), filepath.Join(r, "usr/bin/cyberdbd"), 0o755)
-	kill, err := exec.LookPath("kill")
+	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("kill not found (Debian package procps)")
+		t.Skip("sh not found")
 	}
-	copyFile(t, kill, filepath.Join(r, "bin/kill"), 0o755)
+	copyFile(t, sh, filepath.Join(r, "bin/sh"), 0o755)
 	return r
 }
 
