@@ -284,31 +284,39 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 // Features are announced in the HELLO reply.
 var Features = []string{"batch", "scan", "cas", "incr", "pipelining"}
 
+// doHello answers HELLO. Nothing the client sent in it is ever rendered,
+// in a reply or in the log at any level: a client that puts its password
+// in the wrong slot must not find it echoed back, nor in the journal. The
+// messages say what is wrong by position and kind only. The client name
+// is logged only once HELLO has succeeded (on TCP: with the password).
 func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	if c.hello {
 		return out, wire.Errorf(wire.CodeHandshake, "HELLO was already sent on this connection")
 	}
-	if err := args.Want(1, 2); err != nil {
-		return out, wire.Errorf(wire.CodeHandshake, "HELLO takes [proto, {options}]: %s", wire.AsError(err).Message)
+	if n := args.Len(); n < 1 || n > 2 {
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO takes [proto, {options}]: 1 to 2 arguments, got %d", n)
 	}
-	v, err := args.Uint(0)
-	if err != nil || v != wire.ProtocolVersion {
-		return out, wire.Errorf(wire.CodeHandshake, "unsupported protocol version %s; this server speaks version %d",
-			wire.Diagnose(args.Items[0]), wire.ProtocolVersion)
+	if v, err := args.Uint(0); err != nil || v != wire.ProtocolVersion {
+		what := "an unsupported protocol version"
+		if err != nil {
+			what = "not a protocol version (an unsigned integer)"
+		}
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO's first argument is %s; this server speaks version %d: [id, %d, %d, {options}]",
+			what, wire.ProtocolVersion, wire.OpHello, wire.ProtocolVersion)
 	}
 	var opts map[string]any
 	if args.Has(1) {
 		if err := wire.Unmarshal(args.Items[1], &opts); err != nil {
 			return out, wire.Errorf(wire.CodeHandshake, "HELLO options must be a map with text keys")
 		}
-		if name, ok := opts["client"].(string); ok {
-			c.log = c.log.With("client", name)
-		}
 	}
 	if err := c.authenticate(opts); err != nil { // TCP listeners: the password
 		return out, err
 	}
 	c.hello = true
+	if name, ok := opts["client"].(string); ok {
+		c.log = c.log.With("client", name)
+	}
 	return wire.AppendMarshal(out, map[string]any{
 		"proto":     wire.ProtocolVersion,
 		"server":    "cyberdbd",
