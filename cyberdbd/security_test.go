@@ -7,9 +7,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -90,5 +95,230 @@ func TestHelloArgumentsNeverRendered(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(strings.Join(replies, "\n")), []byte("this server speaks version 1")) {
 		t.Errorf("the replies do not say which version the server speaks:\n%s", strings.Join(replies, "\n"))
+	}
+}
+
+// info reads the daemon's info map over a fresh Unix connection.
+func info(t *testing.T, socket string) map[string]any {
+	t.Helper()
+	c := daemontest.DialHello(t, socket)
+	defer c.Close()
+	var m map[string]any
+	c.MustCall(t, &m, wire.OpInfo)
+	return m
+}
+
+func infoInt(t *testing.T, m map[string]any, key string) int64 {
+	t.Helper()
+	switch v := m[key].(type) {
+	case uint64:
+		return int64(v)
+	case int64:
+		return v
+	}
+	t.Fatalf("info has no integer %q: %v", key, m)
+	return 0
+}
+
+// TestTCPCannotTakeUnixSlots: connections from one allowed address that
+// never log in hold at most --max-tcp-unauth-conns slots, TCP as a whole
+// at most --max-tcp-conns, and local clients always find a slot on the
+// Unix socket. They used to take all of --max-conns, and every new local
+// client got too_many_connections.
+func TestTCPCannotTakeUnixSlots(t *testing.T) {
+	fastRaceExit(t)
+	p := daemontest.NewPKI(t)
+	d, addr, _ := startTLSDaemon(t, p, "--max-conns=40", "--max-tcp-unauth-conns=8")
+	observer := daemontest.DialHello(t, d.Socket)
+
+	// 60 raw TCP connections that never start TLS, from one address.
+	var raw []net.Conn
+	for range 60 {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		raw = append(raw, nc)
+	}
+	var m map[string]any
+	waitFor(t, func() bool {
+		observer.MustCall(t, &m, wire.OpInfo)
+		return infoInt(t, m, "connections") >= 9 // the observer and 8 held
+	})
+	time.Sleep(200 * time.Millisecond) // any more would be accepted by now
+	observer.MustCall(t, &m, wire.OpInfo)
+	if n := infoInt(t, m, "tcp_unauthenticated"); n != 8 {
+		t.Fatalf("%d TCP connections held before logging in, want 8 (--max-tcp-unauth-conns)", n)
+	}
+	// A client with the password is told why it is refused.
+	c, err := daemontest.DialTCP(t, addr, "", tlsClient(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Read()
+	if err != nil || r.Code != wire.CodeTooManyConns || !strings.Contains(r.Err.Message, "--max-tcp-unauth-conns") {
+		t.Fatalf("login while 8 peers have not logged in: %+v, %v; want too_many_connections naming --max-tcp-unauth-conns", r, err)
+	}
+	// Local clients are served: 40 - 1 - 8 of them.
+	var local []*daemontest.Conn
+	for i := range 31 {
+		c := daemontest.Dial(t, d.Socket)
+		if _, err := c.Hello(); err != nil {
+			t.Fatalf("Unix client %d while TCP peers hold their slots: %v", i, err)
+		}
+		local = append(local, c)
+	}
+	for _, nc := range raw {
+		nc.Close()
+	}
+	for _, c := range local {
+		c.Close()
+	}
+	waitFor(t, func() bool {
+		observer.MustCall(t, &m, wire.OpInfo)
+		return infoInt(t, m, "tcp_connections") == 0 && infoInt(t, m, "connections") == 1
+	})
+
+	// Logged-in TCP clients: at most half of --max-conns (the default).
+	for i := range 20 {
+		if _, err := login(t, addr, "", tlsClient(p), ptr(tcpPassword)); err != nil {
+			t.Fatalf("TCP login %d: %v", i, err)
+		}
+	}
+	observer.MustCall(t, &m, wire.OpInfo)
+	if infoInt(t, m, "tcp_connections") != 20 || infoInt(t, m, "tcp_unauthenticated") != 0 {
+		t.Fatalf("after 20 logins: %v tcp connections, %v not logged in; want 20 and 0", m["tcp_connections"], m["tcp_unauthenticated"])
+	}
+	c, err = daemontest.DialTCP(t, addr, "", tlsClient(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = c.Read()
+	if err != nil || r.Code != wire.CodeTooManyConns || !strings.Contains(r.Err.Message, "--max-tcp-conns") {
+		t.Fatalf("21st TCP connection: %+v, %v; want too_many_connections naming --max-tcp-conns", r, err)
+	}
+	// The Unix socket keeps the rest: 40 - 1 - 20.
+	waitFor(t, func() bool {
+		observer.MustCall(t, &m, wire.OpInfo)
+		return infoInt(t, m, "connections") == 21
+	})
+	for i := range 19 {
+		if _, err := daemontest.Dial(t, d.Socket).Hello(); err != nil {
+			t.Fatalf("Unix client %d beside 20 TCP clients: %v", i, err)
+		}
+	}
+}
+
+// TestThrottleTableFullNeverRefusesCorrectPassword: after failed logins
+// from more addresses than the throttle tracks, the right password from
+// an address that has not failed is accepted at once, and an address
+// that keeps failing is still throttled. A full table used to make every
+// other address share one small bucket: the right password was refused.
+func TestThrottleTableFullNeverRefusesCorrectPassword(t *testing.T) {
+	fastRaceExit(t)
+	dir := daemontest.ShortTempDir(t)
+	pwFile := daemontest.WriteSecret(t, filepath.Join(dir, "pw"), tcpPassword)
+	// Plaintext on loopback: the throttle is the same, and 16,000 TLS
+	// handshakes would take most of a minute under -race.
+	d := daemontest.Start(t, "--tcp=127.0.0.1:0", "--tcp-insecure", "--password-file="+pwFile,
+		"--max-conns=100000", "--max-tcp-conns=90000", "--max-tcp-unauth-conns=90000")
+	addr := d.TCPAddr(t)
+
+	hello, err := wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"password": "guess"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(ip string) error {
+		nd := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		nc, err := nd.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		_, err = nc.Write(hello)
+		return err
+	}
+	// A flood of failed HELLOs, one from each new address, sent without
+	// waiting for the delayed answers, goes on until the logins below are
+	// done; they start once more addresses have failed (16,500) than the
+	// throttle tracks (16,384).
+	const n = 16500
+	var next atomic.Int64
+	stop := make(chan struct{})
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := next.Add(1)
+				if err := fail(fmt.Sprintf("127.%d.%d.%d", 100+i/62500, i/250%250, i%250+1)); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			wg.Wait()
+		}
+	}()
+	waitFailures := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got := infoInt(t, info(t, d.Socket), "auth_failures")
+			if got >= want {
+				return
+			}
+			select {
+			case err := <-errs:
+				t.Fatal(err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the daemon counted %d failed logins of %d within 60s", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFailures(n)
+	for _, from := range []string{"127.40.0.1", "127.40.0.2", "127.100.0.1"} {
+		if _, err := login(t, addr, from, nil, ptr(tcpPassword)); err != nil {
+			t.Errorf("the right password from %s, which failed at most once: %v", from, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	// 12 failed HELLOs from one address, each answered: it is
+	// still throttled.
+	var fwg sync.WaitGroup
+	for range 12 {
+		fwg.Add(1)
+		go func() {
+			defer fwg.Done()
+			if _, err := login(t, addr, "127.30.0.1", nil, ptr("guess")); err == nil {
+				t.Error("a wrong password was accepted")
+			}
+		}()
+	}
+	fwg.Wait()
+	_, err = login(t, addr, "127.30.0.1", nil, ptr(tcpPassword))
+	if err == nil || !strings.Contains(err.Error(), "too many failed logins") {
+		t.Errorf("the right password from an address that failed 12 times: %v, want too many failed logins", err)
 	}
 }

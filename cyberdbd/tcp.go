@@ -88,6 +88,8 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 		Password:         t.password,
 		Allow:            cfg.allow,
 		HandshakeTimeout: cfg.handshakeTimeout,
+		MaxConns:         cfg.maxTCPConns,
+		MaxUnauth:        cfg.maxTCPUnauth,
 	}
 	if !t.insecure {
 		t.config.TLS = &tls.Config{
@@ -99,7 +101,8 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 	}
 	for _, l := range ls.TCP {
 		log.Info("serving TCP", "addr", l.Addr().String(), "tls", !t.insecure, "client_certs", cfg.tlsClientCA != "",
-			"password", source, "allow", cfg.allow, "handshake_timeout", cfg.handshakeTimeout)
+			"password", source, "allow", cfg.allow, "handshake_timeout", cfg.handshakeTimeout,
+			"max_tcp_conns", cfg.maxTCPConns, "max_tcp_unauth_conns", cfg.maxTCPUnauth)
 	}
 	reload.add(t.reload, "tls-cert", "tls-key", "tls-client-ca", "password-file")
 	return t, nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"crypto/subtle"
 	"sync"
@@ -51,33 +52,44 @@ func (p *Password) Check(given string) bool {
 // so concurrent guesses are limited too, and a correct password gives its
 // token back, so legitimate clients never run dry.
 //
-// Memory is bounded: at most maxEntries addresses are tracked (an IPv6
-// client counts by its /64, which one host usually has). Buckets that have
-// refilled are forgotten; when the table is full of throttled addresses,
-// the addresses not in it share one bucket, so flooding the table with
-// new addresses does not escape the throttle.
+// Memory is bounded by keeping only the buckets that matter, at most
+// maxEntries (an IPv6 client counts by its /64, which one host usually
+// has): a bucket that has refilled is the same as none, so a success that
+// refills its bucket drops it, and refilled buckets are dropped from the
+// least recently used end. When the table is still full, the bucket used
+// least recently is evicted. An address never shares a bucket with
+// another, so failures from any number of other addresses never refuse a
+// correct password from an address that has not failed.
+//
+// The price of eviction: an attacker cycling through more addresses than
+// the table holds has its oldest buckets forgotten and may try again
+// sooner. Against that many addresses a per-address limit bounds nothing
+// anyway (maxEntries buckets refilling at 0.5 a second each allow 8192
+// attempts a second, more TLS handshakes than the daemon completes): a
+// long random password is what defeats guessing (README, "What is not").
 type throttle struct {
 	burst      float64
 	refill     float64 // tokens per second
 	maxEntries int
 	now        func() time.Time
 
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	overflow  bucket
-	lastSweep time.Time
+	mu      sync.Mutex
+	buckets map[string]*list.Element // of *bucket, in lru
+	lru     list.List                // front: used most recently
 }
 
 type bucket struct {
+	key    string
 	tokens float64
 	last   time.Time
 }
 
-// Throttle defaults: 10 attempts at once, then one every 2 seconds.
+// Throttle defaults: 10 attempts at once, then one every 2 seconds; at
+// most maxThrottled addresses tracked (about 200 bytes each).
 const (
 	DefaultAuthBurst  = 10
 	DefaultAuthRefill = 0.5 // per second
-	maxThrottled      = 4096
+	maxThrottled      = 16384
 )
 
 func newThrottle(burst int, refill float64) *throttle {
@@ -92,8 +104,7 @@ func newThrottle(burst int, refill float64) *throttle {
 		refill:     refill,
 		maxEntries: maxThrottled,
 		now:        time.Now,
-		buckets:    make(map[string]*bucket),
-		overflow:   bucket{tokens: float64(burst)},
+		buckets:    make(map[string]*list.Element),
 	}
 }
 
@@ -120,37 +131,48 @@ func (t *throttle) take(key string) (ok bool, wait time.Duration) {
 	return true, 0
 }
 
-// giveBack returns the token of a successful attempt.
+// giveBack returns the token of a successful attempt; a bucket that is
+// full again is forgotten.
 func (t *throttle) giveBack(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	b := t.bucketLocked(key, now)
-	t.fill(b, now)
-	b.tokens = min(t.burst, b.tokens+1)
+	e, ok := t.buckets[key]
+	if !ok {
+		return // evicted meanwhile: as good as full
+	}
+	b := e.Value.(*bucket)
+	t.fill(b, t.now())
+	if b.tokens = min(t.burst, b.tokens+1); b.tokens >= t.burst {
+		t.removeLocked(e)
+	}
 }
 
-// bucketLocked finds or makes the bucket of key.
+// bucketLocked finds or makes the bucket of key, and marks it used.
 func (t *throttle) bucketLocked(key string, now time.Time) *bucket {
-	if b, ok := t.buckets[key]; ok {
-		return b
+	if e, ok := t.buckets[key]; ok {
+		t.lru.MoveToFront(e)
+		return e.Value.(*bucket)
 	}
-	if len(t.buckets) >= t.maxEntries && now.Sub(t.lastSweep) >= time.Second {
-		// A full bucket is the same as no bucket: forget those.
-		t.lastSweep = now
-		for k, b := range t.buckets {
-			t.fill(b, now)
-			if b.tokens >= t.burst {
-				delete(t.buckets, k)
-			}
+	// Refilled buckets are the same as none: forget those at the old end.
+	for e := t.lru.Back(); e != nil; e = t.lru.Back() {
+		b := e.Value.(*bucket)
+		t.fill(b, now)
+		if b.tokens < t.burst {
+			break
 		}
+		t.removeLocked(e)
 	}
 	if len(t.buckets) >= t.maxEntries {
-		return &t.overflow
+		t.removeLocked(t.lru.Back()) // the least recently used
 	}
-	b := &bucket{tokens: t.burst, last: now}
-	t.buckets[key] = b
+	b := &bucket{key: key, tokens: t.burst, last: now}
+	t.buckets[key] = t.lru.PushFront(b)
 	return b
+}
+
+func (t *throttle) removeLocked(e *list.Element) {
+	delete(t.buckets, e.Value.(*bucket).key)
+	t.lru.Remove(e)
 }
 
 // logLimiter keeps what a peer can make the daemon log (refused addresses,

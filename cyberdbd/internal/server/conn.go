@@ -45,6 +45,7 @@ type conn struct {
 	tcp        *tcpListener
 	authBy     time.Time // HELLO must have authenticated by then
 	authFailed bool      // HELLO's password was refused: close
+	unauth     bool      // counted in Server.tcpUnauth: not authenticated yet
 
 	// The deadlines last set, so that the loop sets them only when they
 	// change: each setting takes the poller's lock and moves a timer, on
