@@ -7,12 +7,17 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,5 +325,115 @@ func TestThrottleTableFullNeverRefusesCorrectPassword(t *testing.T) {
 	_, err = login(t, addr, "127.30.0.1", nil, ptr(tcpPassword))
 	if err == nil || !strings.Contains(err.Error(), "too many failed logins") {
 		t.Errorf("the right password from an address that failed 12 times: %v, want too many failed logins", err)
+	}
+}
+
+// mkfifo replaces path with a FIFO that nobody writes to.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileFilesRefusedAtStart: a FIFO (or a device) given as the
+// password file, a TLS file or the config file stops the start at once
+// with a message saying what it is. A FIFO password file used to block
+// the daemon in open(2) for good, SIGTERM ignored.
+func TestHostileFilesRefusedAtStart(t *testing.T) {
+	p := daemontest.NewPKI(t)
+	dir := daemontest.ShortTempDir(t)
+	good := daemontest.WriteSecret(t, filepath.Join(dir, "good"), "pw")
+	fifo := filepath.Join(dir, "fifo")
+	mkfifo(t, fifo)
+	groupKey := filepath.Join(dir, "group-key.pem")
+	if b, err := os.ReadFile(p.KeyFile); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(groupKey, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(groupKey, 0o640)
+	tcp := "--tcp=127.0.0.1:0"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"FIFO password file", []string{tcp, "--password-file=" + fifo, "--tls-cert=" + p.CertFile, "--tls-key=" + p.KeyFile}, "password file " + fifo + " is a FIFO"},
+		{"device password file", []string{tcp, "--password-file=/dev/zero", "--tls-cert=" + p.CertFile, "--tls-key=" + p.KeyFile}, "is a device"},
+		{"FIFO certificate", []string{tcp, "--password-file=" + good, "--tls-cert=" + fifo, "--tls-key=" + p.KeyFile}, "--tls-cert " + fifo + " is a FIFO"},
+		{"FIFO key", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + fifo}, "--tls-key " + fifo + " is a FIFO"},
+		{"FIFO client CA", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + p.KeyFile, "--tls-client-ca=" + fifo}, "--tls-client-ca " + fifo + " is a FIFO"},
+		{"FIFO config file", []string{"--config=" + fifo}, "--config " + fifo + " is a FIFO"},
+		{"group-readable key", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + groupKey}, "has mode 0640: group and others must not have access to it; run: chmod 0600"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"--socket=" + filepath.Join(dir, "c.sock")}, tc.args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		var ee *exec.ExitError
+		if timedOut || !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: %v (hung: %v), want a quick failure saying %q:\n%s", tc.name, err, timedOut, tc.want, out)
+		}
+	}
+}
+
+// TestReloadHostileFiles: a reload that finds a FIFO where the password
+// file or the TLS key was fails at once and keeps the settings in effect,
+// and the next reload with good files applies them. The reloader used to
+// block on the FIFO for good, and every later reload was silently
+// ignored: the old password stayed valid.
+func TestReloadHostileFiles(t *testing.T) {
+	fastRaceExit(t)
+	p := daemontest.NewPKI(t)
+	d, addr, pwFile := startTLSDaemon(t, p)
+	reload := func(want string) {
+		t.Helper()
+		n := strings.Count(d.Output(), want)
+		if err := d.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(d.Output(), want) <= n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q within 10s of SIGHUP:\n%s", want, d.Output())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	mkfifo(t, pwFile)
+	reload("reload failed")
+	if !strings.Contains(d.Output(), "is a FIFO") {
+		t.Fatalf("the failed reload does not say the password file is a FIFO:\n%s", d.Output())
+	}
+	if _, err := login(t, addr, "", tlsClient(p), ptr(tcpPassword)); err != nil {
+		t.Fatalf("the password in effect after a failed reload: %v", err)
+	}
+	os.Remove(pwFile)
+	daemontest.WriteSecret(t, pwFile, "rotated")
+	reload("TCP listener reloaded")
+	if _, err := login(t, addr, "", tlsClient(p), ptr("rotated")); err != nil {
+		t.Fatalf("the new password after the reload that followed a FIFO: %v", err)
+	}
+	_, err := login(t, addr, "", tlsClient(p), ptr(tcpPassword))
+	wantCode(t, err, wire.CodeAuthFailed)
+
+	key, err := os.ReadFile(p.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, p.KeyFile)
+	reload("reload failed")
+	os.Remove(p.KeyFile)
+	if err := os.WriteFile(p.KeyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload("TCP listener reloaded")
+	if _, err := login(t, addr, "", tlsClient(p), ptr("rotated")); err != nil {
+		t.Fatal(err)
 	}
 }
