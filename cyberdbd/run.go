@@ -45,7 +45,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	// The TCP listener, if --tcp or systemd's "tcp" socket (tcp.go).
-	tcp, err := setupTCP(cfg, ls, reload, log)
+	tcp, err := setupTCP(cfg, ls, reload, srv, log)
 	if err != nil {
 		ls.Close()
 		return err

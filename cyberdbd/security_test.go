@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -366,7 +367,7 @@ func TestHostileFilesRefusedAtStart(t *testing.T) {
 		{"FIFO key", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + fifo}, "--tls-key " + fifo + " is a FIFO"},
 		{"FIFO client CA", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + p.KeyFile, "--tls-client-ca=" + fifo}, "--tls-client-ca " + fifo + " is a FIFO"},
 		{"FIFO config file", []string{"--config=" + fifo}, "--config " + fifo + " is a FIFO"},
-		{"group-readable key", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + groupKey}, "has mode 0640: group and others must not have access to it; run: chmod 0600"},
+		{"group-readable key", []string{tcp, "--password-file=" + good, "--tls-cert=" + p.CertFile, "--tls-key=" + groupKey}, "has mode 0640: group and others must not have access to it; run: chmod 600"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"--socket=" + filepath.Join(dir, "c.sock")}, tc.args...)...)
@@ -436,4 +437,78 @@ func TestReloadHostileFiles(t *testing.T) {
 	if _, err := login(t, addr, "", tlsClient(p), ptr("rotated")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPasswordRotationEndsOldSessions: a reload that changes the password
+// closes the TCP sessions that logged in with the old one, after the
+// requests they sent are answered, with an auth_failed frame; sessions
+// not yet logged in log in with the new one; libcyberdb reconnects with
+// the new password and loses no call. --password-change=keep keeps them.
+// Rotation used to leave every old session open, however compromised.
+func TestPasswordRotationEndsOldSessions(t *testing.T) {
+	fastRaceExit(t)
+	p := daemontest.NewPKI(t)
+	d, addr, pwFile := startTLSDaemon(t, p)
+	old, err := login(t, addr, "", tlsClient(p), ptr(tcpPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.MustCall(t, nil, wire.OpCreateDict, "t")
+	pending, err := daemontest.DialTCP(t, addr, "", tlsClient(p)) // TLS done, no HELLO yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpw := filepath.Join(daemontest.ShortTempDir(t), "client-pw")
+	daemontest.WriteSecret(t, cpw, tcpPassword)
+	client, err := libcyberdb.Open(context.Background(), "tcp://"+addr, libcyberdb.WithTLSCAFile(p.CAFile),
+		libcyberdb.WithPasswordFile(cpw), libcyberdb.WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	dict := libcyberdb.NewDict[string, int](client, "t")
+	if err := dict.Set(context.Background(), "k", 1); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rotate: clients first, then the daemon.
+	daemontest.WriteSecret(t, cpw, "rotated")
+	daemontest.WriteSecret(t, pwFile, "rotated")
+	n := strings.Count(d.Output(), "closing the sessions that logged in with the old one")
+	if err := d.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return strings.Count(d.Output(), "closing the sessions that logged in with the old one") > n
+	})
+	r, err := old.Read()
+	if err != nil || r.ID != 0 || r.Code != wire.CodeAuthFailed || !strings.Contains(r.Err.Message, "password was changed") {
+		t.Fatalf("old session after the rotation: %+v, %v; want an auth_failed frame saying the password changed", r, err)
+	}
+	wantClosed(t, old)
+	if _, err := pending.HelloPassword(ptr("rotated")); err != nil {
+		t.Fatalf("a connection that had not logged in yet, with the new password: %v", err)
+	}
+	// libcyberdb resends on a new connection, with the new password: even
+	// a write, since the frame says it was not executed.
+	if v, err := dict.Incr(context.Background(), "k", 1); err != nil || v != 2 {
+		t.Fatalf("libcyberdb incr after the rotation: %v, %v", v, err)
+	}
+	if _, err := login(t, addr, "", tlsClient(p), ptr(tcpPassword)); err == nil {
+		t.Fatal("the old password still logs in")
+	}
+
+	// --password-change=keep: the sessions of the old password stay.
+	d2, addr2, pwFile2 := startTLSDaemon(t, p, "--password-change=keep")
+	kept, err := login(t, addr2, "", tlsClient(p), ptr(tcpPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemontest.WriteSecret(t, pwFile2, "rotated again")
+	n = strings.Count(d2.Output(), "TCP listener reloaded")
+	if err := d2.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Count(d2.Output(), "TCP listener reloaded") > n })
+	kept.MustCall(t, nil, wire.OpPing)
 }

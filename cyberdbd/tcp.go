@@ -37,13 +37,14 @@ type tcpListener struct {
 	tls      atomic.Pointer[tls.Config] // the configuration handshakes use
 	password *server.Password
 	config   server.TCPConfig
+	srv      *server.Server // to end the sessions of a replaced password
 }
 
 // setupTCP prepares the TCP listener when one is configured: it loads the
 // certificate and the password (so that a bad file stops the daemon before
 // anything listens), opens --tcp, and registers the reloader. It adds the
 // listener to ls.TCP, and returns nil when there is no TCP listener.
-func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (*tcpListener, error) {
+func setupTCP(cfg *config, ls *listeners, reload *reloaders, srv *server.Server, log *slog.Logger) (*tcpListener, error) {
 	if cfg.tcpAddr != "" && len(ls.TCP) > 0 {
 		return nil, fmt.Errorf("--tcp %s is set and systemd passed a TCP socket too (cyberdbd-tcp.socket): use one of them", cfg.tcpAddr)
 	}
@@ -57,7 +58,7 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 		return nil, errors.New("systemd passed a TCP socket (cyberdbd-tcp.socket), but no certificate is set: " +
 			"set tls-cert and tls-key (make them with 'cyberdbd gen-cert'), or disable cyberdbd-tcp.socket")
 	}
-	t := &tcpListener{log: log, insecure: cfg.tcpInsecure}
+	t := &tcpListener{log: log, insecure: cfg.tcpInsecure, srv: srv}
 	pw, source, err := loadPassword(cfg)
 	if err != nil {
 		return nil, err
@@ -104,13 +105,14 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 			"password", source, "allow", cfg.allow, "handshake_timeout", cfg.handshakeTimeout,
 			"max_tcp_conns", cfg.maxTCPConns, "max_tcp_unauth_conns", cfg.maxTCPUnauth)
 	}
-	reload.add(t.reload, "tls-cert", "tls-key", "tls-client-ca", "password-file")
+	reload.add(t.reload, "tls-cert", "tls-key", "tls-client-ca", "password-file", "password-change")
 	return t, nil
 }
 
 // reload loads the certificate and the password again (SIGHUP), and
-// replaces them only when both load: new connections use them, connections
-// already open are left alone.
+// replaces them only when both load: new connections use them. When the
+// password changed, the sessions that logged in with the old one are
+// closed, unless --password-change=keep; other connections are left alone.
 func (t *tcpListener) reload(cfg *config) error {
 	pw, source, err := loadPassword(cfg)
 	if err != nil {
@@ -125,11 +127,15 @@ func (t *tcpListener) reload(cfg *config) error {
 			return err
 		}
 	}
-	t.password.Set(pw)
+	changed := t.password.Set(pw)
 	if tc != nil {
 		t.tls.Store(tc)
 	}
-	t.log.Info("TCP listener reloaded", "password", source, "tls", !t.insecure)
+	t.log.Info("TCP listener reloaded", "password", source, "password_changed", changed, "tls", !t.insecure)
+	if changed && cfg.passwordChange == "close" {
+		n := t.srv.EndOldSessions(t.password)
+		t.log.Info("the password changed: closing the sessions that logged in with the old one (--password-change=close)", "sessions", n)
+	}
 	return nil
 }
 

@@ -246,7 +246,10 @@ func TestTCPListener(t *testing.T) {
 		}
 		waitFor(t, func() bool { return strings.Count(d.Output(), "TCP listener reloaded") > reloads })
 
-		old.MustCall(t, nil, wire.OpPing) // open connections stay
+		// The session of the old password ends (--password-change=close).
+		if r, err := old.Read(); err != nil || r.ID != 0 || r.Code != wire.CodeAuthFailed {
+			t.Fatalf("the old password's session after the reload: %+v, %v; want an auth_failed frame", r, err)
+		}
 		_, err = login(t, addr, "", tlsClient(p), ptr(tcpPassword))
 		wantCode(t, err, wire.CodeAuthFailed)
 		c, err := login(t, addr, "", tlsClient(p), ptr("new password"))

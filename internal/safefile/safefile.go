@@ -118,7 +118,7 @@ func (e *ModeError) Error() string {
 	if e.Forbidden&0o070 == 0 {
 		who = "others"
 	}
-	return fmt.Sprintf("%s %s has mode %04o: %s must not have access to it; run: chmod %04o %s",
+	return fmt.Sprintf("%s %s has mode %04o: %s must not have access to it; run: chmod %o %s",
 		e.What, e.Path, e.Mode, who, e.Mode&^e.Forbidden, e.Path)
 }
 

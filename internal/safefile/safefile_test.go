@@ -45,7 +45,7 @@ func TestRead(t *testing.T) {
 		{fifo, o, "is a FIFO (named pipe), not a regular file"},
 		{dir, o, "is a directory"},
 		{"/dev/zero", o, "is a device"},
-		{open, o, "has mode 0640: group and others must not have access to it; run: chmod 0600 " + open},
+		{open, o, "has mode 0640: group and others must not have access to it; run: chmod 600 " + open},
 		{good, Options{What: "f", MaxSize: 3}, "larger than 3 bytes"},
 		{filepath.Join(dir, "missing"), o, "no such file"},
 	} {

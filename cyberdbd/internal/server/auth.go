@@ -11,14 +11,25 @@ import (
 
 // Password is the shared secret of the TCP listener. It is replaced
 // atomically (on SIGHUP), so connections authenticate against whichever
-// password is current when their HELLO arrives; connections already
-// authenticated stay open.
+// password is current when their HELLO arrives. Connections already
+// authenticated stay open unless Server.EndOldSessions ends those that
+// logged in with a password replaced since.
 //
 // Only the SHA-256 of the password is kept. Check hashes what the client
 // sent and compares the two digests in constant time, so neither the
 // content nor the length of the password leaks through timing.
 type Password struct {
-	digest atomic.Pointer[[sha256.Size]byte]
+	cur atomic.Pointer[secret]
+	// endBefore: sessions that logged in with a generation below it are
+	// to end (EndOldSessions).
+	endBefore atomic.Uint64
+}
+
+// secret is one password: its digest and its generation, which counts
+// the passwords set (from 1), so that a session knows which one it used.
+type secret struct {
+	digest [sha256.Size]byte
+	gen    uint64
 }
 
 // NewPassword returns a Password set to pw.
@@ -28,23 +39,41 @@ func NewPassword(pw []byte) *Password {
 	return p
 }
 
-// Set replaces the password.
-func (p *Password) Set(pw []byte) {
-	d := sha256.Sum256(pw)
-	p.digest.Store(&d)
+// Set replaces the password, and reports whether it changed.
+func (p *Password) Set(pw []byte) (changed bool) {
+	s := &secret{digest: sha256.Sum256(pw), gen: 1}
+	old := p.cur.Load()
+	if old != nil {
+		if subtle.ConstantTimeCompare(old.digest[:], s.digest[:]) == 1 {
+			return false
+		}
+		s.gen = old.gen + 1
+	}
+	p.cur.Store(s)
+	return true
 }
 
 // Check reports whether given is the password. An empty given never is,
 // and a Password never set admits nobody.
 func (p *Password) Check(given string) bool {
-	want := p.digest.Load()
+	ok, _ := p.check(given)
+	return ok
+}
+
+// check is Check, also returning the generation of the password matched.
+func (p *Password) check(given string) (ok bool, gen uint64) {
+	want := p.cur.Load()
 	if want == nil {
-		return false
+		return false, 0
 	}
 	got := sha256.Sum256([]byte(given))
-	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
-	return ok && given != ""
+	ok = subtle.ConstantTimeCompare(got[:], want.digest[:]) == 1
+	return ok && given != "", want.gen
 }
+
+// stale reports whether a session that logged in with generation gen
+// is to end.
+func (p *Password) stale(gen uint64) bool { return gen != 0 && gen < p.endBefore.Load() }
 
 // throttle limits password attempts per client address with a token bucket
 // each: an address may try burst times at once, then once every

@@ -45,7 +45,8 @@ type conn struct {
 	tcp        *tcpListener
 	authBy     time.Time // HELLO must have authenticated by then
 	authFailed bool      // HELLO's password was refused: close
-	unauth     bool      // counted in Server.tcpUnauth: not authenticated yet
+	unauth     bool      // counted in tcpState.unauth: not authenticated yet
+	session    *tcpSession
 
 	// The deadlines last set, so that the loop sets them only when they
 	// change: each setting takes the poller's lock and moves a timer, on
@@ -102,6 +103,9 @@ func (c *conn) loop() string {
 				c.final(errShuttingDown)
 				return "server shutting down"
 			}
+			if c.sessionEnded() { // TCP: logged in with a password replaced since
+				return "password changed"
+			}
 		}
 		body, err := wire.ReadFrame(c.r, c.rbuf, c.s.cfg.MaxFrame)
 		if errors.Is(err, wire.ErrEmptyFrame) {
@@ -146,6 +150,9 @@ func (c *conn) readFailed(err error) string {
 		if c.s.closing.Load() {
 			c.final(errShuttingDown)
 			return "server shutting down"
+		}
+		if c.sessionEnded() {
+			return "password changed"
 		}
 		if c.handshakeExpired() {
 			return "handshake timeout"

@@ -148,6 +148,7 @@ func (tl *tcpListener) reserve(s *Server, c *conn) bool {
 	}
 	if e == nil {
 		c.unauth = true
+		c.session = &tcpSession{}
 		return true
 	}
 	if ok, suppressed := tl.refused.allow(time.Now()); ok {
@@ -172,6 +173,59 @@ func (c *conn) authenticated() {
 		c.unauth = false
 		c.s.tcp.unauth.Add(-1)
 	}
+}
+
+// tcpSession is what another goroutine may ask of a TCP connection: the
+// password it logged in with. It is made before the connection is served,
+// so the pointer itself is never written concurrently.
+type tcpSession struct {
+	gen atomic.Uint64 // the Password generation of its HELLO; 0 before
+}
+
+// errPasswordChanged is the last frame of a session that logged in with
+// a password replaced since (EndOldSessions). Its requests without a reply
+// were not executed.
+var errPasswordChanged = wire.Errorf(wire.CodeAuthFailed,
+	"the server's password was changed: this session logged in with the old one and is closed; "+
+		"requests without a reply were not executed: reconnect with the new password")
+
+// sessionEnded reports whether c is a session EndOldSessions ended, and
+// then sends its last frame. Called by the connection's goroutine when it
+// is about to wait for the next request, and when that wait is
+// interrupted.
+func (c *conn) sessionEnded() bool {
+	if c.session == nil || !c.tcp.cfg.Password.stale(c.session.gen.Load()) {
+		return false
+	}
+	c.final(errPasswordChanged)
+	c.log.Info("session closed: it logged in with a password replaced since", "remote", remoteName(c.nc))
+	return true
+}
+
+// EndOldSessions closes the TCP sessions that logged in with a password
+// that p no longer is (Password.Set), after answering the requests each
+// has read, with an auth_failed frame; it returns how many it closes.
+// Sessions not yet logged in carry on: their HELLO is checked against
+// the current password.
+func (s *Server) EndOldSessions(p *Password) int {
+	cur := p.cur.Load()
+	if cur == nil {
+		return 0
+	}
+	if cur.gen > p.endBefore.Load() {
+		p.endBefore.Store(cur.gen) // only the reloader sets passwords: no race
+	}
+	n := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		// c.session and c.tcp were set before c was added to s.conns.
+		if c.session != nil && c.tcp.cfg.Password == p && p.stale(c.session.gen.Load()) {
+			c.interrupt() // its goroutine sees sessionEnded once the read is interrupted
+			n++
+		}
+	}
+	return n
 }
 
 // tcpInfo adds the TCP fields of the info op.
@@ -283,7 +337,8 @@ func (c *conn) authenticate(opts map[string]any) error {
 		return wire.Errorf(wire.CodeAuthFailed, "too many failed logins from %s; try again in %s", ip, wait)
 	}
 	given, _ := opts["password"].(string)
-	if !c.tcp.cfg.Password.Check(given) {
+	ok, gen := c.tcp.cfg.Password.check(given)
+	if !ok {
 		c.authFailed = true
 		c.s.tcp.authFailures.Add(1)
 		reason := "wrong password"
@@ -295,6 +350,7 @@ func (c *conn) authenticate(opts map[string]any) error {
 	}
 	c.tcp.throttle.giveBack(key)
 	c.authenticated()
+	c.session.gen.Store(gen)
 	c.log.Debug("authenticated", "remote", remoteName(c.nc))
 	return nil
 }
