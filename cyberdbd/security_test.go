@@ -512,3 +512,176 @@ func TestPasswordRotationEndsOldSessions(t *testing.T) {
 	waitFor(t, func() bool { return strings.Count(d2.Output(), "TCP listener reloaded") > n })
 	kept.MustCall(t, nil, wire.OpPing)
 }
+
+// asOtherUser copies the test binary where uid 65534 may run it, in dir,
+// and returns a command running the test named run as uid 65534.
+func asOtherUser(t *testing.T, dir, run string, env ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "other.test")
+	if _, err := os.Stat(bin); err != nil {
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-test.run=^"+run+"$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd
+}
+
+// TestSocketSquatting: another user listening first on the daemon's
+// socket path, in a directory it may write. The daemon says plainly that
+// another user holds the path (it used to say "another cyberdbd is
+// serving") and refuses a stale socket of another user; the CLI with
+// --server-uid refuses to talk to the impostor (SO_PEERCRED). In a
+// world-writable directory like /tmp the daemon warns, and the CLI
+// refuses a socket file another user owns there.
+func TestSocketSquatting(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another user (CI runs as root)")
+	}
+	fastRaceExit(t)
+	dir := daemontest.ShortTempDir(t)
+	// Writable by group 65534 (a shared directory), not by everyone.
+	if err := os.Chown(dir, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o1775); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cyberdb.sock")
+	received := filepath.Join(dir, "received")
+	squatter := asOtherUser(t, dir, "TestSquatterHelper", "CYBERDBD_TEST_SQUAT="+path, "CYBERDBD_TEST_SQUAT_LOG="+received)
+	out, err := squatter.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := squatter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { squatter.Process.Kill(); squatter.Wait() }()
+	line := make([]byte, 64)
+	if n, err := out.Read(line); err != nil || !strings.Contains(string(line[:n]), "LISTENING") {
+		t.Fatalf("the squatter did not start: %q, %v", line[:n], err)
+	}
+
+	daemon := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, daemontest.Binary(t), "--socket="+path)
+		cmd.Dir = dir
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	msg, err := daemon()
+	want := fmt.Sprintf("%s is held by another user: a process of uid 65534", path)
+	if err == nil || !strings.Contains(msg, want) || !strings.Contains(msg, fmt.Sprintf("(pid %d)", squatter.Process.Pid)) ||
+		strings.Contains(msg, "another cyberdbd") {
+		t.Fatalf("cyberdbd with another user's process on its path: %v, want a refusal saying %q and its pid:\n%s", err, want, msg)
+	}
+
+	cli := daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb", daemontest.ShortTempDir(t))
+	runCLI := func(args ...string) (string, int) {
+		cmd := exec.Command(cli, args...)
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(b), ee.ExitCode()
+		}
+		return string(b), 0
+	}
+	if out, code := runCLI("-s", path, "--server-uid", "0", "set", "t", "k", "secret-value"); code != 3 ||
+		!strings.Contains(out, "runs as uid 65534, not as the daemon's uid 0") {
+		t.Fatalf("CLI --server-uid 0 against the squatter: exit %d, want 3 and a refusal:\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(received); len(b) > 0 {
+		t.Fatalf("the squatter received %q from a client that checks the server's uid", b)
+	}
+	// Without the check the CLI talks to it: what --server-uid is for.
+	if _, code := runCLI("-s", path, "ping"); code != 0 {
+		t.Log("(the CLI without --server-uid did not get a reply from the squatter)")
+	}
+
+	// Gone, it leaves its socket file: still another user's.
+	squatter.Process.Kill()
+	squatter.Wait()
+	msg, err = daemon()
+	if err == nil || !strings.Contains(msg, "the socket file belongs to uid 65534") {
+		t.Fatalf("cyberdbd with another user's stale socket on its path: %v:\n%s", err, msg)
+	}
+	os.Remove(path)
+
+	// The real daemon in a world-writable directory: served, with a
+	// warning.
+	if err := os.Chmod(dir, 0o1777); err != nil { // as /tmp
+		t.Fatal(err)
+	}
+	d := daemontest.Start(t, "--socket="+path)
+	_ = d
+	if out, code := runCLI("-s", path, "--server-uid", "root", "ping"); code != 0 {
+		t.Fatalf("CLI --server-uid root against the daemon: exit %d\n%s", code, out)
+	}
+	// A socket file there owned by another user is refused, whoever listens.
+	if err := os.Lchown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI("-s", path, "--server-uid", "0", "ping"); code != 3 || !strings.Contains(out, "belongs to uid 65534") {
+		t.Fatalf("CLI --server-uid 0, socket file of uid 65534 in a world-writable directory: exit %d\n%s", code, out)
+	}
+}
+
+// TestSquatterHelper is the squatter of TestSocketSquatting, run as
+// another user: it listens on the daemon's path, answers like cyberdbd,
+// and records what it receives.
+func TestSquatterHelper(t *testing.T) {
+	path := os.Getenv("CYBERDBD_TEST_SQUAT")
+	if path == "" {
+		t.Skip("run by TestSocketSquatting as another user")
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		fmt.Println("LISTEN-ERROR", err)
+		return
+	}
+	os.Chmod(path, 0o666)
+	fmt.Println("LISTENING")
+	log, err := os.OpenFile(os.Getenv("CYBERDBD_TEST_SQUAT_LOG"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Println("LOG-ERROR", err)
+		return
+	}
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer nc.Close()
+			c := daemontest.Wrap(nc)
+			for {
+				buf := make([]byte, 4096)
+				n, err := nc.Read(buf)
+				if n > 0 {
+					log.Write(buf[:n])
+					req, derr := wire.DecodeRequest(buf[4:n])
+					if derr == nil {
+						nc.Write(wire.AppendReply(nil, req.ID, []byte{0xa0}))
+					}
+				}
+				if err != nil {
+					_ = c
+					return
+				}
+			}
+		}()
+	}
+}

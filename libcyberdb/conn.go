@@ -85,6 +85,9 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 				p.stats.dialErrors.Add(1)
 				return nil, err
 			}
+		} else if errors.Is(err, ErrUntrustedServer) {
+			p.stats.dialErrors.Add(1)
+			return nil, err // not the daemon: trying again cannot help
 		} else if !retryableDial(err) {
 			p.stats.dialErrors.Add(1)
 			return nil, fmt.Errorf("%w: cannot connect to %s: %w", ErrUnavailable, p.dialer.display, err)
