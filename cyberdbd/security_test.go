@@ -626,7 +626,7 @@ func TestSocketSquatting(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := daemontest.Start(t, "--socket="+path)
-	_ = d
+	svcWaitOutput(t, d, "writable by every user") // logged with the ready line, once it answers
 	if out, code := runCLI("-s", path, "--server-uid", "root", "ping"); code != 0 {
 		t.Fatalf("CLI --server-uid root against the daemon: exit %d\n%s", code, out)
 	}
