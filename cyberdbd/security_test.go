@@ -513,9 +513,10 @@ func TestPasswordRotationEndsOldSessions(t *testing.T) {
 	kept.MustCall(t, nil, wire.OpPing)
 }
 
-// asOtherUser copies the test binary where uid 65534 may run it, in dir,
-// and returns a command running the test named run as uid 65534.
-func asOtherUser(t *testing.T, dir, run string, env ...string) *exec.Cmd {
+// asOtherUser copies the test binary into dir, where another user may run
+// it (dir must be open to them), and returns a command running the test
+// named run with the credentials cred.
+func asOtherUser(t *testing.T, dir, run string, cred *syscall.Credential, env ...string) *exec.Cmd {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -533,7 +534,7 @@ func asOtherUser(t *testing.T, dir, run string, env ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(bin, "-test.run=^"+run+"$")
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	return cmd
 }
 
@@ -559,7 +560,8 @@ func TestSocketSquatting(t *testing.T) {
 	}
 	path := filepath.Join(dir, "cyberdb.sock")
 	received := filepath.Join(dir, "received")
-	squatter := asOtherUser(t, dir, "TestSquatterHelper", "CYBERDBD_TEST_SQUAT="+path, "CYBERDBD_TEST_SQUAT_LOG="+received)
+	squatter := asOtherUser(t, dir, "TestSquatterHelper", &syscall.Credential{Uid: 65534, Gid: 65534},
+		"CYBERDBD_TEST_SQUAT="+path, "CYBERDBD_TEST_SQUAT_LOG="+received)
 	out, err := squatter.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -666,19 +668,18 @@ func TestSquatterHelper(t *testing.T) {
 		}
 		go func() {
 			defer nc.Close()
-			c := daemontest.Wrap(nc)
 			for {
 				buf := make([]byte, 4096)
 				n, err := nc.Read(buf)
 				if n > 0 {
 					log.Write(buf[:n])
-					req, derr := wire.DecodeRequest(buf[4:n])
-					if derr == nil {
+				}
+				if n > 4 {
+					if req, derr := wire.DecodeRequest(buf[4:n]); derr == nil {
 						nc.Write(wire.AppendReply(nil, req.ID, []byte{0xa0}))
 					}
 				}
 				if err != nil {
-					_ = c
 					return
 				}
 			}

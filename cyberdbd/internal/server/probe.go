@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -63,7 +64,9 @@ func (s *Server) CheckServing(ctx context.Context, ls []net.Listener) error {
 }
 
 // selfHello dials the Unix socket at addr, sends HELLO and reads one
-// frame, whatever it says.
+// frame, whatever it says. Then it waits for the server to close its end
+// (it half-closed its own): the connection no longer counts against
+// --max-conns when the daemon says it is ready.
 func selfHello(ctx context.Context, addr string) error {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", addr)
@@ -80,6 +83,15 @@ func selfHello(ctx context.Context, addr string) error {
 	if _, err := nc.Write(hello); err != nil {
 		return err
 	}
-	_, err = wire.ReadFrame(bufio.NewReader(nc), nil, 1<<20)
-	return err
+	if uc, ok := nc.(*net.UnixConn); ok {
+		_ = uc.CloseWrite()
+	}
+	br := bufio.NewReader(nc)
+	if _, err := wire.ReadFrame(br, nil, 1<<20); err != nil {
+		return err
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("the server did not close the connection after the client did: %v", err)
+	}
+	return nil
 }
