@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -41,7 +42,8 @@ func (s *Server) Probe(ctx context.Context) error {
 // sent over each Unix listener in ls, through its accept loop and the
 // event loop (or goroutine) that serves the connection, must be answered
 // before ctx ends. A listener whose allowlists would refuse the daemon's
-// own user is not dialed: the refusal would be logged as a stranger's.
+// own user is not dialed (the refusal would be logged as a stranger's),
+// and one whose file the daemon's user may not open is passed over.
 func (s *Server) CheckServing(ctx context.Context, ls []net.Listener) error {
 	self := PeerCred{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
 	if gs, err := os.Getgroups(); err == nil {
@@ -56,7 +58,14 @@ func (s *Server) CheckServing(ctx context.Context, ls []net.Listener) error {
 		if l.Addr().Network() != "unix" {
 			continue
 		}
-		if err := selfHello(ctx, l.Addr().String()); err != nil {
+		err := selfHello(ctx, l.Addr().String())
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			// A socket the daemon's own user may not open (a .socket unit
+			// with SocketMode=0600 for root): its clients are someone
+			// else, and the event loops were probed.
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("no answer on %s: %w", l.Addr(), err)
 		}
 	}
