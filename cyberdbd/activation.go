@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -156,4 +157,36 @@ func (ls *listeners) Close() {
 	for _, l := range slices.Concat(ls.Unix, ls.TCP) {
 		l.Close()
 	}
+}
+
+// checkModes returns the mode of each Unix socket as the file system has
+// it (stat), for the ready line, e.g. "0660"; "?" where it cannot tell (an
+// abstract socket). A socket systemd passed is made by the .socket unit,
+// not by --socket-mode: when it lets users connect whom --socket-mode
+// would not (write permission is what connecting takes), a warning says
+// so. A socket in a directory every user may write gets a warning too.
+func (ls *listeners) checkModes(cfg *config, log *slog.Logger) string {
+	var modes []string
+	for _, l := range ls.Unix {
+		path := l.Addr().String()
+		fi, err := os.Stat(path)
+		if err != nil || strings.HasPrefix(path, "@") {
+			modes = append(modes, "?")
+			continue
+		}
+		perm := fi.Mode().Perm()
+		modes = append(modes, fmt.Sprintf("%04o", perm))
+		if extra := perm & 0o222 &^ cfg.socketMode; extra != 0 {
+			log.Warn("the socket is more open than --socket-mode: users it does not name may connect; "+
+				"set SocketMode= (and SocketGroup=) in the .socket unit, or chmod the socket",
+				"socket", path, "mode", fmt.Sprintf("%04o", perm), "socket_mode", fmt.Sprintf("%04o", cfg.socketMode), "from_systemd", ls.Activated)
+		}
+		if dir, ok := server.WorldWritableDir(path); ok {
+			log.Warn("the socket's directory is writable by every user: another user could listen on this path first, "+
+				"and clients would talk to it; use a directory only cyberdbd's user can write (e.g. /run/cyberdb). "+
+				"Clients can check the server's user: cyberdb --server-uid, libcyberdb.WithServerUID",
+				"socket", path, "dir", dir)
+		}
+	}
+	return strings.Join(modes, ", ")
 }

@@ -85,7 +85,8 @@ Examples:
 
 Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
 SIGHUP re-reads the --config file and applies what can change live (log-level,
-and the TCP listener's certificate, key, client CA and password).
+and the TCP listener's certificate, key, client CA and password; a changed
+password closes the sessions of the old one, see --password-change).
 Under systemd, cyberdbd takes its sockets from the .socket units (README, "Run
 as a service").
 `, fs.FlagUsages())

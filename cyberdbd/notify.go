@@ -22,15 +22,17 @@ const statusInterval = 5 * time.Second
 // STOPPING=1 on shutdown, and WATCHDOG=1 pings when the unit sets
 // WatchdogSec=. Outside systemd (no $NOTIFY_SOCKET) it does nothing.
 //
-// The watchdog ping doubles as a health check: it is sent only after the
-// status line was computed, which takes the store's lock, so a daemon
-// whose store is stuck stops pinging and systemd restarts it (with
-// SIGABRT, which makes the Go runtime print every goroutine's stack to
-// the journal).
+// Each watchdog ping is earned: it is sent only when the health check
+// (health.go) has just made a round trip through every event loop, the
+// store's locks and the log's writer, each within a time limit. A daemon
+// stuck in any of them stops pinging, says why in the log and in STATUS=,
+// and systemd restarts it (with SIGABRT, which makes the Go runtime print
+// every goroutine's stack to the journal).
 type notifier struct {
 	log      *slog.Logger
-	status   func() string // the STATUS= line; also the health check
-	watchdog time.Duration // WatchdogSec=, 0 when off
+	status   func() string                   // the STATUS= line
+	check    func(limit time.Duration) error // the health check; nil: none
+	watchdog time.Duration                   // WatchdogSec=, 0 when off
 
 	mu       sync.Mutex
 	failed   bool   // a notification failed (logged once)
@@ -128,10 +130,12 @@ func (n *notifier) progress(status string, extend time.Duration) {
 }
 
 // ready says the daemon serves (READY=1) and starts the status and
-// watchdog loop; status returns the one-line summary. Called once, when
-// the data is loaded and the listeners accept connections.
-func (n *notifier) ready(status func() string) {
+// watchdog loop; status returns the one-line summary, and check is the
+// health check each watchdog ping depends on. Called once, when the data
+// is loaded and requests are answered.
+func (n *notifier) ready(status func() string, check func(limit time.Duration) error) {
 	n.status = status
+	n.check = check
 	n.started()
 	if !n.enabled() {
 		return
@@ -158,21 +162,41 @@ func (n *notifier) loop() {
 			return
 		case <-t.C:
 		}
-		n.mu.Lock()
-		last := n.last
-		n.mu.Unlock()
-		line := n.statusLine() // the health check: blocks if the store is stuck
-		msg := ""
-		if line != "STATUS="+last {
-			msg = line
+		var unhealthy error
+		if n.check != nil {
+			unhealthy = n.check(n.checkLimit())
 		}
-		if n.watchdog > 0 {
+		status := oneLine(n.status())
+		if unhealthy != nil {
+			n.log.Error("health check failed: the watchdog is not pinged (systemd restarts the daemon after WatchdogSec=)", "err", unhealthy)
+			status = oneLine("health check failed: " + unhealthy.Error())
+		}
+		n.mu.Lock()
+		changed := status != n.last
+		n.last = status
+		n.mu.Unlock()
+		msg := ""
+		if changed {
+			msg = "STATUS=" + status
+		}
+		if n.watchdog > 0 && unhealthy == nil {
 			msg = join(daemon.SdNotifyWatchdog, msg)
 		}
 		if msg != "" {
 			n.send(msg)
 		}
 	}
+}
+
+// checkLimit is how long each part of the health check may take: half the
+// watchdog's time-out, so that a part stuck past it misses two pings in a
+// row, and systemd acts, while a slow moment (a long sort holding a
+// table's lock, a slow fsync) does not.
+func (n *notifier) checkLimit() time.Duration {
+	if n.watchdog > 0 {
+		return n.watchdog / 2
+	}
+	return 10 * time.Second
 }
 
 // reloading says a reload started: RELOADING=1 with the monotonic time,

@@ -42,13 +42,13 @@ func TestNotifyProgress(t *testing.T) {
 			t.Fatalf("before READY: %q, %v; want WATCHDOG=1", buf[:k], err)
 		}
 	}
-	n.ready(func() string { return "ok" })
+	n.ready(func() string { return "ok" }, nil)
 	n.stopping()
 
 	// Outside systemd, nothing is sent and nothing fails.
 	t.Setenv("NOTIFY_SOCKET", "")
 	n = newNotifier(slog.Default())
 	n.progress("loading", time.Second)
-	n.ready(func() string { return "x" })
+	n.ready(func() string { return "x" }, nil)
 	n.stopping()
 }

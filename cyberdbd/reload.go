@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // reloaders re-read the configuration on SIGHUP (systemctl reload) and
@@ -55,13 +56,71 @@ func (r *reloaders) add(apply func(*config) error, flags ...string) {
 	r.list = append(r.list, reloader{flags: flags, apply: apply})
 }
 
+// reloadTimeout bounds a reload. Each file it reads has a shorter limit
+// of its own (safefile), so only something else hanging (a user or group
+// lookup on a hung directory service) takes it this long.
+var reloadTimeout = 30 * time.Second
+
 // watch reloads on each SIGHUP, telling systemd through n, until stop.
+//
+// A reload that has not finished within reloadTimeout is reported as
+// failed (the daemon goes on with the settings it has) and left to finish.
+// A SIGHUP that comes while it still runs is not silently dropped: it is
+// reported as failed at once, saying why, and a reload runs as soon as
+// the stuck one ends, so the latest files are applied then.
 func (r *reloaders) watch(n *notifier) {
 	go func() {
-		for range r.sig {
+		var (
+			done    chan error       // the reload in flight; nil when none
+			since   time.Time        // when it started
+			timeout <-chan time.Time // its time limit; nil once reported
+			queued  bool             // a SIGHUP came meanwhile
+		)
+		start := func() {
 			n.reloading()
-			err := r.reload()
-			n.reloaded(err)
+			done, since = make(chan error, 1), time.Now()
+			go func(done chan<- error) { done <- r.reload() }(done)
+			timeout = time.After(reloadTimeout)
+		}
+		for {
+			select {
+			case _, ok := <-r.sig:
+				if !ok {
+					return
+				}
+				if done == nil {
+					start()
+					continue
+				}
+				queued = true
+				if timeout != nil {
+					r.log.Info("SIGHUP during a reload: another reload follows it")
+					continue
+				}
+				// The one in flight was reported as failed: this SIGHUP
+				// gets its answer now.
+				err := fmt.Errorf("the reload started %s ago has not finished: this one will run when it does", time.Since(since).Round(time.Second))
+				r.log.Error("reload postponed", "err", err)
+				n.reloading()
+				n.reloaded(err)
+			case err := <-done:
+				if timeout != nil {
+					n.reloaded(err)
+				} else {
+					r.log.Warn("the reload that timed out has finished", "took", time.Since(since).Round(time.Millisecond), "err", err)
+				}
+				done, timeout = nil, nil
+				if queued {
+					queued = false
+					start()
+				}
+			case <-timeout:
+				timeout = nil
+				err := fmt.Errorf("reload did not finish within %s; still serving with the previous settings "+
+					"(a file on a hung file system? a user or group lookup that hangs?)", reloadTimeout)
+				r.log.Error("reload failed", "err", err)
+				n.reloaded(err)
+			}
 		}
 	}()
 }

@@ -45,7 +45,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	// The TCP listener, if --tcp or systemd's "tcp" socket (tcp.go).
-	tcp, err := setupTCP(cfg, ls, reload, log)
+	tcp, err := setupTCP(cfg, ls, reload, srv, log)
 	if err != nil {
 		ls.Close()
 		return err
@@ -64,23 +64,30 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	for _, l := range ls.TCP {
 		go func() { serveErr <- srv.ServeTCP(l, tcp.config) }()
 	}
-	log.Info("cyberdbd ready", "version", buildVersion(), "socket", ls.String(), "mode", cfg.socketMode.String(),
-		"max_conns", cfg.maxConns, "idle_timeout", cfg.idleTimeout, "max_frame", cfg.maxFrame)
-	// Readiness: the one place READY=1 goes to systemd (notify.go). All
-	// that must happen before clients are served (loading data) is above.
-	sd.ready(func() string { return serverStatus(srv, st) })
-	reload.watch(sd)
+	installTestHooks(srv, st, data, reload, log) // test builds only (testhooks.go); nothing in a release
 
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: finishing requests in flight")
-	case err := <-serveErr:
-		if !errors.Is(err, server.ErrServerClosed) {
-			sd.stopping()
-			_ = srv.Shutdown(context.Background())
-			return err
+	// Ready only once requests are answered (health.go): every event
+	// loop, the store and the log's writer, and a HELLO over each Unix
+	// socket.
+	check := healthCheck(srv, st, data)
+	err = waitServing(ctx, srv, ls.Unix, check, serveErr, log)
+	if err == nil {
+		log.Info("cyberdbd ready", "version", buildVersion(), "socket", ls.String(), "mode", ls.checkModes(cfg, log),
+			"max_conns", cfg.maxConns, "idle_timeout", cfg.idleTimeout, "max_frame", cfg.maxFrame)
+		// Readiness: the one place READY=1 goes to systemd (notify.go).
+		sd.ready(func() string { return serverStatus(srv, st) }, check)
+		reload.watch(sd)
+		select {
+		case <-ctx.Done():
+		case err = <-serveErr:
 		}
 	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, server.ErrServerClosed) {
+		sd.stopping()
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	log.Info("stopping: finishing requests in flight")
 	sd.stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

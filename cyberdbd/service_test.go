@@ -422,25 +422,12 @@ func TestPeerAllowlist(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The test binary, where uid 65534 may run it.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := filepath.Join(dir, "peer.test")
-	if data, err := os.ReadFile(self); err != nil {
-		t.Fatal(err)
-	} else if err := os.WriteFile(peer, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	socket := filepath.Join(dir, "cyberdb.sock")
 	d := daemontest.Start(t, "--socket="+socket, "--socket-mode=0666", "--allow-uid=0", "--allow-gid=4242,4343")
 
 	connectAs := func(gid uint32, groups ...uint32) (string, int) {
 		t.Helper()
-		cmd := exec.Command(peer, "-test.run=^TestPeerHelper$")
-		cmd.Env = append(os.Environ(), "CYBERDBD_TEST_PEER="+socket)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: gid, Groups: groups}}
+		cmd := asOtherUser(t, dir, "TestPeerHelper", &syscall.Credential{Uid: 65534, Gid: gid, Groups: groups}, "CYBERDBD_TEST_PEER="+socket) // security_test.go
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("peer as gid %d groups %v: %v\n%s", gid, groups, err, out)

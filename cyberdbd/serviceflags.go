@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
 	"os/user"
 	"strconv"
 	"strings"
 
 	flag "github.com/spf13/pflag"
+
+	"github.com/cyberdb/cyberdb/internal/safefile"
 )
 
 // serviceConfig is what the flags for running as a service decide: who may
@@ -80,6 +81,9 @@ func finishServiceFlags(fs *flag.FlagSet, cfg *config) error {
 	return nil
 }
 
+// maxConfigFile bounds what is read of the --config file.
+const maxConfigFile = 1 << 20
+
 // applyConfigFile sets the flags named in the config file at path, except
 // those given on the command line, which win. The file holds one setting a
 // line, "name = value", where name is a long flag name (without "--") and
@@ -89,9 +93,9 @@ func finishServiceFlags(fs *flag.FlagSet, cfg *config) error {
 func applyConfigFile(fs *flag.FlagSet, path string) error {
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, safefile.Options{What: "--config", MaxSize: maxConfigFile})
 	if err != nil {
-		return fmt.Errorf("--config: %w", err)
+		return err
 	}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)

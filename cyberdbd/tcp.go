@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
+	"github.com/cyberdb/cyberdb/internal/safefile"
 )
 
 // credentialPassword is the name of the systemd credential holding the
@@ -37,13 +37,14 @@ type tcpListener struct {
 	tls      atomic.Pointer[tls.Config] // the configuration handshakes use
 	password *server.Password
 	config   server.TCPConfig
+	srv      *server.Server // to end the sessions of a replaced password
 }
 
 // setupTCP prepares the TCP listener when one is configured: it loads the
 // certificate and the password (so that a bad file stops the daemon before
 // anything listens), opens --tcp, and registers the reloader. It adds the
 // listener to ls.TCP, and returns nil when there is no TCP listener.
-func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (*tcpListener, error) {
+func setupTCP(cfg *config, ls *listeners, reload *reloaders, srv *server.Server, log *slog.Logger) (*tcpListener, error) {
 	if cfg.tcpAddr != "" && len(ls.TCP) > 0 {
 		return nil, fmt.Errorf("--tcp %s is set and systemd passed a TCP socket too (cyberdbd-tcp.socket): use one of them", cfg.tcpAddr)
 	}
@@ -57,7 +58,7 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 		return nil, errors.New("systemd passed a TCP socket (cyberdbd-tcp.socket), but no certificate is set: " +
 			"set tls-cert and tls-key (make them with 'cyberdbd gen-cert'), or disable cyberdbd-tcp.socket")
 	}
-	t := &tcpListener{log: log, insecure: cfg.tcpInsecure}
+	t := &tcpListener{log: log, insecure: cfg.tcpInsecure, srv: srv}
 	pw, source, err := loadPassword(cfg)
 	if err != nil {
 		return nil, err
@@ -88,6 +89,8 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 		Password:         t.password,
 		Allow:            cfg.allow,
 		HandshakeTimeout: cfg.handshakeTimeout,
+		MaxConns:         cfg.maxTCPConns,
+		MaxUnauth:        cfg.maxTCPUnauth,
 	}
 	if !t.insecure {
 		t.config.TLS = &tls.Config{
@@ -99,15 +102,17 @@ func setupTCP(cfg *config, ls *listeners, reload *reloaders, log *slog.Logger) (
 	}
 	for _, l := range ls.TCP {
 		log.Info("serving TCP", "addr", l.Addr().String(), "tls", !t.insecure, "client_certs", cfg.tlsClientCA != "",
-			"password", source, "allow", cfg.allow, "handshake_timeout", cfg.handshakeTimeout)
+			"password", source, "allow", cfg.allow, "handshake_timeout", cfg.handshakeTimeout,
+			"max_tcp_conns", cfg.maxTCPConns, "max_tcp_unauth_conns", cfg.maxTCPUnauth)
 	}
-	reload.add(t.reload, "tls-cert", "tls-key", "tls-client-ca", "password-file")
+	reload.add(t.reload, "tls-cert", "tls-key", "tls-client-ca", "password-file", "password-change")
 	return t, nil
 }
 
 // reload loads the certificate and the password again (SIGHUP), and
-// replaces them only when both load: new connections use them, connections
-// already open are left alone.
+// replaces them only when both load: new connections use them. When the
+// password changed, the sessions that logged in with the old one are
+// closed, unless --password-change=keep; other connections are left alone.
 func (t *tcpListener) reload(cfg *config) error {
 	pw, source, err := loadPassword(cfg)
 	if err != nil {
@@ -122,11 +127,15 @@ func (t *tcpListener) reload(cfg *config) error {
 			return err
 		}
 	}
-	t.password.Set(pw)
+	changed := t.password.Set(pw)
 	if tc != nil {
 		t.tls.Store(tc)
 	}
-	t.log.Info("TCP listener reloaded", "password", source, "tls", !t.insecure)
+	t.log.Info("TCP listener reloaded", "password", source, "password_changed", changed, "tls", !t.insecure)
+	if changed && cfg.passwordChange == "close" {
+		n := t.srv.EndOldSessions(t.password)
+		t.log.Info("the password changed: closing the sessions that logged in with the old one (--password-change=close)", "sessions", n)
+	}
 	return nil
 }
 
@@ -149,32 +158,19 @@ func loadPassword(cfg *config) (pw []byte, source string, err error) {
 		"or under systemd the credential \"password\" (LoadCredential=password:/etc/cyberdb/password)")
 }
 
-// readPasswordFile reads a password file. With checkMode it refuses a
-// file that group or others may read or write, as ssh does with keys. The
+// readPasswordFile reads a password file. With private it refuses a file
+// that group or others may read or write, as ssh does with keys. The
 // password is the file's content without one final newline; it may not be
-// empty.
-func readPasswordFile(path string, checkMode bool) ([]byte, error) {
-	f, err := os.Open(path)
+// empty. A FIFO, a device or a file that cannot be read within a few
+// seconds is refused rather than waited for (safefile).
+func readPasswordFile(path string, private bool) ([]byte, error) {
+	o := safefile.Options{What: "password file", MaxSize: maxPasswordFile}
+	if private {
+		o.Forbidden = 0o077
+	}
+	b, err := safefile.Read(path, o)
 	if err != nil {
-		return nil, fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat() // of the file opened, not of whatever path names now
-	if err != nil {
-		return nil, fmt.Errorf("password file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("password file %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); checkMode && perm&0o077 != 0 {
-		return nil, fmt.Errorf("password file %s has mode %04o: group and others must not have access to it; run: chmod 600 %s", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("password file: %w", err)
-	}
-	if len(b) > maxPasswordFile {
-		return nil, fmt.Errorf("password file %s is longer than %d bytes; a password is one line", path, maxPasswordFile)
+		return nil, err
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
@@ -184,16 +180,44 @@ func readPasswordFile(path string, checkMode bool) ([]byte, error) {
 	return b, nil
 }
 
+// maxPEMFile bounds what is read of a certificate, key or CA file.
+const maxPEMFile = 1 << 20
+
+// inCredentials reports whether path is in systemd's credentials
+// directory, whose files systemd makes readable by this service only.
+func inCredentials(path string) bool {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && filepath.IsLocal(rel)
+}
+
 // loadTLS reads the certificate, its key and the client CA into the TLS
 // configuration of the handshakes: TLS 1.3 only, no session resumption (so
 // that every connection is checked against the configuration in effect).
 func loadTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+	certPEM, err := safefile.Read(cfg.tlsCert, safefile.Options{What: "--tls-cert", MaxSize: maxPEMFile})
+	if err != nil {
+		return nil, err
+	}
+	// The key is refused, like the password file, if group or others may
+	// access it; systemd's credentials are this service's alone.
+	ko := safefile.Options{What: "--tls-key", MaxSize: maxPEMFile, Forbidden: 0o077}
+	if inCredentials(cfg.tlsKey) {
+		ko.Forbidden = 0
+	}
+	keyPEM, err := safefile.Read(cfg.tlsKey, ko)
+	if err != nil {
+		if me := (*safefile.ModeError)(nil); errors.As(err, &me) {
+			err = fmt.Errorf("%w (or pass it as a systemd credential: LoadCredential=tls-key:%s)", err, cfg.tlsKey)
+		}
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", cfg.tlsCert, cfg.tlsKey, err)
-	}
-	if fi, err := os.Stat(cfg.tlsKey); err == nil && fi.Mode().Perm()&0o007 != 0 {
-		log.Warn("the TLS key file is readable by others; run: chmod 600 (or 640, group cyberdb) it", "file", cfg.tlsKey, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	leaf := cert.Leaf
 	if leaf == nil {
@@ -214,9 +238,9 @@ func loadTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
 		SessionTicketsDisabled: true,
 	}
 	if cfg.tlsClientCA != "" {
-		pem, err := os.ReadFile(cfg.tlsClientCA)
+		pem, err := safefile.Read(cfg.tlsClientCA, safefile.Options{What: "--tls-client-ca", MaxSize: maxPEMFile})
 		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+			return nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {

@@ -246,7 +246,10 @@ func TestTCPListener(t *testing.T) {
 		}
 		waitFor(t, func() bool { return strings.Count(d.Output(), "TCP listener reloaded") > reloads })
 
-		old.MustCall(t, nil, wire.OpPing) // open connections stay
+		// The session of the old password ends (--password-change=close).
+		if r, err := old.Read(); err != nil || r.ID != 0 || r.Code != wire.CodeAuthFailed {
+			t.Fatalf("the old password's session after the reload: %+v, %v; want an auth_failed frame", r, err)
+		}
 		_, err = login(t, addr, "", tlsClient(p), ptr(tcpPassword))
 		wantCode(t, err, wire.CodeAuthFailed)
 		c, err := login(t, addr, "", tlsClient(p), ptr("new password"))
@@ -400,6 +403,8 @@ func TestTCPRefusesToStart(t *testing.T) {
 		{"insecure with a certificate", append([]string{"--tcp=127.0.0.1:0", "--tcp-insecure", "--password-file=" + good}, tlsFlags...), 2, "give one of them", ""},
 		{"cert without key", []string{"--tcp=127.0.0.1:0", "--tls-cert=" + p.CertFile, "--password-file=" + good}, 2, "go together", ""},
 		{"bad allow", append([]string{"--tcp=127.0.0.1:0", "--password-file=" + good, "--allow=10.0.0.0/33"}, tlsFlags...), 2, "--allow", ""},
+		{"TCP takes every slot", append([]string{"--tcp=127.0.0.1:0", "--password-file=" + good, "--max-conns=10", "--max-tcp-conns=10"}, tlsFlags...), 2, "must be less than --max-conns", ""},
+		{"no slot before login", append([]string{"--tcp=127.0.0.1:0", "--password-file=" + good, "--max-tcp-unauth-conns=0"}, tlsFlags...), 2, "must be at least 1", ""},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"--socket=" + filepath.Join(dir, "c.sock")}, tc.args...)...)

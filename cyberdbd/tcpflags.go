@@ -20,6 +20,9 @@ type tcpConfig struct {
 	passwordFile     string
 	allow            []netip.Prefix
 	handshakeTimeout time.Duration
+	maxTCPConns      int    // of --max-conns; 0: half of them
+	maxTCPUnauth     int    // of maxTCPConns, before the password
+	passwordChange   string // "close" or "keep": sessions of a replaced password
 
 	allowSpecs []string
 }
@@ -34,6 +37,9 @@ func addTCPFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&cfg.passwordFile, "password-file", "", "the password TCP clients must send, read from `FILE` (mode 0600: group or others may not read it); default: the systemd credential \"password\". Reloaded on SIGHUP")
 	fs.StringSliceVar(&cfg.allowSpecs, "allow", nil, "admit TCP clients only from this network, a `CIDR` (10.0.0.0/8, 2001:db8::/32) or an address; repeatable. Default: loopback only (127.0.0.0/8, ::1)")
 	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "close TCP connections that have not completed the TLS handshake and a HELLO with the password within this `duration`")
+	fs.StringVar(&cfg.passwordChange, "password-change", "close", "when a reload changes the password: `close` the TCP sessions that logged in with the old one (after answering what they sent), or keep them")
+	fs.IntVar(&cfg.maxTCPConns, "max-tcp-conns", 0, "most TCP `connections`, out of --max-conns: the Unix socket always keeps the rest. Default: half of --max-conns")
+	fs.IntVar(&cfg.maxTCPUnauth, "max-tcp-unauth-conns", server.DefaultMaxTCPUnauth, "most TCP `connections` that have not logged in yet (TLS handshake and HELLO with the password), out of --max-tcp-conns")
 }
 
 // finishTCPFlags checks the TCP flags. Everything that can be checked
@@ -50,6 +56,22 @@ func finishTCPFlags(cfg *config) error {
 	}
 	if len(cfg.allow) == 0 {
 		cfg.allow = server.LoopbackOnly
+	}
+	if cfg.maxTCPConns < 0 {
+		return fmt.Errorf("--max-tcp-conns %d: must be at least 1", cfg.maxTCPConns)
+	}
+	if cfg.maxTCPConns == 0 {
+		cfg.maxTCPConns = max(1, cfg.maxConns/2)
+	} else if cfg.maxTCPConns >= cfg.maxConns {
+		return fmt.Errorf("--max-tcp-conns %d: must be less than --max-conns %d, so that the Unix socket keeps a share of the connections",
+			cfg.maxTCPConns, cfg.maxConns)
+	}
+	if cfg.maxTCPUnauth <= 0 {
+		return fmt.Errorf("--max-tcp-unauth-conns %d: must be at least 1", cfg.maxTCPUnauth)
+	}
+	cfg.maxTCPUnauth = min(cfg.maxTCPUnauth, cfg.maxTCPConns)
+	if cfg.passwordChange != "close" && cfg.passwordChange != "keep" {
+		return fmt.Errorf("--password-change %q: want close (end the sessions of the old password) or keep", cfg.passwordChange)
 	}
 	if cfg.handshakeTimeout <= 0 {
 		return fmt.Errorf("--handshake-timeout %s: must be more than 0", cfg.handshakeTimeout)

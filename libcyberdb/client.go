@@ -54,6 +54,9 @@ func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err := prepareRemote(&cfg, &d); err != nil { // tcp://: TLS and password (tls.go)
 		return nil, err
 	}
+	if err := prepareLocal(&cfg, &d); err != nil { // Unix sockets: WithServerUID (serveruid.go)
+		return nil, err
+	}
 	c := &Client{p: newPool(cfg, d)}
 	c.tableOps.x = c
 	if _, err := c.p.get(ctx); err != nil {

@@ -85,6 +85,9 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 				p.stats.dialErrors.Add(1)
 				return nil, err
 			}
+		} else if errors.Is(err, ErrUntrustedServer) {
+			p.stats.dialErrors.Add(1)
+			return nil, err // not the daemon: trying again cannot help
 		} else if !retryableDial(err) {
 			p.stats.dialErrors.Add(1)
 			return nil, fmt.Errorf("%w: cannot connect to %s: %w", ErrUnavailable, p.dialer.display, err)
@@ -470,8 +473,9 @@ func (c *conn) readLoop(br *bufio.Reader) {
 // fate of every call it still holds (PROTOCOL.md, "Shutdown and safe
 // retries"):
 //   - calls never written can always be resent;
-//   - after a shutting_down or idle_timeout frame, calls without a reply
-//     were not executed and can be resent, whatever the operation;
+//   - after a shutting_down or idle_timeout frame, or an auth_failed one
+//     (the daemon's password changed), calls without a reply were not
+//     executed and can be resent, whatever the operation;
 //   - after a too_large frame, the oldest call is the culprit and the
 //     later ones were not executed;
 //   - when the connection is lost without such a frame, calls without a
@@ -517,7 +521,7 @@ func (c *conn) finish(readErr error, frame *wire.Error) {
 			complete(cl, fateFailed, closeErr)
 		case frame == nil:
 			complete(cl, fateMaybe, readErr)
-		case frame.Code == wire.CodeShuttingDown || frame.Code == wire.CodeIdleTimeout:
+		case frame.Code == wire.CodeShuttingDown || frame.Code == wire.CodeIdleTimeout || frame.Code == wire.CodeAuthFailed:
 			complete(cl, fateNotExecuted, readErr)
 		case frame.Code == wire.CodeTooLarge && i > 0:
 			complete(cl, fateNotExecuted, readErr)

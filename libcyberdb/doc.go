@@ -91,7 +91,19 @@
 //
 // WithIdleTimeout closes connections that carried no call for a while
 // (CyberDB's time_out), WithMaxLifetime retires old ones; Stats reports the
-// pool's state and counters.
+// pool's state and counters. On a tcp:// daemon whose password changes,
+// the sessions of the old one end with a frame that, like shutting_down,
+// says the requests without a reply were not executed: they are resent on
+// a new connection, which reads the password file again.
+//
+// # Who serves the socket
+//
+// A Unix socket's path says nothing about who listens on it: in a
+// directory other users can write (/tmp), another user may be there first.
+// WithServerUID (or $CYBERDB_SERVER_UID) makes the client check the
+// listener's user (SO_PEERCRED) before it sends anything, and refuse a
+// socket file another user owns in a world-writable directory; the error
+// wraps ErrUntrustedServer.
 //
 // # Pinned connections and batches
 //

@@ -49,6 +49,7 @@ type config struct {
 	clientName  string
 	password    string
 	remote      remoteConfig // TLS and password options for tcp:// (tls.go)
+	serverUID   *int         // WithServerUID (serveruid.go)
 	now         func() time.Time
 }
 
@@ -105,14 +106,14 @@ type dialer struct {
 	network, address string // for messages and net.Dialer
 	display          string // the address as the user wrote it
 	remote           *remoteDialer
+	serverUID        *int // Unix sockets: the uid that must serve it (serveruid.go)
 }
 
 func (d dialer) dial(ctx context.Context) (net.Conn, error) {
 	if d.remote != nil {
 		return d.dialRemote(ctx)
 	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, d.network, d.address)
+	return d.dialUnix(ctx)
 }
 
 // ResolveAddr returns the socket path Open uses for addr: addr itself, or

@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/cyberdb/cyberdb/internal/safefile"
 )
 
 // Remote daemons: tcp://host:port addresses reach a daemon's TCP listener
@@ -82,9 +84,11 @@ func WithPassword(pw string) Option {
 
 // WithPasswordFile reads the password for tcp:// addresses from the file
 // at path (without one final newline), each time a connection is opened,
-// so a changed password is picked up by new connections. Keep the file
-// readable by its owner only (chmod 600). The default is the file named
-// by $CYBERDB_PASSWORD_FILE.
+// so a changed password is picked up by new connections. A file that
+// others may read or write is refused: keep it readable by its owner
+// (chmod 600), or by the workers' group (chmod 640). It must be a plain
+// file (a FIFO is refused). The default is the file named by
+// $CYBERDB_PASSWORD_FILE.
 func WithPasswordFile(path string) Option { return func(c *config) { c.remote.passwordFile = path } }
 
 // remoteDialer opens TCP connections, with TLS unless plaintext.
@@ -234,14 +238,22 @@ func ParseFingerprint(s string) ([]byte, error) {
 	return b, nil
 }
 
+// maxPasswordFile bounds what is read from a password file, as the
+// daemon does.
+const maxPasswordFile = 4096
+
 // readPassword reads the password, from the file if there is one.
 func (r *remoteDialer) readPassword() (string, error) {
 	if r.passwordFile == "" {
 		return r.password, nil
 	}
-	b, err := os.ReadFile(r.passwordFile)
+	// Refused when others may access it, as the daemon refuses its own
+	// (which must not be group-accessible either: a client's is often
+	// shared by the workers of one group). A FIFO or a hung file system
+	// is refused rather than waited for.
+	b, err := safefile.Read(r.passwordFile, safefile.Options{What: "cyberdb: password file", MaxSize: maxPasswordFile, Forbidden: 0o007})
 	if err != nil {
-		return "", fmt.Errorf("cyberdb: password file: %w", err)
+		return "", err
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))

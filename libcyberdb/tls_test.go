@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,12 +195,30 @@ func TestOpenTCPOptions(t *testing.T) {
 	t.Setenv(TLSCAFileEnv, "")
 	t.Setenv(TLSFingerprintEnv, "")
 	ctx := context.Background()
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644)
+	group := filepath.Join(dir, "group")
+	if err := os.WriteFile(group, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(group, 0o640)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		addr string
 		opts []Option
 		want string
 	}{
 		{"tcp://127.0.0.1:1", nil, "needs the daemon's password"},
+		{"tcp://127.0.0.1:1", []Option{WithPasswordFile(open)}, "has mode 0644: others must not have access to it; run: chmod 640"},
+		{"tcp://127.0.0.1:1", []Option{WithPasswordFile(fifo)}, "is a FIFO"},
+		{"tcp://127.0.0.1:1", []Option{WithPasswordFile(group), WithDialTimeout(100 * time.Millisecond)}, "cannot connect"}, // accepted: the dial fails
 		{"tcp://127.0.0.1:1", []Option{WithPasswordFile("/nonexistent/pw")}, "password file"},
 		{"tcp://127.0.0.1:1", []Option{WithPassword("x"), WithTLSFingerprint("abcd")}, "64 hex digits"},
 		{"tcp://127.0.0.1:1", []Option{WithPassword("x"), WithTLSCAFile("/nonexistent/ca.pem")}, "CA file"},

@@ -33,8 +33,13 @@ func moduleRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// BuildTags are the build tags of the daemon Binary builds: cyberdbtest
+// compiles in the test hooks (cyberdbd/testhooks.go), which release
+// builds never have.
+const BuildTags = "cyberdbtest"
+
 // Binary builds cmd/cyberdbd once per test process (with -race when the
-// tests run with -race) and returns its path.
+// tests run with -race, and with BuildTags) and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -44,7 +49,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "cyberdbd")
-		args := []string{"build", "-o", buildPath}
+		args := []string{"build", "-tags", BuildTags, "-o", buildPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}

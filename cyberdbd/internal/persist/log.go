@@ -141,6 +141,8 @@ type appendLog struct {
 	size atomic.Int64 // bytes in the segments of this run, headers included
 	done chan struct{}
 	stop chan struct{}
+
+	probes logProbes // the watchdog's round trips (probe.go)
 }
 
 func newAppendLog(db *DB, dir string, policy Fsync, seg *segment) *appendLog {
@@ -255,6 +257,7 @@ func (l *appendLog) run() {
 			l.writeOut(data, start)
 		}
 		spare = data
+		l.probes.writer.Run()
 		if closing {
 			l.mu.Lock()
 			empty := len(l.buf) == 0 && l.next == nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"crypto/subtle"
 	"sync"
@@ -10,14 +11,25 @@ import (
 
 // Password is the shared secret of the TCP listener. It is replaced
 // atomically (on SIGHUP), so connections authenticate against whichever
-// password is current when their HELLO arrives; connections already
-// authenticated stay open.
+// password is current when their HELLO arrives. Connections already
+// authenticated stay open unless Server.EndOldSessions ends those that
+// logged in with a password replaced since.
 //
 // Only the SHA-256 of the password is kept. Check hashes what the client
 // sent and compares the two digests in constant time, so neither the
 // content nor the length of the password leaks through timing.
 type Password struct {
-	digest atomic.Pointer[[sha256.Size]byte]
+	cur atomic.Pointer[secret]
+	// endBefore: sessions that logged in with a generation below it are
+	// to end (EndOldSessions).
+	endBefore atomic.Uint64
+}
+
+// secret is one password: its digest and its generation, which counts
+// the passwords set (from 1), so that a session knows which one it used.
+type secret struct {
+	digest [sha256.Size]byte
+	gen    uint64
 }
 
 // NewPassword returns a Password set to pw.
@@ -27,23 +39,41 @@ func NewPassword(pw []byte) *Password {
 	return p
 }
 
-// Set replaces the password.
-func (p *Password) Set(pw []byte) {
-	d := sha256.Sum256(pw)
-	p.digest.Store(&d)
+// Set replaces the password, and reports whether it changed.
+func (p *Password) Set(pw []byte) (changed bool) {
+	s := &secret{digest: sha256.Sum256(pw), gen: 1}
+	old := p.cur.Load()
+	if old != nil {
+		if subtle.ConstantTimeCompare(old.digest[:], s.digest[:]) == 1 {
+			return false
+		}
+		s.gen = old.gen + 1
+	}
+	p.cur.Store(s)
+	return true
 }
 
 // Check reports whether given is the password. An empty given never is,
 // and a Password never set admits nobody.
 func (p *Password) Check(given string) bool {
-	want := p.digest.Load()
+	ok, _ := p.check(given)
+	return ok
+}
+
+// check is Check, also returning the generation of the password matched.
+func (p *Password) check(given string) (ok bool, gen uint64) {
+	want := p.cur.Load()
 	if want == nil {
-		return false
+		return false, 0
 	}
 	got := sha256.Sum256([]byte(given))
-	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
-	return ok && given != ""
+	ok = subtle.ConstantTimeCompare(got[:], want.digest[:]) == 1
+	return ok && given != "", want.gen
 }
+
+// stale reports whether a session that logged in with generation gen
+// is to end.
+func (p *Password) stale(gen uint64) bool { return gen != 0 && gen < p.endBefore.Load() }
 
 // throttle limits password attempts per client address with a token bucket
 // each: an address may try burst times at once, then once every
@@ -51,33 +81,44 @@ func (p *Password) Check(given string) bool {
 // so concurrent guesses are limited too, and a correct password gives its
 // token back, so legitimate clients never run dry.
 //
-// Memory is bounded: at most maxEntries addresses are tracked (an IPv6
-// client counts by its /64, which one host usually has). Buckets that have
-// refilled are forgotten; when the table is full of throttled addresses,
-// the addresses not in it share one bucket, so flooding the table with
-// new addresses does not escape the throttle.
+// Memory is bounded by keeping only the buckets that matter, at most
+// maxEntries (an IPv6 client counts by its /64, which one host usually
+// has): a bucket that has refilled is the same as none, so a success that
+// refills its bucket drops it, and refilled buckets are dropped from the
+// least recently used end. When the table is still full, the bucket used
+// least recently is evicted. An address never shares a bucket with
+// another, so failures from any number of other addresses never refuse a
+// correct password from an address that has not failed.
+//
+// The price of eviction: an attacker cycling through more addresses than
+// the table holds has its oldest buckets forgotten and may try again
+// sooner. Against that many addresses a per-address limit bounds nothing
+// anyway (maxEntries buckets refilling at 0.5 a second each allow 8192
+// attempts a second, more TLS handshakes than the daemon completes): a
+// long random password is what defeats guessing (README, "What is not").
 type throttle struct {
 	burst      float64
 	refill     float64 // tokens per second
 	maxEntries int
 	now        func() time.Time
 
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	overflow  bucket
-	lastSweep time.Time
+	mu      sync.Mutex
+	buckets map[string]*list.Element // of *bucket, in lru
+	lru     list.List                // front: used most recently
 }
 
 type bucket struct {
+	key    string
 	tokens float64
 	last   time.Time
 }
 
-// Throttle defaults: 10 attempts at once, then one every 2 seconds.
+// Throttle defaults: 10 attempts at once, then one every 2 seconds; at
+// most maxThrottled addresses tracked (about 200 bytes each).
 const (
 	DefaultAuthBurst  = 10
 	DefaultAuthRefill = 0.5 // per second
-	maxThrottled      = 4096
+	maxThrottled      = 16384
 )
 
 func newThrottle(burst int, refill float64) *throttle {
@@ -92,8 +133,7 @@ func newThrottle(burst int, refill float64) *throttle {
 		refill:     refill,
 		maxEntries: maxThrottled,
 		now:        time.Now,
-		buckets:    make(map[string]*bucket),
-		overflow:   bucket{tokens: float64(burst)},
+		buckets:    make(map[string]*list.Element),
 	}
 }
 
@@ -120,37 +160,48 @@ func (t *throttle) take(key string) (ok bool, wait time.Duration) {
 	return true, 0
 }
 
-// giveBack returns the token of a successful attempt.
+// giveBack returns the token of a successful attempt; a bucket that is
+// full again is forgotten.
 func (t *throttle) giveBack(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	b := t.bucketLocked(key, now)
-	t.fill(b, now)
-	b.tokens = min(t.burst, b.tokens+1)
+	e, ok := t.buckets[key]
+	if !ok {
+		return // evicted meanwhile: as good as full
+	}
+	b := e.Value.(*bucket)
+	t.fill(b, t.now())
+	if b.tokens = min(t.burst, b.tokens+1); b.tokens >= t.burst {
+		t.removeLocked(e)
+	}
 }
 
-// bucketLocked finds or makes the bucket of key.
+// bucketLocked finds or makes the bucket of key, and marks it used.
 func (t *throttle) bucketLocked(key string, now time.Time) *bucket {
-	if b, ok := t.buckets[key]; ok {
-		return b
+	if e, ok := t.buckets[key]; ok {
+		t.lru.MoveToFront(e)
+		return e.Value.(*bucket)
 	}
-	if len(t.buckets) >= t.maxEntries && now.Sub(t.lastSweep) >= time.Second {
-		// A full bucket is the same as no bucket: forget those.
-		t.lastSweep = now
-		for k, b := range t.buckets {
-			t.fill(b, now)
-			if b.tokens >= t.burst {
-				delete(t.buckets, k)
-			}
+	// Refilled buckets are the same as none: forget those at the old end.
+	for e := t.lru.Back(); e != nil; e = t.lru.Back() {
+		b := e.Value.(*bucket)
+		t.fill(b, now)
+		if b.tokens < t.burst {
+			break
 		}
+		t.removeLocked(e)
 	}
 	if len(t.buckets) >= t.maxEntries {
-		return &t.overflow
+		t.removeLocked(t.lru.Back()) // the least recently used
 	}
-	b := &bucket{tokens: t.burst, last: now}
-	t.buckets[key] = b
+	b := &bucket{key: key, tokens: t.burst, last: now}
+	t.buckets[key] = t.lru.PushFront(b)
 	return b
+}
+
+func (t *throttle) removeLocked(e *list.Element) {
+	delete(t.buckets, e.Value.(*bucket).key)
+	t.lru.Remove(e)
 }
 
 // logLimiter keeps what a peer can make the daemon log (refused addresses,

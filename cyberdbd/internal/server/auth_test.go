@@ -89,34 +89,52 @@ func TestThrottleSuccessGivesBack(t *testing.T) {
 	}
 }
 
+// TestThrottleBoundedMemory: a table full of throttled addresses never
+// throttles an address that has not failed (it used to share one small
+// bucket among all of them: the right password was refused); the least
+// recently used bucket makes room instead.
 func TestThrottleBoundedMemory(t *testing.T) {
 	clk := newFakeClock()
 	th := newTestThrottle(clk)
 	th.maxEntries = 10
-	// Fill the table with throttled addresses.
+	// Fill the table with throttled addresses, 10.0.0.0 used first.
 	for i := range 10 {
 		for range 3 {
 			th.take(fmt.Sprintf("10.0.0.%d", i))
 		}
+		clk.add(time.Millisecond)
 	}
-	// New addresses share the overflow bucket: 3 attempts in all, not each.
-	allowed := 0
 	for i := range 20 {
-		if ok, _ := th.take(fmt.Sprintf("10.0.1.%d", i)); ok {
-			allowed++
+		addr := fmt.Sprintf("10.0.1.%d", i)
+		for k := range 3 {
+			if ok, _ := th.take(addr); !ok {
+				t.Fatalf("new address %d, attempt %d: throttled because other addresses failed", i, k+1)
+			}
+		}
+		if len(th.buckets) > 10 || th.lru.Len() != len(th.buckets) {
+			t.Fatalf("%d buckets (%d in the LRU list), want at most 10", len(th.buckets), th.lru.Len())
 		}
 	}
-	if allowed != 3 || len(th.buckets) != 10 {
-		t.Fatalf("with a full table, %d new addresses got attempts (want 3, the overflow bucket's) and %d are tracked (want 10)", allowed, len(th.buckets))
+	// The evicted buckets are the oldest: the last 10 new addresses are
+	// still throttled.
+	if ok, _ := th.take("10.0.1.19"); ok {
+		t.Fatal("the most recent failing address was forgotten")
 	}
-	// Once they have refilled, the entries are forgotten and new
-	// addresses get buckets of their own again.
+	if _, ok := th.buckets["10.0.0.0"]; ok {
+		t.Fatal("the least recently used bucket was kept")
+	}
+	// A success that refills its bucket forgets it.
+	th.take("10.0.2.1")
+	th.giveBack("10.0.2.1")
+	if _, ok := th.buckets["10.0.2.1"]; ok {
+		t.Fatal("a full bucket is kept after a success")
+	}
+	th.giveBack("10.9.9.9") // unknown: nothing to do
+	// Once they have refilled, buckets are forgotten as new ones come.
 	clk.add(time.Minute)
-	if ok, _ := th.take("10.0.2.1"); !ok {
-		t.Fatal("a new address was throttled after the table refilled")
-	}
+	th.take("10.0.3.1")
 	if len(th.buckets) != 1 {
-		t.Fatalf("%d addresses tracked after the sweep, want 1", len(th.buckets))
+		t.Fatalf("%d addresses tracked after all refilled, want 1", len(th.buckets))
 	}
 }
 

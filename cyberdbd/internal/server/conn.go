@@ -45,6 +45,8 @@ type conn struct {
 	tcp        *tcpListener
 	authBy     time.Time // HELLO must have authenticated by then
 	authFailed bool      // HELLO's password was refused: close
+	unauth     bool      // counted in tcpState.unauth: not authenticated yet
+	session    *tcpSession
 
 	// The deadlines last set, so that the loop sets them only when they
 	// change: each setting takes the poller's lock and moves a timer, on
@@ -101,6 +103,9 @@ func (c *conn) loop() string {
 				c.final(errShuttingDown)
 				return "server shutting down"
 			}
+			if c.sessionEnded() { // TCP: logged in with a password replaced since
+				return "password changed"
+			}
 		}
 		body, err := wire.ReadFrame(c.r, c.rbuf, c.s.cfg.MaxFrame)
 		if errors.Is(err, wire.ErrEmptyFrame) {
@@ -145,6 +150,9 @@ func (c *conn) readFailed(err error) string {
 		if c.s.closing.Load() {
 			c.final(errShuttingDown)
 			return "server shutting down"
+		}
+		if c.sessionEnded() {
+			return "password changed"
 		}
 		if c.handshakeExpired() {
 			return "handshake timeout"
@@ -313,17 +321,25 @@ func helloOptions(raw wire.Raw) (map[string]any, error) {
 	return opts, nil
 }
 
+// doHello answers HELLO. Nothing the client sent in it is ever rendered,
+// in a reply or in the log at any level: a client that puts its password
+// in the wrong slot must not find it echoed back, nor in the journal. The
+// messages say what is wrong by position and kind only. The client name
+// is logged only once HELLO has succeeded (on TCP: with the password).
 func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	if c.hello {
 		return out, wire.Errorf(wire.CodeHandshake, "HELLO was already sent on this connection")
 	}
-	if err := args.Want(1, 2); err != nil {
-		return out, wire.Errorf(wire.CodeHandshake, "HELLO takes [proto, {options}]: %s", wire.AsError(err).Message)
+	if n := args.Len(); n < 1 || n > 2 {
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO takes [proto, {options}]: 1 to 2 arguments, got %d", n)
 	}
-	v, err := args.Uint(0)
-	if err != nil || v != wire.ProtocolVersion {
-		return out, wire.Errorf(wire.CodeHandshake, "unsupported protocol version %s; this server speaks version %d",
-			wire.Diagnose(args.Items[0]), wire.ProtocolVersion)
+	if v, err := args.Uint(0); err != nil || v != wire.ProtocolVersion {
+		what := "an unsupported protocol version"
+		if err != nil {
+			what = "not a protocol version (an unsigned integer)"
+		}
+		return out, wire.Errorf(wire.CodeHandshake, "HELLO's first argument is %s; this server speaks version %d: [id, %d, %d, {options}]",
+			what, wire.ProtocolVersion, wire.OpHello, wire.ProtocolVersion)
 	}
 	var opts map[string]any
 	if args.Has(1) {
@@ -331,14 +347,14 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 		if opts, err = helloOptions(args.Items[1]); err != nil {
 			return out, err
 		}
-		if name, ok := opts["client"].(string); ok {
-			c.log = c.log.With("client", name)
-		}
 	}
 	if err := c.authenticate(opts); err != nil { // TCP listeners: the password
 		return out, err
 	}
 	c.hello = true
+	if name, ok := opts["client"].(string); ok {
+		c.log = c.log.With("client", name)
+	}
 	return wire.AppendMarshal(out, map[string]any{
 		"proto":     wire.ProtocolVersion,
 		"server":    "cyberdbd",

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/health"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -63,6 +64,8 @@ type ioLoop struct {
 
 	wmu    sync.Mutex // guards evfd against wake after the loop ended
 	exited bool
+
+	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go)
 }
 
 // loopConn is a connection served by an ioLoop.
@@ -212,6 +215,7 @@ func (l *ioLoop) run() {
 		l.now = time.Now()
 		l.closing = l.s.closing.Load()
 		l.resolve(n)
+		l.probes.Run() // after resolve, which reads the eventfd: no wake-up is lost
 		for _, c := range l.ready {
 			if !c.closed {
 				l.readable(c)

@@ -2,7 +2,10 @@
 
 package server
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // ioLoop is Linux-only (ioloop_linux.go); elsewhere every connection has
 // a goroutine of its own.
@@ -12,7 +15,9 @@ func newIOLoop(*Server) (*ioLoop, error) {
 	return nil, errors.New("event loops need Linux's epoll")
 }
 
-func (*ioLoop) release()          {}
-func (*ioLoop) adopt(*conn) error { return errors.New("event loops need Linux's epoll") }
-func (*ioLoop) wake()             {}
-func (*ioLoop) run()              {}
+func (*ioLoop) release()                        {}
+func (*ioLoop) adopt(*conn) error               { return errors.New("event loops need Linux's epoll") }
+func (*ioLoop) wake()                           {}
+func (*ioLoop) run()                            {}
+func (*ioLoop) roundTrip(context.Context) error { return nil }
+func (*ioLoop) do(func())                       {}

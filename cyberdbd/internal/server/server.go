@@ -61,6 +61,7 @@ type Server struct {
 	closing    atomic.Bool
 	forceClose atomic.Bool // Shutdown's context ended: close without a last frame
 	nconns     atomic.Int64
+	tcp        tcpState // what TCP listeners share: limits, throttle (tcp.go)
 	connID     atomic.Uint64
 	total      atomic.Uint64 // connections accepted since start
 	opCount    [256]atomic.Uint64
@@ -173,9 +174,14 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	}
 	c := newConn(s, nc, id)
 	c.tcp = tl
+	if tl != nil && !tl.reserve(s, c) { // --max-tcp-conns, --max-tcp-unauth-conns
+		s.nconns.Add(-1)
+		return
+	}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
+		c.releaseTCP()
 		s.nconns.Add(-1)
 		go refuse(nc, wire.Errorf(wire.CodeShuttingDown, "the server is shutting down; reconnect shortly"))
 		return
@@ -198,6 +204,7 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		c.releaseTCP()
 		s.nconns.Add(-1)
 	}()
 }
@@ -324,6 +331,7 @@ func (s *Server) info() map[string]any {
 		"goroutines":        runtime.NumGoroutine(),
 		"io_loops":          s.ioLoops(),
 	}
+	s.tcpInfo(m)
 	if s.cfg.Info != nil {
 		s.cfg.Info(m)
 	}

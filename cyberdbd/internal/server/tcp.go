@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -18,7 +20,11 @@ import (
 // A TCP connection goes through, in order:
 //  1. the address allowlist, checked at accept: a peer not in Allow is
 //     closed at once, before the TLS handshake, without a frame, and logged;
-//  2. --max-conns, as on Unix sockets;
+//  2. the connection limits: --max-conns, as on Unix sockets; of those at
+//     most MaxConns on TCP, so that the Unix socket always keeps the rest;
+//     and of those at most MaxUnauth not authenticated yet, so that peers
+//     without the password cannot take the slots of those with it. Over a
+//     limit: a too_many_connections frame (inside TLS), then a close;
 //  3. the TLS handshake (TLS 1.3 only, as TLS decides);
 //  4. HELLO, which must carry the password; any other request before it
 //     gets a handshake error and reaches nothing.
@@ -50,12 +56,24 @@ type TCPConfig struct {
 	// DefaultAuthBurst and DefaultAuthRefill.
 	AuthBurst  int
 	AuthRefill float64
+	// MaxConns bounds the TCP connections, of all TCP listeners together,
+	// within Config.MaxConns: the Unix socket always keeps the rest, so
+	// remote peers can never lock local clients out. Default: half of
+	// Config.MaxConns. MaxUnauth bounds those that have not authenticated
+	// yet (TLS handshake and a HELLO with the password, within the
+	// handshake time-out); default DefaultMaxTCPUnauth.
+	MaxConns  int
+	MaxUnauth int
 }
 
 // Defaults of TCPConfig.
 const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultAuthFailDelay    = 250 * time.Millisecond
+	// DefaultMaxTCPUnauth allows a burst of 256 logins in flight: at a
+	// few milliseconds a login, thousands a second; at the handshake
+	// time-out, a peer holding them all costs the daemon ~20 MiB.
+	DefaultMaxTCPUnauth = 256
 )
 
 // LoopbackOnly is the default allowlist: 127.0.0.0/8 and ::1/128.
@@ -64,9 +82,20 @@ var LoopbackOnly = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.Mu
 // tcpListener is the state one ServeTCP shares between its connections.
 type tcpListener struct {
 	cfg      TCPConfig
-	throttle *throttle
-	refused  logLimiter // allowlist refusals
+	throttle *throttle  // the server's, shared by all TCP listeners
+	refused  logLimiter // allowlist refusals, connection limits, handshake time-outs
 	failed   logLimiter // failed logins
+}
+
+// tcpState is what all TCP listeners of a Server share: one throttle (an
+// address gets its attempts once, not once per listener) and the counts
+// behind TCPConfig.MaxConns and TCPConfig.MaxUnauth.
+type tcpState struct {
+	once         sync.Once
+	throttle     *throttle
+	conns        atomic.Int64  // open TCP connections, counted in Server.nconns too
+	unauth       atomic.Int64  // of conns, not authenticated yet
+	authFailures atomic.Uint64 // failed logins since start, throttled ones included
 }
 
 // ServeTCP accepts connections on the TCP listener l until Shutdown is
@@ -85,13 +114,125 @@ func (s *Server) ServeTCP(l net.Listener, cfg TCPConfig) error {
 	if cfg.AuthFailDelay <= 0 {
 		cfg.AuthFailDelay = DefaultAuthFailDelay
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = max(1, s.cfg.MaxConns/2)
+	}
+	if cfg.MaxUnauth <= 0 {
+		cfg.MaxUnauth = DefaultMaxTCPUnauth
+	}
+	s.tcp.once.Do(func() { s.tcp.throttle = newThrottle(cfg.AuthBurst, cfg.AuthRefill) })
 	tl := &tcpListener{
 		cfg:      cfg,
-		throttle: newThrottle(cfg.AuthBurst, cfg.AuthRefill),
+		throttle: s.tcp.throttle,
 		refused:  logLimiter{perSecond: 10},
 		failed:   logLimiter{perSecond: 10},
 	}
 	return s.serve(l, tl)
+}
+
+// reserve counts a new TCP connection against MaxConns and MaxUnauth;
+// over either it refuses the connection (a frame,
+// inside TLS, and a close) and returns false. c.releaseTCP gives back
+// what it took.
+func (tl *tcpListener) reserve(s *Server, c *conn) bool {
+	var e *wire.Error
+	if n := s.tcp.conns.Add(1); n > int64(tl.cfg.MaxConns) {
+		s.tcp.conns.Add(-1)
+		e = wire.Errorf(wire.CodeTooManyConns, "the server is at its limit of %d TCP connections (--max-tcp-conns); "+
+			"close idle connections or raise the limit", tl.cfg.MaxConns)
+	} else if n := s.tcp.unauth.Add(1); n > int64(tl.cfg.MaxUnauth) {
+		s.tcp.unauth.Add(-1)
+		s.tcp.conns.Add(-1)
+		e = wire.Errorf(wire.CodeTooManyConns, "the server has %d TCP connections that have not logged in yet "+
+			"(--max-tcp-unauth-conns); try again shortly", tl.cfg.MaxUnauth)
+	}
+	if e == nil {
+		c.unauth = true
+		c.session = &tcpSession{}
+		return true
+	}
+	if ok, suppressed := tl.refused.allow(time.Now()); ok {
+		s.log.Warn("connection refused: TCP connection limit", withSuppressed(suppressed, "conn", c.id, "remote", remoteName(c.nc), "reason", e.Message)...)
+	}
+	go refuse(c.nc, e)
+	return false
+}
+
+// releaseTCP gives back what reserve took, once the connection is over.
+func (c *conn) releaseTCP() {
+	if c.tcp == nil {
+		return
+	}
+	c.authenticated()
+	c.s.tcp.conns.Add(-1)
+}
+
+// authenticated moves c out of the count of connections not logged in.
+func (c *conn) authenticated() {
+	if c.unauth {
+		c.unauth = false
+		c.s.tcp.unauth.Add(-1)
+	}
+}
+
+// tcpSession is what another goroutine may ask of a TCP connection: the
+// password it logged in with. It is made before the connection is served,
+// so the pointer itself is never written concurrently.
+type tcpSession struct {
+	gen atomic.Uint64 // the Password generation of its HELLO; 0 before
+}
+
+// errPasswordChanged is the last frame of a session that logged in with
+// a password replaced since (EndOldSessions). Its requests without a reply
+// were not executed.
+var errPasswordChanged = wire.Errorf(wire.CodeAuthFailed,
+	"the server's password was changed: this session logged in with the old one and is closed; "+
+		"requests without a reply were not executed: reconnect with the new password")
+
+// sessionEnded reports whether c is a session EndOldSessions ended, and
+// then sends its last frame. Called by the connection's goroutine when it
+// is about to wait for the next request, and when that wait is
+// interrupted.
+func (c *conn) sessionEnded() bool {
+	if c.session == nil || !c.tcp.cfg.Password.stale(c.session.gen.Load()) {
+		return false
+	}
+	c.final(errPasswordChanged)
+	c.log.Info("session closed: it logged in with a password replaced since", "remote", remoteName(c.nc))
+	return true
+}
+
+// EndOldSessions closes the TCP sessions that logged in with a password
+// that p no longer is (Password.Set), after answering the requests each
+// has read, with an auth_failed frame; it returns how many it closes.
+// Sessions not yet logged in carry on: their HELLO is checked against
+// the current password.
+func (s *Server) EndOldSessions(p *Password) int {
+	cur := p.cur.Load()
+	if cur == nil {
+		return 0
+	}
+	if cur.gen > p.endBefore.Load() {
+		p.endBefore.Store(cur.gen) // only the reloader sets passwords: no race
+	}
+	n := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		// c.session and c.tcp were set before c was added to s.conns.
+		if c.session != nil && c.tcp.cfg.Password == p && p.stale(c.session.gen.Load()) {
+			c.interrupt() // its goroutine sees sessionEnded once the read is interrupted
+			n++
+		}
+	}
+	return n
+}
+
+// tcpInfo adds the TCP fields of the info op.
+func (s *Server) tcpInfo(m map[string]any) {
+	m["tcp_connections"] = s.tcp.conns.Load()
+	m["tcp_unauthenticated"] = s.tcp.unauth.Load()
+	m["auth_failures"] = s.tcp.authFailures.Load()
 }
 
 // peerAddr is the IP address of a TCP peer, IPv4-mapped IPv6 addresses
@@ -190,13 +331,16 @@ func (c *conn) authenticate(opts map[string]any) error {
 	key := throttleKey(ip)
 	if ok, wait := c.tcp.throttle.take(key); !ok {
 		c.authFailed = true
+		c.s.tcp.authFailures.Add(1)
 		wait = max(wait.Round(time.Second), time.Second)
 		c.logAuthFailure("too many failed logins from this address", ip)
 		return wire.Errorf(wire.CodeAuthFailed, "too many failed logins from %s; try again in %s", ip, wait)
 	}
 	given, _ := opts["password"].(string)
-	if !c.tcp.cfg.Password.Check(given) {
+	ok, gen := c.tcp.cfg.Password.check(given)
+	if !ok {
 		c.authFailed = true
+		c.s.tcp.authFailures.Add(1)
 		reason := "wrong password"
 		if given == "" {
 			reason = "no password"
@@ -205,6 +349,8 @@ func (c *conn) authenticate(opts map[string]any) error {
 		return wire.Errorf(wire.CodeAuthFailed, "authentication failed: HELLO needs the server's password in its \"password\" option")
 	}
 	c.tcp.throttle.giveBack(key)
+	c.authenticated()
+	c.session.gen.Store(gen)
 	c.log.Debug("authenticated", "remote", remoteName(c.nc))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/health"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -22,6 +23,8 @@ type Store struct {
 	// tables until after its journal call, and exclusively by Freeze
 	// (snapshot.go) to find a moment when no write is half done.
 	gate sync.RWMutex
+
+	probe health.Waiter // the watchdog's round trips through the locks (probe.go)
 }
 
 // Stats is what the INFO op reports about the data.

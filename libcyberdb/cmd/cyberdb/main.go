@@ -89,6 +89,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	fs.SortFlags = false
 	socket := fs.StringP("socket", "s", "", "the daemon's Unix socket `PATH` (default: $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock if it exists, else ./cyberdb.sock)")
 	addr := fs.String("addr", "", "the daemon's address, `ADDR`: unix:///path or a path (same as --socket), or tcp://host:port for a daemon on another host (default $CYBERDB_ADDR)")
+	serverUID := fs.String("server-uid", "", "for Unix sockets: talk only to a daemon run by this `USER` (name or uid) or root, checked with SO_PEERCRED; a socket in a world-writable directory must belong to that user too (default $"+libcyberdb.ServerUIDEnv+")")
 	remote := addRemoteFlags(fs)
 	text := fs.BoolP("string", "S", false, "read every KEY and VALUE as text, exactly as typed, never as JSON (also accepted after the command name)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on the command after this `duration`")
@@ -131,7 +132,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	e := &env{ctx: ctx, addr: a, opts: remote.options(), stdout: stdout, stderr: stderr, text: *text || wantText}
+	opts := remote.options()
+	if *serverUID != "" {
+		uid, err := libcyberdb.LookupUID(*serverUID)
+		if err != nil {
+			fmt.Fprintf(stderr, "cyberdb: --server-uid: %v\n", err)
+			return exitUsage
+		}
+		opts = append(opts, libcyberdb.WithServerUID(uid))
+	}
+	e := &env{ctx: ctx, addr: a, opts: opts, stdout: stdout, stderr: stderr, text: *text || wantText}
 	err := cmd.run(e, cargs)
 	if e.client != nil {
 		e.client.Close()
@@ -232,6 +242,7 @@ Examples:
   cyberdb set centre content "Hello CyberDB!"
   cyberdb get centre content
   cyberdb -s /run/cyberdb/cyberdb.sock tables
+  cyberdb --server-uid cyberdb tables   # refuse a socket served by anyone but the daemon's user (or root)
   cyberdb --addr tcp://db1.example.com:9980 --tls-ca cert.pem --password-file ~/.cyberdb-password tables
 `, fs.FlagUsages())
 }

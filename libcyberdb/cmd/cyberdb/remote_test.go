@@ -52,4 +52,13 @@ func TestRemoteDaemon(t *testing.T) {
 	if out, errs, code := run(nil, "--addr", addr, "--tls-fingerprint", strings.Repeat("00", 32), "--password-file", pw, "tables"); code != exitFailed || !strings.Contains(errs, "fingerprint") {
 		t.Fatalf("wrong fingerprint: exit %d, want %d naming the fingerprint\n%s%s", code, exitFailed, out, errs)
 	}
+	// A password file others may read is refused before anything is sent.
+	open := filepath.Join(p.Dir, "open")
+	if err := os.WriteFile(open, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644)
+	if out, errs, code := run(nil, "--addr", addr, "--tls-ca", p.CAFile, "--password-file", open, "tables"); code != exitFailed || !strings.Contains(errs, "others must not have access") {
+		t.Fatalf("world-readable password file: exit %d, want %d and a refusal\n%s%s", code, exitFailed, out, errs)
+	}
 }

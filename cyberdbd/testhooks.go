@@ -1,0 +1,97 @@
+//go:build cyberdbtest
+
+package main
+
+// Test hooks: compiled only with the cyberdbtest build tag, which the
+// binaries the tests build have (internal/daemontest) and releases never
+// do: nothing here can be switched on in a deployed daemon.
+//
+// $CYBERDB_TEST_WEDGE names a part of the daemon to wedge, for the tests
+// of the watchdog and of readiness (health.go):
+//
+//	loop    event loop 0 stops in a round
+//	store   the write lock of table "wedged" is held (the table is made)
+//	log     the log's writer goroutine stops between rounds
+//	fsync   the log's file lock is held, as by a hung everysec fsync
+//	reload  every reload blocks
+//
+// Each SIGUSR1 wedges it, the next releases it, and so on; "start:loop"
+// wedges it before the start-up check. Each change is logged ("test hook:
+// wedged", "test hook: released"). $CYBERDB_TEST_RELOAD_TIMEOUT replaces
+// the reload time limit (reload.go).
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+)
+
+func installTestHooks(srv *server.Server, st *store.Store, data *dataDir, reload *reloaders, log *slog.Logger) {
+	if v := os.Getenv("CYBERDB_TEST_RELOAD_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			reloadTimeout = d
+		}
+	}
+	spec := os.Getenv("CYBERDB_TEST_WEDGE")
+	if spec == "" {
+		return
+	}
+	what, atStart := strings.CutPrefix(spec, "start:")
+	var mu sync.Mutex
+	var release chan struct{} // closed to release the wedge; nil when not wedged
+	if what == "reload" {
+		reload.add(func(*config) error {
+			mu.Lock()
+			r := release
+			mu.Unlock()
+			if r != nil {
+				<-r
+			}
+			return nil
+		})
+	}
+	toggle := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if release != nil {
+			close(release)
+			release = nil
+			log.Warn("test hook: released", "part", what)
+			return
+		}
+		release = make(chan struct{})
+		var err error
+		switch what {
+		case "loop":
+			err = srv.WedgeLoopForTest(0, release)
+		case "store":
+			err = st.HoldTableForTest("wedged", release)
+		case "log":
+			err = data.db.WedgeLogForTest("writer", release)
+		case "fsync":
+			err = data.db.WedgeLogForTest("fsync", release)
+		}
+		if err != nil {
+			log.Error("test hook: cannot wedge", "part", what, "err", err)
+			return
+		}
+		log.Warn("test hook: wedged", "part", what)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	if atStart {
+		toggle()
+	}
+	go func() {
+		for range sig {
+			toggle()
+		}
+	}()
+}
