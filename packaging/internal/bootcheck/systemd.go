@@ -75,7 +75,11 @@ func (c *checker) install(deb, version string) {
 func (c *checker) activation() {
 	c.step("activation on the first connection")
 	c.expect(`"PONG"`, "cyberdb", "ping")
-	c.expect("active", "systemctl", "is-active", "cyberdbd.service")
+	// The daemon may answer a client a moment before it tells systemd it is
+	// ready: READY=1 waits for its own round trip through every socket.
+	c.waitFor("cyberdbd.service is active", 10*time.Second, func() bool {
+		return show("cyberdbd.service", "ActiveState") == "active"
+	})
 	pid := mainPID()
 	if uid, err := uidOf(pid); err != nil || uid != lookupID("passwd", "cyberdb") {
 		c.errorf("cyberdbd (pid %d) runs as uid %d (%v), want cyberdb's", pid, uid, err)
