@@ -198,14 +198,14 @@ func TestDamagedStartRefused(t *testing.T) {
 	}
 }
 
-// TestFailpointCrash kills the daemon (SIGKILL, from inside) at each
-// failpoint of a save, and of the log's fsync, and checks that the restart
-// has every acknowledged write.
+// TestFailpointCrash kills the daemon (SIGKILL, from inside: a binary
+// built with the failpoints tag) at each failpoint of a save, and of the
+// log's fsync, and checks that the restart has every acknowledged write.
 func TestFailpointCrash(t *testing.T) {
 	for _, fp := range []string{"log-fsync:30", "log-create:2", "snapshot-fsync", "snapshot-rename", "snapshot-dirsync", "log-remove"} {
 		t.Run(fp, func(t *testing.T) {
 			t.Setenv("CYBERDB_FAILPOINT", fp)
-			d := daemontest.Start(t, "--fsync=always", "--snapshot-interval=0")
+			d := daemontest.StartBinary(t, daemontest.FailpointBinary(t), "--fsync=always", "--snapshot-interval=0")
 			os.Unsetenv("CYBERDB_FAILPOINT") // the restart runs without it
 			c := open(t, d)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -245,6 +245,37 @@ func TestFailpointCrash(t *testing.T) {
 			}
 			// And the data dir is healthy: a save and a clean restart work.
 			must(t, c.Save(context.Background()))
+		})
+	}
+}
+
+// TestFailpointsOnlyInTestBuilds: CYBERDB_FAILPOINT kills a binary built
+// with the failpoints tag, and a release build ignores it, so that an
+// environment variable cannot kill a production daemon.
+func TestFailpointsOnlyInTestBuilds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bin  string
+		dies bool
+	}{
+		{"failpoints", daemontest.FailpointBinary(t), true},
+		{"release", daemontest.Binary(t), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CYBERDB_FAILPOINT", "log-fsync") // the first fsync of the log
+			d := daemontest.StartBinary(t, tc.bin, "--fsync=always")
+			c := open(t, d)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := c.CreateList(ctx, "l", nil)
+			wait := 5 * time.Second // for the death
+			if err == nil {
+				wait = 0 // it would have died before replying
+			}
+			if exited, _ := d.Wait(wait); exited != tc.dies || (err == nil) == tc.dies {
+				t.Fatalf("CYBERDB_FAILPOINT=log-fsync: daemon exited %v, create: %v; want it to die: %v\n%s", exited, err, tc.dies, d.Output())
+			}
 		})
 	}
 }

@@ -402,7 +402,7 @@ func TestCrashAtEachFailpoint(t *testing.T) {
 			// (in process; the daemon test kills the process).
 			hit := make(chan struct{})
 			var once sync.Once
-			SetFailpoint(func(n string) {
+			setFailpoint(func(n string) {
 				if n == name {
 					once.Do(func() { close(hit); runtime.Goexit() })
 				}
@@ -420,7 +420,7 @@ func TestCrashAtEachFailpoint(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatalf("failpoint %s not reached", name)
 			}
-			SetFailpoint(nil)
+			setFailpoint(nil)
 			db.stopForTest()
 			db2, st2 := mustOpen(t, testOptions(dir, nil))
 			got := strings.ReplaceAll(dump(t, st2), "unacked=dict {_ 0: [0, []]}\n", "") // may or may not be there
@@ -448,7 +448,7 @@ func TestRecoverTruncateFailpoint(t *testing.T) {
 	src, states := history(t)
 	full := readFile(t, segPath(src, 1))
 	writeFile(t, segPath(src, 1), full[:len(full)-3])
-	SetFailpoint(func(n string) {
+	setFailpoint(func(n string) {
 		if n == "recover-truncate" {
 			panic(n)
 		}
@@ -457,7 +457,7 @@ func TestRecoverTruncateFailpoint(t *testing.T) {
 		defer func() { recover() }()
 		Open(store.New(), testOptions(src, nil))
 	}()
-	SetFailpoint(nil)
+	setFailpoint(nil)
 	// The crashed start left its lock behind in this process: a new
 	// process would not see it, so take a copy of the dir.
 	dir := copyDir(t, src)
@@ -480,14 +480,14 @@ func TestDiskErrorRefusesWrites(t *testing.T) {
 	if err := db.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	SetFailpoint(func(n string) {
+	setFailpoint(func(n string) {
 		if n == "log-fsync" {
 			db.alog.cur.f.Close() // the fsync that follows fails
 		}
 	})
 	do(t, st, wire.OpDSet, "d", "k", 1)
 	err := db.Wait()
-	SetFailpoint(nil)
+	setFailpoint(nil)
 	if err == nil || !strings.Contains(err.Error(), segmentName(1)) {
 		t.Fatalf("Wait after a failed fsync: %v", err)
 	}
