@@ -20,11 +20,12 @@ import "sync/atomic"
 //
 // The points (see FailpointNames): log-fsync (before fsync of a log
 // segment), log-create (before the fsync of a new segment and of the
-// directory), snapshot-fsync (before fsync of the new snapshot's temp file),
+// directory), manifest-fsync (before the fsync of a MANIFEST update),
+// snapshot-fsync (before fsync of the new snapshot's temp file),
 // snapshot-rename (before it replaces the old one), snapshot-dirsync
 // (after the rename, before the directory fsync), log-remove (before
-// segments covered by a durable snapshot are removed) and
-// recover-truncate (before a torn log tail is cut off at start).
+// segments no snapshot needs any more are removed) and recover-truncate
+// (before a torn log tail is cut off at start).
 var failpointHook atomic.Pointer[func(name string)]
 
 // setFailpoint installs fn to be called at every failpoint (nil: none).
@@ -39,7 +40,7 @@ func setFailpoint(fn func(name string)) {
 
 // FailpointNames lists every failpoint, for tests.
 var FailpointNames = []string{
-	"log-fsync", "log-create", "snapshot-fsync", "snapshot-rename", "snapshot-dirsync", "log-remove", "recover-truncate",
+	"log-fsync", "log-create", "manifest-fsync", "snapshot-fsync", "snapshot-rename", "snapshot-dirsync", "log-remove", "recover-truncate",
 }
 
 func failpoint(name string) {
