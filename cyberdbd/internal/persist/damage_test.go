@@ -26,8 +26,10 @@ import (
 // it, and checks the data: every acknowledged write that the damage left
 // readable is there, and no value is one nobody wrote.
 func TestDamagedDataDir(t *testing.T) {
-	tpl := damageTemplate(t)
+	tpl := damageTemplate(t, 2)
+	one := damageTemplate(t, 1) // one snapshot: the log still goes back to segment 1
 	cases := []struct {
+		tpl     *damageTpl // tpl if nil
 		name    string
 		damage  func(t *testing.T, dir string)
 		refused []string // in the refusal; nil: starts without --recover
@@ -88,6 +90,13 @@ func TestDamagedDataDir(t *testing.T) {
 		want:    tpl.final,
 		logs:    []string{"loaded snapshot.cdb.bak instead"},
 	}, {
+		name:    "snapshot-entry-one-snapshot",
+		tpl:     &one,
+		damage:  func(t *testing.T, dir string) { flipAfter(t, filepath.Join(dir, "snapshot.cdb"), "ooooo") },
+		refused: []string{"snapshot.cdb is damaged at byte offset"},
+		want:    one.final, // no backup, but the empty state and the whole log: exact
+		logs:    []string{"replaying it from the empty state"},
+	}, {
 		name: "snapshot-and-backup",
 		damage: func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, "snapshot.cdb.bak")))
@@ -104,7 +113,11 @@ func TestDamagedDataDir(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // daemons mostly wait for their start-up
 			dir := filepath.Join(daemontest.ShortTempDir(t), "data")
-			copyTree(t, tpl.dir, dir)
+			from := tpl
+			if tc.tpl != nil {
+				from = *tc.tpl
+			}
+			copyTree(t, from.dir, dir)
 			tc.damage(t, dir)
 			args := []string{"--data-dir=" + dir, "--fsync=always"}
 			if tc.refused != nil {
@@ -202,10 +215,11 @@ type damageTpl struct {
 }
 
 // damageTemplate runs the daemon with --fsync always: tables, a snapshot,
-// more writes, a second snapshot (so that there is a snapshot.cdb.bak),
-// then writes in the log only, among them the incr of a key from 4500 to
-// 4501, and a kill once the MANIFEST says all of the log is on disk.
-func damageTemplate(t *testing.T) damageTpl {
+// more writes and, if snapshots is 2, a second snapshot (so that there is
+// a snapshot.cdb.bak, and segment 1 is gone), then writes in the log
+// only, among them the incr of a key from 4500 to 4501, and a kill once
+// the MANIFEST says all of the log is on disk.
+func damageTemplate(t *testing.T, snapshots int) damageTpl {
 	d := daemontest.Start(t, "--fsync=always", "--snapshot-interval=0")
 	c := open(t, d)
 	ctx := context.Background()
@@ -218,9 +232,11 @@ func damageTemplate(t *testing.T) damageTpl {
 	must(t, keep.Set(ctx, "b", 2))
 	_, err := l.Append(ctx, 4)
 	must(t, err)
-	must(t, c.Save(ctx))
+	if snapshots > 1 {
+		must(t, c.Save(ctx))
+	}
 	var tpl damageTpl
-	tpl.snapped = state(t, c)
+	tpl.snapped = state(t, c) // in the second snapshot, if there is one
 	if n, err := libcyberdb.NewDict[string, int](c, "d").Incr(ctx, "k", 1); err != nil || n != 4501 {
 		t.Fatalf("incr: %d %v", n, err)
 	}

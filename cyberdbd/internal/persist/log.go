@@ -155,13 +155,14 @@ type appendLog struct {
 	closing  bool
 	wake     chan struct{}
 
-	pmu        sync.Mutex // guards written, synced, curSeq, segWritten, segSynced; cond waits on it
+	pmu        sync.Mutex // guards written, synced, curSeq, namedSeq, segWritten, segSynced; cond waits on it
 	cond       *sync.Cond
 	written    int64
 	synced     int64
 	curSeq     uint64
-	segWritten int64 // bytes of segment curSeq written to the OS
-	segSynced  int64 // bytes of segment curSeq fsynced
+	namedSeq   uint64 // the segment switchTo finished with: the MANIFEST names it (unless the log failed)
+	segWritten int64  // bytes of segment curSeq written to the OS
+	segSynced  int64  // bytes of segment curSeq fsynced
 
 	fileMu sync.Mutex // guards cur, for the everysec syncer
 	cur    *segment
@@ -177,7 +178,7 @@ type appendLog struct {
 }
 
 func newAppendLog(db *DB, dir string, policy Fsync, seg *segment) *appendLog {
-	l := &appendLog{dir: dir, policy: policy, db: db, cur: seg, curSeq: seg.seq,
+	l := &appendLog{dir: dir, policy: policy, db: db, cur: seg, curSeq: seg.seq, namedSeq: seg.seq,
 		segOff: logHeader, segWritten: logHeader, segSynced: logHeader,
 		wake: make(chan struct{}, 1), durable: make(chan struct{}, 1),
 		done: make(chan struct{}), stop: make(chan struct{}), keeperDone: make(chan struct{})}
@@ -245,10 +246,11 @@ func (l *appendLog) wait() error {
 	}
 }
 
-// waitSegment blocks until the writer has moved to segment seq.
+// waitSegment blocks until the writer has moved to segment seq: the
+// segment before it has its end record, and the MANIFEST names seq.
 func (l *appendLog) waitSegment(seq uint64) {
 	l.pmu.Lock()
-	for l.curSeq < seq {
+	for l.namedSeq < seq {
 		l.cond.Wait()
 	}
 	l.pmu.Unlock()
@@ -398,7 +400,10 @@ func (l *appendLog) switchTo(seg *segment, at int64) {
 			l.db.fail(seg.seq, err)
 		}
 	}
-	l.broadcast()
+	l.pmu.Lock()
+	l.namedSeq = seg.seq
+	l.cond.Broadcast()
+	l.pmu.Unlock()
 }
 
 // setDurable records in the MANIFEST that n bytes of segment seq are on

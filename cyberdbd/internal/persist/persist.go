@@ -240,6 +240,12 @@ func (db *DB) writeSnapshot() (snapStats, uint64, error) {
 		return snapStats{}, 0, err
 	}
 	db.segSeq = seq
+	if db.alog != nil {
+		// Before the snapshot is published: so the MANIFEST never names a
+		// last segment older than the one snapshot.cdb starts at, and the
+		// segment before it has its end record.
+		db.alog.waitSegment(seq)
+	}
 	st, replaced, err := writeSnapshot(db.opts.Dir, cut, snapInfo{Created: created.UnixNano(), LogSegment: seq})
 	if err != nil {
 		return st, seq, err
@@ -256,9 +262,6 @@ func (db *DB) writeSnapshot() (snapStats, uint64, error) {
 		db.keepSeg = db.snapSeg
 	}
 	db.snapSeg = seq
-	if db.alog != nil {
-		db.alog.waitSegment(seq)
-	}
 	if err := db.man.set(func(m *manifestState) {
 		m.snap, m.keep = seq, db.keepSeg
 		switch {
