@@ -122,6 +122,18 @@ func BuildTool(t testing.TB, pkg, dir string) string {
 	return out
 }
 
+// Env is the environment daemons run with: the test's, and, unless
+// GORACE says otherwise, a race detector that waits 100ms rather than its
+// default second at exit for late race reports. Every daemon stop of a
+// -race run paid that second: half the time of the persist tests.
+func Env() []string {
+	env := os.Environ()
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		env = append(env, "GORACE=atexit_sleep_ms=100")
+	}
+	return env
+}
+
 // Daemon is a running cyberdbd.
 type Daemon struct {
 	Socket string // path of its Unix socket
@@ -174,6 +186,7 @@ func (d *Daemon) start(t testing.TB) {
 		bin = Binary(t)
 	}
 	d.Cmd = exec.Command(bin, d.Args...)
+	d.Cmd.Env = Env()
 	// In its temp dir, so that the default --data-dir (./cyberdb-data)
 	// belongs to this daemon and survives its Restart.
 	d.Cmd.Dir = d.Dir
