@@ -196,7 +196,9 @@ func TestDamagedDataDir(t *testing.T) {
 func startRefused(t *testing.T, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, daemontest.Binary(t), args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, daemontest.Binary(t), args...)
+	cmd.Env = daemontest.Env()
+	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return out, fmt.Errorf("it started and served for 10s instead")
 	}
