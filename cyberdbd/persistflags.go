@@ -43,7 +43,7 @@ func addPersistFlags(fs *flag.FlagSet, cfg *config) {
 	fs.DurationVar(&cfg.snapshotInterval, "snapshot-interval", 300*time.Second, "take a snapshot this often (`duration`, e.g. 5m); 0 only on the save op and at shutdown")
 	fs.BoolVar(&cfg.appendOnly, "appendonly", true, "log every write before replying (--appendonly=false: snapshots only, and a crash loses the writes since the last one)")
 	fs.StringVar(&cfg.fsyncName, "fsync", "everysec", "`POLICY` for fsyncing the log: always (before each reply; concurrent writes share one fsync), everysec (in the background each second) or no (left to the OS)")
-	fs.BoolVar(&cfg.recover, "recover", false, "start even if the snapshot or the log is damaged: load everything valid before the damage, move the damaged file aside and report what was dropped")
+	fs.BoolVar(&cfg.recover, "recover", false, "start even if a file of the data dir is damaged or missing: load the newest state that can be rebuilt exactly (the backup snapshot and its log, the log before the damage, the tables read whole), move damaged files aside and report what was dropped or set aside (README: \"When a file is damaged\")")
 }
 
 // finishPersistFlags checks the persistence flags.

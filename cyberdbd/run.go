@@ -19,7 +19,6 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	reload := newReloaders(cfg, log, parseCommandLine)
 	defer reload.stop()
 	reload.add(reloadLogLevel, "log-level")
-	setupMemory(ctx, cfg, log) // --gc-percent, and trimming after bursts: memflags.go
 	// What systemd hears (notify.go); sd.progress reports long start-up work.
 	sd := newNotifier(log)
 
@@ -38,6 +37,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		Save:        data.save,
 		Info:        data.info,
 	}, st)
+	// --gc-percent, and memory returned after bursts and drops: memflags.go
+	setupMemory(ctx, cfg, log, func() (int64, int) { return st.Stats().Bytes, srv.Conns() })
 
 	// systemd's sockets (socket activation), or the one at --socket.
 	ls, err := openListeners(cfg)

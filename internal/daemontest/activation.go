@@ -88,7 +88,7 @@ func (s *HeldSocket) activate(opt ActivationOptions) func(*exec.Cmd) {
 		// a shell sets it to its own pid and execs the daemon in its place.
 		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
 		cmd.Path = "/bin/sh"
-		cmd.Env = append(os.Environ(), "LISTEN_FDS=1")
+		cmd.Env = append(Env(), "LISTEN_FDS=1")
 		if name != "-" {
 			cmd.Env = append(cmd.Env, "LISTEN_FDNAMES="+name)
 		}

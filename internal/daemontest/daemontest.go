@@ -21,11 +21,27 @@ import (
 	"time"
 )
 
+// BuildOptions choose how Build builds cyberdbd.
+type BuildOptions struct {
+	// Tags are build tags, e.g. "failpoints" for a daemon that obeys
+	// CYBERDB_FAILPOINT (see FailpointBinary).
+	Tags []string
+	// NoRace builds without -race even when the tests run with it: for
+	// tests that measure the daemon's memory, which the race detector's
+	// shadow memory would swamp.
+	NoRace bool
+}
+
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu     sync.Mutex
+	buildCached = map[string]*builtBinary{}
 )
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // moduleRoot finds the directory holding go.mod, from this source file.
 func moduleRoot() string {
@@ -42,28 +58,55 @@ const BuildTags = "cyberdbtest"
 // tests run with -race, and with BuildTags) and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return Build(t, BuildOptions{Tags: []string{BuildTags}})
+}
+
+// FailpointBinary is Binary built with the build tag failpoints: a daemon
+// that kills itself where $CYBERDB_FAILPOINT says (persist/failpoint.go),
+// for crash tests. Release builds ignore the variable.
+func FailpointBinary(t testing.TB) string {
+	t.Helper()
+	return Build(t, BuildOptions{Tags: []string{BuildTags, "failpoints"}})
+}
+
+// Build builds cmd/cyberdbd with opts, once per test process for each
+// distinct opts, and returns its path.
+func Build(t testing.TB, opts BuildOptions) string {
+	t.Helper()
+	race := raceEnabled && !opts.NoRace
+	key := fmt.Sprintf("race=%v tags=%s", race, strings.Join(opts.Tags, ","))
+	buildMu.Lock()
+	b := buildCached[key]
+	if b == nil {
+		b = &builtBinary{}
+		buildCached[key] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "cyberdbd-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "cyberdbd")
-		args := []string{"build", "-tags", BuildTags, "-o", buildPath}
-		if raceEnabled {
+		b.path = filepath.Join(dir, "cyberdbd")
+		args := []string{"build", "-o", b.path}
+		if race {
 			args = append(args, "-race")
+		}
+		if len(opts.Tags) > 0 {
+			args = append(args, "-tags", strings.Join(opts.Tags, ","))
 		}
 		args = append(args, "./cyberdbd")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cyberdbd: %v\n%s", err, out)
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildPath
+	return b.path
 }
 
 // BuildTool builds another main package of the module (e.g.
@@ -83,10 +126,23 @@ func BuildTool(t testing.TB, pkg, dir string) string {
 	return out
 }
 
+// Env is the environment daemons run with: the test's, and, unless
+// GORACE says otherwise, a race detector that waits 100ms rather than its
+// default second at exit for late race reports. Every daemon stop of a
+// -race run paid that second: half the time of the persist tests.
+func Env() []string {
+	env := os.Environ()
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		env = append(env, "GORACE=atexit_sleep_ms=100")
+	}
+	return env
+}
+
 // Daemon is a running cyberdbd.
 type Daemon struct {
 	Socket string // path of its Unix socket
 	Dir    string // its temporary directory
+	Bin    string // the binary (Binary when empty); Restart runs it again
 	Args   []string
 	Cmd    *exec.Cmd
 	stderr *lockedBuffer
@@ -101,8 +157,15 @@ type Daemon struct {
 // A flag "--socket=..." in args overrides the default socket.
 func Start(t testing.TB, args ...string) *Daemon {
 	t.Helper()
+	return StartBinary(t, "", args...)
+}
+
+// StartBinary is Start with another build of cyberdbd (FailpointBinary,
+// Build); "" is Binary.
+func StartBinary(t testing.TB, bin string, args ...string) *Daemon {
+	t.Helper()
 	dir := ShortTempDir(t)
-	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "cyberdb.sock")}
+	d := &Daemon{Dir: dir, Bin: bin, Socket: filepath.Join(dir, "cyberdb.sock")}
 	hasSocket := false
 	for _, a := range args {
 		if strings.HasPrefix(a, "--socket=") {
@@ -122,7 +185,12 @@ func Start(t testing.TB, args ...string) *Daemon {
 func (d *Daemon) start(t testing.TB) {
 	t.Helper()
 	d.stderr = &lockedBuffer{}
-	d.Cmd = exec.Command(Binary(t), d.Args...)
+	bin := d.Bin
+	if bin == "" {
+		bin = Binary(t)
+	}
+	d.Cmd = exec.Command(bin, d.Args...)
+	d.Cmd.Env = Env()
 	// In its temp dir, so that the default --data-dir (./cyberdb-data)
 	// belongs to this daemon and survives its Restart.
 	d.Cmd.Dir = d.Dir

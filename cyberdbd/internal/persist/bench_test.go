@@ -46,7 +46,7 @@ func BenchmarkSnapshotSave1M(b *testing.B) {
 	var size int64
 	for b.Loop() {
 		cut, _ := st.Freeze(nil)
-		s, err := writeSnapshot(dir, cut, snapInfo{LogSegment: 1})
+		s, _, err := writeSnapshot(dir, cut, snapInfo{LogSegment: 1})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -59,13 +59,13 @@ func BenchmarkSnapshotLoad1M(b *testing.B) {
 	st := bigStore(b)
 	dir := b.TempDir()
 	cut, _ := st.Freeze(nil)
-	s, err := writeSnapshot(dir, cut, snapInfo{LogSegment: 1})
+	s, _, err := writeSnapshot(dir, cut, snapInfo{LogSegment: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(s.Bytes)
 	for b.Loop() {
-		if _, _, _, err := readSnapshot(filepath.Join(dir, snapshotName), store.New(), false); err != nil {
+		if _, err := readSnapshot(filepath.Join(dir, snapshotName), store.New(), false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,6 +25,7 @@ func (db *DB) crash() {
 	if db.alog != nil {
 		db.alog.close()
 	}
+	db.man.close()
 	db.lock.Close()
 }
 
@@ -169,8 +170,6 @@ func dump(tb testing.TB, st *store.Store) string {
 	return b.String()
 }
 
-func segPath(dir string, n uint64) string { return filepath.Join(dir, segmentName(n)) }
-
 func readFile(tb testing.TB, path string) []byte {
 	tb.Helper()
 	b, err := os.ReadFile(path)
@@ -198,4 +197,23 @@ func copyDir(tb testing.TB, from string) string {
 		}
 	}
 	return to
+}
+
+// forgetDurable rewrites the MANIFEST of dir as a kill right after the
+// last writes leaves it: not yet saying how much of the last segment is on
+// disk (it lags by up to manifestEvery). A clean close, and crash, record
+// it.
+func forgetDurable(tb testing.TB, dir string) {
+	tb.Helper()
+	m, err := readManifest(dir)
+	if err != nil || m == nil {
+		tb.Fatalf("read MANIFEST: %v %v", m, err)
+	}
+	st := *m
+	st.durable = logHeader
+	mm, err := createManifest(dir, m.gen, st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mm.close()
 }

@@ -14,20 +14,43 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
-// Log segment format (version 1): a 24-byte header, "CDBLOG\x00\x00", the
-// format version (u32 big-endian), 4 reserved zero bytes and the segment's
-// number (u64 big-endian, the same as in its file name), then records
-// (record.go) whose body is the CBOR array [op, arg...]: one write op
-// exactly as the client sent it (a batch as one record).
+// Log segment format (version 2): a 24-byte header, "CDBLOG\x00\x00", the
+// format version (u32 big-endian), the header's CRC-32C (header.go) and
+// the segment's number (u64 big-endian, the same as in its file name),
+// then records (record.go) whose body is the CBOR array [op, arg...]: one
+// write op exactly as the client sent it (a batch as one record). A
+// segment the log has moved on from ends with its end record, [0, offset]
+// (op 0 is no op), offset being where that record starts: a segment
+// without it was cut. Version 1 (cyberdb before the MANIFEST) had zeros
+// instead of the checksum and no end records; it is still read.
 const (
 	logMagic   = "CDBLOG\x00\x00"
-	logVersion = 1
+	logVersion = 2
 	logHeader  = 24
 	logPrefix  = "appendonly-"
 	logSuffix  = ".log"
+
+	sealOp = 0 // the op of a segment's end record
 )
 
+// manifestEvery is the longest the MANIFEST lags behind what is on disk
+// of the last log segment: a cut of that segment is detected unless it
+// only removes what was fsynced in the last manifestEvery.
+const manifestEvery = 100 * time.Millisecond
+
+// appendSeal appends the end record of a segment whose records end at off.
+func appendSeal(dst []byte, off int64) []byte {
+	var start int
+	dst, start = beginRecord(dst)
+	dst = wire.AppendArrayHeader(dst, 2)
+	dst = wire.AppendUint(dst, sealOp)
+	dst = wire.AppendUint(dst, uint64(off))
+	return endRecord(dst, start)
+}
+
 func segmentName(seq uint64) string { return fmt.Sprintf("%s%010d%s", logPrefix, seq, logSuffix) }
+
+func segPath(dir string, seq uint64) string { return filepath.Join(dir, segmentName(seq)) }
 
 // parseSegmentName returns the number of a segment file name.
 func parseSegmentName(name string) (uint64, bool) {
@@ -84,9 +107,8 @@ func createSegment(dir string, seq uint64) (*segment, error) {
 		return nil, fmt.Errorf("create log segment: %w", err)
 	}
 	var h [logHeader]byte
-	copy(h[:], logMagic)
-	binary.BigEndian.PutUint32(h[8:], logVersion)
 	binary.BigEndian.PutUint64(h[16:], seq)
+	putHeader(h[:], logMagic, logVersion)
 	fail := func(err error) (*segment, error) {
 		f.Close()
 		os.Remove(path) // so that the number can be used again
@@ -115,7 +137,11 @@ func createSegment(dir string, seq uint64) (*segment, error) {
 // (and, for always, fsynced).
 //
 // Offsets are logical: the count of record bytes appended since start,
-// across segments.
+// across segments; segOff, segWritten and segSynced are offsets in the
+// current segment's file, for its end record and the MANIFEST.
+//
+// Lock order: fileMu, then pmu; mu is never held with another. The
+// MANIFEST's lock is taken with none of them held.
 type appendLog struct {
 	dir    string
 	policy Fsync
@@ -129,27 +155,38 @@ type appendLog struct {
 	closing  bool
 	wake     chan struct{}
 
-	pmu     sync.Mutex // guards written, synced, curSeq; cond waits on it
-	cond    *sync.Cond
-	written int64
-	synced  int64
-	curSeq  uint64
+	pmu        sync.Mutex // guards written, synced, curSeq, namedSeq, segWritten, segSynced; cond waits on it
+	cond       *sync.Cond
+	written    int64
+	synced     int64
+	curSeq     uint64
+	namedSeq   uint64 // the segment switchTo finished with: the MANIFEST names it (unless the log failed)
+	segWritten int64  // bytes of segment curSeq written to the OS
+	segSynced  int64  // bytes of segment curSeq fsynced
 
 	fileMu sync.Mutex // guards cur, for the everysec syncer
 	cur    *segment
 
-	size atomic.Int64 // bytes in the segments of this run, headers included
-	done chan struct{}
-	stop chan struct{}
+	segOff int64 // bytes in cur's file; the writer goroutine's own
+
+	durable chan struct{} // wakes keepDurable when more of cur is fsynced
+
+	size       atomic.Int64 // bytes in the segments of this run, headers included
+	done       chan struct{}
+	stop       chan struct{}
+	keeperDone chan struct{}
 
 	probes logProbes // the watchdog's round trips (probe.go)
 }
 
 func newAppendLog(db *DB, dir string, policy Fsync, seg *segment) *appendLog {
-	l := &appendLog{dir: dir, policy: policy, db: db, cur: seg, curSeq: seg.seq,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	l := &appendLog{dir: dir, policy: policy, db: db, cur: seg, curSeq: seg.seq, namedSeq: seg.seq,
+		segOff: logHeader, segWritten: logHeader, segSynced: logHeader,
+		wake: make(chan struct{}, 1), durable: make(chan struct{}, 1),
+		done: make(chan struct{}), stop: make(chan struct{}), keeperDone: make(chan struct{})}
 	l.cond = sync.NewCond(&l.pmu)
 	go l.run()
+	go l.keepDurable()
 	if policy == FsyncEverySec {
 		go l.syncEverySecond()
 	}
@@ -211,21 +248,33 @@ func (l *appendLog) wait() error {
 	}
 }
 
-// waitSegment blocks until the writer has moved to segment seq.
+// waitSegment blocks until the writer has moved to segment seq: the
+// segment before it has its end record, and the MANIFEST names seq.
 func (l *appendLog) waitSegment(seq uint64) {
 	l.pmu.Lock()
-	for l.curSeq < seq {
+	for l.namedSeq < seq {
 		l.cond.Wait()
 	}
 	l.pmu.Unlock()
 }
 
-func (l *appendLog) progress(written, synced int64) {
+// progress records what is written and fsynced: logical offsets, and
+// offsets in the current segment's file.
+func (l *appendLog) progress(written, synced, segWritten, segSynced int64) {
 	l.pmu.Lock()
 	l.written = max(l.written, written)
 	l.synced = max(l.synced, synced)
+	l.segWritten = max(l.segWritten, segWritten)
+	more := segSynced > l.segSynced
+	l.segSynced = max(l.segSynced, segSynced)
 	l.cond.Broadcast()
 	l.pmu.Unlock()
+	if more {
+		select {
+		case l.durable <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // broadcast wakes the waiters (after a failure).
@@ -264,14 +313,21 @@ func (l *appendLog) run() {
 			l.mu.Unlock()
 			if empty {
 				l.fileMu.Lock()
-				if l.db.failed() == nil {
+				cur := l.cur
+				synced := l.db.failed() == nil
+				if synced {
 					failpoint("log-fsync")
-					if err := l.cur.f.Sync(); err != nil {
-						l.db.fail(l.cur.seq, fmt.Errorf("fsync %s: %w", l.cur.path, err))
+					if err := cur.f.Sync(); err != nil {
+						l.db.fail(cur.seq, fmt.Errorf("fsync %s: %w", cur.path, err))
+						synced = false
 					}
 				}
-				l.cur.f.Close()
+				cur.f.Close()
 				l.fileMu.Unlock()
+				if synced {
+					// A clean stop leaves the MANIFEST exact.
+					l.setDurable(cur.seq, l.segOff)
+				}
 				return
 			}
 		}
@@ -295,9 +351,10 @@ func (l *appendLog) writeOut(data []byte, start int64) {
 		return
 	}
 	l.size.Add(int64(len(data)))
+	l.segOff += int64(len(data))
 	end := start + int64(len(data))
 	if l.policy != FsyncAlways {
-		l.progress(end, 0)
+		l.progress(end, 0, l.segOff, 0)
 		return
 	}
 	failpoint("log-fsync")
@@ -306,31 +363,96 @@ func (l *appendLog) writeOut(data []byte, start int64) {
 		l.broadcast()
 		return
 	}
-	l.progress(end, end)
+	l.progress(end, end, l.segOff, l.segOff)
 }
 
-// switchTo finishes the current segment (fsync, close) and moves to seg,
-// whose first record will be at logical offset at.
+// switchTo finishes the current segment (its end record, fsync, close),
+// makes the MANIFEST name seg as the last segment, and moves to seg, whose
+// first record will be at logical offset at. No record goes to seg before
+// the MANIFEST names it, so a segment the MANIFEST does not name holds
+// none.
 func (l *appendLog) switchTo(seg *segment, at int64) {
 	l.fileMu.Lock()
 	old := l.cur
 	if l.db.failed() == nil {
-		failpoint("log-fsync")
-		if err := old.f.Sync(); err != nil {
-			l.db.fail(old.seq, fmt.Errorf("fsync %s: %w", old.path, err))
+		seal := appendSeal(nil, l.segOff)
+		if _, err := old.f.Write(seal); err != nil {
+			l.db.fail(old.seq, fmt.Errorf("write %s: %w", old.path, err))
+		} else {
+			l.size.Add(int64(len(seal)))
+			failpoint("log-fsync")
+			if err := old.f.Sync(); err != nil {
+				l.db.fail(old.seq, fmt.Errorf("fsync %s: %w", old.path, err))
+			}
 		}
 	}
 	old.f.Close()
 	l.cur = seg
-	l.fileMu.Unlock()
-	l.size.Add(logHeader)
+	l.segOff = logHeader
 	// Everything before at is in the old segment, or was dropped after a
 	// failure; either way the snapshot being taken covers it.
 	l.pmu.Lock()
 	l.written, l.synced = max(l.written, at), max(l.synced, at)
 	l.curSeq = seg.seq
+	l.segWritten, l.segSynced = logHeader, logHeader
+	l.pmu.Unlock()
+	l.fileMu.Unlock()
+	l.size.Add(logHeader)
+	if l.db.failed() == nil {
+		if err := l.db.man.set(func(m *manifestState) { m.last, m.durable = seg.seq, logHeader }); err != nil {
+			l.db.fail(seg.seq, err)
+		}
+	}
+	l.pmu.Lock()
+	l.namedSeq = seg.seq
 	l.cond.Broadcast()
 	l.pmu.Unlock()
+}
+
+// setDurable records in the MANIFEST that n bytes of segment seq are on
+// disk, if seq is still the last segment.
+func (l *appendLog) setDurable(seq uint64, n int64) {
+	err := l.db.man.set(func(m *manifestState) {
+		if m.last == seq && n > m.durable {
+			m.durable = n
+		}
+	})
+	if err != nil {
+		l.db.fail(seq, err)
+		l.broadcast()
+	}
+}
+
+// keepDurable writes to the MANIFEST how much of the last segment is on
+// disk, at most every manifestEvery (the writer and the everysec syncer
+// wake it after their fsyncs), so that a later cut of the segment is
+// detected. It is not on the path of any reply.
+func (l *appendLog) keepDurable() {
+	defer close(l.keeperDone)
+	var last time.Time
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.durable:
+		}
+		if wait := manifestEvery - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-l.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		l.pmu.Lock()
+		seq, n := l.curSeq, l.segSynced
+		l.pmu.Unlock()
+		if l.db.failed() == nil {
+			l.setDurable(seq, n)
+		}
+		last = time.Now()
+	}
 }
 
 // syncEverySecond is the everysec policy's background fsync.
@@ -345,7 +467,7 @@ func (l *appendLog) syncEverySecond() {
 		}
 		l.fileMu.Lock()
 		l.pmu.Lock()
-		target, synced := l.written, l.synced
+		target, synced, segTarget := l.written, l.synced, l.segWritten
 		l.pmu.Unlock()
 		var err error
 		seg := l.cur
@@ -353,12 +475,14 @@ func (l *appendLog) syncEverySecond() {
 			failpoint("log-fsync")
 			err = seg.f.Sync()
 		}
+		if err == nil {
+			// Under fileMu: cur is still seg, so segTarget is its offset.
+			l.progress(0, target, 0, segTarget)
+		}
 		l.fileMu.Unlock()
 		if err != nil {
 			l.db.fail(seg.seq, fmt.Errorf("fsync %s: %w", seg.path, err))
 			l.broadcast()
-		} else {
-			l.progress(0, target)
 		}
 	}
 }
@@ -366,6 +490,7 @@ func (l *appendLog) syncEverySecond() {
 // close writes what is buffered, fsyncs and closes the current segment.
 func (l *appendLog) close() {
 	close(l.stop)
+	<-l.keeperDone
 	l.mu.Lock()
 	l.closing = true
 	l.mu.Unlock()

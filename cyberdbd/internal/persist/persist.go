@@ -36,13 +36,18 @@ type DB struct {
 	log  *slog.Logger
 	lock *os.File
 	alog *appendLog // nil without AppendOnly
+	man  *manifest  // the MANIFEST, open from the end of recovery on
 
 	// refusal is set by a disk error (failed): write ops then fail with
 	// CodeIO until a snapshot taken after it succeeds.
 	refusal atomic.Pointer[refusal]
 
-	snapMu sync.Mutex // one snapshot at a time; guards segSeq
-	segSeq uint64     // the current log segment (or the last number used)
+	snapMu  sync.Mutex // one snapshot at a time; guards segSeq, snapSeg, keepSeg
+	segSeq  uint64     // the current log segment (or the last number used)
+	snapSeg uint64     // the segment snapshot.cdb starts replay at; 0: no snapshot.cdb
+	keepSeg uint64     // the first segment kept: where snapshot.cdb.bak (or the empty state) starts
+
+	setAside []string // tables --recover left out (recover.go); used during Open only
 
 	infoMu       sync.Mutex
 	lastSnapAt   time.Time
@@ -85,13 +90,29 @@ func Open(st *store.Store, opts Options) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
+	// A new segment, then the MANIFEST naming it: a crash in between
+	// leaves a segment the MANIFEST does not name, which the next start
+	// removes (it holds no record).
+	var seg *segment
 	if opts.AppendOnly {
-		seg, err := createSegment(dir, db.segSeq+1)
-		if err != nil {
+		if seg, err = createSegment(dir, db.segSeq+1); err != nil {
 			lock.Close()
 			return nil, err
 		}
 		db.segSeq = seg.seq
+	}
+	mst := manifestState{snap: db.snapSeg, keep: db.keepSeg}
+	if seg != nil {
+		mst.last, mst.durable = seg.seq, logHeader
+	}
+	if db.man, err = createManifest(dir, rep.manifestGen, mst); err != nil {
+		if seg != nil {
+			seg.f.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	if seg != nil {
 		db.alog = newAppendLog(db, dir, opts.Fsync, seg)
 		db.alog.size.Store(db.segmentBytes())
 	}
@@ -114,6 +135,7 @@ func (db *DB) abort() {
 	if db.alog != nil {
 		db.alog.close()
 	}
+	db.man.close()
 	db.lock.Close()
 }
 
@@ -193,8 +215,11 @@ func (db *DB) snapshot() error {
 }
 
 // writeSnapshot cuts (starting a new segment), writes and publishes the
-// snapshot, then removes the segments it covers. It returns the number of
-// the first segment not covered.
+// snapshot, records it in the MANIFEST, then removes the segments no
+// snapshot needs: those before the one snapshot.cdb.bak (the snapshot
+// before this one) starts at, so that a damaged snapshot.cdb can be
+// replaced by the backup and the log after it. It returns the number of
+// the first segment this snapshot does not cover.
 func (db *DB) writeSnapshot() (snapStats, uint64, error) {
 	seq := db.segSeq + 1
 	var seg *segment
@@ -215,18 +240,47 @@ func (db *DB) writeSnapshot() (snapStats, uint64, error) {
 		return snapStats{}, 0, err
 	}
 	db.segSeq = seq
-	st, err := writeSnapshot(db.opts.Dir, cut, snapInfo{Created: created.UnixNano(), LogSegment: seq})
+	if db.alog != nil {
+		// Before the snapshot is published: so the MANIFEST never names a
+		// last segment older than the one snapshot.cdb starts at, and the
+		// segment before it has its end record.
+		db.alog.waitSegment(seq)
+	}
+	st, replaced, err := writeSnapshot(db.opts.Dir, cut, snapInfo{Created: created.UnixNano(), LogSegment: seq})
 	if err != nil {
 		return st, seq, err
 	}
-	if db.alog != nil {
-		db.alog.waitSegment(seq)
+	switch {
+	case db.failed() != nil:
+		// After a disk error the log before seq may lack records or end
+		// records: only this snapshot is a base to count on.
+		db.keepSeg = seq
+	case replaced:
+		// The snapshot before this one is now snapshot.cdb.bak: keep the
+		// log from where it starts. (When there was no snapshot.cdb, the
+		// backup, if any, is unchanged, and so is keepSeg.)
+		db.keepSeg = db.snapSeg
 	}
-	db.removeSegmentsBefore(seq)
+	db.snapSeg = seq
+	if err := db.man.set(func(m *manifestState) {
+		m.snap, m.keep = seq, db.keepSeg
+		switch {
+		case db.alog == nil:
+			m.last, m.durable = 0, 0
+		case m.last != seq:
+			// The writer moved to seq without naming it (it does not
+			// after a disk error): no record went there since.
+			m.last, m.durable = seq, logHeader
+		}
+	}); err != nil {
+		return st, seq, err
+	}
+	db.removeSegmentsBefore(db.keepSeg)
 	return st, seq, nil
 }
 
-// removeSegmentsBefore removes the log segments a durable snapshot covers.
+// removeSegmentsBefore removes the log segments before seq, which no
+// snapshot needs any more.
 func (db *DB) removeSegmentsBefore(seq uint64) {
 	ents, err := os.ReadDir(db.opts.Dir)
 	if err != nil {
@@ -310,6 +364,7 @@ func (db *DB) Close() error {
 			err = db.failed()
 		}
 	}
+	db.man.close()
 	db.lock.Close()
 	return err
 }

@@ -44,16 +44,20 @@ func endRecord(dst []byte, start int) []byte {
 
 var errTorn = errors.New("the file ends inside a record")
 
-// DamageError says where a file is damaged. Open returns it (wrapped) when
-// a snapshot or a log segment cannot be read; --recover (Options.Recover)
-// loads what comes before Offset and moves the file aside.
+// DamageError says where a file is damaged, or that it is missing. Open
+// returns it (wrapped) when the MANIFEST, a snapshot or a log segment
+// cannot be read; --recover (Options.Recover) loads what comes before
+// Offset and moves the file aside.
 type DamageError struct {
 	File   string
-	Offset int64
+	Offset int64 // -1: the file is missing
 	Reason string
 }
 
 func (e *DamageError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Reason)
+	}
 	return fmt.Sprintf("%s is damaged at byte offset %d: %s", e.File, e.Offset, e.Reason)
 }
 
@@ -64,6 +68,7 @@ type recordReader struct {
 	r    *bufio.Reader
 	off  int64 // offset of the next record
 	buf  []byte
+	bad  int64 // the length of the record next just found with a wrong checksum
 }
 
 func newRecordReader(f *os.File, path string, size, off int64) *recordReader {
@@ -78,6 +83,7 @@ func (rr *recordReader) damage(off int64, format string, args ...any) error {
 // io.EOF at the clean end, errTorn, or a *DamageError. On errTorn and
 // damage, rr.off is the offset of the record that could not be read.
 func (rr *recordReader) next() ([]byte, error) {
+	rr.bad = 0
 	left := rr.size - rr.off
 	if left == 0 {
 		return nil, io.EOF
@@ -91,10 +97,10 @@ func (rr *recordReader) next() ([]byte, error) {
 	}
 	n := int64(binary.BigEndian.Uint32(h[:]))
 	sum := binary.BigEndian.Uint32(h[4:])
-	if n == 0 {
-		return nil, rr.damage(rr.off, "a record of length 0")
-	}
-	if n > left-recHeaderSize {
+	if n == 0 || n > left-recHeaderSize {
+		// A length of 0 is no record: zeros, as a filesystem can leave
+		// past the end of what was written when the machine stopped.
+		// Either is a write cut short if no whole record follows.
 		return nil, rr.torn()
 	}
 	if int64(cap(rr.buf)) < n {
@@ -105,10 +111,23 @@ func (rr *recordReader) next() ([]byte, error) {
 		return nil, fmt.Errorf("read %s at %d: %w", rr.path, rr.off, err)
 	}
 	if crc32.Checksum(body, castagnoli) != sum {
+		rr.bad = recHeaderSize + n
 		return nil, rr.damage(rr.off, "checksum mismatch in a record of %d bytes", n)
 	}
 	rr.off += recHeaderSize + n
 	return body, nil
+}
+
+// skipDamaged passes over the record that next just reported with a
+// checksum mismatch, for salvage: its length fits in the file, and the
+// record after it is only used if its own checksum matches.
+func (rr *recordReader) skipDamaged() bool {
+	if rr.bad == 0 {
+		return false
+	}
+	rr.off += rr.bad
+	rr.bad = 0
+	return true
 }
 
 // maxTornScan bounds how much of a file's tail torn reads into memory to
@@ -116,8 +135,9 @@ func (rr *recordReader) next() ([]byte, error) {
 const maxTornScan = 64 << 20
 
 // torn decides whether the record at rr.off, which claims to run past the
-// end of the file, is a write cut short (nothing valid after it: errTorn)
-// or damage (a corrupted length with whole records after it).
+// end of the file (or to have length 0), is a write cut short (nothing
+// valid after it: errTorn) or damage (a corrupted length with whole
+// records after it).
 func (rr *recordReader) torn() error {
 	left := rr.size - rr.off
 	if left > maxTornScan {
@@ -128,7 +148,7 @@ func (rr *recordReader) torn() error {
 		return fmt.Errorf("read %s at %d: %w", rr.path, rr.off, err)
 	}
 	if p := findRecord(tail, 1); p >= 0 {
-		return rr.damage(rr.off, "a record's length runs past the end of the file, but a whole record follows at offset %d", rr.off+int64(p))
+		return rr.damage(rr.off, "a record's length is 0 or runs past the end of the file, but a whole record follows at offset %d", rr.off+int64(p))
 	}
 	return errTorn
 }

@@ -2,7 +2,6 @@ package persist
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +20,9 @@ const (
 	tempSuffix   = ".tmp"
 )
 
-// Snapshot format (version 1): a 16-byte header, "CDBSNAP\x00" then the
-// format version (u32 big-endian) and 4 reserved zero bytes, then records
-// (record.go), each a CBOR array or map:
+// Snapshot format (version 2): a 16-byte header, "CDBSNAP\x00" then the
+// format version (u32 big-endian) and the header's CRC-32C (header.go),
+// then records (record.go), each a CBOR array or map:
 //
 //	{"created": unix-nanos, "log_segment": N, "tables": T}   first, always
 //	[1, name, "dict"|"list", count, next_seq]                 a table; count entries follow
@@ -36,9 +35,10 @@ const (
 // next new key gets. log_segment N is the first log segment that the
 // snapshot does not cover: replay starts there. The trailer repeats the
 // counts (records excludes the trailer itself); nothing may follow it.
+// Version 1 differs only in its header: zeros where the checksum is.
 const (
 	snapMagic   = "CDBSNAP\x00"
-	snapVersion = 1
+	snapVersion = 2
 	snapHeader  = 16
 
 	recTable   = 1
@@ -70,14 +70,15 @@ type snapStats struct {
 
 // writeSnapshot encodes every table of cut into path+".tmp", fsyncs it,
 // keeps the current snapshot as the backup, renames the new one into
-// place and fsyncs the directory. cut is consumed even on failure.
-func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err error) {
+// place and fsyncs the directory. replaced says whether there was a
+// snapshot.cdb, now the backup. cut is consumed even on failure.
+func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, replaced bool, err error) {
 	defer cut.Release()
 	path := filepath.Join(dir, snapshotName)
 	tmp := path + tempSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return st, err
+		return st, false, err
 	}
 	defer func() {
 		if err != nil {
@@ -87,8 +88,7 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var hdr [snapHeader]byte
-	copy(hdr[:], snapMagic)
-	binary.BigEndian.PutUint32(hdr[8:], snapVersion)
+	putHeader(hdr[:], snapMagic, snapVersion)
 	bw.Write(hdr[:])
 	st.Bytes = snapHeader
 
@@ -105,11 +105,11 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 	var start int
 	rec, start = beginRecord(rec)
 	if rec, err = wire.AppendMarshal(rec, info); err != nil {
-		return st, err
+		return st, false, err
 	}
 	rec = endRecord(rec, start)
 	if err := emit(); err != nil {
-		return st, err
+		return st, false, err
 	}
 	for im := cut.Take(); im != nil; im = cut.Take() {
 		st.Tables++
@@ -127,7 +127,7 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 		rec = wire.AppendUint(rec, im.NextSeq())
 		rec = endRecord(rec, start)
 		if err := emit(); err != nil {
-			return st, err
+			return st, false, err
 		}
 		// Chunks: items are gathered in body, then framed.
 		var body []byte
@@ -173,7 +173,7 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 			err = flush()
 		}
 		if err != nil {
-			return st, err
+			return st, false, err
 		}
 	}
 	rec, start = beginRecord(rec)
@@ -184,17 +184,17 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 	rec = wire.AppendUint(rec, uint64(records))
 	rec = endRecord(rec, start)
 	if err := emit(); err != nil {
-		return st, err
+		return st, false, err
 	}
 	if err := bw.Flush(); err != nil {
-		return st, err
+		return st, false, err
 	}
 	failpoint("snapshot-fsync")
 	if err := f.Sync(); err != nil {
-		return st, fmt.Errorf("fsync %s: %w", tmp, err)
+		return st, false, fmt.Errorf("fsync %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return st, err
+		return st, false, err
 	}
 	// The current snapshot becomes the backup: a second name for the same
 	// file, so that the snapshot name always points at a whole snapshot.
@@ -203,16 +203,17 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, err
 		os.Remove(bak)
 		if lerr := os.Link(path, bak); lerr != nil {
 			if cerr := copyFile(path, bak); cerr != nil {
-				return st, fmt.Errorf("keep the previous snapshot as %s: %w", bak, cerr)
+				return st, false, fmt.Errorf("keep the previous snapshot as %s: %w", bak, cerr)
 			}
 		}
+		replaced = true
 	}
 	failpoint("snapshot-rename")
 	if err := os.Rename(tmp, path); err != nil {
-		return st, err
+		return st, false, err
 	}
 	failpoint("snapshot-dirsync")
-	return st, syncDir(dir)
+	return st, replaced, syncDir(dir)
 }
 
 func copyFile(from, to string) error {
@@ -248,39 +249,52 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readSnapshot loads the snapshot at path into st. It returns the
-// snapshot's info (infoOK once its first record was read) and what was
-// loaded. On damage it returns a *DamageError; with salvage, the tables
-// and entries read before the damage are installed first (a table cut
-// short is installed with the entries read), otherwise st may hold part of
-// the snapshot and must be discarded.
-func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, infoOK bool, loaded snapStats, err error) {
+// snapLoad is what readSnapshot read.
+type snapLoad struct {
+	info   snapInfo
+	infoOK bool      // the info record was read
+	stats  snapStats // the tables and entries loaded, and the file's size
+	// With salvage: the tables damage cut short, which were not loaded,
+	// and how many more the snapshot holds that were not loaded either
+	// (their table record, or all after the damage; names unknown).
+	cut  []string
+	lost int
+}
+
+// readSnapshot loads the snapshot at path into st. On damage it returns a
+// *DamageError (the first damage found). With salvage, every table that
+// can be read whole is installed, and no other: a record whose checksum
+// does not match is skipped (when its length fits in the file) along with
+// the rest of its table, which is reported in snapLoad.cut, and reading
+// resumes at the next table; a damaged header does not stop the reading
+// either, since each record has its own checksum; any other damage stops
+// it. Without salvage, st may hold part of the snapshot after an error,
+// and must be emptied.
+func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return info, false, loaded, err
+		return res, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return info, false, loaded, err
+		return res, err
 	}
 	size := fi.Size()
-	loaded.Bytes = size
+	res.stats.Bytes = size
 	var hdr [snapHeader]byte
-	if n, _ := io.ReadFull(f, hdr[:]); n < snapHeader || string(hdr[:8]) != snapMagic {
+	if n, _ := io.ReadFull(f, hdr[:]); n < snapHeader {
 		if n == 0 {
-			return info, false, loaded, &DamageError{File: path, Offset: 0, Reason: "the file is empty"}
+			return res, &DamageError{File: path, Offset: 0, Reason: "the file is empty"}
 		}
-		return info, false, loaded, &DamageError{File: path, Offset: 0, Reason: "not a cyberdb snapshot (bad header)"}
+		return res, &DamageError{File: path, Offset: 0, Reason: fmt.Sprintf("the file is %d bytes, shorter than a snapshot's header", n)}
 	}
-	if v := binary.BigEndian.Uint32(hdr[8:]); v != snapVersion {
-		if v > snapVersion {
-			return info, false, loaded, fmt.Errorf("%s has format version %d, and this cyberdbd reads version %d: it was %w; run a newer cyberdbd (or move the file away to start without it)", path, v, snapVersion, ErrFutureVersion)
+	var headerErr error
+	if _, err := checkHeader(path, hdr[:], snapMagic, snapVersion, true, "snapshot"); err != nil {
+		if !salvage || errors.Is(err, ErrFutureVersion) {
+			return res, err
 		}
-		return info, false, loaded, &DamageError{File: path, Offset: 8, Reason: fmt.Sprintf("unknown format version %d", v)}
-	}
-	if binary.BigEndian.Uint32(hdr[12:]) != 0 {
-		return info, false, loaded, &DamageError{File: path, Offset: 12, Reason: "reserved header bytes are not zero"}
+		headerErr = err // reported once the records that can be read are loaded
 	}
 	rr := newRecordReader(f, path, size, snapHeader)
 	var (
@@ -292,27 +306,49 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 		tables    uint64
 		entries   uint64
 		installed bool
+		skipped   error // salvage: the first damaged record skipped
+		skipping  bool  // salvage: the rest of a damaged table
 	)
 	finish := func(off int64) error {
 		if cur == nil {
 			return nil
 		}
-		if got != want && !salvage {
+		if got != want {
 			return &DamageError{File: path, Offset: off, Reason: fmt.Sprintf("table %q announced %d entries but has %d", cur.Name, want, got)}
 		}
 		if err := st.Install(cur); err != nil {
 			return &DamageError{File: path, Offset: off, Reason: err.Error()}
 		}
-		loaded.Tables++
-		loaded.Entries += int64(cur.Len())
+		res.stats.Tables++
+		res.stats.Entries += int64(cur.Len())
 		cur = nil
 		return nil
 	}
-	fail := func(e error) (snapInfo, bool, snapStats, error) {
-		if salvage && !installed {
-			_ = finish(rr.off)
+	// drop ends the current table at damage: installed if it is whole
+	// (the damage is after its last entry), else reported as cut.
+	drop := func() {
+		if cur != nil {
+			if got == want {
+				_ = finish(rr.off)
+			} else {
+				res.cut = append(res.cut, cur.Name)
+			}
+			cur = nil
 		}
-		return info, infoOK, loaded, e
+	}
+	fail := func(e error) (snapLoad, error) {
+		if salvage && !installed {
+			drop()
+		}
+		if res.infoOK {
+			res.lost = max(0, int(res.info.Tables)-int(res.stats.Tables)-len(res.cut))
+		}
+		if headerErr != nil {
+			e = headerErr
+		} else if skipped != nil {
+			e = skipped
+		}
+		return res, e
 	}
 	for {
 		off := rr.off
@@ -324,16 +360,24 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 			return fail(&DamageError{File: path, Offset: off, Reason: "the snapshot ends inside a record (cut short)"})
 		}
 		if err != nil {
+			if salvage && res.infoOK && rr.skipDamaged() {
+				if skipped == nil {
+					skipped = err
+				}
+				drop()
+				skipping = true
+				continue
+			}
 			return fail(err)
 		}
-		bad := func(format string, args ...any) (snapInfo, bool, snapStats, error) {
+		bad := func(format string, args ...any) (snapLoad, error) {
 			return fail(&DamageError{File: path, Offset: off, Reason: fmt.Sprintf(format, args...)})
 		}
-		if !infoOK {
-			if body[0]>>5 != 5 || wire.Unmarshal(body, &info) != nil {
+		if !res.infoOK {
+			if body[0]>>5 != 5 || wire.Unmarshal(body, &res.info) != nil {
 				return bad("the first record is not the snapshot's info map")
 			}
-			infoOK = true
+			res.infoOK = true
 			records++
 			continue
 		}
@@ -345,11 +389,14 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 		if !ok {
 			return bad("a record does not start with its type")
 		}
+		if skipping {
+			if tag != recTable && tag != recTrailer {
+				continue // the rest of a damaged table
+			}
+			skipping = false
+		}
 		switch tag {
 		case recTable:
-			if cur != nil && got != want {
-				return bad("table %q announced %d entries but has %d", cur.Name, want, got)
-			}
 			if err := finish(off); err != nil {
 				return fail(err)
 			}
@@ -398,6 +445,12 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 				entries++
 			}
 		case recTrailer:
+			if skipped != nil {
+				// Salvage after skipping: the counts cannot match.
+				drop()
+				installed = true
+				return fail(skipped)
+			}
 			if cur != nil && got != want {
 				return bad("table %q announced %d entries but has %d", cur.Name, want, got)
 			}
@@ -407,7 +460,7 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 			t, _ := uintItem(items[1])
 			e, _ := uintItem(items[2])
 			r, _ := uintItem(items[3])
-			if t != tables || e != entries || r != records || t != info.Tables {
+			if t != tables || e != entries || r != records || t != res.info.Tables {
 				return bad("the trailer counts %d tables, %d entries and %d records; the file has %d, %d and %d", t, e, r, tables, entries, records)
 			}
 			if rr.off != size {
@@ -417,7 +470,10 @@ func readSnapshot(path string, st *store.Store, salvage bool) (info snapInfo, in
 				return fail(err)
 			}
 			installed = true
-			return info, true, loaded, nil
+			if headerErr != nil {
+				return res, headerErr // every record intact: only the header is damaged
+			}
+			return res, nil
 		default:
 			return bad("unknown record type %d", tag)
 		}
