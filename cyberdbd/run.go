@@ -31,12 +31,17 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		IdleTimeout: cfg.idleTimeout,
 		MaxFrame:    cfg.maxFrame,
 		IOLoops:     cfg.ioLoops,
-		Logger:      log,
-		AllowUIDs:   cfg.allowUIDs,
-		AllowGIDs:   cfg.allowGIDs,
-		Durable:     data.durable,
-		Save:        data.save,
-		Info:        data.info,
+
+		PartialTimeout:   cfg.partialTimeout,
+		MaxPartialMemory: cfg.maxPartialMemory,
+		OutputLimit:      &cfg.outputLimit,
+		MaxOutputMemory:  cfg.maxOutputMemory,
+		Logger:           log,
+		AllowUIDs:        cfg.allowUIDs,
+		AllowGIDs:        cfg.allowGIDs,
+		Durable:          data.durable,
+		Save:             data.save,
+		Info:             data.info,
 	}, st)
 
 	// systemd's sockets (socket activation), or the one at --socket.

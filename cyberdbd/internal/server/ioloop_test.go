@@ -894,8 +894,9 @@ func TestConnsDropToZero(t *testing.T) {
 		c = ts.dial() // in the middle of a frame header
 		c.send([]byte{0, 0})
 		cs = append(cs, c)
-		c = ts.dial() // in the middle of a big frame's body
-		c.send(mustReq(1, wire.OpPing, make([]byte, 200<<10))[:100<<10])
+		c = ts.dial() // in the middle of a big frame's body (after HELLO: MaxHelloFrame)
+		c.hello(1)
+		c.send(mustReq(2, wire.OpPing, make([]byte, 200<<10))[:100<<10])
 		cs = append(cs, c)
 		c = ts.dial() // with replies it does not read
 		b := mustReq(1, wire.OpHello, 1)
@@ -983,7 +984,7 @@ func TestConnShutdownForcedWritesNoReusedFD(t *testing.T) {
 	})
 }
 
-// save runs off the event loop (ioLoop.startSave): its reply comes in
+// save runs off the event loop (ioLoop.startOffLoop): its reply comes in
 // order, other connections are served meanwhile, its error is the reply,
 // and a Shutdown during a save waits for it and answers what was read.
 func TestConnSave(t *testing.T) {
