@@ -440,8 +440,9 @@ func (l *ioLoop) readable(c *loopConn) {
 // process executes the whole requests in c's own buffer.
 func (l *ioLoop) process(c *loopConn) {
 	before := c.n
-	rest := l.execute(c, c.buf[:c.n])
-	c.n = copy(c.buf, rest)
+	if rest := l.execute(c, c.buf[:c.n]); len(rest) < c.n {
+		c.n = copy(c.buf, rest)
+	} // else nothing ran: no copy of a big partial frame onto itself, every round
 	l.settle(c, c.n < before)
 	if c.eof && !c.paused && !c.more && !c.offLoop && c.closeBy == "" {
 		c.closeBy = "client closed"
