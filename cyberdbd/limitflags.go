@@ -16,6 +16,8 @@ type limitConfig struct {
 	maxPartialMemory int64 // 0: the server's default (larger of 256MiB and 2 x --max-frame)
 	outputLimit      server.OutputLimit
 	maxOutputMemory  int64 // -1: none
+
+	partialMemoryFlag, outputMemoryFlag byteSize // as given
 }
 
 // addLimitFlags registers --partial-timeout, --max-partial-memory,
@@ -23,14 +25,14 @@ type limitConfig struct {
 func addLimitFlags(fs *flag.FlagSet, cfg *config) {
 	fs.DurationVar(&cfg.partialTimeout, "partial-timeout", server.DefaultPartialTimeout,
 		"close a connection that sent the start of a request frame and not the rest within this `duration`; the request is not executed")
-	fs.Var(&partialMemoryFlag{cfg}, "max-partial-memory",
+	cfg.partialMemoryFlag = server.DefaultMaxPartialMemory
+	fs.Var(&cfg.partialMemoryFlag, "max-partial-memory",
 		"memory in `bytes` for requests still arriving, across all connections: past it, connections sending big requests wait; when not set, at least twice --max-frame")
 	cfg.outputLimit = server.DefaultOutputLimit
 	fs.Var(&outputLimitFlag{&cfg.outputLimit}, "output-limit",
 		"replies a connection may leave unread, as `HARD[,SOFT,DURATION]`: past HARD bytes, or past SOFT bytes for DURATION, it is closed (as Redis's client-output-buffer-limit); 0 for no limit")
-	maxOut := byteSize(server.DefaultMaxOutputMemory)
-	cfg.maxOutputMemory = int64(maxOut)
-	fs.Var(&outputMemoryFlag{cfg}, "max-output-memory",
+	cfg.outputMemoryFlag = server.DefaultMaxOutputMemory
+	fs.Var(&cfg.outputMemoryFlag, "max-output-memory",
 		"unread replies in `bytes` across all connections: past it, a connection over the --output-limit soft size is closed at once; 0 for no limit")
 }
 
@@ -39,59 +41,20 @@ func finishLimitFlags(fs *flag.FlagSet, cfg *config) error {
 	if cfg.partialTimeout <= 0 {
 		return fmt.Errorf("--partial-timeout %s: must be positive", cfg.partialTimeout)
 	}
-	if fs.Changed("max-partial-memory") && cfg.maxPartialMemory < int64(cfg.maxFrame)+4 {
-		mem, frame := byteSize(cfg.maxPartialMemory), byteSize(cfg.maxFrame)
-		return fmt.Errorf("--max-partial-memory %s: must hold at least one frame of --max-frame %s; raise it, or lower --max-frame",
-			mem.String(), frame.String())
+	if fs.Changed("max-partial-memory") { // else the server's default, which follows --max-frame
+		if int64(cfg.partialMemoryFlag) < int64(cfg.maxFrame)+4 {
+			frame := byteSize(cfg.maxFrame)
+			return fmt.Errorf("--max-partial-memory %s: must hold at least one frame of --max-frame %s; raise it, or lower --max-frame",
+				cfg.partialMemoryFlag.String(), frame.String())
+		}
+		cfg.maxPartialMemory = int64(cfg.partialMemoryFlag)
+	}
+	cfg.maxOutputMemory = int64(cfg.outputMemoryFlag)
+	if cfg.maxOutputMemory == 0 {
+		cfg.maxOutputMemory = -1 // no limit
 	}
 	return nil
 }
-
-type partialMemoryFlag struct{ cfg *config }
-
-func (f *partialMemoryFlag) String() string {
-	if f.cfg == nil || f.cfg.maxPartialMemory == 0 {
-		return "256MiB"
-	}
-	return (*byteSize)(&f.cfg.maxPartialMemory).String()
-}
-
-func (f *partialMemoryFlag) Set(s string) error {
-	var b byteSize
-	if err := b.Set(s); err != nil {
-		return err
-	}
-	if b <= 0 {
-		return fmt.Errorf("want a size such as 256MiB")
-	}
-	f.cfg.maxPartialMemory = int64(b)
-	return nil
-}
-
-func (f *partialMemoryFlag) Type() string { return "size" }
-
-type outputMemoryFlag struct{ cfg *config }
-
-func (f *outputMemoryFlag) String() string {
-	if f.cfg == nil || f.cfg.maxOutputMemory < 0 {
-		return "0"
-	}
-	return (*byteSize)(&f.cfg.maxOutputMemory).String()
-}
-
-func (f *outputMemoryFlag) Set(s string) error {
-	var b byteSize
-	if err := b.Set(s); err != nil {
-		return err
-	}
-	f.cfg.maxOutputMemory = int64(b)
-	if b == 0 {
-		f.cfg.maxOutputMemory = -1 // none
-	}
-	return nil
-}
-
-func (f *outputMemoryFlag) Type() string { return "size" }
 
 // outputLimitFlag is --output-limit: HARD[,SOFT,DURATION], or 0.
 type outputLimitFlag struct{ lim *server.OutputLimit }
