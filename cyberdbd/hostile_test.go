@@ -392,11 +392,13 @@ func testClientsThatNeverRead(t *testing.T, ioModel string) {
 // runs) until its live heap (info heap_bytes) is under limit.
 func waitHeapBelow(t *testing.T, d *daemontest.Daemon, c *daemontest.Conn, limit uint64) {
 	t.Helper()
-	churn := bytes.Repeat([]byte{'c'}, 256<<10)
+	// Over what a connection keeps between requests (1 MiB), so that each
+	// costs the daemon new buffers and its collector runs.
+	churn := bytes.Repeat([]byte{'c'}, 2*mib)
 	deadline := time.Now().Add(20 * time.Second)
 	var heap uint64
 	for time.Now().Before(deadline) {
-		for range 8 {
+		for range 4 {
 			c.MustCall(t, nil, wire.OpPing, churn)
 		}
 		var info map[string]any
