@@ -130,7 +130,7 @@ const (
 	// connection holds its loop for about 10 ms at the very worst (64 KiB
 	// of one-byte items). Running a request off the loop costs about 10 µs
 	// more (two epoll_ctl, a goroutine, a wake-up): at 16 KiB that made
-	// 24 KiB sets 50% slower (BenchmarkPipelinedSetLarge), at 64 KiB it is
+	// 24 KiB sets 50% slower (BenchmarkPipelinedSetMedium), at 64 KiB it is
 	// a few percent of what such a request costs anyway.
 	offLoopFrame = 64 << 10
 	roundWork    = 64 << 10

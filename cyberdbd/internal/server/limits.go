@@ -17,11 +17,12 @@ import (
 //
 //   - requests still arriving: a buffer grows with the bytes that arrive,
 //     never to the size a frame header announces; a request frame bigger
-//     than a read (64 KiB) is charged whole to one budget shared by all
-//     connections (Config.MaxPartialMemory) before its buffer grows, and a
-//     connection waits (is not read) while the budget is spent; a frame
-//     begun and not finished within Config.PartialTimeout closes its
-//     connection. Until HELLO succeeds a frame may be MaxHelloFrame bytes.
+//     than a read buffer (64 KiB on an event loop, 16 KiB on a goroutine's
+//     connection) is charged whole to one budget shared by all connections
+//     (Config.MaxPartialMemory) before its buffer grows, and a connection
+//     waits (is not read) while the budget is spent; a frame begun and not
+//     finished within Config.PartialTimeout closes its connection. Until
+//     HELLO succeeds a frame may be MaxHelloFrame bytes.
 //   - replies not read: Config.OutputLimit, per connection, as Redis's
 //     client-output-buffer-limit, and Config.MaxOutputMemory across all.
 //   - work per event-loop round: see ioloop_linux.go (offLoopFrame,
