@@ -242,15 +242,21 @@ func testSlowlorisMemory(t *testing.T, ioModel string) {
 		ioModel, waves, n, took.Round(time.Millisecond), float64(grew)/mib, p99, worst, pings)
 	// The goals are the event loops' (the default); a goroutine per
 	// connection meets them too, except under -race, whose goroutines cost
-	// several times the memory and time (logged above).
+	// several times the memory and time (logged above). Under -race, which
+	// makes every request several times slower, the loops' p99 may be 4
+	// times the goal (9 ms seen there on a busy machine, 3-4 ms without).
 	if ioModel == "--io-loops=0" && daemontest.Race {
 		return
 	}
 	if grew >= 64*mib {
 		t.Errorf("RSS grew by %.1f MiB, want < 64 MiB", float64(grew)/mib)
 	}
-	if p99 >= 10*time.Millisecond {
-		t.Errorf("ping p99 %s during the attack, want < 10ms", p99)
+	maxP99 := 10 * time.Millisecond
+	if daemontest.Race {
+		maxP99 *= 4
+	}
+	if p99 >= maxP99 {
+		t.Errorf("ping p99 %s during the attack, want < %s", p99, maxP99)
 	}
 	var info map[string]any
 	good.MustCall(t, &info, wire.OpInfo)
