@@ -432,6 +432,7 @@ func TestSocketMode(t *testing.T) {
 func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"--socket-mode=999"}, {"--max-conns=0"}, {"--io-loops=-1"}, {"--max-frame=1"}, {"--log-level=loud"}, {"extra"}, {"--no-such-flag"},
+		{"--partial-timeout=0"}, {"--max-partial-memory=1MiB"}, {"--output-limit=1MiB,2MiB,1s"}, {"--output-limit=64MiB,8MiB"}, {"--max-output-memory=lots"},
 	} {
 		stdout, stderr, err := runOutErr(daemontest.Binary(t), args...)
 		var ee *exec.ExitError

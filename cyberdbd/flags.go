@@ -30,6 +30,7 @@ type config struct {
 	tcpConfig     // --tcp, --tls-*, --password-file, --allow: tcpflags.go
 	persistConfig // --data-dir, --snapshot-interval, --appendonly, --fsync, --recover: persistflags.go
 	memConfig     // --gc-percent: memflags.go
+	limitConfig   // --partial-timeout, --max-partial-memory, --output-limit, --max-output-memory: limitflags.go
 }
 
 // DefaultIOLoops is --io-loops' default: one event loop per 4 CPUs, at
@@ -59,6 +60,7 @@ func parseFlags(args []string, help io.Writer) (*config, error) {
 	maxFrame := byteSize(wire.DefaultMaxFrame)
 	fs.Var(&maxFrame, "max-frame", "largest request frame in `bytes` (e.g. 16MiB, 65536); larger ones get an error and a close")
 	fs.IntVar(&cfg.ioLoops, "io-loops", DefaultIOLoops(), "event loops serving the Unix socket's connections, each a goroutine with its own epoll set (Linux); 0 gives each connection a goroutine of its own instead. Default: one per 4 CPUs, at least one")
+	addLimitFlags(fs, cfg)
 	level := fs.String("log-level", "info", "log `level`: debug (each connection and request), info, warn or error")
 	addTCPFlags(fs, cfg)
 	addPersistFlags(fs, cfg)
@@ -118,6 +120,9 @@ as a service").
 		return nil, fmt.Errorf("--max-frame %s: must be between 64 bytes and 4GiB-1", maxFrame.String())
 	}
 	cfg.maxFrame = int(maxFrame)
+	if err := finishLimitFlags(fs, cfg); err != nil {
+		return nil, err
+	}
 	if err := finishTCPFlags(cfg); err != nil {
 		return nil, err
 	}

@@ -30,12 +30,17 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		IdleTimeout: cfg.idleTimeout,
 		MaxFrame:    cfg.maxFrame,
 		IOLoops:     cfg.ioLoops,
-		Logger:      log,
-		AllowUIDs:   cfg.allowUIDs,
-		AllowGIDs:   cfg.allowGIDs,
-		Durable:     data.durable,
-		Save:        data.save,
-		Info:        data.info,
+
+		PartialTimeout:   cfg.partialTimeout,
+		MaxPartialMemory: cfg.maxPartialMemory,
+		OutputLimit:      &cfg.outputLimit,
+		MaxOutputMemory:  cfg.maxOutputMemory,
+		Logger:           log,
+		AllowUIDs:        cfg.allowUIDs,
+		AllowGIDs:        cfg.allowGIDs,
+		Durable:          data.durable,
+		Save:             data.save,
+		Info:             data.info,
 	}, st)
 	// --gc-percent, and memory returned after bursts and drops: memflags.go
 	setupMemory(ctx, cfg, log, func() (int64, int) { return st.Stats().Bytes, srv.Conns() })

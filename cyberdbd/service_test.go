@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,9 +426,10 @@ func TestPeerAllowlist(t *testing.T) {
 	socket := filepath.Join(dir, "cyberdb.sock")
 	d := daemontest.Start(t, "--socket="+socket, "--socket-mode=0666", "--allow-uid=0", "--allow-gid=4242,4343")
 
+	repeat := 1 // connections each peer process makes
 	connectAs := func(gid uint32, groups ...uint32) (string, int) {
 		t.Helper()
-		cmd := asOtherUser(t, dir, "TestPeerHelper", &syscall.Credential{Uid: 65534, Gid: gid, Groups: groups}, "CYBERDBD_TEST_PEER="+socket) // security_test.go
+		cmd := asOtherUser(t, dir, "TestPeerHelper", &syscall.Credential{Uid: 65534, Gid: gid, Groups: groups}, "CYBERDBD_TEST_PEER="+socket, fmt.Sprintf("CYBERDBD_TEST_PEER_REPEAT=%d", repeat)) // security_test.go
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("peer as gid %d groups %v: %v\n%s", gid, groups, err, out)
@@ -450,6 +452,24 @@ func TestPeerAllowlist(t *testing.T) {
 		t.Errorf("uid 65534 in no allowed group: %s, want forbidden", got)
 	}
 	svcWaitOutput(t, d, fmt.Sprintf(`level=WARN msg="connection refused: peer not in --allow-uid/--allow-gid".* uid=65534 gid=65534 pid=%d`, pid))
+
+	// A flood of refused peers is logged a few lines a second, and a
+	// later line says how many were suppressed (issue 19.7).
+	repeat = 300
+	start := time.Now()
+	if got, _ := connectAs(65534, 100); got != "forbidden" {
+		t.Errorf("flooding peer: %s, want forbidden", got)
+	}
+	secs := time.Since(start).Seconds()
+	time.Sleep(1100 * time.Millisecond)
+	repeat = 1
+	connectAs(65534, 100)
+	svcWaitOutput(t, d, `msg="connection refused: peer not in --allow-uid/--allow-gid".* suppressed_since_last=\d+`)
+	lines := strings.Count(d.Output(), `msg="connection refused: peer not in --allow-uid/--allow-gid"`)
+	t.Logf("%d refusal lines for 302 refused connections in %.1fs", lines, secs+1.1)
+	if max := 10 * (int(secs) + 4); lines > max {
+		t.Errorf("%d refusal lines logged for 302 refused connections, want at most %d", lines, max)
+	}
 }
 
 // TestPeerHelper is the peer process of TestPeerAllowlist: it connects,
@@ -458,6 +478,15 @@ func TestPeerHelper(t *testing.T) {
 	socket := os.Getenv("CYBERDBD_TEST_PEER")
 	if socket == "" {
 		t.Skip("run by TestPeerAllowlist as another user")
+	}
+	// A flood first: connections that only wait for the server to close.
+	repeat, _ := strconv.Atoi(os.Getenv("CYBERDBD_TEST_PEER_REPEAT"))
+	for range repeat - 1 {
+		if nc, err := net.Dial("unix", socket); err == nil {
+			_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.Copy(io.Discard, nc)
+			nc.Close()
+		}
 	}
 	nc, err := net.Dial("unix", socket)
 	if err != nil {

@@ -54,6 +54,10 @@ func moduleRoot() string {
 // builds never have.
 const BuildTags = "cyberdbtest"
 
+// Race says whether the tests, and so the daemon Binary builds, run with
+// -race: its memory and latency figures are then not the release's.
+const Race = raceEnabled
+
 // Binary builds cmd/cyberdbd once per test process (with -race when the
 // tests run with -race, and with BuildTags) and returns its path.
 func Binary(t testing.TB) string {

@@ -46,16 +46,25 @@ func benchServer(b *testing.B) (net.Conn, *bufio.Reader) {
 func BenchmarkPipelinedGet(b *testing.B) { benchPipelined(b, wire.OpDGet) }
 func BenchmarkPipelinedSet(b *testing.B) { benchPipelined(b, wire.OpDSet) }
 
-func benchPipelined(b *testing.B, op wire.Op) {
+// BenchmarkPipelinedSetMedium sets 24 KiB values, run on the loop;
+// BenchmarkPipelinedSetLarge 128 KiB ones, over offLoopFrame, which an
+// event loop runs on a goroutine of their own.
+func BenchmarkPipelinedSetMedium(b *testing.B) { benchPipelinedValue(b, wire.OpDSet, 24<<10) }
+func BenchmarkPipelinedSetLarge(b *testing.B)  { benchPipelinedValue(b, wire.OpDSet, 128<<10) }
+
+func benchPipelined(b *testing.B, op wire.Op) { benchPipelinedValue(b, op, 32) }
+
+func benchPipelinedValue(b *testing.B, op wire.Op, size int) {
 	nc, r := benchServer(b)
 	var batch []byte
 	for i := range 16 {
 		if op == wire.OpDGet {
 			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001")
 		} else {
-			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001", strings.Repeat("w", 32))
+			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001", strings.Repeat("w", size))
 		}
 	}
+	b.SetBytes(int64(len(batch) / 16))
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
 	b.ResetTimer()

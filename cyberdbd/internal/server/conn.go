@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,7 +17,10 @@ import (
 )
 
 const (
-	readBufSize = 64 << 10
+	// readBufSize is a connection's read buffer (TLS records are 16 KiB
+	// at most), and the largest request buffer it keeps between requests:
+	// a thousand idle connections hold 16 MiB, not 64.
+	readBufSize = 16 << 10
 	// flushAt bounds the replies queued for a pipelining client before they
 	// are written even though more requests are buffered.
 	flushAt = 256 << 10
@@ -52,6 +56,12 @@ type conn struct {
 	// change: each setting takes the poller's lock and moves a timer, on
 	// every request otherwise.
 	readDL, writeDL time.Time
+
+	// serve's frame in progress: the frame's read deadline while it is
+	// not whole (zero between frames), and the bytes charged to the
+	// server's partial budget for it (limits.go).
+	partialBy time.Time
+	charged   int64
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -81,11 +91,14 @@ func (c *conn) serve() {
 func (c *conn) loop() string {
 	idle := c.s.cfg.IdleTimeout
 	for {
-		if c.r.Buffered() == 0 {
-			// Nothing more is queued: send what we have before blocking.
+		if !c.frameBuffered() {
+			// No whole request is queued: send what we have before
+			// blocking (with part of one, it must not wait for the rest).
 			if err := c.flush(); err != nil {
 				return "write failed: " + err.Error()
 			}
+		}
+		if c.r.Buffered() == 0 {
 			var deadline time.Time
 			if idle > 0 {
 				deadline = time.Now().Add(idle)
@@ -107,7 +120,7 @@ func (c *conn) loop() string {
 				return "password changed"
 			}
 		}
-		body, err := wire.ReadFrame(c.r, c.rbuf, c.s.cfg.MaxFrame)
+		body, err := c.readFrame()
 		if errors.Is(err, wire.ErrEmptyFrame) {
 			// Still in sync with the stream: answer and carry on.
 			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
@@ -120,10 +133,8 @@ func (c *conn) loop() string {
 			_ = c.flush()
 			return reason
 		}
-		if cap(body) <= wire.DefaultMaxFrame {
-			c.rbuf = body[:0] // keep the grown buffer, within reason
-		}
 		c.handle(body)
+		c.frameDone(body)
 		if c.authFailed {
 			return c.failAuth() // TCP: wrong password; nothing after HELLO runs
 		}
@@ -139,12 +150,13 @@ func (c *conn) loop() string {
 // connection ends.
 func (c *conn) readFailed(err error) string {
 	var tooLarge *wire.FrameTooLargeError
+	partial := !c.partialBy.IsZero()
+	c.frameDone(nil)
 	switch {
 	case errors.Is(err, io.EOF):
 		return "client closed"
 	case errors.As(err, &tooLarge):
-		c.log.Warn("frame too large; closing connection", "size", tooLarge.Size, "max_frame", tooLarge.Max)
-		c.final(tooLarge.WireError())
+		c.final(c.frameTooLarge(tooLarge.Size))
 		return "frame too large"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.s.closing.Load() {
@@ -153,6 +165,12 @@ func (c *conn) readFailed(err error) string {
 		}
 		if c.sessionEnded() {
 			return "password changed"
+		}
+		if partial && (c.tcp == nil || c.hello || time.Now().Before(c.authBy)) {
+			warn(&c.s.warns.partialTimeout, c.log, "closing connection: a request frame stayed incomplete past --partial-timeout",
+				"partial_timeout", c.s.cfg.PartialTimeout)
+			c.final(c.s.errPartialTimeout())
+			return "partial request timeout"
 		}
 		if c.handshakeExpired() {
 			return "handshake timeout"
@@ -191,13 +209,18 @@ func (c *conn) flush() error {
 			return err
 		}
 	}
-	// The deadline is moved at most once a second: it is between
-	// writeTimeout-1s and writeTimeout away.
-	if now := time.Now(); c.writeDL.Sub(now) < writeTimeout-time.Second {
-		c.writeDL = now.Add(writeTimeout)
-		_ = c.nc.SetWriteDeadline(c.writeDL)
+	var err error
+	if lim := c.s.outLimit; (lim.Soft > 0 && len(c.out) > lim.Soft) || (lim.Hard > 0 && len(c.out) > lim.Hard) {
+		err = c.writeLimited(lim)
+	} else {
+		// The deadline is moved at most once a second: it is between
+		// writeTimeout-1s and writeTimeout away.
+		if now := time.Now(); c.writeDL.Sub(now) < writeTimeout-time.Second {
+			c.writeDL = now.Add(writeTimeout)
+			_ = c.nc.SetWriteDeadline(c.writeDL)
+		}
+		_, err = c.nc.Write(c.out)
 	}
-	_, err := c.nc.Write(c.out)
 	if cap(c.out) > 4*flushAt {
 		c.out = nil // don't pin a huge reply buffer
 	} else {
@@ -211,17 +234,28 @@ func (c *conn) handle(body []byte) {
 	req, items, err := wire.DecodeRequestInto(body, c.items)
 	c.items = items
 	if err != nil {
-		c.replyErr(req.ID, req.Op, wire.AsError(err))
+		e := wire.AsError(err)
+		if e.Code == wire.CodeUnknownOp { // an op number over 65535
+			if !c.hello {
+				c.replyErr(req.ID, req.Op, errHelloFirst) // the handshake is checked before the op (PROTOCOL.md)
+				return
+			}
+			c.s.unknownOps.Add(1)
+		}
+		c.replyErr(req.ID, req.Op, e)
 		return
 	}
-	c.s.opCount[uint8(req.Op)].Add(1)
 	if !c.hello && req.Op != wire.OpHello {
-		c.replyErr(req.ID, req.Op, wire.Errorf(wire.CodeHandshake,
-			"send HELLO first: [id, %d, %d, {}] (see PROTOCOL.md, \"Handshake\")", wire.OpHello, wire.ProtocolVersion))
+		c.replyErr(req.ID, req.Op, errHelloFirst)
 		return
 	}
 	out, start := wire.BeginReply(c.out, req.ID)
 	out, err = c.exec(req, out)
+	if c.hello {
+		// Counted once the handshake let it through: a peer without the
+		// password cannot move info's counts (a failed HELLO is not counted).
+		c.s.countOp(req.Op)
+	}
 	if req.Op.IsWrite() {
 		c.dirty = true
 	}
@@ -238,6 +272,10 @@ func (c *conn) handle(body []byte) {
 		c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "args", req.Args.Len())
 	}
 }
+
+// errHelloFirst answers any request but HELLO before the handshake.
+var errHelloFirst = wire.Errorf(wire.CodeHandshake,
+	"send HELLO first: [id, %d, %d, {}] (see PROTOCOL.md, \"Handshake\")", wire.OpHello, wire.ProtocolVersion)
 
 func (c *conn) replyErr(id uint64, op wire.Op, e *wire.Error) {
 	c.out = wire.AppendError(c.out, id, e)
@@ -363,4 +401,168 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 		"max_frame": c.s.cfg.MaxFrame,
 		"conn_id":   c.id,
 	})
+}
+
+// readFrame reads the next request frame within the limits (limits.go):
+// its first byte is awaited under the idle deadline, the rest of it under
+// the partial time-out; before HELLO it may be MaxHelloFrame bytes long; a
+// body bigger than a read is charged to the partial budget before any of
+// it is held, and its buffer grows with the bytes that arrive, never to
+// the announced size at once. frameDone ends it.
+func (c *conn) readFrame() ([]byte, error) {
+	if _, err := c.r.Peek(1); err != nil {
+		return nil, err // io.EOF between frames: the client closed
+	}
+	if !c.frameBuffered() && !c.startPartial() {
+		return nil, os.ErrDeadlineExceeded // shutting down
+	}
+	hdr, err := c.r.Peek(wire.FrameHeaderSize)
+	if err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	if size == 0 {
+		_, _ = c.r.Discard(wire.FrameHeaderSize)
+		c.partialBy = time.Time{}
+		return nil, wire.ErrEmptyFrame
+	}
+	if limit := c.frameLimit(); uint64(size) > uint64(limit) {
+		return nil, &wire.FrameTooLargeError{Size: uint64(size), Max: uint64(limit)}
+	}
+	_, _ = c.r.Discard(wire.FrameHeaderSize)
+	return c.readBody(int(size))
+}
+
+// frameBuffered says whether the next frame is whole in c.r's buffer.
+func (c *conn) frameBuffered() bool {
+	n := c.r.Buffered()
+	if n < wire.FrameHeaderSize {
+		return false
+	}
+	hdr, _ := c.r.Peek(wire.FrameHeaderSize)
+	return n-wire.FrameHeaderSize >= int(binary.BigEndian.Uint32(hdr))
+}
+
+// startPartial starts the partial time-out of a frame that has begun to
+// arrive. The deadline is moved only when it is more than a second off, so
+// that a stream of frames split across reads does not move it on each. It
+// returns false when the server is shutting down.
+func (c *conn) startPartial() bool {
+	c.partialBy = time.Now().Add(c.s.cfg.PartialTimeout)
+	dl := c.readDeadline(c.partialBy) // TCP before HELLO: the handshake's, if earlier
+	if c.readDL.IsZero() || c.readDL.After(dl) || c.readDL.Before(dl.Add(-time.Second)) {
+		c.readDL = dl
+		_ = c.nc.SetReadDeadline(dl)
+		// Checked after setting the deadline, which may have replaced
+		// Shutdown's interrupt: see loop.
+		return !c.s.closing.Load()
+	}
+	return true
+}
+
+// readBody reads a body of size bytes (see readFrame).
+func (c *conn) readBody(size int) ([]byte, error) {
+	if size <= cap(c.rbuf) {
+		buf := c.rbuf[:size]
+		if _, err := io.ReadFull(c.r, buf); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		return buf, nil
+	}
+	if size > readBufSize {
+		// Charged whole before any of it is held: connections that hold
+		// parts of big requests never wait for each other's budget.
+		by := c.partialBy
+		if by.IsZero() {
+			by = time.Now().Add(c.s.cfg.PartialTimeout)
+		}
+		if !c.s.partial.wait(int64(size), by, &c.s.closing) {
+			return nil, os.ErrDeadlineExceeded // shutting down, or the partial time-out
+		}
+		c.charged = int64(size)
+	}
+	buf := c.rbuf[:0]
+	for len(buf) < size {
+		step := min(size-len(buf), max(readBufSize, len(buf)))
+		start := len(buf)
+		buf = append(buf, make([]byte, step)...)
+		if _, err := io.ReadFull(c.r, buf[start:]); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+	}
+	return buf, nil
+}
+
+// maxKeptItems bounds the argument slots a connection keeps between
+// requests: a request of a million items must not leave a 24 MB slice.
+const maxKeptItems = 1024
+
+// frameDone ends the frame readFrame returned, once it has been handled
+// (body nil: none was read): its budget is given back, and its buffer is
+// kept for the next frame only when small, so that an idle connection
+// never holds a big one.
+func (c *conn) frameDone(body []byte) {
+	c.partialBy = time.Time{}
+	if c.charged > 0 {
+		c.s.partial.give(c.charged)
+		c.charged = 0
+	}
+	if cap(body) > readBufSize {
+		c.rbuf = nil
+		clear(c.items[:cap(c.items)]) // they point into body
+	} else if body != nil {
+		c.rbuf = body[:0]
+	}
+	if cap(c.items) > maxKeptItems {
+		c.items = nil
+	}
+}
+
+// hardWait is how long serve's write of replies over OutputLimit.Hard may
+// wait for the client to take them; an event loop tries once, without
+// waiting.
+const hardWait = 50 * time.Millisecond
+
+// writeLimited writes c.out when it is over the output limit's soft or
+// hard size: whatever is over Hard must be taken within hardWait, over Soft
+// within SoftFor (at once while the unsent replies of all connections are
+// over Config.MaxOutputMemory), or the connection is closed.
+func (c *conn) writeLimited(lim OutputLimit) error {
+	counted := int64(len(c.out))
+	c.s.outTotal.Add(counted)
+	defer func() { c.s.outTotal.Add(-counted) }()
+	start, sent := time.Now(), 0
+	for sent < len(c.out) {
+		unsent := len(c.out) - sent
+		end, dl, rule := len(c.out), time.Now().Add(writeTimeout), ""
+		switch {
+		case lim.Hard > 0 && unsent > lim.Hard:
+			end, dl, rule = sent+unsent-lim.Hard, start.Add(hardWait), "hard"
+		case lim.Soft > 0 && unsent > lim.Soft:
+			end, dl, rule = sent+unsent-lim.Soft, start.Add(lim.SoftFor), "soft"
+			if m := c.s.cfg.MaxOutputMemory; m > 0 && c.s.outTotal.Load() > m {
+				dl, rule = start.Add(hardWait), "total"
+			}
+		}
+		c.writeDL = dl
+		_ = c.nc.SetWriteDeadline(dl)
+		n, err := c.nc.Write(c.out[sent:end])
+		sent += n
+		c.s.outTotal.Add(-int64(n))
+		counted -= int64(n)
+		if err != nil {
+			if rule != "" && errors.Is(err, os.ErrDeadlineExceeded) {
+				return c.s.outputLimitHit(c.log, rule, len(c.out)-sent)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

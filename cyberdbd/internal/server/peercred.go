@@ -72,14 +72,14 @@ func (s *Server) admitPeer(nc net.Conn, id uint64) bool {
 	cred, err := PeerCredentials(nc)
 	if err != nil {
 		// Fail closed: an allowlist that cannot be checked admits nobody.
-		s.log.Warn("connection refused: cannot read peer credentials", "conn", id, "err", err)
+		warn(&s.warns.peerRefused, s.log, "connection refused: cannot read peer credentials", "conn", id, "err", err)
 		go refuse(nc, wire.Errorf(wire.CodeForbidden, "the server cannot check who you are (--allow-uid, --allow-gid): %v", err))
 		return false
 	}
 	if s.cfg.allowsPeer(cred) {
 		return true
 	}
-	s.log.Warn("connection refused: peer not in --allow-uid/--allow-gid", "conn", id,
+	warn(&s.warns.peerRefused, s.log, "connection refused: peer not in --allow-uid/--allow-gid", "conn", id,
 		"uid", cred.UID, "gid", cred.GID, "pid", cred.PID)
 	go refuse(nc, wire.Errorf(wire.CodeForbidden,
 		"uid %d (gid %d) may not connect to this server (--allow-uid, --allow-gid); ask its administrator to allow your user or group",

@@ -46,6 +46,19 @@ type Config struct {
 	// connections always are (TLS) and every connection is on other
 	// systems.
 	IOLoops int
+
+	// What a connection may make the daemon hold (limits.go). PartialTimeout
+	// closes a connection that began a request frame and did not finish it
+	// in time; default DefaultPartialTimeout. MaxPartialMemory bounds the
+	// memory held for requests still arriving, across all connections;
+	// default the larger of DefaultMaxPartialMemory and 2*MaxFrame.
+	// OutputLimit bounds each connection's unread replies (nil:
+	// DefaultOutputLimit), MaxOutputMemory all of them; default
+	// DefaultMaxOutputMemory, negative: no limit.
+	PartialTimeout   time.Duration
+	MaxPartialMemory int64
+	OutputLimit      *OutputLimit
+	MaxOutputMemory  int64
 }
 
 // DefaultMaxConns is the default for Config.MaxConns.
@@ -63,8 +76,14 @@ type Server struct {
 	nconns     atomic.Int64
 	tcp        tcpState // what TCP listeners share: limits, throttle (tcp.go)
 	connID     atomic.Uint64
-	total      atomic.Uint64 // connections accepted since start
-	opCount    [256]atomic.Uint64
+	total      atomic.Uint64      // connections accepted since start
+	opCount    [256]atomic.Uint64 // requests of authenticated connections, by known op
+	unknownOps atomic.Uint64      // and those with an op number no op has
+
+	partial  memBudget    // memory held for requests still arriving (limits.go)
+	outTotal atomic.Int64 // unsent replies of the connections whose socket is full
+	outLimit OutputLimit
+	warns    *warnLimits
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -88,14 +107,31 @@ func New(cfg Config, st *store.Store) *Server {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Server{
+	if cfg.PartialTimeout <= 0 {
+		cfg.PartialTimeout = DefaultPartialTimeout
+	}
+	if cfg.MaxPartialMemory <= 0 {
+		cfg.MaxPartialMemory = max(DefaultMaxPartialMemory, 2*int64(cfg.MaxFrame))
+	}
+	if cfg.MaxOutputMemory == 0 {
+		cfg.MaxOutputMemory = DefaultMaxOutputMemory
+	}
+	outLimit := DefaultOutputLimit
+	if cfg.OutputLimit != nil {
+		outLimit = *cfg.OutputLimit
+	}
+	s := &Server{
 		cfg:       cfg,
 		store:     st,
 		log:       cfg.Logger,
 		start:     time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		outLimit:  outLimit,
+		warns:     newWarnLimits(),
 	}
+	s.partial.limit = cfg.MaxPartialMemory
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -167,7 +203,7 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	}
 	if n := s.nconns.Add(1); n > int64(s.cfg.MaxConns) {
 		s.nconns.Add(-1)
-		s.log.Warn("connection refused: too many connections", "conn", id, "remote", remoteName(nc), "max_conns", s.cfg.MaxConns)
+		warn(&s.warns.tooManyConns, s.log, "connection refused: too many connections", "conn", id, "remote", remoteName(nc), "max_conns", s.cfg.MaxConns)
 		go refuse(nc, wire.Errorf(wire.CodeTooManyConns,
 			"the server is at its limit of %d connections (--max-conns); close idle connections or raise the limit", s.cfg.MaxConns))
 		return
@@ -312,6 +348,10 @@ func (s *Server) info() map[string]any {
 			counts[wire.Op(i).String()] = n
 			total += n
 		}
+	}
+	if n := s.unknownOps.Load(); n > 0 {
+		counts["unknown"] = n // op numbers no op has
+		total += n
 	}
 	m := map[string]any{
 		"version":           s.cfg.Version,

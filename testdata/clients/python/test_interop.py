@@ -153,6 +153,16 @@ class Suite:
         check("handshake: HELLO without options", c.call(OP["hello"], 1)["proto"] == 1)
         c.close()
 
+        # Until HELLO succeeds a frame may be 4096 bytes: a bigger one gets too_large (id 0)
+        # before its body is read, and the connection is closed (PROTOCOL.md section 4).
+        c = self.conn(hello=False)
+        c.sock.sendall(struct.pack(">I", 4097))
+        r = decode(c.recv_frame())
+        check("handshake: frame over 4096 bytes before HELLO", r[0] == 0 and r[1] == ERR["too_large"]
+              and "before a successful HELLO" in r[2], repr(r))
+        check("handshake: closed after too_large before HELLO", c.sock.recv(1) == b"", "connection still open")
+        c.close()
+
         # Pipelined HELLO + first requests without waiting.
         c = self.conn(hello=False)
         c.send(OP["hello"], 1, {"client": "pipelined"})
