@@ -218,7 +218,8 @@ Examples:
 	}
 }
 
-// call runs op and prints its result (nothing for null).
+// call runs op and prints its result: nothing for the ops whose result is
+// always null (set, del, create, ...); a value, null included, otherwise.
 func call(e *env, op wire.Op, args ...any) error {
 	c, err := e.Client()
 	if err != nil {
@@ -228,10 +229,18 @@ func call(e *env, op wire.Op, args ...any) error {
 	if err != nil {
 		return err
 	}
-	if res.IsNull() {
+	if res.IsNull() && nothingOps[op] {
 		return nil
 	}
 	return e.print(res)
+}
+
+// nothingOps answer null whenever they succeed (PROTOCOL.md section 6).
+var nothingOps = map[wire.Op]bool{
+	wire.OpSave: true, wire.OpCreateDict: true, wire.OpCreateList: true, wire.OpDrop: true,
+	wire.OpDSet: true, wire.OpDDel: true, wire.OpDUpdate: true, wire.OpDClear: true,
+	wire.OpLSet: true, wire.OpLDel: true, wire.OpLDelSlice: true, wire.OpLInsert: true, wire.OpLRemove: true,
+	wire.OpLReverse: true, wire.OpLSort: true, wire.OpLClear: true, wire.OpLSetSlice: true,
 }
 
 func simple(op wire.Op) func(*env, []string) error {
