@@ -187,7 +187,7 @@ func (r *rawTerminal) ReadLine() (string, error) {
 		return "", err
 	}
 	defer term.Restore(r.fd, old)
-	if w, h, err := term.GetSize(r.fd); err == nil {
+	if w, h, err := term.GetSize(r.fd); err == nil && w > 0 && h > 0 { // 0x0: a terminal that never said
 		r.t.SetSize(w, h)
 	}
 	return r.t.ReadLine()
