@@ -142,13 +142,13 @@ Example:
 		// List tables.
 		{name: "at", group: groupList, args: "TABLE INDEX", summary: "print the value at INDEX of a list (negative counts from the end)", min: 2, max: 2,
 			ops:  []wire.Op{wire.OpLGet},
-			help: "Exit status 1 when the index is outside the list.\n\nExamples:\n  cyberdb at queue 0\n  cyberdb at queue -1", run: runAt},
+			help: "Exit status 1 when the index is outside the list.\n\nExamples:\n  cyberdb at queue 0\n  cyberdb at queue -1", run: indexOp(wire.OpLGet, false)},
 		{name: "setat", group: groupList, args: "TABLE INDEX VALUE|-", summary: "set the value at INDEX of a list (l[i] = v)", min: 3, max: 3,
 			ops:  []wire.Op{wire.OpLSet},
-			help: "Exit status 1 when the index is outside the list.\n\nExample:\n  cyberdb setat queue -1 done", run: runSetAt},
+			help: "Exit status 1 when the index is outside the list.\n\nExample:\n  cyberdb setat queue -1 done", run: indexOp(wire.OpLSet, true)},
 		{name: "delat", group: groupList, args: "TABLE INDEX", summary: "delete the value at INDEX of a list (del l[i])", min: 2, max: 2,
 			ops:  []wire.Op{wire.OpLDel},
-			help: "Exit status 1 when the index is outside the list.\n\nExample:\n  cyberdb delat queue 0", run: runDelAt},
+			help: "Exit status 1 when the index is outside the list.\n\nExample:\n  cyberdb delat queue 0", run: indexOp(wire.OpLDel, false)},
 		{name: "slice", group: groupList, args: "TABLE START STOP [STEP]", summary: "print list[START:STOP:STEP], one value per line", min: 3, max: 4,
 			ops:  []wire.Op{wire.OpLSlice},
 			help: "START, STOP and STEP may be negative, or null (or None, or empty) for Python's None.\n\nExamples:\n  cyberdb slice queue 0 10\n  cyberdb slice queue -3 null     # the last three\n  cyberdb slice queue null null -1   # reversed",
@@ -177,7 +177,7 @@ Examples:
 			help: "\"-\" reads the array from stdin.\n\nExamples:\n  cyberdb extend queue '[\"job3\", \"job4\"]'\n  cyberdb extend queue - < jobs.json", run: runExtend},
 		{name: "insert", group: groupList, args: "TABLE INDEX VALUE|-", summary: "insert VALUE before INDEX of a list (clamped, as Python's insert)", min: 3, max: 3,
 			ops:  []wire.Op{wire.OpLInsert},
-			help: "Examples:\n  cyberdb insert queue 0 urgent   # at the front\n  cyberdb insert queue -1 x       # before the last", run: runInsert},
+			help: "Examples:\n  cyberdb insert queue 0 urgent   # at the front\n  cyberdb insert queue -1 x       # before the last", run: indexOp(wire.OpLInsert, true)},
 		{name: "pop", group: groupList, args: "TABLE [INDEX | KEY [DEFAULT]]", summary: "remove and print the last value of a list (or the one at INDEX), or KEY of a dict", min: 1, max: 3,
 			ops: []wire.Op{wire.OpLPop, wire.OpDPop},
 			help: `On a list, Python's l.pop([i]); on a dict, d.pop(k[, default]). Exit status
@@ -471,44 +471,23 @@ func runUpdate(e *env, a []string) error {
 	return call(e, wire.OpDUpdate, a[0], v)
 }
 
-func runAt(e *env, a []string) error {
-	i, err := parseInt("INDEX", a[1])
-	if err != nil {
-		return err
+// indexOp runs op on TABLE INDEX, and VALUE when withValue.
+func indexOp(op wire.Op, withValue bool) func(*env, []string) error {
+	return func(e *env, a []string) error {
+		i, err := parseInt("INDEX", a[1])
+		if err != nil {
+			return err
+		}
+		args := []any{a[0], i}
+		if withValue {
+			v, err := e.value(a[2])
+			if err != nil {
+				return err
+			}
+			args = append(args, v)
+		}
+		return call(e, op, args...)
 	}
-	return call(e, wire.OpLGet, a[0], i)
-}
-
-func runSetAt(e *env, a []string) error {
-	i, err := parseInt("INDEX", a[1])
-	if err != nil {
-		return err
-	}
-	v, err := e.value(a[2])
-	if err != nil {
-		return err
-	}
-	return call(e, wire.OpLSet, a[0], i, v)
-}
-
-func runDelAt(e *env, a []string) error {
-	i, err := parseInt("INDEX", a[1])
-	if err != nil {
-		return err
-	}
-	return call(e, wire.OpLDel, a[0], i)
-}
-
-func runInsert(e *env, a []string) error {
-	i, err := parseInt("INDEX", a[1])
-	if err != nil {
-		return err
-	}
-	v, err := e.value(a[2])
-	if err != nil {
-		return err
-	}
-	return call(e, wire.OpLInsert, a[0], i, v)
 }
 
 // runPop is a list's pop, or a dict's: on a list when the argument is an
