@@ -38,6 +38,8 @@ type call struct {
 	args   []byte // the encoded arguments, concatenated
 	encErr error
 
+	daemonText bool // Do: keep the daemon's error messages as sent (hints.go)
+
 	id    uint64 // assigned by the conn at enqueue
 	state int
 	done  chan struct{} // capacity 1: one signal per use
@@ -72,6 +74,7 @@ func (cl *call) release() {
 	cl.args = cl.args[:0]
 	cl.reply = cl.reply[:0]
 	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
+	cl.daemonText = false
 	callPool.Put(cl)
 }
 

@@ -43,18 +43,8 @@ type Client struct {
 // "tcp+insecure://" is plaintext, for a loopback address only (a daemon
 // with --tcp-insecure, e.g. behind an SSH tunnel).
 func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
-	d, err := parseAddr(addr)
+	cfg, d, err := configure(addr, opts)
 	if err != nil {
-		return nil, err
-	}
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := prepareRemote(&cfg, &d); err != nil { // tcp://: TLS and password (tls.go)
-		return nil, err
-	}
-	if err := prepareLocal(&cfg, &d); err != nil { // Unix sockets: WithServerUID (serveruid.go)
 		return nil, err
 	}
 	c := &Client{p: newPool(cfg, d)}
@@ -64,6 +54,26 @@ func Open(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// configure reads addr and opts into a configuration and a dialer, for
+// Open and DialRaw.
+func configure(addr string, opts []Option) (config, dialer, error) {
+	d, err := parseAddr(addr)
+	if err != nil {
+		return config{}, dialer{}, err
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := prepareRemote(&cfg, &d); err != nil { // tcp://: TLS and password (tls.go)
+		return config{}, dialer{}, err
+	}
+	if err := prepareLocal(&cfg, &d); err != nil { // Unix sockets: WithServerUID (serveruid.go)
+		return config{}, dialer{}, err
+	}
+	return cfg, d, nil
 }
 
 // Addr is the socket path the Client connects to, or host:port for tcp://.
@@ -118,7 +128,9 @@ func (p *pool) run(ctx context.Context, cl *call, get func(context.Context) (*co
 		switch cl.fate {
 		case fateReply:
 			res, err := decodeReply(cl.reply)
-			if err != nil {
+			if err != nil && !cl.daemonText {
+				return goHints(err) // hints.go
+			} else if err != nil {
 				return err
 			}
 			cl.result = res
@@ -157,7 +169,9 @@ func orConnClosed(err error) error {
 
 // Do runs one raw protocol operation (PROTOCOL.md section 6) with args
 // encoded as CBOR, and returns its result, which the caller owns. Table
-// handles are more convenient; Do is for tools and new operations.
+// handles are more convenient; Do is for tools and new operations. Its
+// errors carry the daemon's messages as sent, whose hints name protocol
+// ops; the typed API names its own methods instead.
 func (c *Client) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, error) {
 	return do(ctx, c, op, args...)
 }
@@ -165,6 +179,7 @@ func (c *Client) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, err
 func do(ctx context.Context, x Executor, op wire.Op, args ...any) (wire.Raw, error) {
 	cl := newCall(op)
 	defer cl.release()
+	cl.daemonText = true
 	for _, a := range args {
 		cl.value(a)
 	}

@@ -90,7 +90,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 			return nil, err // not the daemon: trying again cannot help
 		} else if !retryableDial(err) {
 			p.stats.dialErrors.Add(1)
-			return nil, fmt.Errorf("%w: cannot connect to %s: %w", ErrUnavailable, p.dialer.display, err)
+			return nil, fmt.Errorf("%w: cannot connect to %s: %w%s", ErrUnavailable, p.dialer.display, err, permissionHint(p.dialer, err))
 		}
 		if ctx.Err() == nil || last == nil {
 			last = err

@@ -8,13 +8,23 @@
 // Open one Client per process and share it between all goroutines:
 //
 //	c, err := libcyberdb.Open(ctx, "") // $CYBERDB_ADDR, else the daemon's default socket
-//	if err != nil { ... }
+//	if err != nil {
+//		log.Fatal(err)
+//	}
 //	defer c.Close()
 //
-//	c.CreateDict(ctx, "centre", nil)
+//	// Every worker process makes sure the table exists; the first creates it.
+//	if err := c.CreateDict(ctx, "centre", nil, libcyberdb.IfNotExists()); err != nil {
+//		log.Fatal(err)
+//	}
 //	centre := libcyberdb.NewDict[string, string](c, "centre")
-//	centre.Set(ctx, "content", "Hello CyberDB!")
+//	if err := centre.Set(ctx, "content", "Hello CyberDB!"); err != nil {
+//		log.Fatal(err)
+//	}
 //	content, err := centre.Get(ctx, "content") // "Hello CyberDB!"
+//
+// Tables are created explicitly, never by a first write: a misspelt name
+// fails with ErrNoTable instead of quietly making a new table.
 //
 // The address is a Unix socket path, bare or as unix:///path; an empty one
 // means $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock (the systemd
@@ -27,14 +37,16 @@
 // named after Python's (PROTOCOL.md lists each with its Python
 // equivalent):
 //
+//	c.CreateDict(ctx, "counts", nil, libcyberdb.IfNotExists())
 //	counts := libcyberdb.NewDict[string, int](c, "counts")
-//	n, err := counts.Incr(ctx, "visits", 1)          // atomic across processes
+//	n, err := counts.Incr(ctx, "visits", 1) // atomic across processes
 //	ok, err := counts.CompareAndSwap(ctx, "state", 1, 2)
 //	v, err := counts.GetOr(ctx, "missing", 0)
 //
+//	c.CreateList(ctx, "queue", nil, libcyberdb.IfNotExists())
 //	queue := libcyberdb.NewList[string](c, "queue")
 //	queue.Append(ctx, "job1", "job2")
-//	last, err := queue.At(ctx, -1)                     // negative indices count from the end
+//	last, err := queue.At(ctx, -1) // negative indices count from the end
 //	page, err := queue.Slice(ctx, libcyberdb.Span(0, 10))
 //	rev, err := queue.Slice(ctx, libcyberdb.Slice{}.By(-1)) // queue[::-1]
 //
@@ -48,11 +60,20 @@
 // whose error is read after the loop:
 //
 //	sc := counts.Scan(ctx, 500)
-//	for k, v := range sc.All() { ... }
-//	if err := sc.Err(); err != nil { ... }
+//	for k, v := range sc.All() {
+//		fmt.Println(k, v)
+//	}
+//	if err := sc.Err(); err != nil {
+//		log.Fatal(err)
+//	}
 //
-// Table management: CreateDict, CreateList (with optional content), Drop,
-// Exists, Tables; and the server: Ping, Info, Save.
+// Table management: CreateDict, CreateList (with optional content, and
+// IfNotExists to accept a table that is already there), Drop, Exists,
+// Tables; and the server: Ping, Info, Save.
+//
+// The examples of this documentation and of the README run as written:
+// each is part of a runnable example (example_test.go), which a test keeps
+// in step with the text.
 //
 // # Errors
 //
@@ -65,6 +86,13 @@
 // applied), ErrClosed, ErrDecode (a stored value does not fit the handle's
 // Go type; errors.As gives a *DecodeError naming the table, the key or
 // index and both types), *EncodeError.
+//
+// A message's way out names this package's methods ("create it with
+// Client.CreateDict or Client.CreateList"): the daemon's hints, which name
+// protocol ops, are rewritten for the typed API; Do returns them as sent.
+// A user who may not open the socket (say, outside group cyberdb with the
+// packaged daemon's /run/cyberdb) gets ErrUnavailable with the directory,
+// its mode and group, and the command that adds the user to the group.
 //
 // # Connections, pipelining and retries
 //

@@ -9,30 +9,155 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb"
 )
 
-// CyberDB's first example: create a dict table "centre", set its
-// "content", and read it back. (These examples run against a daemon that
-// the package's TestMain starts and names in $CYBERDB_ADDR.)
+// CyberDB's first example, as the package documentation has it: create a
+// dict table "centre", set its "content", and read it back. (These
+// examples run against a daemon that the package's TestMain starts and
+// names in $CYBERDB_ADDR; TestSnippets checks that the code shown in the
+// documentation and the README is the code here.)
 func Example() {
 	ctx := context.Background()
-	c, err := libcyberdb.Open(ctx, "") // $CYBERDB_ADDR, or the daemon's default socket
+	c, err := libcyberdb.Open(ctx, "") // $CYBERDB_ADDR, else the daemon's default socket
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
 
-	if err := c.CreateDict(ctx, "centre", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
+	// Every worker process makes sure the table exists; the first creates it.
+	if err := c.CreateDict(ctx, "centre", nil, libcyberdb.IfNotExists()); err != nil {
 		log.Fatal(err)
 	}
 	centre := libcyberdb.NewDict[string, string](c, "centre")
 	if err := centre.Set(ctx, "content", "Hello CyberDB!"); err != nil {
 		log.Fatal(err)
 	}
-	content, err := centre.Get(ctx, "content")
+	content, err := centre.Get(ctx, "content") // "Hello CyberDB!"
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(content)
 	// Output: Hello CyberDB!
+}
+
+// The README's example.
+func Example_readme() {
+	ctx := context.Background()
+	defer func() {
+		c, _ := libcyberdb.Open(ctx, "")
+		c.Drop(ctx, "hits")
+		c.Close()
+	}()
+
+	c, err := libcyberdb.Open(ctx, "") // $CYBERDB_ADDR, else /run/cyberdb/cyberdb.sock or ./cyberdb.sock
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// Each worker process makes sure the tables it uses exist: the first one creates them.
+	if err := c.CreateDict(ctx, "centre", nil, libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+	centre := libcyberdb.NewDict[string, string](c, "centre")
+	if err := centre.Set(ctx, "content", "Hello CyberDB!"); err != nil {
+		log.Fatal(err)
+	}
+	content, err := centre.Get(ctx, "content") // errors.Is(err, libcyberdb.ErrNotFound) when absent
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(content) // Hello CyberDB!
+
+	if err := c.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+	hits := libcyberdb.NewDict[string, int](c, "hits")
+	n, err := hits.Incr(ctx, "/home", 1) // atomic across all processes
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n) // 1
+	// Output:
+	// Hello CyberDB!
+	// 1
+}
+
+// The package documentation's tour of the handles.
+func Example_handles() {
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.Drop(ctx, "counts")
+	defer c.Drop(ctx, "queue")
+
+	c.CreateDict(ctx, "counts", nil, libcyberdb.IfNotExists())
+	counts := libcyberdb.NewDict[string, int](c, "counts")
+	n, err := counts.Incr(ctx, "visits", 1) // atomic across processes
+	ok, err := counts.CompareAndSwap(ctx, "state", 1, 2)
+	v, err := counts.GetOr(ctx, "missing", 0)
+
+	c.CreateList(ctx, "queue", nil, libcyberdb.IfNotExists())
+	queue := libcyberdb.NewList[string](c, "queue")
+	queue.Append(ctx, "job1", "job2")
+	last, err := queue.At(ctx, -1) // negative indices count from the end
+	page, err := queue.Slice(ctx, libcyberdb.Span(0, 10))
+	rev, err := queue.Slice(ctx, libcyberdb.Slice{}.By(-1)) // queue[::-1]
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, ok, v, last, page, rev)
+
+	sc := counts.Scan(ctx, 500)
+	for k, v := range sc.All() {
+		fmt.Println(k, v)
+	}
+	if err := sc.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 1 false 0 job2 [job1 job2] [job2 job1]
+	// visits 1
+}
+
+// IfNotExists lets every process create the tables it needs, whichever
+// starts first; a table of the other kind is an error.
+func ExampleIfNotExists() {
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.Drop(ctx, "example-jobs")
+
+	for range 3 { // three workers starting
+		if err := c.CreateList(ctx, "example-jobs", []string{"first"}, libcyberdb.IfNotExists()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	n, _ := libcyberdb.NewList[string](c, "example-jobs").Len(ctx)
+	fmt.Println("created once, length", n)
+
+	err = c.CreateDict(ctx, "example-jobs", nil, libcyberdb.IfNotExists())
+	fmt.Println(errors.Is(err, libcyberdb.ErrWrongKind), err)
+	// Output:
+	// created once, length 1
+	// true wrong_kind: table "example-jobs" is a list, not a dict: drop it first or pick another name
+}
+
+// A daemon on another host, from the README's "Remote hosts" (compiled,
+// not run: there is no db1 here).
+func ExampleWithTLSCAFile() {
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, "tcp://db1.example.com:9980",
+		libcyberdb.WithTLSCAFile("/etc/myapp/cyberdb-cert.pem"), // or WithTLSFingerprint("5d41...")
+		libcyberdb.WithPasswordFile("/etc/myapp/cyberdb-password"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
 }
 
 func ExampleDict() {

@@ -140,7 +140,7 @@ func parseAddr(addr string) (dialer, error) {
 	}
 	if addr == "" {
 		addr = LocalSocket
-		if _, err := os.Stat(SystemSocket); err == nil {
+		if socketMayBeAt(SystemSocket) {
 			addr = SystemSocket
 		}
 		display = addr

@@ -2,6 +2,8 @@ package libcyberdb
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -66,25 +68,69 @@ func (t tableOps) Save(ctx context.Context) error {
 
 // CreateDict creates an empty dict table, or one holding content: a Go
 // map, or a slice of Item (or of [key, value] pairs) whose order becomes
-// the dict's insertion order. It fails with ErrTableExists.
-func (t tableOps) CreateDict(ctx context.Context, name string, content any) error {
-	return run(ctx, t.x, wire.OpCreateDict, name, nil, func(cl *call) {
-		cl.text(name)
-		if content != nil {
-			cl.value(content)
-		}
-	})
+// the dict's insertion order. It fails with ErrTableExists, unless
+// IfNotExists is given.
+func (t tableOps) CreateDict(ctx context.Context, name string, content any, opts ...CreateOption) error {
+	return t.create(ctx, wire.OpCreateDict, name, content, opts)
 }
 
 // CreateList creates an empty list table, or one holding content (a Go
-// slice). It fails with ErrTableExists.
-func (t tableOps) CreateList(ctx context.Context, name string, content any) error {
-	return run(ctx, t.x, wire.OpCreateList, name, nil, func(cl *call) {
+// slice). It fails with ErrTableExists, unless IfNotExists is given.
+func (t tableOps) CreateList(ctx context.Context, name string, content any, opts ...CreateOption) error {
+	return t.create(ctx, wire.OpCreateList, name, content, opts)
+}
+
+// CreateOption changes what CreateDict and CreateList do.
+type CreateOption func(*createConfig)
+
+type createConfig struct{ ifNotExists bool }
+
+// IfNotExists makes CreateDict and CreateList succeed when a table of the
+// name and kind asked for already exists, leaving it as it is (content is
+// used only when the table is created). It is how each of several worker
+// processes makes sure, at start-up, that the tables it uses are there:
+//
+//	c.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists())
+//
+// A table of the other kind fails with ErrWrongKind. Tables are never
+// created implicitly by a write: a typo in a name gives ErrNoTable rather
+// than a new table, and whether a name is a dict or a list is decided once.
+func IfNotExists() CreateOption { return func(c *createConfig) { c.ifNotExists = true } }
+
+func (t tableOps) create(ctx context.Context, op wire.Op, name string, content any, opts []CreateOption) error {
+	var cc createConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	fill := func(cl *call) {
 		cl.text(name)
 		if content != nil {
 			cl.value(content)
 		}
-	})
+	}
+	lenOp, kind, other := wire.OpDLen, KindDict, KindList
+	if op == wire.OpCreateList {
+		lenOp, kind, other = wire.OpLLen, KindList, KindDict
+	}
+	for attempt := 0; ; attempt++ {
+		err := run(ctx, t.x, op, name, nil, fill)
+		if err == nil || !cc.ifNotExists || !errors.Is(err, ErrTableExists) {
+			return err
+		}
+		// The name is taken: by a table of this kind? (Two round trips
+		// only when it exists, which is the rare case at start-up.)
+		err = run(ctx, t.x, lenOp, name, nil, func(cl *call) { cl.text(name) })
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrWrongKind):
+			return &Error{Code: wire.CodeWrongKind, Message: fmt.Sprintf(
+				"table %q is a %s, not a %s: drop it first or pick another name", name, other, kind)}
+		case !errors.Is(err, ErrNoTable) || attempt >= 3:
+			return err
+		}
+		// Dropped in between: create it again.
+	}
 }
 
 // Drop deletes a table. It fails with ErrNoTable.

@@ -171,19 +171,27 @@ func parseList(lines []string) []item {
 	return items
 }
 
-// listedCommands are the entries of the help's Commands list.
+// listedCommands are the entries of the help's Commands lists (one, or
+// one per group: "Commands for dict tables:").
 func listedCommands(help string) []struct{ name, term, desc string } {
 	var out []struct{ name, term, desc string }
 	_, sections := parseHelp(help)
 	for _, s := range sections {
-		if !strings.HasPrefix(strings.ToLower(s.title), "commands") {
-			continue
-		}
-		for _, b := range s.blocks {
-			for _, it := range b.items {
-				if f := strings.Fields(it.term); len(f) > 0 {
-					out = append(out, struct{ name, term, desc string }{f[0], it.term, it.desc})
-				}
+		out = append(out, sectionCommands(s)...)
+	}
+	return out
+}
+
+// sectionCommands are the entries of one Commands list.
+func sectionCommands(s section) []struct{ name, term, desc string } {
+	var out []struct{ name, term, desc string }
+	if !strings.HasPrefix(strings.ToLower(s.title), "commands") {
+		return nil
+	}
+	for _, b := range s.blocks {
+		for _, it := range b.items {
+			if f := strings.Fields(it.term); len(f) > 0 {
+				out = append(out, struct{ name, term, desc string }{f[0], it.term, it.desc})
 			}
 		}
 	}
@@ -277,28 +285,54 @@ func (p *page) render(w io.Writer) error {
 		}
 	}
 	commandsDone := false
+	rendered := map[string]bool{}
 	for _, s := range sections {
 		title := manTitle(s.title)
 		if s.title == "" || title == "SYNOPSIS" {
+			continue
+		}
+		if title == "COMMANDS" && len(p.Commands) > 0 {
+			// One COMMANDS section, with each group of a grouped list
+			// ("Commands for dict tables:") as a paragraph and its
+			// commands' own help after it.
+			if !commandsDone {
+				r.line(`.SH COMMANDS`)
+			}
+			if !strings.EqualFold(s.title, "commands") {
+				r.para([]string{s.title + ":"})
+			}
+			listed := sectionCommands(s)
+			var cmds []commandHelp
+			for _, c := range p.Commands {
+				for _, l := range listed {
+					if l.name == c.name && !rendered[c.name] {
+						cmds = append(cmds, c)
+						rendered[c.name] = true
+					}
+				}
+			}
+			r.commands(cmds, listed)
+			commandsDone = true
 			continue
 		}
 		r.line(`.SH %s`, quote(title))
 		if title == "OPTIONS" && !strings.EqualFold(s.title, "flags") && !strings.EqualFold(s.title, "options") {
 			r.para([]string{s.title + ":"}) // e.g. "Flags (before the command):"
 		}
-		if title == "COMMANDS" && len(p.Commands) > 0 {
-			r.commands(p.Commands, listedCommands(p.Help))
-			commandsDone = true
-			continue
-		}
 		for _, b := range s.blocks {
 			r.block(b, s.title)
 		}
 	}
-	if !commandsDone && len(p.Commands) > 0 {
-		r.line(`.SH COMMANDS`)
-		r.commands(p.Commands, nil)
+	var unlisted []commandHelp // asked for, but in no Commands list
+	for _, c := range p.Commands {
+		if !rendered[c.name] {
+			unlisted = append(unlisted, c)
+		}
 	}
+	if len(unlisted) > 0 && !commandsDone {
+		r.line(`.SH COMMANDS`)
+	}
+	r.commands(unlisted, nil)
 	if len(p.SeeAlso) > 0 {
 		r.line(`.SH "SEE ALSO"`)
 		var refs []string

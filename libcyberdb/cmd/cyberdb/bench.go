@@ -29,7 +29,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,12 +44,20 @@ import (
 )
 
 func init() {
-	register(&command{name: "bench", args: "[FLAGS]", summary: "measure throughput and latency, with redis-benchmark's flags and output", max: -1,
+	register(&command{name: "bench", group: groupBench, args: "[FLAGS]", summary: "measure throughput and latency, with redis-benchmark's flags and output", max: -1,
+		ownFlags: true,
 		help: `Runs each test (-t) with -c clients until -n requests are done, and prints
 requests per second and latency (avg, min, p50, p95, p99, max) per test.
-The tables it uses are "bench" (dict) and "benchlist" (list).
+Its tables are its own: _cyberdb.bench.PID.dict and _cyberdb.bench.PID.list
+(names starting with "_cyberdb." are reserved for cyberdb's tools: "cyberdb
+create" refuses them), made for the run and dropped after it, also when it
+fails or is interrupted (Ctrl-C); --keep keeps them.
 
-Flags (as redis-benchmark's):
+Flags (as redis-benchmark's; -h is the host, as there: --help is the help):
+  -h, --host HOST      a daemon's TCP listener on HOST (tcp://HOST:PORT, TLS
+                       with the global --tls-ca/--tls-fingerprint and
+                       --password-file, or their environment variables)
+  -p, --port PORT      its port (default 9980; with -p alone, HOST is 127.0.0.1)
   -s, --socket PATH    the daemon's socket (or the global -s/--addr)
   -c N                 clients, each one connection (default 50)
   -n N                 requests per test, over all clients (default 100000)
@@ -66,14 +76,22 @@ Flags (as redis-benchmark's):
                        the other cores to the daemon; 0: all cores)
   --pooled             clients are goroutines sharing one libcyberdb.Client
                        (automatic pipelining) instead of one connection each
+  -l, --loop           loop: run the tests again and again until Ctrl-C
+  -k 1|0               1: keep each client's connection (default); 0: a new
+                       connection (with its HELLO) for each request, or each
+                       pipeline of -P requests
   -q                   quiet: one line per test
   --csv                CSV with redis-benchmark's columns
+  --keep               keep the tables after the run (their names go to stderr),
+                       e.g. to measure the memory of what -t set --sequential loaded
 
 Examples:
   cyberdb bench -q
   cyberdb bench -s /run/cyberdb/cyberdb.sock -c 50 -n 200000 -t set,get --csv
   cyberdb bench -c 200 --processes 8 -t get -r 100000
-  cyberdb bench --pooled -c 256 -t get -q`,
+  cyberdb bench --pooled -c 256 -t get -q
+  cyberdb --tls-ca cert.pem --password-file pw bench -h db1.example.com -t get,set
+  cyberdb bench -l -q -t get -k 0`,
 		run: runBench})
 }
 
@@ -98,15 +116,51 @@ type benchConfig struct {
 	next       *atomic.Int64
 	threads    int // GOMAXPROCS of each process; 0 leaves Go's default
 	csv        bool
-	worker     bool // internal: a child process of --processes
+	loop       bool   // -l: until interrupted
+	keepAlive  bool   // -k 1
+	keep       bool   // --keep: the tables stay
+	tablesID   string // the run's tables are named after it (the parent's pid)
+	dict, list string
+	opts       []libcyberdb.Option // the global --tls-ca, --password-file, ...
+	globalArgs []string            // the global flags, for the workers
+	worker     bool                // internal: a child process of --processes
+
+	// stop, once set, ends the run at the next chance: active (the
+	// budget of the test running in this process) is emptied, and no
+	// test starts after.
+	stop   atomic.Bool
+	active atomic.Pointer[atomic.Int64]
+}
+
+// benchTables are the names of a run's tables: under the reserved
+// prefix, with the process id, so two runs never share them and no user's
+// table is one.
+func benchTables(id string) (dict, list string) {
+	return reservedPrefix + "bench." + id + ".dict", reservedPrefix + "bench." + id + ".list"
+}
+
+// interrupt stops the run as soon as it can.
+func (cfg *benchConfig) interrupt() {
+	cfg.stop.Store(true)
+	if r := cfg.active.Load(); r != nil {
+		r.Store(0)
+	}
 }
 
 func parseBench(e *env, args []string) (*benchConfig, error) {
 	fs := flag.NewFlagSet("cyberdb bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	cfg := &benchConfig{addr: e.addr}
+	cfg := &benchConfig{addr: e.addr, opts: e.opts, globalArgs: e.globalArgs}
 	socket := fs.StringP("socket", "s", "", "")
 	addr := fs.String("addr", "", "")
+	host := fs.StringP("host", "h", "", "")
+	port := fs.IntP("port", "p", 0, "")
+	help := fs.Bool("help", false, "")
+	fs.BoolVarP(&cfg.loop, "loop", "l", false, "")
+	keepAlive := fs.IntP("keepalive", "k", 1, "")
+	fs.BoolVar(&cfg.keep, "keep", false, "")
+	tablesID := fs.String("tables-id", strconv.Itoa(os.Getpid()), "")
+	_ = fs.MarkHidden("tables-id")
 	fs.IntVarP(&cfg.clients, "clients", "c", 50, "")
 	fs.IntVarP(&cfg.requests, "requests", "n", 100000, "")
 	fs.IntVarP(&cfg.size, "datasize", "d", 3, "")
@@ -124,6 +178,9 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%v", err)
 	}
+	if *help {
+		return nil, errHelp
+	}
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
@@ -133,6 +190,33 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 	if *socket != "" {
 		cfg.addr = *socket
 	}
+	if *host != "" || *port != 0 {
+		if *addr != "" || *socket != "" {
+			return nil, usagef("-h/-p name a TCP address: leave out -s and --addr")
+		}
+		h, p := *host, libcyberdb.DefaultTCPPort
+		if h == "" {
+			h = "127.0.0.1"
+		}
+		if *port != 0 {
+			if *port < 1 || *port > 65535 {
+				return nil, usagef("-p %d: a port is 1 to 65535", *port)
+			}
+			p = strconv.Itoa(*port)
+		}
+		cfg.addr = "tcp://" + net.JoinHostPort(h, p)
+	}
+	switch *keepAlive {
+	case 0, 1:
+		cfg.keepAlive = *keepAlive == 1
+	default:
+		return nil, usagef("-k is 1 (keep connections) or 0 (reconnect for each request), not %d", *keepAlive)
+	}
+	if !cfg.keepAlive && cfg.pooled {
+		return nil, usagef("-k 0 reconnects each client's connection; --pooled clients share a Client: leave one out")
+	}
+	cfg.tablesID = *tablesID
+	cfg.dict, cfg.list = benchTables(*tablesID)
 	switch {
 	case cfg.clients < 1:
 		return nil, usagef("-c must be at least 1")
@@ -177,8 +261,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// errHelp: bench --help.
+var errHelp = errors.New("help")
+
 func runBench(e *env, args []string) error {
 	cfg, err := parseBench(e, args)
+	if errors.Is(err, errHelp) {
+		commandUsage(e.stdout, commands["bench"])
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -195,12 +286,23 @@ func runBench(e *env, args []string) error {
 	// A benchmark runs as long as it needs: the global --timeout is for
 	// single commands.
 	ctx := context.WithoutCancel(e.ctx)
+	// Ctrl-C (or SIGINT) ends the run, and the tables are dropped all the
+	// same; a worker of --processes stops its test and reports.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			cfg.interrupt()
+		}
+	}()
 	if cfg.worker {
 		return benchWorker(ctx, cfg, os.Stdin, e.stdout)
 	}
 	if err := benchSetup(ctx, cfg); err != nil {
 		return err
 	}
+	defer benchCleanup(cfg, e.stderr)
 	out := e.stdout
 	if cfg.csv {
 		fmt.Fprintln(out, `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"`)
@@ -213,6 +315,12 @@ func runBench(e *env, args []string) error {
 		}
 		defer pr.close()
 		runner = pr.run
+		go func() { // pass an interrupt on to the workers
+			for !cfg.stop.Load() {
+				time.Sleep(50 * time.Millisecond)
+			}
+			pr.interrupt()
+		}()
 	} else {
 		runner = func(test string) (*benchResult, error) {
 			if test == "pop" {
@@ -223,27 +331,67 @@ func runBench(e *env, args []string) error {
 			return runTest(ctx, cfg, test, cfg.clients, cfg.requests)
 		}
 	}
-	for _, test := range cfg.tests {
-		if cfg.processes > 1 && test == "pop" {
-			if err := fillList(ctx, cfg); err != nil {
+	for {
+		for _, test := range cfg.tests {
+			if cfg.stop.Load() {
+				return interrupted(cfg)
+			}
+			if cfg.processes > 1 && test == "pop" {
+				if err := fillList(ctx, cfg); err != nil {
+					return err
+				}
+			}
+			r, err := runner(test)
+			if cfg.stop.Load() { // a test cut short has no figures to show
+				return interrupted(cfg)
+			}
+			if err != nil {
 				return err
 			}
+			report(out, cfg, r)
+			if r.errors > 0 {
+				return fmt.Errorf("%s: %d of %d requests failed; first error: %s", strings.ToUpper(test), r.errors, r.count, r.firstErr)
+			}
 		}
-		r, err := runner(test)
-		if err != nil {
-			return err
-		}
-		report(out, cfg, r)
-		if r.errors > 0 {
-			return fmt.Errorf("%s: %d of %d requests failed; first error: %s", strings.ToUpper(test), r.errors, r.count, r.firstErr)
+		if !cfg.loop {
+			return nil
 		}
 	}
-	return nil
+}
+
+// interrupted is how a run stopped by Ctrl-C ends: the normal end of -l,
+// an error otherwise.
+func interrupted(cfg *benchConfig) error {
+	if cfg.loop {
+		return nil
+	}
+	return errors.New("interrupted")
+}
+
+// benchCleanup drops the run's tables, unless --keep.
+func benchCleanup(cfg *benchConfig, stderr io.Writer) {
+	if cfg.keep {
+		fmt.Fprintf(stderr, "cyberdb bench: kept the tables %s and %s\n", cfg.dict, cfg.list)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := openSetupClient(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cyberdb bench: could not drop its tables %s and %s: %v\n", cfg.dict, cfg.list, err)
+		return
+	}
+	defer c.Close()
+	for _, t := range []string{cfg.dict, cfg.list} {
+		if err := c.Drop(ctx, t); err != nil && !errors.Is(err, libcyberdb.ErrNoTable) {
+			fmt.Fprintf(stderr, "cyberdb bench: could not drop its table %s: %v\n", t, err)
+		}
+	}
 }
 
 // openSetupClient opens the one-connection client used for setting up.
 func openSetupClient(ctx context.Context, cfg *benchConfig) (*libcyberdb.Client, error) {
-	return libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench"))
+	return libcyberdb.Open(ctx, cfg.addr, append([]libcyberdb.Option{libcyberdb.WithPoolSize(1), libcyberdb.WithClientName("cyberdb-bench")}, cfg.opts...)...)
 }
 
 // benchSetup creates the tables the tests use.
@@ -253,16 +401,24 @@ func benchSetup(ctx context.Context, cfg *benchConfig) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.CreateDict(ctx, "bench", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
-		return err
+	// Fresh tables: any left by an earlier run of the same pid go.
+	b := c.Batch()
+	for _, t := range []string{cfg.dict, cfg.list} {
+		if ok, err := c.Exists(ctx, t); err != nil {
+			return err
+		} else if ok {
+			b.Drop(t)
+		}
 	}
-	if err := c.CreateList(ctx, "benchlist", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
+	b.CreateDict(cfg.dict, nil)
+	b.CreateList(cfg.list, nil)
+	if err := b.Exec(ctx); err != nil {
 		return err
 	}
 	return nil
 }
 
-// fillList makes sure "benchlist" holds at least -n values, so the pop
+// fillList makes sure the list holds at least -n values, so the pop
 // test never pops from an empty list (redis-benchmark's LPOP follows its
 // LPUSH test in the same way).
 func fillList(ctx context.Context, cfg *benchConfig) error {
@@ -271,7 +427,7 @@ func fillList(ctx context.Context, cfg *benchConfig) error {
 		return err
 	}
 	defer c.Close()
-	l := libcyberdb.NewList[string](c, "benchlist")
+	l := libcyberdb.NewList[string](c, cfg.list)
 	n, err := l.Len(ctx)
 	if err != nil {
 		return err
@@ -414,6 +570,11 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 		wg        sync.WaitGroup
 	)
 	remaining.Store(int64(requests))
+	cfg.active.Store(&remaining)
+	defer cfg.active.Store(nil)
+	if cfg.stop.Load() { // interrupted before it could register
+		remaining.Store(0)
+	}
 	merge := func(h []uint64, n, errs int64, first string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -431,14 +592,14 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 	defer stop()
 
 	if cfg.pooled {
-		c, err := libcyberdb.Open(ctx, cfg.addr, libcyberdb.WithClientName("cyberdb-bench"))
+		c, err := libcyberdb.Open(ctx, cfg.addr, append([]libcyberdb.Option{libcyberdb.WithClientName("cyberdb-bench")}, cfg.opts...)...)
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close()
 		// get and set go through a typed handle, as an application's
 		// would; the other tests through Do.
-		dict := libcyberdb.NewDict[string, string](c, "bench")
+		dict := libcyberdb.NewDict[string, string](c, cfg.dict)
 		res.Start = time.Now().UnixNano()
 		for range clients {
 			wg.Add(1)
@@ -487,7 +648,7 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 
 	conns := make([]*benchConn, clients)
 	for i := range conns {
-		bc, err := dialBench(ctx, cfg.addr)
+		bc, err := dialBench(ctx, cfg)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.nc.Close()
@@ -497,7 +658,11 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 		conns[i] = bc
 	}
 	res.Start = time.Now().UnixNano()
-	merge(runConns(conns, test, cfg, &remaining, val))
+	if cfg.keepAlive {
+		merge(runConns(conns, test, cfg, &remaining, val))
+	} else { // -k 0: each connection is redialed, from its goroutine
+		merge(runConnsGoroutines(conns, test, cfg, &remaining, val))
+	}
 	res.End = time.Now().UnixNano()
 	res.count, res.errors, res.firstErr = res.Count, res.Errors, res.FirstErr
 	return res, nil
@@ -547,15 +712,15 @@ func benchKey(prefix string, cfg *benchConfig, rng *rand.Rand) string {
 func benchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string) (wire.Op, []any) {
 	switch test {
 	case "set":
-		return wire.OpDSet, []any{"bench", benchKey("key:", cfg, rng), val}
+		return wire.OpDSet, []any{cfg.dict, benchKey("key:", cfg, rng), val}
 	case "get":
-		return wire.OpDGet, []any{"bench", benchKey("key:", cfg, rng), nil}
+		return wire.OpDGet, []any{cfg.dict, benchKey("key:", cfg, rng), nil}
 	case "incr":
-		return wire.OpDIncr, []any{"bench", benchKey("counter:", cfg, rng)}
+		return wire.OpDIncr, []any{cfg.dict, benchKey("counter:", cfg, rng)}
 	case "append":
-		return wire.OpLAppend, []any{"benchlist", val}
+		return wire.OpLAppend, []any{cfg.list, val}
 	case "pop":
-		return wire.OpLPop, []any{"benchlist"}
+		return wire.OpLPop, []any{cfg.list}
 	}
 	return wire.OpPing, nil
 }
@@ -590,32 +755,31 @@ type benchConn struct {
 	out []byte
 	buf []byte
 	id  uint64
+	cfg *benchConfig
 }
 
-func dialBench(ctx context.Context, path string) (*benchConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", path)
+// dialBench opens one client's connection, as libcyberdb does (Unix
+// socket, or TLS and password for tcp://), HELLO included.
+func dialBench(ctx context.Context, cfg *benchConfig) (*benchConn, error) {
+	nc, err := libcyberdb.DialRaw(ctx, cfg.addr, append([]libcyberdb.Option{libcyberdb.WithClientName("cyberdb-bench")}, cfg.opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", path, err)
-	}
-	bc := &benchConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
-	bc.out, _ = wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "cyberdb-bench"})
-	if _, err := nc.Write(bc.out); err != nil {
-		nc.Close()
 		return nil, err
 	}
-	body, err := wire.ReadFrame(bc.r, nil, math.MaxInt32)
-	if err == nil {
-		var rep wire.Reply
-		if rep, err = wire.DecodeReply(body); err == nil && rep.Err != nil {
-			err = rep.Err
-		}
-	}
+	return &benchConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), cfg: cfg}, nil
+}
+
+// redial replaces the connection with a new one (-k 0).
+func (bc *benchConn) redial() error {
+	bc.nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nb, err := dialBench(ctx, bc.cfg)
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("HELLO: %w", err)
+		return err
 	}
-	return bc, nil
+	bc.nc = nb.nc
+	bc.r.Reset(nb.nc)
+	return nil
 }
 
 // appendBenchRequest encodes one request frame with no allocation.
@@ -650,33 +814,33 @@ func (bc *benchConn) appendBenchRequest(test string, cfg *benchConfig, rng *rand
 		dst = wire.AppendArrayHeader(dst, 5)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpDSet))
-		dst = wire.AppendText(dst, "bench")
+		dst = wire.AppendText(dst, cfg.dict)
 		key("key:")
 		dst = wire.AppendText(dst, val)
 	case "get":
 		dst = wire.AppendArrayHeader(dst, 5)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpDGet))
-		dst = wire.AppendText(dst, "bench")
+		dst = wire.AppendText(dst, cfg.dict)
 		key("key:")
 		dst = wire.AppendNull(dst)
 	case "incr":
 		dst = wire.AppendArrayHeader(dst, 4)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpDIncr))
-		dst = wire.AppendText(dst, "bench")
+		dst = wire.AppendText(dst, cfg.dict)
 		key("counter:")
 	case "append":
 		dst = wire.AppendArrayHeader(dst, 4)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpLAppend))
-		dst = wire.AppendText(dst, "benchlist")
+		dst = wire.AppendText(dst, cfg.list)
 		dst = wire.AppendText(dst, val)
 	case "pop":
 		dst = wire.AppendArrayHeader(dst, 3)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpLPop))
-		dst = wire.AppendText(dst, "benchlist")
+		dst = wire.AppendText(dst, cfg.list)
 	}
 	bc.out = wire.EndFrame(dst, start)
 }
@@ -694,6 +858,11 @@ func (bc *benchConn) run(test string, cfg *benchConfig, remaining *atomic.Int64,
 		}
 		if batch <= 0 {
 			return
+		}
+		if !cfg.keepAlive && bc.id > 0 { // -k 0: a new connection for each pipeline
+			if err := bc.redial(); err != nil {
+				return h, n, errs + int64(batch), "reconnect: " + err.Error()
+			}
 		}
 		bc.out = bc.out[:0]
 		for range batch {
@@ -791,10 +960,14 @@ func startWorkers(ctx context.Context, cfg *benchConfig) (*workerSet, error) {
 		if p < cfg.requests%cfg.processes {
 			requests++
 		}
-		args := []string{"bench", "--worker", "-s", cfg.addr, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(max(requests, 1)),
-			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace), "--threads", strconv.Itoa(cfg.threads)}
+		args := append(slices.Clone(cfg.globalArgs), "bench", "--worker", "--addr", cfg.addr, "--tables-id", cfg.tablesID,
+			"-k", strconv.Itoa(boolInt(cfg.keepAlive)), "-c", strconv.Itoa(clients), "-n", strconv.Itoa(max(requests, 1)),
+			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace), "--threads", strconv.Itoa(cfg.threads))
 		if cfg.pooled {
 			args = append(args, "--pooled")
+		}
+		if cfg.loop {
+			args = append(args, "--loop")
 		}
 		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
@@ -855,17 +1028,40 @@ func (ws *workerSet) close() {
 
 func benchWorker(ctx context.Context, cfg *benchConfig, stdin io.Reader, stdout io.Writer) error {
 	in := bufio.NewScanner(stdin)
-	for _, test := range cfg.tests {
-		fmt.Fprintf(stdout, "ready %s\n", test)
-		if !in.Scan() || in.Text() != "go" {
-			return errors.New("bench worker: the parent went away")
+	for {
+		for _, test := range cfg.tests {
+			fmt.Fprintf(stdout, "ready %s\n", test)
+			if !in.Scan() {
+				return nil // the parent ended the run (-l, interrupted)
+			}
+			if in.Text() != "go" {
+				return fmt.Errorf("bench worker: %q from the parent", in.Text())
+			}
+			r, err := runTest(ctx, cfg, test, cfg.clients, cfg.requests)
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(r)
+			fmt.Fprintf(stdout, "%s\n", b)
 		}
-		r, err := runTest(ctx, cfg, test, cfg.clients, cfg.requests)
-		if err != nil {
-			return err
+		if !cfg.loop {
+			return nil
 		}
-		b, _ := json.Marshal(r)
-		fmt.Fprintf(stdout, "%s\n", b)
 	}
-	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// interrupt passes Ctrl-C on to the workers, which end their test early.
+func (ws *workerSet) interrupt() {
+	for _, c := range ws.cmds {
+		if c.Process != nil {
+			_ = c.Process.Signal(os.Interrupt)
+		}
+	}
 }

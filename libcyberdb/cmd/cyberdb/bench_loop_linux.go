@@ -68,7 +68,12 @@ func newBenchLoop(conns []*benchConn) (*benchLoop, error) {
 			el.release()
 			return nil, errors.New("bytes already buffered")
 		}
-		rc, err := bc.nc.(syscall.Conn).SyscallConn()
+		sc, ok := bc.nc.(syscall.Conn)
+		if !ok { // TLS (tcp://): Go's poller it is
+			el.release()
+			return nil, errors.New("not a plain socket")
+		}
+		rc, err := sc.SyscallConn()
 		if err != nil {
 			el.release()
 			return nil, err

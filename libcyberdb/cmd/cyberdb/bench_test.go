@@ -1,8 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,15 +40,15 @@ func TestBench(t *testing.T) {
 			t.Fatalf("line %d: %q", i, l)
 		}
 	}
-	// The append test added 300 values; pop took them (the list was
-	// filled to -n first), so the list is empty again or nearly so.
-	c.ok("1500\n", "incr", "bench", "counter:__rand_int__", "1200")
+	// The run's tables are gone.
+	c.ok("", "tables")
 
 	for _, mode := range [][]string{
 		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "-r", "50"},
 		{"--csv", "-t", "set,get", "-n", "400", "-c", "6", "--processes", "3"},
 		{"--csv", "-t", "get,incr", "-n", "400", "-c", "32", "--pooled"},
-		{"--csv", "-t", "set,get", "-n", "400", "-c", "3", "-P", "7", "--sequential"},
+		{"--csv", "-t", "set,get", "-n", "400", "-c", "3", "-P", "7", "-k", "0"},
+		{"--csv", "-t", "set,get", "-n", "400", "-c", "3", "-P", "7", "--sequential", "--keep"},
 	} {
 		out, errs, code := c.run(append([]string{"bench"}, mode...)...)
 		if code != 0 {
@@ -65,12 +73,93 @@ func TestBench(t *testing.T) {
 			}
 		}
 	}
-	// --sequential set 400 distinct keys, key:000000000000 .. key:000000000399
-	// (covering the -r 50 ones); the others are key: and counter:__rand_int__.
-	c.ok("402\n", "len", "bench")
-	c.ok("\"xxx\"\n", "get", "bench", "key:000000000399")
+	// --keep kept the last run's tables, named on stderr: --sequential set
+	// 400 distinct keys, key:000000000000 .. key:000000000399.
+	out, _, _ = c.run("tables")
+	m := regexp.MustCompile(`^\{"name":"(_cyberdb\.bench\.\d+\.dict)","kind":"dict","len":400\}\n\{"name":"_cyberdb\.bench\.\d+\.list","kind":"list","len":0\}\n$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("tables after --keep:\n%s", out)
+	}
+	c.ok("\"xxx\"\n", "get", m[1], "key:000000000399")
 	c.fails(2, "unknown test", "bench", "-t", "lpush")
 	c.fails(2, "--processes", "bench", "-c", "2", "--processes", "3")
+	c.fails(2, "-k is 1", "bench", "-k", "2")
+	c.fails(2, "leave one out", "bench", "-k", "0", "--pooled")
+	c.fails(2, "argument", "bench", "-h") // -h is the host, as in redis-benchmark: it needs a value
+	if out, _, code := c.run("bench", "--help"); code != 0 || !strings.Contains(out, "-h, --host HOST") {
+		t.Fatalf("bench --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestBenchTCP runs bench against a daemon's TLS listener named with
+// redis-benchmark's -h and -p, the trust and the password given by the
+// global flags, in one process and in two (whose workers get the same
+// flags).
+func TestBenchTCP(t *testing.T) {
+	t.Parallel()
+	p := daemontest.NewPKI(t)
+	pw := daemontest.WriteSecret(t, filepath.Join(p.Dir, "password"), "s3cret")
+	d := daemontest.Start(t, "--tcp=127.0.0.1:0", "--tls-cert="+p.CertFile, "--tls-key="+p.KeyFile, "--password-file="+pw)
+	host, port, err := net.SplitHostPort(d.TCPAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, bin: buildCLI(t), socket: d.Socket}
+	for _, extra := range [][]string{nil, {"--processes", "2"}, {"--pooled"}} {
+		args := append([]string{"--tls-fingerprint", p.ServerFingerprint, "--password-file", pw, "bench", "-h", host, "-p", port,
+			"-q", "-n", "200", "-c", "2", "-t", "ping,set,get"}, extra...)
+		cmd := exec.Command(c.bin, args...)
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Count(string(out), "requests per second") != 3 {
+			t.Fatalf("bench %v: %v\n%s", extra, err, out)
+		}
+	}
+	c.ok("", "tables")
+}
+
+// TestBenchLoop: -l runs the tests until Ctrl-C (SIGINT), then drops its
+// tables and exits 0, in one process and with workers.
+func TestBenchLoop(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	for _, extra := range [][]string{nil, {"--processes", "2"}} {
+		cmd := exec.Command(c.bin, append([]string{"-s", c.socket, "bench", "-l", "-q", "-t", "ping,set", "-n", "2000", "-c", "2"}, extra...)...)
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		var lines []string
+		for len(lines) < 5 && sc.Scan() { // more lines than tests: it loops
+			lines = append(lines, sc.Text())
+		}
+		if len(lines) < 5 {
+			t.Fatalf("bench -l %v printed %q, then ended: %s", extra, lines, stderr.String())
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, stdout)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("bench -l %v after SIGINT: %v\n%s", extra, err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("bench -l %v did not stop after SIGINT", extra)
+		}
+		c.ok("", "tables")
+	}
 }
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -101,14 +190,15 @@ func TestBenchDrivers(t *testing.T) {
 	t.Parallel()
 	d := daemontest.Start(t)
 	ctx := context.Background()
-	cfg := &benchConfig{addr: d.Socket, clients: 5, size: 64 << 10, pipeline: 9, keyspace: 100, next: new(atomic.Int64)}
+	cfg := &benchConfig{addr: d.Socket, clients: 5, size: 64 << 10, pipeline: 9, keyspace: 100, next: new(atomic.Int64), keepAlive: true}
+	cfg.dict, cfg.list = benchTables("drivers")
 	if err := benchSetup(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	dial := func() []*benchConn {
 		conns := make([]*benchConn, cfg.clients)
 		for i := range conns {
-			bc, err := dialBench(ctx, d.Socket)
+			bc, err := dialBench(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,9 +9,61 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
+
+// value reads a VALUE argument: as arg does, or, for "-", from stdin (as
+// arg reads its text; bytes that are not UTF-8 make a byte string).
+func (e *env) value(s string) (any, error) {
+	if s != "-" {
+		return e.arg(s), nil
+	}
+	b, err := e.readStdin()
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) {
+		return b, nil
+	}
+	return e.arg(string(b)), nil
+}
+
+// jsonValue reads an argument that is JSON by definition (create's
+// content, extend's JSON_ARRAY, ...), or for "-" JSON from stdin.
+func (e *env) jsonValue(what, s string) (any, error) {
+	text := s
+	if s == "-" {
+		b, err := e.readStdin()
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	v, err := parseJSON(text)
+	if err != nil {
+		return nil, usagef("%s %s is not JSON: %v", what, shortArg(text), err)
+	}
+	return v, nil
+}
+
+// readStdin reads the whole of stdin, once per command: the value of a
+// "-" argument.
+func (e *env) readStdin() ([]byte, error) {
+	switch {
+	case e.stdin == nil:
+		return nil, usagef(`"-" reads a value from stdin, which carries the commands here; write the value itself, or the JSON text '"-"' for a dash`)
+	case e.stdinUsed:
+		return nil, usagef(`only one argument can be "-": stdin holds one value`)
+	}
+	e.stdinUsed = true
+	b, err := io.ReadAll(e.stdin)
+	if err != nil {
+		return nil, fmt.Errorf("reading the value from stdin: %w", err)
+	}
+	return b, nil
+}
 
 // arg reads a KEY or VALUE from the command line: with -S as the text
 // typed; otherwise as JSON when it parses as JSON, else as that text, with
@@ -94,6 +146,18 @@ func parseInt(name, s string) (int, error) {
 		return 0, usagef("%s %q: want an integer", name, s)
 	}
 	return i, nil
+}
+
+// print prints one CBOR value on its own line: as JSON when JSON can show
+// it exactly, else in CBOR diagnostic notation; with --raw, text as it is.
+func (e *env) print(raw []byte) error {
+	if e.raw {
+		if t, ok := wire.ItemText(raw); ok {
+			_, err := io.WriteString(e.stdout, t+"\n")
+			return err
+		}
+	}
+	return printValue(e.stdout, raw)
 }
 
 // printValue prints one CBOR value on its own line: as JSON when JSON can

@@ -51,7 +51,14 @@ func newCLI(t *testing.T) *cli {
 // run returns stdout, stderr and the exit status.
 func (c *cli) run(args ...string) (string, string, int) {
 	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// runIn is run with stdin.
+func (c *cli) runIn(stdin string, args ...string) (string, string, int) {
+	c.t.Helper()
 	cmd := exec.Command(c.bin, append([]string{"-s", c.socket}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
 	// A -race binary otherwise sleeps a second at exit (atexit_sleep_ms).
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	var out, errb bytes.Buffer
@@ -167,7 +174,7 @@ func TestCLIUsage(t *testing.T) {
 	t.Parallel()
 	c := &cli{t: t, bin: buildCLI(t), socket: filepath.Join(t.TempDir(), "none.sock")}
 	out, _, code := c.run("--help")
-	if code != 0 || !strings.Contains(out, "Commands:") || !strings.Contains(out, "slice TABLE START STOP") {
+	if code != 0 || !strings.Contains(out, "Commands for dict tables:") || !strings.Contains(out, "slice TABLE START STOP") {
 		t.Fatalf("--help: exit %d\n%s", code, out)
 	}
 	for name := range commands {
@@ -181,11 +188,11 @@ func TestCLIUsage(t *testing.T) {
 	}
 	c.fails(2, "unknown command", "frobnicate")
 	c.fails(2, "wrong number of arguments", "get", "t")
-	c.fails(2, "wrong number of arguments", "ping", "x")
+	c.fails(2, "wrong number of arguments", "ping", "x", "y")
 	c.fails(2, "unknown flag", "--bogus", "ping")
-	_, errs, code := c.run()
-	if code != 2 || !strings.Contains(errs, "Commands:") {
-		t.Fatalf("no command: exit %d\n%s", code, errs)
+	// No command and an empty stdin: no commands to run.
+	if out, errs, code := c.run(); code != 0 || out != "" || errs != "" {
+		t.Fatalf("no command, empty stdin: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	// The daemon is not running.
 	c.fails(3, "is cyberdbd running?", "ping")

@@ -69,7 +69,7 @@ func initTables(socket string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.CreateDict(ctx, "centre", nil); err != nil && !errors.Is(err, libcyberdb.ErrTableExists) {
+	if err := c.CreateDict(ctx, "centre", nil, libcyberdb.IfNotExists()); err != nil {
 		return err
 	}
 	return libcyberdb.NewDict[string, string](c, "centre").Set(ctx, "content", "Hello CyberDB!")
