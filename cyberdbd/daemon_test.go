@@ -23,6 +23,9 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 func wantCode(t *testing.T, err error, code wire.Code) {
 	t.Helper()
 	var we *wire.Error

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,7 +110,7 @@ func TestReadyOnlyWhenAnswering(t *testing.T) {
 	n := daemontest.ListenNotify(t)
 	s := daemontest.HoldSocket(t)
 	cmd := s.Command(t, daemontest.ActivationOptions{Env: []string{"NOTIFY_SOCKET=" + n.Path, "CYBERDB_TEST_WEDGE=start:loop"}})
-	var mu syncWriter
+	var mu daemontest.Buffer
 	cmd.Stderr, cmd.Stdout = &mu, &mu
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -224,25 +223,6 @@ func TestReloadTimeLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	svcPing(t, s.Path)
-}
-
-// syncWriter collects a process's output for a test that reads it as it
-// comes.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // TestActivatedSocketModeLogged: under socket activation the ready line

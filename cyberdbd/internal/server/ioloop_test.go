@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -73,26 +71,17 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // server down (unless the test did).
 func startTestServer(t *testing.T, m ioMode, cfg Config) *testServer {
 	t.Helper()
-	// Not t.TempDir: a long test name could make the socket path exceed
-	// the 108 bytes a Unix socket address holds.
-	dir, err := os.MkdirTemp("", "cdbio")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "s.sock")
-	l, err := ListenUnix(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.IOLoops = m.loops
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
-	srv := New(cfg, store.New())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	ts := &testServer{t: t, srv: srv, path: path}
+	h, err := startHarness(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.remove)
+	srv, served := h.srv, h.served
+	ts := &testServer{t: t, srv: srv, path: h.path}
 	t.Cleanup(func() {
 		ts.mu.Lock()
 		clients := ts.clients
