@@ -40,7 +40,10 @@ func (d *Daemon) installTestHooks() {
 		return
 	}
 	what, atStart := strings.CutPrefix(spec, "start:")
-	var mu sync.Mutex         // guards release
+	// mu guards release. Lock order: Daemon.reloadMu (the reload hook
+	// runs under it), then mu, then the server's or the store's locks
+	// (toggle wedges under mu).
+	var mu sync.Mutex
 	var release chan struct{} // closed to release the wedge; nil when not wedged
 	if what == "reload" {
 		d.reloadMu.Lock()

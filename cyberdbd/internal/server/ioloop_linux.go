@@ -53,7 +53,14 @@ type ioLoop struct {
 	f    *os.File // epfd, registered with Go's poller
 	rc   syscall.RawConn
 
-	mu    sync.Mutex          // guards conns against accept
+	// mu guards conns, which accept's goroutine adds to (adopt) while
+	// the loop's goroutine looks connections up and closes them. Every
+	// other field of the loop, but those after it with locks of their
+	// own, belongs to the loop's goroutine. Lock order: Server.mu, then
+	// mu, then the leaves savedMu (resolve takes saves back under it) and
+	// the partial budget's memBudget.mu (closeLocked gives budget back).
+	// Not held while a request runs.
+	mu    sync.Mutex
 	conns map[int32]*loopConn // by file descriptor
 
 	// The lists below are cleared as they are used, so that a closed
@@ -75,16 +82,24 @@ type ioLoop struct {
 	nblocked int         // connections waiting for their socket to drain
 	done     bool        // shut down: every connection closed
 
+	// savedMu guards saved: the goroutine of a request run off the loop
+	// (startOffLoop) adds its connection, the loop takes them back
+	// (takeSaved, under mu). A leaf: nothing is locked under it.
 	savedMu sync.Mutex
-	saved   []*loopConn // saves done, to take back (takeSaved)
+	saved   []*loopConn // off-loop requests done, to take back
 
-	wmu    sync.Mutex // guards evfd against wake after the loop ended
+	// wmu guards exited, and evfd against a wake after the loop ended
+	// (the number may then be another file's). A leaf, taken under
+	// Server.mu by Shutdown and accept, and under nothing else.
+	wmu    sync.Mutex
 	exited bool
 
-	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go)
+	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go); its lock is a leaf
 }
 
-// loopConn is a connection served by an ioLoop.
+// loopConn is a connection served by an ioLoop. It belongs to the loop's
+// goroutine, except while offLoop: then to the goroutine running its
+// request (startOffLoop), until the loop takes it back (takeSaved).
 type loopConn struct {
 	conn
 	fd        int
@@ -347,7 +362,7 @@ func epollWait(epfd int, events []syscall.EpollEvent) int {
 }
 
 // resolve turns the round's events into connections in l.ready (to read
-// from) and l.pending (to write to).
+// from) and l.pending (to write to). It holds l.mu throughout.
 func (l *ioLoop) resolve(n int) {
 	if n == 0 {
 		return
@@ -804,8 +819,9 @@ func (l *ioLoop) startOffLoop(c *loopConn) {
 	}()
 }
 
-// takeSaved takes back the connections whose save is done: their reply is
-// written and the requests after it run.
+// takeSaved takes back the connections whose off-loop request is done:
+// their reply is written and the requests after it run. Must hold l.mu
+// (resolve); takes l.savedMu.
 func (l *ioLoop) takeSaved() {
 	l.savedMu.Lock()
 	saved := l.saved
@@ -857,7 +873,7 @@ func (l *ioLoop) close(c *loopConn, reason string) {
 	l.mu.Unlock()
 }
 
-// closeLocked is close with l.mu held.
+// closeLocked is close. Must hold l.mu.
 func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 	if c.closed {
 		return
