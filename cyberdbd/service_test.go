@@ -132,7 +132,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 	svcPing(t, socket) // the first connection starts the daemon
 	// The daemon answers before it logs ready: that waits for its own
-	// round trip through the socket (readiness, run.go).
+	// round trip through the socket (readiness, daemon.Start).
 	for i := 0; !strings.Contains(output(), "(from systemd)"); i++ {
 		if i == 1000 {
 			t.Fatalf("the daemon did not log ready on the activated socket within 10s:\n%s", output())

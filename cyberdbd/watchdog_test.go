@@ -4,8 +4,8 @@ package main
 // WATCHDOG=1 depends on a round trip through every event loop, the store
 // and the log's writer; READY=1 and "cyberdbd ready" come only once
 // requests are answered; reloads have a time limit. The parts are wedged
-// with the test hooks of cyberdbd/testhooks.go (build tag cyberdbtest,
-// which daemontest's binary has and releases do not).
+// with the test hooks of cyberdbd/internal/daemon/testhooks.go (build tag
+// cyberdbtest, which daemontest's binary has and releases do not).
 
 import (
 	"fmt"
