@@ -21,12 +21,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/systemd"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/tcpauth"
+	"github.com/cyberdb/cyberdb/internal/buildinfo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...";
@@ -73,12 +73,4 @@ func main() {
 	}
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func buildVersion() string { return buildinfo.Version(version) }

@@ -6,8 +6,8 @@
 // snapshot and closes everything; Run is the three for a process, and
 // Reload applies a changed configuration. It touches nothing that belongs
 // to the process (signals, the default logger, the garbage collector,
-// $LISTEN_FDS), so a Go program can run a real daemon in-process, as
-// package main does for the command.
+// $LISTEN_FDS; only test builds' hooks catch SIGUSR1), so a Go program can
+// run a real daemon in-process, as package main does for the command.
 package daemon
 
 import (
