@@ -44,7 +44,7 @@ const Race = raceEnabled
 const CoverDirEnv = "CYBERDB_COVERDIR"
 
 var (
-	buildMu     sync.Mutex
+	buildMu     sync.Mutex // guards buildCached and binDir; a builtBinary's once runs without it
 	buildCached = map[string]*builtBinary{}
 	binDir      string // this process's binaries; "" until the first build
 )
