@@ -914,7 +914,8 @@ func (l *ioLoop) sweep() {
 	}
 	l.sweepAt = l.now.Add(step)
 	for _, c := range l.snapshot() {
-		if c.kept && c.n == 0 && !c.offLoop && l.now.Sub(c.idleSince) >= keepIdle {
+		// offLoop first: while it is set, the request's goroutine owns c.
+		if c.kept && !c.offLoop && c.n == 0 && l.now.Sub(c.idleSince) >= keepIdle {
 			l.dropBuf(c)
 		}
 		switch {

@@ -1216,3 +1216,30 @@ func TestConnKeptBufferDroppedWhenIdle(t *testing.T) {
 	c.send(mustReq(4, wire.OpPing))
 	c.expect(4, wire.CodeOK)
 }
+
+// TestConnKeptBufferOffLoop: while a request runs off the loop its
+// goroutine owns the connection, and the sweep must not look at its
+// buffer. A kept buffer (a big request before) and a long request off the
+// loop across sweeps (every 100 ms with a 1 s idle time-out): -race found
+// the sweep reading the buffer's length as the request's goroutine wrote
+// it, in libcyberdb's tests on a loaded machine.
+func TestConnKeptBufferOffLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	ts := startTestServer(t, ioMode{"loop", 1}, Config{IdleTimeout: time.Second})
+	c := ts.dial()
+	c.hello(1)
+	c.send(pingOfBodySize(2, offLoopFrame+1)) // off the loop; then its buffer is kept
+	c.expect(2, wire.CodeOK)
+	// [3, create_list, "L", [0, 0, ...]]: a few hundred milliseconds of
+	// decoding, off the loop.
+	const items = 900_000
+	body := []byte{0x84, 0x03, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+	body = binary.BigEndian.AppendUint32(body, items)
+	body = append(body, make([]byte, items)...)
+	start := time.Now()
+	c.send(wire.AppendFrame(nil, body))
+	c.expect(3, wire.CodeOK)
+	t.Logf("the request ran off the loop for %s", time.Since(start).Round(time.Millisecond))
+}
