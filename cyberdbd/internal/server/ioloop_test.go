@@ -1234,7 +1234,7 @@ func TestConnKeptBufferOffLoop(t *testing.T) {
 	c.expect(2, wire.CodeOK)
 	// [3, create_list, "L", [0, 0, ...]]: a few hundred milliseconds of
 	// decoding, off the loop.
-	const items = 900_000
+	const items = 300_000
 	body := []byte{0x84, 0x03, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
 	body = binary.BigEndian.AppendUint32(body, items)
 	body = append(body, make([]byte, items)...)
