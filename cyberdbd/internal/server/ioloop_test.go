@@ -1240,6 +1240,15 @@ func TestConnKeptBufferOffLoop(t *testing.T) {
 	body = append(body, make([]byte, items)...)
 	start := time.Now()
 	c.send(wire.AppendFrame(nil, body))
-	c.expect(3, wire.CodeOK)
+	// Longer than ioWait: with the race detector, coverage counters and
+	// a loaded machine this took 5 s and more.
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	reply, err := wire.ReadFrame(c.r, nil, 1<<20)
+	if err != nil {
+		t.Fatalf("read the reply: %v", err)
+	}
+	if r, err := wire.DecodeReply(reply); err != nil || r.ID != 3 || r.Code != wire.CodeOK {
+		t.Fatalf("reply %s, %v: want id 3, ok", wire.Diagnose(reply), err)
+	}
 	t.Logf("the request ran off the loop for %s", time.Since(start).Round(time.Millisecond))
 }
