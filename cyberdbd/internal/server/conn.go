@@ -78,8 +78,9 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 // interrupt wakes a connection blocked in a read so that it notices shutdown.
 func (c *conn) interrupt() { _ = c.nc.SetReadDeadline(time.Now()) }
 
+// serve serves c until it ends; the caller closes c.nc, after it stopped
+// counting it.
 func (c *conn) serve() {
-	defer c.nc.Close()
 	c.log.Debug("connection opened", "remote", remoteName(c.nc))
 	if c.tcp != nil && !c.startTCP() { // TLS handshake, under the handshake time-out
 		return

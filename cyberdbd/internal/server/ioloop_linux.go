@@ -881,6 +881,10 @@ func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 	c.closed = true
 	l.unblock(c)
 	delete(l.conns, int32(c.fd))
+	// Uncounted before the descriptor closes: a client that sees its
+	// connection end may dial again at once without finding it still
+	// counted against --max-conns.
+	l.s.connClosed()
 	syscall.Close(c.fd) // also leaves the epoll set: the descriptor is not shared
 	// Everything it held goes now, whatever lists still point to it.
 	l.uncountOutput(c)
@@ -895,7 +899,6 @@ func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 		l.nkept--
 	}
 	c.buf, c.out, c.items, c.rbuf = nil, nil, nil, nil
-	l.s.connClosed()
 	c.log.Debug("connection closed", "reason", reason)
 }
 

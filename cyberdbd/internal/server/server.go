@@ -248,7 +248,10 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.releaseTCP()
+		// Uncounted before it closes: a client that sees its connection
+		// end may dial again at once without finding it still counted.
 		s.nconns.Add(-1)
+		c.nc.Close()
 	}()
 }
 
