@@ -13,7 +13,7 @@ import (
 
 // benchServer runs an in-process server on a Unix socket and returns a
 // connected, HELLO'd raw client.
-func benchServer(b *testing.B) (net.Conn, *bufio.Reader) {
+func benchServer(b testing.TB) (net.Conn, *bufio.Reader) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "s.sock")
 	l, err := ListenUnix(path, 0o600)

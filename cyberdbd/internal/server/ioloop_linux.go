@@ -82,6 +82,11 @@ type ioLoop struct {
 	exited bool
 
 	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go)
+
+	// wait's callback from Go's poller, made once: a closure made on each
+	// wait would allocate.
+	pollFn func(fd uintptr) bool
+	polled int // the events pollFn found
 }
 
 // loopConn is a connection served by an ioLoop.
@@ -169,7 +174,7 @@ func newIOLoop(s *Server) (*ioLoop, error) {
 		syscall.Close(evfd)
 		return nil, fmt.Errorf("epoll descriptor: %w", err)
 	}
-	return &ioLoop{
+	l := &ioLoop{
 		s:      s,
 		epfd:   epfd,
 		evfd:   evfd,
@@ -178,7 +183,9 @@ func newIOLoop(s *Server) (*ioLoop, error) {
 		conns:  make(map[int32]*loopConn),
 		events: make([]syscall.EpollEvent, loopEvents),
 		rbuf:   make([]byte, loopReadBuf),
-	}, nil
+	}
+	l.pollFn = l.poll
+	return l, nil
 }
 
 // release frees a loop that was never run.
@@ -308,16 +315,20 @@ func (l *ioLoop) wait() int {
 		return n
 	}
 	l.setDeadline()
-	n := 0
-	err := l.rc.Read(func(fd uintptr) bool {
-		n = epollWait(int(fd), l.events)
-		return n > 0
-	})
+	l.polled = 0
+	err := l.rc.Read(l.pollFn)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		l.s.log.Error("event loop: waiting for the epoll descriptor failed", "err", err)
 		time.Sleep(10 * time.Millisecond) // do not spin
 	}
-	return n
+	return l.polled
+}
+
+// poll is wait's callback from Go's poller: false parks the loop until
+// the epoll descriptor is readable.
+func (l *ioLoop) poll(fd uintptr) bool {
+	l.polled = epollWait(int(fd), l.events)
+	return l.polled > 0
 }
 
 // setDeadline sets f's read deadline to the next sweep, when it changed.
