@@ -421,7 +421,7 @@ func (c *conn) readLoop(br *bufio.Reader) {
 		if cap(body) <= 1<<20 {
 			buf = body[:0]
 		}
-		id, _, _, ok := parseReplyHead(body)
+		id, _, _, ok := wire.ReplyHead(body)
 		if !ok {
 			r, err := wire.DecodeReply(body)
 			if err != nil {

@@ -375,22 +375,12 @@ func decode[T any](op wire.Op, table string, raw []byte) (T, error) {
 
 // unmarshal decodes raw into v with fast paths for common scalar targets.
 func unmarshal(raw []byte, v any) error {
-	if len(raw) > 0 {
-		switch p := v.(type) {
-		case *string:
-			if t, ok := wire.ItemText(raw); ok {
-				*p = strings.Clone(t)
-				return nil
-			}
-		case *int:
-			if u, ok := wire.ItemUint(raw); ok && u <= 1<<62 {
-				*p = int(u)
-				return nil
-			}
-		case *wire.Raw:
-			*p = append((*p)[:0], raw...)
-			return nil
-		}
+	if decodeScalar(raw, v) { // fastpath.go
+		return nil
+	}
+	if p, ok := v.(*wire.Raw); ok && len(raw) > 0 {
+		*p = append((*p)[:0], raw...)
+		return nil
 	}
 	return wire.Unmarshal(raw, v)
 }
