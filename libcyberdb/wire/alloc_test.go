@@ -10,29 +10,14 @@ import (
 // TestHotPathsDoNotAllocate keeps the claim of the README ("the daemon's
 // hot path allocates nothing for a get") true for wire's part of it:
 // decoding a get or a set, putting a key or a short value in canonical
-// form, and reading pipelined frames. A change that makes one of these
+// form, and reading or splitting pipelined frames. A change that makes one of these
 // allocate fails here, not months later in a profile.
 func TestHotPathsDoNotAllocate(t *testing.T) {
 	bodies := benchBodies(t)
 	for _, name := range []string{"get", "set"} {
 		body := bodies[name]
 		items := make([]Raw, 0, 8)
-		allocs := testing.AllocsPerRun(100, func() {
-			var req Request
-			var err error
-			req, items, err = DecodeRequestInto(body, items)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := req.Args.Text(0); err != nil {
-				t.Fatal(err)
-			}
-			for i := 1; i < req.Args.Len(); i++ {
-				if _, err := req.Args.Value(i); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+		allocs := testing.AllocsPerRun(100, func() { items = decodeAsDaemon(t, body, items) })
 		if allocs != 0 {
 			t.Errorf("decoding a %s request: %v allocations, want 0", name, allocs)
 		}
@@ -68,5 +53,16 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("ReadFrame: %v allocations per 16 frames, want 0", allocs)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		for rest := stream; len(rest) > 0; {
+			body, r, err := SplitFrame(rest, DefaultMaxFrame)
+			if err != nil || body == nil {
+				t.Fatal(err)
+			}
+			rest = r
+		}
+	}); allocs != 0 {
+		t.Errorf("SplitFrame: %v allocations per 16 frames, want 0", allocs)
 	}
 }

@@ -43,23 +43,28 @@ func BenchmarkDecodeRequest(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				var req Request
-				var err error
-				req, items, err = DecodeRequestInto(body, items)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := req.Args.Text(0); err != nil {
-					b.Fatal(err)
-				}
-				for i := 1; i < req.Args.Len(); i++ {
-					if _, err := req.Args.Value(i); err != nil {
-						b.Fatal(err)
-					}
-				}
+				items = decodeAsDaemon(b, body, items)
 			}
 		})
 	}
+}
+
+// decodeAsDaemon decodes body into items, reads its table name and puts
+// its other arguments in canonical form; it returns items for reuse.
+func decodeAsDaemon(tb testing.TB, body []byte, items []Raw) []Raw {
+	req, items, err := DecodeRequestInto(body, items)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := req.Args.Text(0); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 1; i < req.Args.Len(); i++ {
+		if _, err := req.Args.Value(i); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return items
 }
 
 // BenchmarkWalk splits a request body that has passed the well-formedness
@@ -79,6 +84,30 @@ func BenchmarkWalk(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkItemLen steps over a canonical nested value, as the daemon's
+// store does over its entries (strings) and the persistence over its
+// records (bytes).
+func BenchmarkItemLen(b *testing.B) {
+	raw := benchBodies(b)["nested"]
+	b.Run("bytes", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if ItemLen(raw) != len(raw) {
+				b.Fatal("not one item")
+			}
+		}
+	})
+	s := string(raw)
+	b.Run("string", func(b *testing.B) {
+		b.SetBytes(int64(len(s)))
+		for b.Loop() {
+			if ItemLen(s) != len(s) {
+				b.Fatal("not one item")
+			}
+		}
+	})
 }
 
 // BenchmarkCanonical: values already canonical (the common case, a fast
@@ -129,6 +158,27 @@ func BenchmarkReadFrame(b *testing.B) {
 				b.Fatal(err)
 			}
 			buf = body[:0]
+		}
+	}
+}
+
+// BenchmarkSplitFrame splits 16 pipelined requests off a buffer, as an
+// event loop does after a read.
+func BenchmarkSplitFrame(b *testing.B) {
+	var stream []byte
+	for i := range 16 {
+		stream, _ = AppendRequest(stream, uint64(i), OpDGet, "t", "key:000000000001")
+	}
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rest := stream
+		for len(rest) > 0 {
+			body, r, err := SplitFrame(rest, DefaultMaxFrame)
+			if err != nil || body == nil {
+				b.Fatal(err)
+			}
+			rest = r
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
@@ -23,14 +22,7 @@ func TestPipelinedDoNotAllocate(t *testing.T) {
 	}
 	for _, op := range []wire.Op{wire.OpDGet, wire.OpDSet} {
 		nc, r := benchServer(t)
-		var batch []byte
-		for i := range 16 {
-			if op == wire.OpDGet {
-				batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001")
-			} else {
-				batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001", strings.Repeat("w", 32))
-			}
-		}
+		batch := pipelinedBatch(op, 32)
 		buf := make([]byte, 0, 4096)
 		roundTrip := func() {
 			if _, err := nc.Write(batch); err != nil {
