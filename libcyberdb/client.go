@@ -231,9 +231,13 @@ type Conn struct {
 	c *Client
 	tableOps
 
-	mu     sync.Mutex
-	cn     *conn
-	closed bool
+	// mu guards the fields below. It is never held while dialing, so
+	// that the Conn's other users wait for a dial under their own
+	// contexts. Lock order: Conn.mu, then pool.mu, then conn.mu.
+	mu      sync.Mutex
+	cn      *conn         // nil, or a dead one, until get dials another
+	dialing chan struct{} // closed when the dial under way ends; nil if none
+	closed  bool
 }
 
 // Conn opens a connection for the caller's exclusive use. Pinned
@@ -251,25 +255,57 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 
 func (pc *Conn) client() *Client { return pc.c }
 
+// get returns the Conn's connection, dialing a new one when it is lost
+// or expired. One caller dials at a time; the others wait for it, or for
+// their context, and then look again (if that dial failed, the next
+// caller dials with its own context).
 func (pc *Conn) get(ctx context.Context) (*conn, error) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if pc.closed {
-		return nil, ErrClosed
+	for {
+		pc.mu.Lock()
+		if pc.closed {
+			pc.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if cn := pc.cn; cn != nil && !cn.unusable.Load() {
+			pc.mu.Unlock()
+			return cn, nil
+		}
+		if wait := pc.dialing; wait != nil {
+			pc.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if pc.cn != nil {
+			pc.cn.retire() // expired: close it once its calls are answered
+			pc.cn = nil
+		}
+		done := make(chan struct{})
+		pc.dialing = done
+		pc.mu.Unlock()
+
+		cn, err := pc.c.p.pin(ctx)
+
+		pc.mu.Lock()
+		pc.dialing = nil
+		close(done)
+		closed := pc.closed
+		if err == nil && !closed {
+			pc.cn = cn
+		}
+		pc.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if closed { // Close ran while we dialed
+			pc.c.p.unpin(cn)
+			return nil, ErrClosed
+		}
+		return cn, nil
 	}
-	if pc.cn != nil && !pc.cn.unusable.Load() {
-		return pc.cn, nil
-	}
-	if pc.cn != nil {
-		pc.cn.retire() // expired: close it once its calls are answered
-	}
-	pc.cn = nil
-	cn, err := pc.c.p.pin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pc.cn = cn
-	return cn, nil
 }
 
 // fresh is get: a Conn whose connection was lost dials a new one anyway.
