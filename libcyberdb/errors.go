@@ -31,7 +31,7 @@ var (
 	ErrOverflow        = wire.ErrOverflow        // Incr beyond the CBOR integer range (OverflowError)
 	ErrTooLarge        = wire.ErrTooLarge        // a request over the server's max_frame, nesting or size limits
 	ErrBadRequest      = wire.ErrBadRequest      // arguments the server refuses (e.g. a slice step of 0, bad table name)
-	ErrTooManyConns    = wire.ErrTooManyConns    // the daemon is at --max-conns
+	ErrTooManyConns    = wire.ErrTooManyConns    // the daemon stayed at --max-conns (or a TCP limit) for the whole dial time-out
 	ErrHandshake       = wire.ErrHandshake       // the daemon refused HELLO (unsupported protocol version)
 	ErrAuthFailed      = wire.ErrAuthFailed      // wrong or missing password (authenticated listeners)
 	ErrForbidden       = wire.ErrForbidden       // the daemon does not allow this peer

@@ -3,12 +3,15 @@ package libcyberdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -136,4 +139,56 @@ func TestRetriesThenOnceOnANewConnection(t *testing.T) {
 	if seen[wire.OpDSet] != 1 {
 		t.Fatalf("the write was sent %d times, want once", seen[wire.OpDSet])
 	}
+}
+
+// A burst of clients over the daemon's --max-conns: each is refused with
+// too_many_connections until another leaves, and retries within its dial
+// time-out instead of failing (the refusal comes before anything was
+// executed). A client that finds no room for its whole dial time-out
+// fails with both ErrTooManyConns and ErrUnavailable.
+func TestDialRetriesTooManyConnections(t *testing.T) {
+	noLeaks(t)
+	d := daemontest.Start(t, "--max-conns", "3")
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Open(ctx, d.Socket, WithDialTimeout(30*time.Second), WithPoolSize(1))
+			if err != nil {
+				errs <- fmt.Errorf("client %d: Open: %w", i, err)
+				return
+			}
+			defer c.Close()
+			for range 5 {
+				if err := c.Ping(ctx); err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // hold the connection a while
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// The daemon full for longer than the dial time-out.
+	for range 3 {
+		daemontest.DialHello(t, d.Socket)
+	}
+	start := time.Now()
+	_, err := Open(ctx, d.Socket, WithDialTimeout(500*time.Millisecond))
+	if !errors.Is(err, ErrTooManyConns) || !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "is cyberdbd running") {
+		t.Fatalf("Open on a full daemon: %v; want too_many_connections after the dial time-out", err)
+	}
+	if took := time.Since(start); took < 400*time.Millisecond {
+		t.Fatalf("Open on a full daemon gave up after %v, before its 500ms dial time-out", took)
+	}
+	t.Log(err)
 }
