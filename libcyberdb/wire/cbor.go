@@ -253,6 +253,11 @@ func appendCanonicalMap(dst, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// shortestFrom is, by head length, the smallest argument that needs it:
+// a head of n bytes whose argument is below shortestFrom[n] is not in
+// shortest form.
+var shortestFrom = [10]uint64{2: 24, 3: 1 << 8, 5: 1 << 16, 9: 1 << 32}
+
 // simpleCanonical reports whether raw is a single scalar item already in
 // canonical form: an integer, a definite-length byte or (valid UTF-8) text
 // string with a shortest-form head, or false/true/null/undefined. It is the
@@ -269,7 +274,7 @@ func simpleCanonical(raw []byte) bool {
 		return false
 	}
 	_, arg, n, ok := ReadHead(raw)
-	if !ok || n != HeadLen(arg) { // canonical form: shortest heads only
+	if !ok || arg < shortestFrom[n] { // canonical form: shortest heads only
 		return false
 	}
 	switch major {

@@ -173,3 +173,41 @@ func TestReplyHead(t *testing.T) {
 		}
 	}
 }
+
+// TestShortestHeads: simpleCanonical's shortest-form check agrees with
+// HeadLen on every head length, at the edges where a longer head starts
+// to be needed.
+func TestShortestHeads(t *testing.T) {
+	for _, v := range []uint64{0, 23, 24, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, math.MaxUint64} {
+		for _, n := range []int{1, 2, 3, 5, 9} {
+			var raw []byte
+			switch n {
+			case 1:
+				if v >= 24 {
+					continue
+				}
+				raw = []byte{byte(v)}
+			case 2:
+				if v > math.MaxUint8 {
+					continue
+				}
+				raw = []byte{0x18, byte(v)}
+			case 3:
+				if v > math.MaxUint16 {
+					continue
+				}
+				raw = []byte{0x19, byte(v >> 8), byte(v)}
+			case 5:
+				if v > math.MaxUint32 {
+					continue
+				}
+				raw = []byte{0x1a, byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+			case 9:
+				raw = []byte{0x1b, byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+			}
+			if got, want := simpleCanonical(raw), n == HeadLen(v); got != want {
+				t.Errorf("simpleCanonical(%x) = %v, want %v", raw, got, want)
+			}
+		}
+	}
+}
