@@ -23,6 +23,9 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 func wantCode(t *testing.T, err error, code wire.Code) {
 	t.Helper()
 	var we *wire.Error
@@ -451,6 +454,34 @@ func TestFlagErrors(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "cyberdbd ") {
 		t.Errorf("--version: %v\n%s", err, out)
 	}
+}
+
+// TestCheckConfig: --check-config checks the flags and the config file
+// and exits 0 saying so, or 2 with the error, as nginx -t; it opens
+// nothing, so it works beside a running daemon.
+func TestCheckConfig(t *testing.T) {
+	d := daemontest.Start(t)
+	dir := daemontest.ShortTempDir(t)
+	good := filepath.Join(dir, "good.conf")
+	bad := filepath.Join(dir, "bad.conf")
+	daemontest.Must(t, os.WriteFile(good, []byte("max-conns = 50\nlog-level = debug\n"), 0o644))
+	daemontest.Must(t, os.WriteFile(bad, []byte("max-conns = 50\nidle-timeout = soon\n"), 0o644))
+	stdout, stderr, err := runOutErr(daemontest.Binary(t), "--check-config", "--config", good, "--socket", d.Socket)
+	if err != nil || !strings.Contains(stdout, "config OK") || stderr != "" {
+		t.Errorf("a good config: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+	}
+	for args, want := range map[string]string{
+		"--config " + bad:                     "bad.conf:2: idle-timeout: ",
+		"--config " + good + " --max-conns=0": "--max-conns 0: must be at least 1",
+		"--config " + dir + "/none.conf":      "none.conf: no such file",
+	} {
+		stdout, stderr, err := runOutErr(daemontest.Binary(t), append([]string{"--check-config"}, strings.Fields(args)...)...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || stdout != "" || !strings.Contains(stderr, want) {
+			t.Errorf("%s: %v, want exit 2 and %q on stderr\nstdout: %s\nstderr: %s", args, err, want, stdout, stderr)
+		}
+	}
+	svcPing(t, d.Socket) // the daemon was not disturbed
 }
 
 // runOutErr runs a command and returns its stdout and stderr apart.

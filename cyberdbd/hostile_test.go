@@ -50,21 +50,14 @@ func rss(t *testing.T, d *daemontest.Daemon) int64 {
 type pinger struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	mu    sync.Mutex // guards out, written by exec's goroutine
-	out   bytes.Buffer
-}
-
-func (p *pinger) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
+	out   daemontest.Buffer // written by exec's goroutine
 }
 
 func startPinger(t *testing.T, socket string) *pinger {
 	t.Helper()
 	p := &pinger{cmd: exec.Command(os.Args[0], "-test.run=^TestPingHelper$")}
 	p.cmd.Env = append(os.Environ(), "CYBERDBD_TEST_PINGER="+socket)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -83,11 +76,7 @@ func startPinger(t *testing.T, socket string) *pinger {
 	return p
 }
 
-func (p *pinger) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *pinger) output() string { return p.out.String() }
 
 // finish stops the pinger and returns its p99, its worst round trip and
 // how many pings it made.
@@ -487,7 +476,11 @@ func TestHugeRequestDoesNotStallLoop(t *testing.T) {
 	p99, worst, pings := p.finish(t)
 	t.Logf("a 4 MiB request of %d items took %s; pings on the same loop meanwhile: p99 %s, worst %s (%d pings)",
 		items, took.Round(time.Millisecond), p99, worst, pings)
-	if worst >= 100*time.Millisecond || worst >= took/3 {
+	// Held, a ping waits about the whole request. Under -race the daemon's
+	// collector and the detector can pause every goroutine for hundreds of
+	// milliseconds on a loaded machine, so there only the ratio is judged;
+	// the release build must also keep every ping under 100 ms.
+	if worst >= took/3 || (!daemontest.Race && worst >= 100*time.Millisecond) {
 		t.Errorf("a ping waited %s while the big request took %s: the loop was held", worst, took)
 	}
 	var n int

@@ -2,105 +2,63 @@ package main
 
 import (
 	"context"
-	"errors"
+	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/daemon"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/memtrim"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/systemd"
 )
 
-// shutdownGrace is how long requests in flight may take after a stop signal.
-const shutdownGrace = 10 * time.Second
+// run assembles the daemon and serves until ctx ends (SIGINT, SIGTERM) or
+// a socket fails. What belongs to the process is done here: signals, the
+// garbage collector, and systemd's sockets and notifications.
+func run(ctx context.Context, o *options.Options, level *slog.LevelVar, log *slog.Logger) error {
+	// From here on SIGHUP reloads instead of killing the daemon (its
+	// default action); reloads are served once the daemon is ready.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-// run serves until ctx is cancelled (a signal) or a listener fails.
-func run(ctx context.Context, cfg *config, log *slog.Logger) error {
-	// From here on SIGHUP reloads (reload.go) instead of killing the daemon.
-	reload := newReloaders(cfg, log, parseCommandLine)
-	defer reload.stop()
-	reload.add(reloadLogLevel, "log-level")
-	// What systemd hears (notify.go); sd.progress reports long start-up work.
-	sd := newNotifier(log)
-
-	st := store.New()
-	data := &dataDir{} // persist.go: the data dir, opened below
-	srv := server.New(server.Config{
-		Version:     buildVersion(),
-		MaxConns:    cfg.maxConns,
-		IdleTimeout: cfg.idleTimeout,
-		MaxFrame:    cfg.maxFrame,
-		IOLoops:     cfg.ioLoops,
-
-		PartialTimeout:   cfg.partialTimeout,
-		MaxPartialMemory: cfg.maxPartialMemory,
-		OutputLimit:      &cfg.outputLimit,
-		MaxOutputMemory:  cfg.maxOutputMemory,
-		Logger:           log,
-		AllowUIDs:        cfg.allowUIDs,
-		AllowGIDs:        cfg.allowGIDs,
-		Durable:          data.durable,
-		Save:             data.save,
-		Info:             data.info,
-	}, st)
-	// --gc-percent, and memory returned after bursts and drops: memflags.go
-	setupMemory(ctx, cfg, log, func() (int64, int) { return st.Stats().Bytes, srv.Conns() })
-
-	// systemd's sockets (socket activation), or the one at --socket.
-	ls, err := openListeners(cfg)
+	// Before the data loads, which is when the heap grows most.
+	if !o.KeepGOGC {
+		debug.SetGCPercent(o.GCPercent)
+	}
+	// What systemd hears: progress while loading, READY=1, watchdog pings.
+	sd := systemd.NewNotifier(log)
+	// The sockets of the .socket units, if systemd started us.
+	passed, err := systemd.Listeners()
 	if err != nil {
 		return err
 	}
-	// The TCP listener, if --tcp or systemd's "tcp" socket (tcp.go).
-	tcp, err := setupTCP(cfg, ls, reload, srv, log)
+	// The sockets, the TCP listener, the store, and the data dir loaded.
+	d, err := daemon.New(daemon.Config{
+		Options:   o,
+		Version:   buildVersion(),
+		Logger:    log,
+		LogLevel:  level,
+		Unix:      passed.Unix,
+		TCP:       passed.TCP,
+		Activated: passed.Activated,
+		Notifier:  sd,
+		// A reload reads the same command line and --config file again.
+		Reparse: func() (*options.Options, error) { return options.Parse(os.Args[1:], io.Discard) },
+	})
 	if err != nil {
-		ls.Close()
 		return err
 	}
-	// Lock the data dir, load the snapshot and replay the log (persist.go).
-	// Clients that connect meanwhile wait in the listen backlog.
-	if err := data.open(cfg, st, log, sd); err != nil {
-		ls.Close()
-		return err
-	}
-	defer data.close(log) // after Shutdown: the snapshot at clean shutdown
-	serveErr := make(chan error, len(ls.Unix)+len(ls.TCP))
-	for _, l := range ls.Unix {
-		go func() { serveErr <- srv.Serve(l) }()
-	}
-	for _, l := range ls.TCP {
-		go func() { serveErr <- srv.ServeTCP(l, tcp.config) }()
-	}
-	installTestHooks(srv, st, data, reload, log) // test builds only (testhooks.go); nothing in a release
-
-	// Ready only once requests are answered (health.go): every event
-	// loop, the store and the log's writer, and a HELLO over each Unix
-	// socket.
-	check := healthCheck(srv, st, data)
-	err = waitServing(ctx, srv, ls.Unix, check, serveErr, log)
-	if err == nil {
-		log.Info("cyberdbd ready", "version", buildVersion(), "socket", ls.String(), "mode", ls.checkModes(cfg, log),
-			"max_conns", cfg.maxConns, "idle_timeout", cfg.idleTimeout, "max_frame", cfg.maxFrame)
-		// Readiness: the one place READY=1 goes to systemd (notify.go).
-		sd.ready(func() string { return serverStatus(srv, st) }, check)
-		reload.watch(sd)
-		select {
-		case <-ctx.Done():
-		case err = <-serveErr:
+	// Memory goes back to the OS after bursts, drops and clients leaving.
+	go memtrim.Run(ctx, log, time.Second, d.Activity)
+	go func() {
+		for range hup {
+			d.Reload()
 		}
-	}
-	if err != nil && ctx.Err() == nil && !errors.Is(err, server.ErrServerClosed) {
-		sd.stopping()
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	log.Info("stopping: finishing requests in flight")
-	sd.stopping()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("connections closed before their requests finished", "err", err)
-	}
-	data.close(log) // the snapshot at clean shutdown, once no request runs
-	log.Info("cyberdbd stopped")
-	return nil
+	}()
+	return d.Run(ctx)
 }

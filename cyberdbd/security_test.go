@@ -251,38 +251,19 @@ func TestThrottleTableFullNeverRefusesCorrectPassword(t *testing.T) {
 	// throttle tracks (16,384).
 	const n = 16500
 	var next atomic.Int64
-	stop := make(chan struct{})
 	errs := make(chan error, 32)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := next.Add(1)
-				if err := fail(fmt.Sprintf("127.%d.%d.%d", 100+i/62500, i/250%250, i%250+1)); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
+	stop := daemontest.Hammer(32, func(_, _ int) bool {
+		i := next.Add(1)
+		if err := fail(fmt.Sprintf("127.%d.%d.%d", 100+i/62500, i/250%250, i%250+1)); err != nil {
+			select {
+			case errs <- err:
+			default:
 			}
-		}()
-	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-			wg.Wait()
+			return false
 		}
-	}()
+		return true
+	})
+	defer stop()
 	waitFailures := func(want int64) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
@@ -308,8 +289,7 @@ func TestThrottleTableFullNeverRefusesCorrectPassword(t *testing.T) {
 			t.Errorf("the right password from %s, which failed at most once: %v", from, err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	// 12 failed HELLOs from one address, each answered: it is
 	// still throttled.
 	var fwg sync.WaitGroup
@@ -590,7 +570,7 @@ func TestSocketSquatting(t *testing.T) {
 		t.Fatalf("cyberdbd with another user's process on its path: %v, want a refusal saying %q and its pid:\n%s", err, want, msg)
 	}
 
-	cli := daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb", daemontest.ShortTempDir(t))
+	cli := daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb")
 	runCLI := func(args ...string) (string, int) {
 		cmd := exec.Command(cli, args...)
 		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")

@@ -109,12 +109,10 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 	bin := daemontest.Binary(t)
 	socket := filepath.Join(daemontest.ShortTempDir(t), "cyberdb.sock")
-	var out strings.Builder
-	var mu sync.Mutex
+	var out daemontest.Buffer
 	cmd := exec.Command(tool, "--listen="+socket, "--fdname=unix", bin, "--log-level=debug")
 	cmd.Dir = filepath.Dir(socket) // the default --data-dir lands in the temp dir
-	cmd.Stdout = lockedWriter{&mu, &out}
-	cmd.Stderr = cmd.Stdout
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +123,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	output := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
+	output := out.String
 	for i := 0; !strings.Contains(output(), "Listening on "+socket); i++ {
 		if i == 500 {
 			t.Fatalf("systemd-socket-activate did not listen within 5s:\n%s", output())
@@ -134,7 +132,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 	svcPing(t, socket) // the first connection starts the daemon
 	// The daemon answers before it logs ready: that waits for its own
-	// round trip through the socket (readiness, run.go).
+	// round trip through the socket (readiness, daemon.Start).
 	for i := 0; !strings.Contains(output(), "(from systemd)"); i++ {
 		if i == 1000 {
 			t.Fatalf("the daemon did not log ready on the activated socket within 10s:\n%s", output())
@@ -157,17 +155,6 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // TestRestartLosesNoClient hammers the daemon from several goroutines while
 // it is restarted three times on a socket held as systemd holds it, and
 // counts the calls that fail: there must be none.
@@ -188,60 +175,47 @@ func TestRestartLosesNoClient(t *testing.T) {
 	const workers, restarts = 8, 3
 	var (
 		calls, resent, reconnects atomic.Int64
-		stop                      atomic.Bool
 		mu                        sync.Mutex
 		failures                  []string
-		wg                        sync.WaitGroup
 	)
-	fail := func(format string, args ...any) {
+	fail := func(format string, args ...any) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		failures = append(failures, fmt.Sprintf(format, args...))
+		return false
 	}
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var c *restartClient
-			for i := 0; !stop.Load(); i++ {
-				payload := fmt.Sprintf("w%d-%d", w, i)
-				for attempt := 0; ; attempt++ {
-					if attempt == 50 {
-						fail("%s: still unanswered after 50 attempts", payload)
-						return
-					}
-					if c == nil {
-						var err error
-						if c, err = dialRestartClient(s.Path); err != nil {
-							fail("%s: %v", payload, err)
-							return
-						}
-						reconnects.Add(1)
-					}
-					res, retry, err := c.ping(payload)
-					if retry {
-						c.close()
-						c = nil
-						resent.Add(1)
-						continue
-					}
-					if err != nil {
-						fail("%s: %v", payload, err)
-						return
-					}
-					if res != payload {
-						fail("%s: echoed %q", payload, res)
-						return
-					}
-					calls.Add(1)
-					break
+	clients := make([]*restartClient, workers) // each worker's connection; nil between them
+	stop := daemontest.Hammer(workers, func(w, i int) bool {
+		payload := fmt.Sprintf("w%d-%d", w, i)
+		for attempt := 0; ; attempt++ {
+			if attempt == 50 {
+				return fail("%s: still unanswered after 50 attempts", payload)
+			}
+			if clients[w] == nil {
+				c, err := dialRestartClient(s.Path)
+				if err != nil {
+					return fail("%s: %v", payload, err)
 				}
+				clients[w] = c
+				reconnects.Add(1)
 			}
-			if c != nil {
-				c.close()
+			res, retry, err := clients[w].ping(payload)
+			if retry {
+				clients[w].close()
+				clients[w] = nil
+				resent.Add(1)
+				continue
 			}
-		}()
-	}
+			if err != nil {
+				return fail("%s: %v", payload, err)
+			}
+			if res != payload {
+				return fail("%s: echoed %q", payload, res)
+			}
+			calls.Add(1)
+			return true
+		}
+	})
 	for range restarts {
 		time.Sleep(300 * time.Millisecond)
 		svcStopClean(t, d)
@@ -249,8 +223,12 @@ func TestRestartLosesNoClient(t *testing.T) {
 		d.Restart(t)
 	}
 	time.Sleep(300 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	stop()
+	for _, c := range clients {
+		if c != nil {
+			c.close()
+		}
+	}
 	t.Logf("%d calls, %d resent after a restart, %d connections", calls.Load(), resent.Load(), reconnects.Load())
 	if len(failures) > 0 {
 		t.Fatalf("%d failed calls through %d restarts, e.g. %q", len(failures), restarts, failures[:min(5, len(failures))])
@@ -538,63 +516,4 @@ func TestSocketGroup(t *testing.T) {
 		t.Fatalf("socket gid %d mode %v, want 4242 and 0660", st.Gid, fi.Mode().Perm())
 	}
 	svcPing(t, d.Socket)
-}
-
-// TestServiceFlagErrors: bad names and config files stop the daemon at
-// start with a message saying what to fix.
-func TestServiceFlagErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.conf")
-	if err := os.WriteFile(bad, []byte("# ok\n\nsocket-mode = 0600\nmax-conns = many\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	unknown := filepath.Join(dir, "unknown.conf")
-	if err := os.WriteFile(unknown, []byte("data-directory = /x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--socket-group=no-such-group-xyz"}, `--socket-group: no group "no-such-group-xyz"`},
-		{[]string{"--allow-uid=no-such-user-xyz"}, `--allow-uid: no user "no-such-user-xyz"`},
-		{[]string{"--allow-gid=no-such-group-xyz"}, `--allow-gid: no group "no-such-group-xyz"`},
-		{[]string{"--config=" + filepath.Join(dir, "missing.conf")}, "missing.conf: no such file"},
-		{[]string{"--config=" + bad}, "bad.conf:4: max-conns: "},
-		{[]string{"--config=" + unknown}, `unknown.conf:1: unknown setting "data-directory"`},
-	} {
-		_, err := parseFlags(tc.args, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, tc.want)
-		}
-	}
-}
-
-// TestConfigFile: settings come from the file unless the command line
-// gives them; repeatable flags may repeat; values may be quoted.
-func TestConfigFile(t *testing.T) {
-	conf := filepath.Join(t.TempDir(), "cyberdbd.conf")
-	body := `# cyberdbd settings
-socket = "/tmp/with space.sock"
-max-conns = 50
---log-level = debug
-allow-uid = 0
-allow-uid = 1, 2
-idle-timeout = 5m
-`
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := parseFlags([]string{"--config", conf, "--max-conns=7"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.socket != "/tmp/with space.sock" || cfg.maxConns != 7 || cfg.logLevel.String() != "DEBUG" ||
-		cfg.idleTimeout != 5*time.Minute || fmt.Sprint(cfg.allowUIDs) != "[0 1 2]" {
-		t.Fatalf("config: socket %q max-conns %d log-level %s idle %s allow-uid %v",
-			cfg.socket, cfg.maxConns, cfg.logLevel, cfg.idleTimeout, cfg.allowUIDs)
-	}
-	if cfg.settings["max-conns"] != "7" || cfg.settings["log-level"] != "debug" {
-		t.Fatalf("settings = %v", cfg.settings)
-	}
 }

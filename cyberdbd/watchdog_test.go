@@ -4,14 +4,13 @@ package main
 // WATCHDOG=1 depends on a round trip through every event loop, the store
 // and the log's writer; READY=1 and "cyberdbd ready" come only once
 // requests are answered; reloads have a time limit. The parts are wedged
-// with the test hooks of cyberdbd/testhooks.go (build tag cyberdbtest,
-// which daemontest's binary has and releases do not).
+// with the test hooks of cyberdbd/internal/daemon/testhooks.go (build tag
+// cyberdbtest, which daemontest's binary has and releases do not).
 
 import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,7 +110,7 @@ func TestReadyOnlyWhenAnswering(t *testing.T) {
 	n := daemontest.ListenNotify(t)
 	s := daemontest.HoldSocket(t)
 	cmd := s.Command(t, daemontest.ActivationOptions{Env: []string{"NOTIFY_SOCKET=" + n.Path, "CYBERDB_TEST_WEDGE=start:loop"}})
-	var mu syncWriter
+	var mu daemontest.Buffer
 	cmd.Stderr, cmd.Stdout = &mu, &mu
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -224,25 +223,6 @@ func TestReloadTimeLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	svcPing(t, s.Path)
-}
-
-// syncWriter collects a process's output for a test that reads it as it
-// comes.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // TestActivatedSocketModeLogged: under socket activation the ready line

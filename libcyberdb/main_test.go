@@ -1,7 +1,6 @@
 package libcyberdb
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -31,6 +30,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		code = 1
 	}
+	daemontest.Cleanup()
 	os.Exit(code)
 }
 
@@ -43,20 +43,10 @@ func start(t testing.TB, opts ...Option) (*daemontest.Daemon, *Client) {
 
 func open(t testing.TB, addr string, opts ...Option) *Client {
 	t.Helper()
-	c, err := Open(context.Background(), addr, opts...)
-	if err != nil {
-		t.Fatalf("Open(%q): %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return daemontest.Open(t, Open, addr, opts...)
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = daemontest.Must
 
 // noLeaks fails the test if goroutines started during it are still
 // running when it ends: it records the goroutines at the start and, at

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
 )
 
 // fakeClock is the pool's clock in tests: idle time-outs and lifetimes are
@@ -211,44 +213,31 @@ func TestKillDuringCalls(t *testing.T) {
 	ctx := context.Background()
 	must(t, c.CreateDict(ctx, "t", nil))
 	dd := NewDict[string, int](c, "t")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var readErrs, writeErrs, writeLost atomic.Int64
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if g%2 == 0 {
-					if _, err := dd.Has(ctx, "x"); err != nil && !errors.Is(err, ErrNoTable) {
-						readErrs.Add(1)
-						t.Errorf("read: %v", err)
-					}
-				} else if _, err := dd.Incr(ctx, "x", 1); err != nil {
-					switch {
-					case errors.Is(err, ErrConnClosed):
-						writeLost.Add(1)
-					case errors.Is(err, ErrNoTable):
-					default:
-						writeErrs.Add(1)
-						t.Errorf("write: %v", err)
-					}
-				}
+	stop := daemontest.Hammer(16, func(g, _ int) bool {
+		if g%2 == 0 {
+			if _, err := dd.Has(ctx, "x"); err != nil && !errors.Is(err, ErrNoTable) {
+				readErrs.Add(1)
+				t.Errorf("read: %v", err)
 			}
-		}()
-	}
+		} else if _, err := dd.Incr(ctx, "x", 1); err != nil {
+			switch {
+			case errors.Is(err, ErrConnClosed):
+				writeLost.Add(1)
+			case errors.Is(err, ErrNoTable):
+			default:
+				writeErrs.Add(1)
+				t.Errorf("write: %v", err)
+			}
+		}
+		return true
+	})
 	fill(t, c, 4)
 	d.Kill(t)
 	d.Restart(t)
 	mustCreateDict(t, c, "t")
 	fill(t, c, 4)
-	close(stop)
-	wg.Wait()
+	stop()
 	t.Logf("writes lost with the connection: %d; stats: %v", writeLost.Load(), c.Stats())
 }
 
@@ -261,46 +250,34 @@ func TestGracefulRestartNoFailedCalls(t *testing.T) {
 	ctx := context.Background()
 	must(t, c.CreateDict(ctx, "t", nil))
 	dd := NewDict[string, int](c, "t")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var calls, incrs atomic.Int64
 	restarted := make(chan struct{})
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				calls.Add(1)
-				var err error
-				if g%2 == 0 {
-					_, err = dd.Len(ctx)
-				} else {
-					_, err = dd.Incr(ctx, "n", 1)
-					if err == nil {
-						incrs.Add(1)
-					}
-				}
-				// The restarted daemon has no tables until the test
-				// creates "t" again; that is not a failed call.
-				if err != nil {
-					select {
-					case <-restarted:
-						if errors.Is(err, ErrNoTable) {
-							continue
-						}
-					default:
-					}
-					t.Errorf("call failed across a graceful restart: %v", err)
-					return
-				}
+	stop := daemontest.Hammer(16, func(g, _ int) bool {
+		calls.Add(1)
+		var err error
+		if g%2 == 0 {
+			_, err = dd.Len(ctx)
+		} else {
+			_, err = dd.Incr(ctx, "n", 1)
+			if err == nil {
+				incrs.Add(1)
 			}
-		}()
-	}
+		}
+		// The restarted daemon has no tables until the test
+		// creates "t" again; that is not a failed call.
+		if err != nil {
+			select {
+			case <-restarted:
+				if errors.Is(err, ErrNoTable) {
+					return true
+				}
+			default:
+			}
+			t.Errorf("call failed across a graceful restart: %v", err)
+			return false
+		}
+		return true
+	})
 	fill(t, c, 4)
 	before := calls.Load()
 	must(t, d.Signal(syscall.SIGTERM))
@@ -313,8 +290,7 @@ func TestGracefulRestartNoFailedCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(t, c, 4)
-	close(stop)
-	wg.Wait()
+	stop()
 	s := c.Stats()
 	if s.LostConns == 0 || calls.Load() <= before {
 		t.Fatalf("the restart was not exercised: %v, calls %d->%d", s, before, calls.Load())

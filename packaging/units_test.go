@@ -14,6 +14,9 @@ import (
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 // root is the top of the source tree.
 const root = ".."
 

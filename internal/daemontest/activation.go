@@ -103,7 +103,7 @@ type Notifications struct {
 	Path string // the value for NOTIFY_SOCKET
 	conn *net.UnixConn
 
-	mu   sync.Mutex
+	mu   sync.Mutex // guards msgs
 	msgs []string
 	more chan struct{}
 }

@@ -1,134 +1,27 @@
 // Package daemontest starts the real cyberdbd binary for integration tests:
-// it builds the daemon once per test binary, runs it on a socket in a
-// temporary directory, waits until it answers, and stops it at cleanup.
-// Tests then talk to it over the real protocol, with [Dial] for raw frames
-// or with libcyberdb.
+// it builds the daemon once per test process (Build; Main removes the
+// binaries when the tests end), runs it on a socket in a temporary
+// directory, waits until it answers, and stops it at cleanup. Tests then
+// talk to it over the real protocol, with [Dial] for raw frames or with
+// libcyberdb ([Open]). It also holds what the tests of several packages
+// share: a buffer safe for concurrent writers ([Buffer]), a load that
+// keeps a daemon busy while it restarts ([Hammer]), and [Must]. With
+// $CYBERDB_COVERDIR set, the binaries are built with -cover (see
+// CoverDirEnv).
 package daemontest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// BuildOptions choose how Build builds cyberdbd.
-type BuildOptions struct {
-	// Tags are build tags, e.g. "failpoints" for a daemon that obeys
-	// CYBERDB_FAILPOINT (see FailpointBinary).
-	Tags []string
-	// NoRace builds without -race even when the tests run with it: for
-	// tests that measure the daemon's memory, which the race detector's
-	// shadow memory would swamp.
-	NoRace bool
-}
-
-var (
-	buildMu     sync.Mutex
-	buildCached = map[string]*builtBinary{}
-)
-
-type builtBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// moduleRoot finds the directory holding go.mod, from this source file.
-func moduleRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// BuildTags are the build tags of the daemon Binary builds: cyberdbtest
-// compiles in the test hooks (cyberdbd/testhooks.go), which release
-// builds never have.
-const BuildTags = "cyberdbtest"
-
-// Race says whether the tests, and so the daemon Binary builds, run with
-// -race: its memory and latency figures are then not the release's.
-const Race = raceEnabled
-
-// Binary builds cmd/cyberdbd once per test process (with -race when the
-// tests run with -race, and with BuildTags) and returns its path.
-func Binary(t testing.TB) string {
-	t.Helper()
-	return Build(t, BuildOptions{Tags: []string{BuildTags}})
-}
-
-// FailpointBinary is Binary built with the build tag failpoints: a daemon
-// that kills itself where $CYBERDB_FAILPOINT says (persist/failpoint.go),
-// for crash tests. Release builds ignore the variable.
-func FailpointBinary(t testing.TB) string {
-	t.Helper()
-	return Build(t, BuildOptions{Tags: []string{BuildTags, "failpoints"}})
-}
-
-// Build builds cmd/cyberdbd with opts, once per test process for each
-// distinct opts, and returns its path.
-func Build(t testing.TB, opts BuildOptions) string {
-	t.Helper()
-	race := raceEnabled && !opts.NoRace
-	key := fmt.Sprintf("race=%v tags=%s", race, strings.Join(opts.Tags, ","))
-	buildMu.Lock()
-	b := buildCached[key]
-	if b == nil {
-		b = &builtBinary{}
-		buildCached[key] = b
-	}
-	buildMu.Unlock()
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "cyberdbd-bin-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, "cyberdbd")
-		args := []string{"build", "-o", b.path}
-		if race {
-			args = append(args, "-race")
-		}
-		if len(opts.Tags) > 0 {
-			args = append(args, "-tags", strings.Join(opts.Tags, ","))
-		}
-		args = append(args, "./cyberdbd")
-		cmd := exec.Command("go", args...)
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
-
-// BuildTool builds another main package of the module (e.g.
-// "./libcyberdb/cmd/cyberdb") into dir and returns its path.
-func BuildTool(t testing.TB, pkg, dir string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir = moduleRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
 
 // Env is the environment daemons run with: the test's, and, unless
 // GORACE says otherwise, a race detector that waits 100ms rather than its
@@ -149,7 +42,7 @@ type Daemon struct {
 	Bin    string // the binary (Binary when empty); Restart runs it again
 	Args   []string
 	Cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *Buffer
 	done   chan struct{}
 	err    error // Wait's result, after done
 
@@ -188,7 +81,7 @@ func StartBinary(t testing.TB, bin string, args ...string) *Daemon {
 
 func (d *Daemon) start(t testing.TB) {
 	t.Helper()
-	d.stderr = &lockedBuffer{}
+	d.stderr = &Buffer{}
 	bin := d.Bin
 	if bin == "" {
 		bin = Binary(t)
@@ -304,21 +197,4 @@ func ShortTempDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

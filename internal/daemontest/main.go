@@ -50,7 +50,7 @@ type mainFatal string
 // bug in this package.
 type mainTB struct {
 	testing.TB
-	mu       sync.Mutex
+	mu       sync.Mutex // guards cleanups and errs
 	cleanups []func()
 	errs     string
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 const sampleHelp = `prog: does one thing well. It does it over a socket
 and nothing more.
 
@@ -163,7 +166,7 @@ func TestManPages(t *testing.T) {
 	dir := t.TempDir()
 	bins := map[string]string{
 		"cyberdbd": daemontest.Binary(t),
-		"cyberdb":  daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb", t.TempDir()),
+		"cyberdb":  daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb"),
 	}
 	for _, c := range []struct {
 		prog, section, commands string

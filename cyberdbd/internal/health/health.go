@@ -25,7 +25,7 @@ import (
 // Queue runs functions on its owner's goroutine, once a round. Its zero
 // value is ready to use.
 type Queue struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards fns and since; a leaf: fns run and wake is called without it
 	fns   []func()
 	since time.Time // when the oldest round trip not yet run was queued; zero if none
 }
@@ -76,7 +76,7 @@ func (q *Queue) RoundTrip(ctx context.Context, wake func()) error {
 // Waiter runs lock round trips, one at a time. Its zero value is ready to
 // use.
 type Waiter struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards busy, what and since; a leaf: fn takes its locks without it
 	busy  bool
 	what  string    // what the round trip in flight waits for
 	since time.Time // when that started

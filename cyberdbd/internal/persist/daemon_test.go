@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,26 +18,18 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 // These tests run the real daemon (daemontest builds it) with its data in
 // its temp dir, and crash it with SIGKILL.
 
 func open(t testing.TB, d *daemontest.Daemon) *libcyberdb.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := libcyberdb.Open(ctx, d.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return daemontest.Open(t, libcyberdb.Open, d.Socket)
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = daemontest.Must
 
 // state reads every table as JSON-ish text.
 func state(t testing.TB, c *libcyberdb.Client) string {
@@ -117,7 +108,7 @@ func TestRestartRoundTrip(t *testing.T) {
 // snapshot is where the README says.
 func TestSaveCLI(t *testing.T) {
 	d := daemontest.Start(t, "--appendonly=false")
-	cli := daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb", daemontest.ShortTempDir(t))
+	cli := daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb")
 	run := func(args ...string) string {
 		out, err := exec.Command(cli, append([]string{"-s", d.Socket}, args...)...).CombinedOutput()
 		if err != nil {
@@ -319,35 +310,24 @@ func TestCrashTorture(t *testing.T) {
 				}
 				acks := make([][]int, workers) // acknowledged appends
 				sent := make([]int, workers)
-				var wg sync.WaitGroup
-				for w := range workers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						l := libcyberdb.NewList[int](c, "w"+strconv.Itoa(w))
-						for v := have[w] + 1; ctx.Err() == nil; v++ {
-							sent[w] = v
-							if _, err := l.Append(ctx, v); err != nil {
-								return
-							}
-							acks[w] = append(acks[w], v)
-						}
-					}()
-				}
-				wg.Add(1)
-				go func() { // snapshots during the writes, too
-					defer wg.Done()
-					for ctx.Err() == nil {
-						time.Sleep(100 * time.Millisecond)
-						if c.Save(ctx) != nil {
-							return
-						}
+				appends := daemontest.Hammer(workers, func(w, i int) bool {
+					v := have[w] + 1 + i
+					sent[w] = v
+					if _, err := libcyberdb.NewList[int](c, "w"+strconv.Itoa(w)).Append(ctx, v); err != nil {
+						return false
 					}
-				}()
+					acks[w] = append(acks[w], v)
+					return true
+				})
+				saves := daemontest.Hammer(1, func(_, _ int) bool { // snapshots during the writes, too
+					time.Sleep(100 * time.Millisecond)
+					return c.Save(ctx) == nil
+				})
 				time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
 				d.Kill(t)
 				cancel()
-				wg.Wait()
+				appends()
+				saves()
 				c.Close()
 				d.Restart(t)
 				c = open(t, d)

@@ -1,14 +1,12 @@
 package persist
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
@@ -27,24 +25,6 @@ func (db *DB) crash() {
 	}
 	db.man.close()
 	db.lock.Close()
-}
-
-// logBuffer collects what a DB logs, for checking warnings.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func testOptions(dir string, logs io.Writer) Options {

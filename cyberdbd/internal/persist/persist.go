@@ -41,6 +41,10 @@ type DB struct {
 	// CodeIO until a snapshot taken after it succeeds.
 	refusal atomic.Pointer[refusal]
 
+	// Lock order: snapMu first; under it the store's locks (Freeze), and
+	// under those the log's (rotate; the store's journal hook, too,
+	// appends to the log under table locks); the MANIFEST's lock
+	// (manifest.mu) with no store or log lock held. infoMu is a leaf.
 	snapMu  sync.Mutex // one snapshot at a time; guards segSeq, snapSeg, keepSeg
 	segSeq  uint64     // the current log segment (or the last number used)
 	snapSeg uint64     // the segment snapshot.cdb starts replay at; 0: no snapshot.cdb
@@ -48,7 +52,7 @@ type DB struct {
 
 	setAside []string // tables --recover left out (recover.go); used during Open only
 
-	infoMu       sync.Mutex
+	infoMu       sync.Mutex // guards the fields below, up to snapshots; a leaf
 	lastSnapAt   time.Time
 	lastSnapDur  time.Duration
 	lastSnapErr  error

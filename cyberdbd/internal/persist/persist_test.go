@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -127,7 +128,7 @@ func TestLogCutAtEveryByte(t *testing.T) {
 		dir := copyDir(t, src)
 		writeFile(t, segPath(dir, 1), full[:cut])
 		forgetDurable(t, dir) // a kill before the MANIFEST said how much is on disk
-		var logs logBuffer
+		var logs daemontest.Buffer
 		if cut < logHeader {
 			// The MANIFEST names the segment: its header was on disk.
 			_, err := Open(store.New(), testOptions(dir, &logs))
@@ -172,7 +173,7 @@ func TestLogCutAtEveryByte(t *testing.T) {
 		do(t, st, wire.OpCreateDict, "post")
 		want := dump(t, st)
 		db.crash()
-		logs = logBuffer{}
+		logs = daemontest.Buffer{}
 		db, st = mustOpen(t, testOptions(dir, &logs))
 		if got := dump(t, st); got != want {
 			t.Fatalf("cut at %d, second start: got\n%s\nwant\n%s", cut, got, want)
@@ -257,7 +258,7 @@ func TestLogDamageRefusedThenRecovered(t *testing.T) {
 		// segment aside.
 		opts := testOptions(dir, nil)
 		opts.Recover = true
-		var logs logBuffer
+		var logs daemontest.Buffer
 		opts.Logger = testOptions(dir, &logs).Logger
 		db, st := mustOpen(t, opts)
 		whole := 0
@@ -374,7 +375,7 @@ func TestEmptyFiles(t *testing.T) {
 		src, states := history(t)
 		writeFile(t, segPath(src, 1), nil)
 		os.Remove(filepath.Join(src, manifestName))
-		var logs logBuffer
+		var logs daemontest.Buffer
 		db, st := mustOpen(t, testOptions(src, &logs))
 		if dump(t, st) != states[0] || !strings.Contains(logs.String(), "level=WARN") {
 			t.Fatalf("empty last segment: %q %s", dump(t, st), logs.String())

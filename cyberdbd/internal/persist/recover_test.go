@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -61,7 +62,7 @@ func flipIn(t *testing.T, path, marker string) {
 
 func recoverOpen(t *testing.T, dir string) (*DB, *store.Store, string) {
 	t.Helper()
-	var logs logBuffer
+	var logs daemontest.Buffer
 	opts := testOptions(dir, &logs)
 	opts.Recover = true
 	db, st := mustOpen(t, opts)
@@ -208,7 +209,7 @@ func dropLine(s, prefix string) string {
 func TestReadVersion1(t *testing.T) {
 	dir := copyDir(t, filepath.Join("testdata", "v1-datadir"))
 	want := string(readFile(t, filepath.Join("testdata", "v1-datadir.want")))
-	var logs logBuffer
+	var logs daemontest.Buffer
 	db, st := mustOpen(t, testOptions(dir, &logs))
 	if got := dump(t, st); got != want {
 		t.Fatalf("loaded\n%s\nwant\n%s", got, want)
@@ -359,7 +360,7 @@ func TestZeroedTail(t *testing.T) {
 	p := segPath(src, 1)
 	size := len(readFile(t, p))
 	writeFile(t, p, append(readFile(t, p), make([]byte, 4096)...))
-	var logs logBuffer
+	var logs daemontest.Buffer
 	db, st := mustOpen(t, testOptions(src, &logs))
 	defer db.Close()
 	if got := dump(t, st); got != want {

@@ -102,7 +102,7 @@ type throttle struct {
 	maxEntries int
 	now        func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.Mutex               // guards buckets and lru, and the buckets' fields; a leaf
 	buckets map[string]*list.Element // of *bucket, in lru
 	lru     list.List                // front: used most recently
 }
@@ -176,7 +176,8 @@ func (t *throttle) giveBack(key string) {
 	}
 }
 
-// bucketLocked finds or makes the bucket of key, and marks it used.
+// bucketLocked finds or makes the bucket of key, and marks it used. Must
+// hold t.mu.
 func (t *throttle) bucketLocked(key string, now time.Time) *bucket {
 	if e, ok := t.buckets[key]; ok {
 		t.lru.MoveToFront(e)
@@ -199,6 +200,7 @@ func (t *throttle) bucketLocked(key string, now time.Time) *bucket {
 	return b
 }
 
+// removeLocked forgets a bucket. Must hold t.mu.
 func (t *throttle) removeLocked(e *list.Element) {
 	delete(t.buckets, e.Value.(*bucket).key)
 	t.lru.Remove(e)
@@ -209,7 +211,7 @@ func (t *throttle) removeLocked(e *list.Element) {
 type logLimiter struct {
 	perSecond int
 
-	mu         sync.Mutex
+	mu         sync.Mutex // guards window, n and suppressed; a leaf
 	window     time.Time
 	n          int
 	suppressed int

@@ -3,27 +3,21 @@ package server
 import (
 	"bufio"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // benchServer runs an in-process server on a Unix socket and returns a
 // connected, HELLO'd raw client.
 func benchServer(b testing.TB) (net.Conn, *bufio.Reader) {
-	dir := b.TempDir()
-	path := filepath.Join(dir, "s.sock")
-	l, err := ListenUnix(path, 0o600)
+	h, err := startHarness(Config{IOLoops: 1}, nil) // the daemon's default on small machines
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := New(Config{IOLoops: 1}, store.New()) // the daemon's default on small machines
-	go srv.Serve(l)
-	b.Cleanup(func() { srv.Shutdown(b.Context()) })
-	nc, err := net.Dial("unix", path)
+	b.Cleanup(func() { h.srv.Shutdown(b.Context()); h.remove() })
+	nc, err := net.Dial("unix", h.path)
 	if err != nil {
 		b.Fatal(err)
 	}

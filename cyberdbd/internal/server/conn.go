@@ -31,7 +31,9 @@ const (
 )
 
 // conn is one client connection, served by a goroutine of its own
-// (serve) or by an event loop (ioloop_linux.go: loopConn).
+// (serve) or by an event loop (ioloop_linux.go: loopConn). It belongs to
+// the goroutine that serves it; others touch only nc's deadlines
+// (interrupt: Shutdown, EndOldSessions) and session's atomic.
 type conn struct {
 	s     *Server
 	nc    net.Conn

@@ -1,14 +1,49 @@
 // Package server is cyberdbd's network side: it accepts connections on the
 // daemon's listeners, reads request frames, enforces the limits
-// (--max-conns, --max-frame, --idle-timeout, nesting), runs the handshake,
-// and hands table operations to the store.
+// (--max-conns, --max-frame, --idle-timeout, nesting, and what one client
+// may make the daemon hold), runs the handshake (and, on TCP, TLS and the
+// password), and hands table operations to the store.
 //
-// # Connections
+// # Two ways to serve a connection
 //
-// Each connection is served by one goroutine that reads a frame, executes
-// it and queues the reply; queued replies are flushed when no further
-// request is already buffered, so a pipelining client gets many replies per
-// write. Replies therefore come in request order.
+// Unix-socket connections are served by event loops by default
+// (Config.IOLoops, --io-loops: one loop per 4 CPUs, at least one, on
+// Linux; ioloop_linux.go). Each loop is one goroutine with its own epoll
+// set, parked in Go's poller when idle, as Redis serves its clients: a
+// round reads at most once from each readable connection, runs the whole
+// requests read, and writes the replies of every connection of the round
+// together, after one Config.Durable call covering all their writes. So a
+// request costs at most one read and one write system call, and no
+// goroutine switch.
+//
+// A connection gets a goroutine of its own (conn.serve) instead when
+// IOLoops is 0, on TCP (TLS needs a goroutine's blocking reads), on
+// systems other than Linux, and when the loops cannot be started or a
+// loop cannot take a connection (its socket has no descriptor): then it
+// is logged and served all the same. That goroutine reads a frame,
+// executes it and queues the reply; queued replies are flushed when no
+// further request is already buffered, so a pipelining client gets many
+// replies per write.
+//
+// Both models behave the same on the wire (the tests and the fuzz target
+// run every case in both): replies come in request order, and the limits
+// below hold in both.
+//
+// # Limits
+//
+// What one connection may make the daemon hold (limits.go): a frame before
+// HELLO has succeeded may be MaxHelloFrame (4 KiB) bytes, and a larger one
+// is refused after its 4-byte header; a buffer grows with the bytes that
+// arrive, never to the size a header announces; frames still arriving
+// share one budget (Config.MaxPartialMemory: a connection whose frame does
+// not fit is not read until it does) and must be finished within
+// Config.PartialTimeout; unread replies are bounded per connection
+// (Config.OutputLimit, as Redis's client-output-buffer-limit) and in all
+// (Config.MaxOutputMemory). On an event loop a request bigger than 64 KiB
+// runs on a goroutine of its own while the loop serves the others, as a
+// save does (startOffLoop), and a connection gets at most 64 KiB of
+// requests run per round, so one client holds its loop for about 10 ms at
+// the very worst.
 //
 // # Bad input
 //
@@ -21,5 +56,25 @@
 // # Shutdown
 //
 // [Server.Shutdown] stops accepting, lets every request already read finish
-// and its reply be written, then closes the connections.
+// and its reply be written, sends each connection a shutting_down frame,
+// then closes the connections.
+//
+// # Locks
+//
+// A connection's state belongs to the one goroutine that serves it (its
+// own, its event loop's, or, while a request runs off the loop, that
+// request's); other goroutines touch only its socket's deadlines
+// (conn.interrupt) and atomics. The mutexes, in the order they may be
+// taken:
+//
+//  1. Server.mu: listeners, the goroutine-served connections, the loops;
+//  2. ioLoop.mu: a loop's connections, which accept adds to;
+//  3. leaves, under which nothing is locked: ioLoop.savedMu (requests
+//     run off the loop, handed back), ioLoop.wmu (the loop's eventfd),
+//     memBudget.mu (the partial budget's waiters), throttle.mu and
+//     logLimiter.mu (TCP logins, rate-limited warnings), health.Queue's.
+//
+// None is held while a request runs, so no lock of the store or of
+// persistence is ever taken under one of them, and none of them is taken
+// under a lock of the store or of persistence.
 package server

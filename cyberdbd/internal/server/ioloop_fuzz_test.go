@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -107,27 +104,16 @@ func FuzzConnStream(f *testing.F) {
 
 // fuzzServer is a server of FuzzConnStream.
 type fuzzServer struct {
-	m      ioMode
-	srv    *Server
-	dir    string
-	path   string
-	served chan error
+	*harness
+	m ioMode
 }
 
 func startFuzzServer(m ioMode) (*fuzzServer, error) {
-	dir, err := os.MkdirTemp("", "cdbfz")
+	h, err := startHarness(Config{MaxFrame: fuzzMaxFrame, IOLoops: m.loops, Logger: discardLogger()}, nil)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, m.name+".sock")
-	l, err := ListenUnix(path, 0o600)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	s := &fuzzServer{m: m, dir: dir, path: path, served: make(chan error, 1)}
-	s.srv = New(Config{MaxFrame: fuzzMaxFrame, IOLoops: m.loops, Logger: discardLogger()}, store.New())
-	go func() { s.served <- s.srv.Serve(l) }()
+	s := &fuzzServer{harness: h, m: m}
 	if err := loopsStarted(s.srv, m); err != nil {
 		return nil, errors.Join(err, s.stop())
 	}
@@ -135,7 +121,7 @@ func startFuzzServer(m ioMode) (*fuzzServer, error) {
 }
 
 func (s *fuzzServer) stop() error {
-	defer os.RemoveAll(s.dir)
+	defer s.remove()
 	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {

@@ -52,7 +52,14 @@ type ioLoop struct {
 	f    *os.File // epfd, registered with Go's poller
 	rc   syscall.RawConn
 
-	mu    sync.Mutex          // guards conns against accept
+	// mu guards conns, which accept's goroutine adds to (adopt) while
+	// the loop's goroutine looks connections up and closes them. Every
+	// other field of the loop, but those after it with locks of their
+	// own, belongs to the loop's goroutine. Lock order: Server.mu, then
+	// mu, then the leaves savedMu (resolve takes saves back under it) and
+	// the partial budget's memBudget.mu (closeLocked gives budget back).
+	// Not held while a request runs.
+	mu    sync.Mutex
 	conns map[int32]*loopConn // by file descriptor
 
 	// The lists below are cleared as they are used, so that a closed
@@ -74,21 +81,29 @@ type ioLoop struct {
 	nblocked int         // connections waiting for their socket to drain
 	done     bool        // shut down: every connection closed
 
+	// savedMu guards saved: the goroutine of a request run off the loop
+	// (startOffLoop) adds its connection, the loop takes them back
+	// (takeSaved, under mu). A leaf: nothing is locked under it.
 	savedMu sync.Mutex
-	saved   []*loopConn // saves done, to take back (takeSaved)
+	saved   []*loopConn // off-loop requests done, to take back
 
-	wmu    sync.Mutex // guards evfd against wake after the loop ended
+	// wmu guards exited, and evfd against a wake after the loop ended
+	// (the number may then be another file's). A leaf, taken under
+	// Server.mu by Shutdown and accept, and under nothing else.
+	wmu    sync.Mutex
 	exited bool
 
-	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go)
+	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go); its lock is a leaf
 
 	// wait's callback from Go's poller, made once: a closure made on each
-	// wait would allocate.
+	// wait would allocate. Both belong to the loop's goroutine.
 	pollFn func(fd uintptr) bool
 	polled int // the events pollFn found
 }
 
-// loopConn is a connection served by an ioLoop.
+// loopConn is a connection served by an ioLoop. It belongs to the loop's
+// goroutine, except while offLoop: then to the goroutine running its
+// request (startOffLoop), until the loop takes it back (takeSaved).
 type loopConn struct {
 	conn
 	fd        int
@@ -357,7 +372,7 @@ func epollWait(epfd int, events []syscall.EpollEvent) int {
 }
 
 // resolve turns the round's events into connections in l.ready (to read
-// from) and l.pending (to write to).
+// from) and l.pending (to write to). It holds l.mu throughout.
 func (l *ioLoop) resolve(n int) {
 	if n == 0 {
 		return
@@ -819,8 +834,9 @@ func (l *ioLoop) startOffLoop(c *loopConn) {
 	}()
 }
 
-// takeSaved takes back the connections whose save is done: their reply is
-// written and the requests after it run.
+// takeSaved takes back the connections whose off-loop request is done:
+// their reply is written and the requests after it run. Must hold l.mu
+// (resolve); takes l.savedMu.
 func (l *ioLoop) takeSaved() {
 	l.savedMu.Lock()
 	saved := l.saved
@@ -872,7 +888,7 @@ func (l *ioLoop) close(c *loopConn, reason string) {
 	l.mu.Unlock()
 }
 
-// closeLocked is close with l.mu held.
+// closeLocked is close. Must hold l.mu.
 func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 	if c.closed {
 		return
@@ -913,7 +929,8 @@ func (l *ioLoop) sweep() {
 	}
 	l.sweepAt = l.now.Add(step)
 	for _, c := range l.snapshot() {
-		if c.kept && c.n == 0 && !c.offLoop && l.now.Sub(c.idleSince) >= keepIdle {
+		// offLoop first: while it is set, the request's goroutine owns c.
+		if c.kept && !c.offLoop && c.n == 0 && l.now.Sub(c.idleSince) >= keepIdle {
 			l.dropBuf(c)
 		}
 		switch {

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -124,16 +122,14 @@ func TestConnLoopFallsBackToGoroutine(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("event loops need Linux")
 	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "s.sock")
-	l, err := ListenUnix(path, 0o600)
+	h, err := startHarness(Config{IOLoops: 1, Logger: discardLogger()}, func(l net.Listener) net.Listener { return opaqueListener{l} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{IOLoops: 1, Logger: discardLogger()}, store.New())
-	go srv.Serve(opaqueListener{l})
+	defer h.remove()
+	srv := h.srv
 	defer srv.Shutdown(context.Background())
-	nc, err := net.DialTimeout("unix", path, ioWait)
+	nc, err := net.DialTimeout("unix", h.path, ioWait)
 	if err != nil {
 		t.Fatal(err)
 	}

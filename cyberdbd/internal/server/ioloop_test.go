@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -73,26 +71,17 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // server down (unless the test did).
 func startTestServer(t *testing.T, m ioMode, cfg Config) *testServer {
 	t.Helper()
-	// Not t.TempDir: a long test name could make the socket path exceed
-	// the 108 bytes a Unix socket address holds.
-	dir, err := os.MkdirTemp("", "cdbio")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "s.sock")
-	l, err := ListenUnix(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.IOLoops = m.loops
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
-	srv := New(cfg, store.New())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	ts := &testServer{t: t, srv: srv, path: path}
+	h, err := startHarness(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.remove)
+	srv, served := h.srv, h.served
+	ts := &testServer{t: t, srv: srv, path: h.path}
 	t.Cleanup(func() {
 		ts.mu.Lock()
 		clients := ts.clients
@@ -1226,4 +1215,40 @@ func TestConnKeptBufferDroppedWhenIdle(t *testing.T) {
 	}
 	c.send(mustReq(4, wire.OpPing))
 	c.expect(4, wire.CodeOK)
+}
+
+// TestConnKeptBufferOffLoop: while a request runs off the loop its
+// goroutine owns the connection, and the sweep must not look at its
+// buffer. A kept buffer (a big request before) and a long request off the
+// loop across sweeps (every 100 ms with a 1 s idle time-out): -race found
+// the sweep reading the buffer's length as the request's goroutine wrote
+// it, in libcyberdb's tests on a loaded machine.
+func TestConnKeptBufferOffLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	ts := startTestServer(t, ioMode{"loop", 1}, Config{IdleTimeout: time.Second})
+	c := ts.dial()
+	c.hello(1)
+	c.send(pingOfBodySize(2, offLoopFrame+1)) // off the loop; then its buffer is kept
+	c.expect(2, wire.CodeOK)
+	// [3, create_list, "L", [0, 0, ...]]: a few hundred milliseconds of
+	// decoding, off the loop.
+	const items = 300_000
+	body := []byte{0x84, 0x03, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+	body = binary.BigEndian.AppendUint32(body, items)
+	body = append(body, make([]byte, items)...)
+	start := time.Now()
+	c.send(wire.AppendFrame(nil, body))
+	// Longer than ioWait: with the race detector, coverage counters and
+	// a loaded machine this took 5 s and more.
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	reply, err := wire.ReadFrame(c.r, nil, 1<<20)
+	if err != nil {
+		t.Fatalf("read the reply: %v", err)
+	}
+	if r, err := wire.DecodeReply(reply); err != nil || r.ID != 3 || r.Code != wire.CodeOK {
+		t.Fatalf("reply %s, %v: want id 3, ok", wire.Diagnose(reply), err)
+	}
+	t.Logf("the request ran off the loop for %s", time.Since(start).Round(time.Millisecond))
 }

@@ -80,7 +80,7 @@ type memBudget struct {
 	used  atomic.Int64
 
 	waiters atomic.Int32 // goroutines in wait: give must wake them
-	mu      sync.Mutex   // guards freed
+	mu      sync.Mutex   // guards freed; a leaf (give runs under ioLoop.mu)
 	freed   chan struct{}
 }
 

@@ -71,7 +71,7 @@ type Server struct {
 	log   *slog.Logger
 	start time.Time
 
-	closing    atomic.Bool
+	closing    atomic.Bool // set under mu (see mu), read anywhere
 	forceClose atomic.Bool // Shutdown's context ended: close without a last frame
 	nconns     atomic.Int64
 	tcp        tcpState // what TCP listeners share: limits, throttle (tcp.go)
@@ -85,12 +85,19 @@ type Server struct {
 	outLimit OutputLimit
 	warns    *warnLimits
 
+	// mu guards listeners, conns, loops and loopsOff, and orders new
+	// connections against Shutdown: accept adds one (to conns, or to a
+	// loop) under mu only if closing is still false, and Shutdown sets
+	// closing under mu, so it reaches every connection. Lock order: mu,
+	// then ioLoop.mu (accept adopts a connection under mu); ioLoop.wmu,
+	// a leaf, is taken under it too (Shutdown wakes the loops). It is
+	// never held while a request runs (doc.go, "Locks").
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines and event loops
-	loops     []*ioLoop      // started by the first Serve; nil: none
-	loopsOff  bool           // IOLoops is 0, or starting them failed
+	listeners map[net.Listener]struct{} // those Serve accepts on
+	conns     map[*conn]struct{}        // connections with a goroutine of their own; a loop's are in ioLoop.conns
+	wg        sync.WaitGroup            // connection goroutines and event loops
+	loops     []*ioLoop                 // started by the first Serve, then never changed; nil: none
+	loopsOff  bool                      // IOLoops is 0, or starting them failed
 }
 
 // New returns a server over st.
@@ -245,8 +252,8 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	}()
 }
 
-// startLoops starts Config.IOLoops event loops, once; s.mu is held. If
-// they cannot be started, connections get a goroutine each.
+// startLoops starts Config.IOLoops event loops, once. If they cannot be
+// started, connections get a goroutine each. Must hold s.mu.
 func (s *Server) startLoops() {
 	if s.loops != nil || s.loopsOff {
 		return

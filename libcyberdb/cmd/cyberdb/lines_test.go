@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,22 +15,11 @@ import (
 
 // keys is a fake terminal: what is typed, and what is shown.
 type keys struct {
-	in  io.Reader
-	mu  sync.Mutex
-	out bytes.Buffer
+	in io.Reader
+	daemontest.Buffer
 }
 
 func (k *keys) Read(p []byte) (int, error) { return k.in.Read(p) }
-func (k *keys) Write(p []byte) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.out.Write(p)
-}
-func (k *keys) String() string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.out.String()
-}
 
 // session runs the prompt over typed keys, as on a terminal, with the
 // history in histFile; it returns what the terminal showed.

@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/cyberdb/cyberdb/internal/buildinfo"
 	"github.com/cyberdb/cyberdb/libcyberdb"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 	flag "github.com/spf13/pflag"
@@ -25,15 +25,7 @@ import (
 // Makefile does); otherwise it comes from the module's build info.
 var version = ""
 
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func buildVersion() string { return buildinfo.Version(version) }
 
 // Exit statuses.
 const (

@@ -8,32 +8,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-)
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
 
 // buildCLI builds the cyberdb binary once for all the tests.
 func buildCLI(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() { binDir, _ = os.MkdirTemp("", "cyberdb-cli-") })
-	mu.Lock()
-	defer mu.Unlock()
-	bin := filepath.Join(binDir, "cyberdb")
-	if _, err := os.Stat(bin); err != nil {
-		bin = daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb", binDir)
-	}
-	return bin
+	return daemontest.BuildTool(t, "./libcyberdb/cmd/cyberdb")
 }
-
-var mu sync.Mutex
 
 // cli runs the built cyberdb binary against a daemon.
 type cli struct {

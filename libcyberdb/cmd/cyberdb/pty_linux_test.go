@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,16 +43,7 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 }
 
 // screen collects what the program writes to its terminal.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type screen struct{ daemontest.Buffer }
 
 // waitFor waits until the screen shows want n times in all.
 func (s *screen) waitFor(t *testing.T, want string, n int) {
@@ -90,9 +79,7 @@ func TestPromptOnATerminal(t *testing.T) {
 		b := make([]byte, 4096)
 		for {
 			n, err := ptm.Read(b)
-			scr.mu.Lock()
-			scr.buf.Write(b[:n])
-			scr.mu.Unlock()
+			scr.Write(b[:n])
 			if err != nil {
 				return
 			}

@@ -15,11 +15,14 @@ import (
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 )
 
+// TestMain removes the binaries the tests built when they end.
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
 // TestWebapp runs the tutorial end to end: init, then serve with three
 // worker processes on a free loopback port, then requests.
 func TestWebapp(t *testing.T) {
 	d := daemontest.Start(t)
-	bin := daemontest.BuildTool(t, "./libcyberdb/examples/webapp", t.TempDir())
+	bin := daemontest.BuildTool(t, "./libcyberdb/examples/webapp")
 	if out, err := exec.Command(bin, "-socket", d.Socket, "init").CombinedOutput(); err != nil {
 		t.Fatalf("webapp init: %v\n%s", err, out)
 	}

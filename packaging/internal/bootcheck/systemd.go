@@ -101,9 +101,10 @@ func (c *checker) activation() {
 }
 
 // reload changes the log level in the config file and checks that
-// "systemctl reload" applies it to the running daemon.
+// "systemctl reload" applies it to the running daemon, and that a broken
+// config file fails the reload and leaves the daemon serving.
 func (c *checker) reload(l *load) {
-	c.step("reload applies a changed log level")
+	c.step("reload applies a changed log level, and refuses a broken config file")
 	p := l.setPhase("reload", false)
 	orig, err := os.ReadFile(confPath)
 	if err != nil {
@@ -130,6 +131,18 @@ func (c *checker) reload(l *load) {
 				return strings.Contains(journalSince(cursor, "7..7", "cyberdbd.service"), "level=DEBUG")
 			})
 		}
+	}
+	// A config file the daemon would refuse fails the reload itself
+	// (ExecReload= runs cyberdbd --check-config first), saying why, and
+	// the daemon is not disturbed.
+	cursor := c.journalCursor()
+	c.writeFile(confPath, string(orig)+"max-conns = many\n")
+	if _, err := c.run("systemctl", "reload", "cyberdbd"); err == nil {
+		c.errorf("systemctl reload with a broken config file succeeded")
+	} else {
+		c.waitFor("the reload's check said why it failed", 20*time.Second, func() bool {
+			return strings.Contains(journalSince(cursor, "7", "cyberdbd.service"), "max-conns: invalid argument")
+		})
 	}
 	if got := mainPID(); got != pid {
 		c.errorf("the daemon was restarted (pid %d, then %d), not reloaded", pid, got)

@@ -1,4 +1,4 @@
-package main
+package tcpauth
 
 import (
 	"crypto/ecdsa"
@@ -22,7 +22,7 @@ import (
 	flag "github.com/spf13/pflag"
 )
 
-// genCertMain is "cyberdbd gen-cert": it makes a self-signed certificate
+// GenCertMain is "cyberdbd gen-cert": it makes a self-signed certificate
 // for the TCP listener and returns the exit status.
 //
 // The certificate is ECDSA P-256, valid for the names and addresses given
@@ -33,7 +33,7 @@ import (
 // SHA-256 of the certificate's DER bytes, printed as 64 lowercase hex
 // digits (clients also accept colons and upper case, as openssl prints it:
 // openssl x509 -in cert.pem -noout -fingerprint -sha256).
-func genCertMain(args []string, stdout, stderr io.Writer) int {
+func GenCertMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cyberdbd gen-cert", flag.ContinueOnError)
 	fs.SetOutput(stdout) // only --help prints (ContinueOnError returns errors)
 	fs.SortFlags = false

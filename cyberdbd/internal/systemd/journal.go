@@ -1,4 +1,4 @@
-package main
+package systemd
 
 import (
 	"context"
@@ -11,23 +11,19 @@ import (
 	"syscall"
 )
 
-// logLevel is the daemon's log level: --log-level at start, and again at
-// each reload (SIGHUP) when the config file changes it.
-var logLevel = new(slog.LevelVar)
-
-// newLogHandler returns the daemon's log handler writing to w (stderr),
-// starting at level. When stderr is the journal (systemd sets
-// JOURNAL_STREAM to its device and inode), each line starts with its
-// syslog priority, "<3>" for an error, so that `journalctl -p warning`
-// works, and the time is left out because the journal records its own.
-func newLogHandler(w *os.File, level slog.Level) slog.Handler {
-	logLevel.Set(level)
+// NewLogHandler returns the daemon's log handler writing to w (stderr) at
+// level, which may change while the daemon runs (a reload). When w is the
+// journal (systemd sets $JOURNAL_STREAM to its device and inode), each
+// line starts with its syslog priority, "<3>" for an error, so that
+// `journalctl -p warning` works, and the time is left out because the
+// journal records its own.
+func NewLogHandler(w *os.File, level slog.Leveler) slog.Handler {
 	if !isJournal(w) {
-		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel})
+		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
 	}
 	pw := &priorityWriter{w: w}
 	return &journalHandler{pw: pw, Handler: slog.NewTextHandler(pw, &slog.HandlerOptions{
-		Level: logLevel,
+		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
 				return slog.Attr{}
@@ -75,7 +71,10 @@ func (h *journalHandler) WithGroup(name string) slog.Handler {
 }
 
 type priorityWriter struct {
-	mu     sync.Mutex // held by journalHandler.Handle around each record
+	// mu guards prefix, and w's writes: journalHandler.Handle holds it
+	// around each record. It is taken after any lock of the daemon's (a
+	// log line may be written under them) and before none.
+	mu     sync.Mutex
 	prefix string
 	w      io.Writer
 }

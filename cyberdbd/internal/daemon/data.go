@@ -1,33 +1,39 @@
-package main
+package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
 
-// dataDir is the daemon's persistence (cyberdbd/internal/persist). run
-// opens it after the listeners, so that a daemon refused because another
+// dataDir is the daemon's persistence (cyberdbd/internal/persist). New
+// opens it after the sockets, so that a daemon refused because another
 // one serves the socket never touches the data dir, and clients that
 // connect while the data loads wait in the listen backlog; and before
 // serving, so that nothing is answered before the data is loaded.
+//
+// db is set by open before anything is served and cleared by close after
+// the server has stopped: the server's hooks below read it without a
+// lock.
 type dataDir struct {
 	db *persist.DB
 }
 
 // open locks the data dir and loads it into st.
-func (d *dataDir) open(cfg *config, st *store.Store, log *slog.Logger, sd *notifier) error {
-	sd.progress("loading data from "+cfg.dataDir, 0)
+func (d *dataDir) open(o *options.Options, st *store.Store, log *slog.Logger, n Notifier) error {
+	n.Progress("loading data from "+o.DataDir, 0)
 	start := time.Now()
 	db, err := persist.Open(st, persist.Options{
-		Dir:              cfg.dataDir,
-		AppendOnly:       cfg.appendOnly,
-		Fsync:            cfg.fsync,
-		SnapshotInterval: cfg.snapshotInterval,
-		Recover:          cfg.recover,
+		Dir:              o.DataDir,
+		AppendOnly:       o.AppendOnly,
+		Fsync:            o.Fsync,
+		SnapshotInterval: o.SnapshotInterval,
+		Recover:          o.Recover,
 		Logger:           log,
 	})
 	if err != nil {
@@ -35,23 +41,23 @@ func (d *dataDir) open(cfg *config, st *store.Store, log *slog.Logger, sd *notif
 	}
 	d.db = db
 	stats := st.Stats()
-	fsync := cfg.fsync.String()
-	if !cfg.appendOnly {
+	fsync := o.Fsync.String()
+	if !o.AppendOnly {
 		fsync = "none (snapshots only)"
 	}
-	log.Info("data loaded", "data_dir", cfg.dataDir, "tables", stats.Tables, "entries", stats.Entries,
-		"appendonly", cfg.appendOnly, "fsync", fsync, "snapshot_interval", cfg.snapshotInterval, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("data loaded", "data_dir", o.DataDir, "tables", stats.Tables, "entries", stats.Entries,
+		"appendonly", o.AppendOnly, "fsync", fsync, "snapshot_interval", o.SnapshotInterval, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // close takes the shutdown snapshot and unlocks the data dir, once the
-// server executes no more requests.
+// server executes no more requests. Only the first call does anything.
 func (d *dataDir) close(log *slog.Logger) {
 	if d.db == nil {
 		return
 	}
 	db := d.db
-	d.db = nil // close once: run calls it before its last log line, and defers it for error paths
+	d.db = nil
 	if err := db.Close(); err != nil {
 		log.Error("the snapshot at shutdown failed; the log still holds every write", "err", err)
 	}
@@ -77,4 +83,12 @@ func (d *dataDir) info(m map[string]any) {
 	if d.db != nil {
 		d.db.Info(m)
 	}
+}
+
+// probe is the data dir's part of the health check: the log's writer.
+func (d *dataDir) probe(ctx context.Context) error {
+	if d.db == nil {
+		return nil
+	}
+	return d.db.Probe(ctx)
 }

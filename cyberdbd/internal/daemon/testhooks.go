@@ -1,6 +1,6 @@
 //go:build cyberdbtest
 
-package main
+package daemon
 
 // Test hooks: compiled only with the cyberdbtest build tag, which the
 // binaries the tests build have (internal/daemontest) and releases never
@@ -21,22 +21,18 @@ package main
 // the reload time limit (reload.go).
 
 import (
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
 
-func installTestHooks(srv *server.Server, st *store.Store, data *dataDir, reload *reloaders, log *slog.Logger) {
+func (d *Daemon) installTestHooks() {
 	if v := os.Getenv("CYBERDB_TEST_RELOAD_TIMEOUT"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			reloadTimeout = d
+		if t, err := time.ParseDuration(v); err == nil {
+			reloadTimeout = t
 		}
 	}
 	spec := os.Getenv("CYBERDB_TEST_WEDGE")
@@ -44,10 +40,14 @@ func installTestHooks(srv *server.Server, st *store.Store, data *dataDir, reload
 		return
 	}
 	what, atStart := strings.CutPrefix(spec, "start:")
+	// mu guards release. Lock order: Daemon.reloadMu (the reload hook
+	// runs under it), then mu, then the server's or the store's locks
+	// (toggle wedges under mu).
 	var mu sync.Mutex
 	var release chan struct{} // closed to release the wedge; nil when not wedged
 	if what == "reload" {
-		reload.add(func(*config) error {
+		d.reloadMu.Lock()
+		d.reloadHooks = append(d.reloadHooks, func() error {
 			mu.Lock()
 			r := release
 			mu.Unlock()
@@ -56,6 +56,7 @@ func installTestHooks(srv *server.Server, st *store.Store, data *dataDir, reload
 			}
 			return nil
 		})
+		d.reloadMu.Unlock()
 	}
 	toggle := func() {
 		mu.Lock()
@@ -63,26 +64,26 @@ func installTestHooks(srv *server.Server, st *store.Store, data *dataDir, reload
 		if release != nil {
 			close(release)
 			release = nil
-			log.Warn("test hook: released", "part", what)
+			d.log.Warn("test hook: released", "part", what)
 			return
 		}
 		release = make(chan struct{})
 		var err error
 		switch what {
 		case "loop":
-			err = srv.WedgeLoopForTest(0, release)
+			err = d.srv.WedgeLoopForTest(0, release)
 		case "store":
-			err = st.HoldTableForTest("wedged", release)
+			err = d.st.HoldTableForTest("wedged", release)
 		case "log":
-			err = data.db.WedgeLogForTest("writer", release)
+			err = d.data.db.WedgeLogForTest("writer", release)
 		case "fsync":
-			err = data.db.WedgeLogForTest("fsync", release)
+			err = d.data.db.WedgeLogForTest("fsync", release)
 		}
 		if err != nil {
-			log.Error("test hook: cannot wedge", "part", what, "err", err)
+			d.log.Error("test hook: cannot wedge", "part", what, "err", err)
 			return
 		}
-		log.Warn("test hook: wedged", "part", what)
+		d.log.Warn("test hook: wedged", "part", what)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)

@@ -1,62 +1,39 @@
-package main
+package memtrim
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func TestGCPercentFlag(t *testing.T) {
-	t.Setenv("GOGC", "")
-	cfg, err := parseFlags(nil, io.Discard)
-	if err != nil || cfg.gcPercent != DefaultGCPercent || cfg.keepGOGC {
-		t.Fatalf("default: %+v %v", cfg.memConfig, err)
-	}
-	if cfg, err = parseFlags([]string{"--gc-percent", "200"}, io.Discard); err != nil || cfg.gcPercent != 200 {
-		t.Fatalf("--gc-percent 200: %+v %v", cfg.memConfig, err)
-	}
-	if _, err = parseFlags([]string{"--gc-percent", "-2"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
-		t.Fatalf("--gc-percent -2: %v", err)
-	}
-	t.Setenv("GOGC", "80")
-	if cfg, err = parseFlags(nil, io.Discard); err != nil || !cfg.keepGOGC {
-		t.Fatalf("$GOGC set: %+v %v", cfg.memConfig, err)
-	}
-	if cfg, err = parseFlags([]string{"--gc-percent", "30"}, io.Discard); err != nil || cfg.keepGOGC {
-		t.Fatalf("$GOGC and --gc-percent: the flag wins: %+v %v", cfg.memConfig, err)
-	}
-}
-
-// TestTrimMemoryStops: trimMemory samples every interval while its
+// TestRunStops: Run samples every interval while its
 // context lives, and returns once it ends.
-func TestTrimMemoryStops(t *testing.T) {
+func TestRunStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var calls atomic.Int64
 	go func() {
-		trimMemory(ctx, slog.New(slog.DiscardHandler), time.Millisecond, func() (int64, int) { calls.Add(1); return 0, 0 })
+		Run(ctx, slog.New(slog.DiscardHandler), time.Millisecond, func() (int64, int) { calls.Add(1); return 0, 0 })
 		close(done)
 	}()
 	for deadline := time.Now().Add(10 * time.Second); calls.Load() < 3; {
 		if time.Now().After(deadline) {
-			t.Fatalf("trimMemory sampled %d times in 10s at an interval of 1ms", calls.Load())
+			t.Fatalf("Run sampled %d times in 10s at an interval of 1ms", calls.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
 	select {
 	case <-done:
-		t.Fatal("trimMemory returned before its context ended")
+		t.Fatal("Run returned before its context ended")
 	default:
 	}
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("trimMemory did not return within 10s of its context ending")
+		t.Fatal("Run did not return within 10s of its context ending")
 	}
 }
 

@@ -1,58 +1,18 @@
-package main
+// Package memtrim returns the daemon's free memory to the operating
+// system after bursts of allocation, drops of data and departures of
+// clients, once the daemon is quiet: Go by itself would keep it for
+// minutes (see trimmer). Run samples the runtime's metrics once an
+// interval; the daemon reports what the runtime cannot see, the bytes its
+// store holds and its open connections.
+package memtrim
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
-
-	flag "github.com/spf13/pflag"
 )
-
-// memConfig is what the memory flags decide. It is embedded in config.
-type memConfig struct {
-	gcPercent int
-	keepGOGC  bool // $GOGC is set and --gc-percent is not: leave the runtime's setting
-}
-
-// DefaultGCPercent is the daemon's GOGC unless --gc-percent or $GOGC says
-// otherwise. Go's default, 100, lets the heap grow to twice the live data
-// before collecting; for a database whose heap is almost all long-lived
-// table data that doubles its memory for nothing. A collection here costs
-// little and is rare: gets and sets allocate next to nothing (keys and
-// values are carved from shared chunks, store/kvarena.go), so what triggers
-// collections is table growth, and marking is cheap because those chunks
-// hold no pointers. 50 keeps the headroom at half the live data, for a few
-// percent of CPU under write-heavy load.
-const DefaultGCPercent = 50
-
-// addMemFlags registers --gc-percent.
-func addMemFlags(fs *flag.FlagSet, cfg *config) {
-	fs.IntVar(&cfg.gcPercent, "gc-percent", DefaultGCPercent, "the garbage collector's `percent` (GOGC): how far the heap may grow past the live data before a collection; lower saves memory, higher saves CPU; -1 turns the collector off. $GOGC, when set, replaces the default; $GOMEMLIMIT sets a soft memory limit")
-}
-
-// finishMemFlags checks the memory flags.
-func finishMemFlags(fs *flag.FlagSet, cfg *config) error {
-	cfg.keepGOGC = os.Getenv("GOGC") != "" && !fs.Changed("gc-percent")
-	if cfg.gcPercent < -1 {
-		return fmt.Errorf("--gc-percent %d: want a percentage, or -1 to turn the collector off", cfg.gcPercent)
-	}
-	return nil
-}
-
-// setupMemory applies --gc-percent and returns memory to the operating
-// system after bursts of growth and after memory is released, until ctx
-// ends (see trimmer). activity reports what trimMemory cannot read from
-// the runtime: the bytes the store holds and the open connections.
-func setupMemory(ctx context.Context, cfg *config, log *slog.Logger, activity func() (dataBytes int64, conns int)) {
-	if !cfg.keepGOGC {
-		debug.SetGCPercent(cfg.gcPercent)
-	}
-	go trimMemory(ctx, log, time.Second, activity)
-}
 
 // The trimmer's thresholds. The daemon is quiet when it allocated less
 // than trimQuiet in the last interval.
@@ -129,8 +89,9 @@ func (tr *trimmer) step(s memSample) (trim bool, why string) {
 	return true, why
 }
 
-// trimMemory runs a trimmer every interval until ctx ends.
-func trimMemory(ctx context.Context, log *slog.Logger, every time.Duration, activity func() (int64, int)) {
+// Run runs a trimmer every interval until ctx ends. activity reports the
+// bytes the store holds and the open connections.
+func Run(ctx context.Context, log *slog.Logger, every time.Duration, activity func() (dataBytes int64, conns int)) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/allocs:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},

@@ -1,4 +1,4 @@
-package main
+package systemd
 
 import (
 	"fmt"
@@ -9,46 +9,48 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
 
 // statusInterval is how often the STATUS= line is refreshed.
 const statusInterval = 5 * time.Second
 
-// notifier tells systemd what the daemon is doing (sd_notify(3)): READY=1
+// Notifier tells systemd what the daemon is doing (sd_notify(3)): READY=1
 // once it serves, a one-line STATUS=, RELOADING=1 around a reload,
 // STOPPING=1 on shutdown, and WATCHDOG=1 pings when the unit sets
 // WatchdogSec=. Outside systemd (no $NOTIFY_SOCKET) it does nothing.
 //
 // Each watchdog ping is earned: it is sent only when the health check
-// (health.go) has just made a round trip through every event loop, the
+// given to Ready has just made a round trip through every event loop, the
 // store's locks and the log's writer, each within a time limit. A daemon
 // stuck in any of them stops pinging, says why in the log and in STATUS=,
 // and systemd restarts it (with SIGABRT, which makes the Go runtime print
 // every goroutine's stack to the journal).
-type notifier struct {
+//
+// Progress, Ready and Stopping are called by one goroutine, the daemon's
+// start and stop; Reloading and Reloaded by one other, its reloads.
+type Notifier struct {
 	log      *slog.Logger
-	status   func() string                   // the STATUS= line
-	check    func(limit time.Duration) error // the health check; nil: none
+	status   func() string                   // the STATUS= line; set by Ready, before loop starts
+	check    func(limit time.Duration) error // the health check; nil: none; set by Ready
 	watchdog time.Duration                   // WatchdogSec=, 0 when off
 
-	mu       sync.Mutex
-	failed   bool   // a notification failed (logged once)
-	last     string // last STATUS= sent
+	mu     sync.Mutex // guards failed and last; held for no call
+	failed bool       // a notification failed (logged once)
+	last   string     // last STATUS= sent
+
+	// Of the goroutine that calls Ready and Stopping.
 	stop     chan struct{}
 	loopDone chan struct{}
-
-	// starting pings the watchdog while the daemon starts (start-up has
-	// its own limit, TimeoutStartSec=); closing startDone stops it.
+	// startDone ends the pings of start-up (starting), which has its own
+	// limit (TimeoutStartSec=).
 	startDone chan struct{}
 	startWG   sync.WaitGroup
 }
 
-// newNotifier returns a notifier.
-func newNotifier(log *slog.Logger) *notifier {
-	n := &notifier{log: log}
+// NewNotifier returns a Notifier. Under a watchdog it starts pinging at
+// once, so that loading the data does not trip it.
+func NewNotifier(log *slog.Logger) *Notifier {
+	n := &Notifier{log: log}
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return n
 	}
@@ -66,7 +68,7 @@ func newNotifier(log *slog.Logger) *notifier {
 }
 
 // starting pings the watchdog until ready or stopping.
-func (n *notifier) starting() {
+func (n *Notifier) starting() {
 	defer n.startWG.Done()
 	t := time.NewTicker(n.watchdog / 2)
 	defer t.Stop()
@@ -81,7 +83,7 @@ func (n *notifier) starting() {
 }
 
 // started ends the start-up pings.
-func (n *notifier) started() {
+func (n *Notifier) started() {
 	if n.startDone != nil {
 		close(n.startDone)
 		n.startWG.Wait()
@@ -90,11 +92,11 @@ func (n *notifier) started() {
 }
 
 // enabled says whether systemd listens.
-func (n *notifier) enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
+func (n *Notifier) enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
 
 // send sends one notification. A failure is logged once: it does not stop
 // the daemon (systemd will time out the start or the watchdog and say so).
-func (n *notifier) send(state string) {
+func (n *Notifier) send(state string) {
 	if !n.enabled() {
 		return
 	}
@@ -110,7 +112,7 @@ func (n *notifier) send(state string) {
 }
 
 // statusLine returns "STATUS=..." with a fresh summary, and remembers it.
-func (n *notifier) statusLine() string {
+func (n *Notifier) statusLine() string {
 	s := oneLine(n.status())
 	n.mu.Lock()
 	n.last = s
@@ -118,10 +120,10 @@ func (n *notifier) statusLine() string {
 	return "STATUS=" + s
 }
 
-// progress reports start-up work that may take a while (loading data) in
+// Progress reports start-up work that may take a while (loading data) in
 // STATUS=, and extends systemd's start time-out (TimeoutStartSec=) to at
 // least extend from now when extend > 0 (EXTEND_TIMEOUT_USEC=).
-func (n *notifier) progress(status string, extend time.Duration) {
+func (n *Notifier) Progress(status string, extend time.Duration) {
 	msg := "STATUS=" + oneLine(status)
 	if extend > 0 {
 		msg = join(msg, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", extend.Microseconds()))
@@ -129,11 +131,11 @@ func (n *notifier) progress(status string, extend time.Duration) {
 	n.send(msg)
 }
 
-// ready says the daemon serves (READY=1) and starts the status and
+// Ready says the daemon serves (READY=1) and starts the status and
 // watchdog loop; status returns the one-line summary, and check is the
 // health check each watchdog ping depends on. Called once, when the data
 // is loaded and requests are answered.
-func (n *notifier) ready(status func() string, check func(limit time.Duration) error) {
+func (n *Notifier) Ready(status func() string, check func(limit time.Duration) error) {
 	n.status = status
 	n.check = check
 	n.started()
@@ -147,7 +149,7 @@ func (n *notifier) ready(status func() string, check func(limit time.Duration) e
 }
 
 // loop refreshes STATUS= and pings the watchdog until stopping.
-func (n *notifier) loop() {
+func (n *Notifier) loop() {
 	defer close(n.loopDone)
 	every := statusInterval
 	if n.watchdog > 0 {
@@ -192,25 +194,25 @@ func (n *notifier) loop() {
 // watchdog's time-out, so that a part stuck past it misses two pings in a
 // row, and systemd acts, while a slow moment (a long sort holding a
 // table's lock, a slow fsync) does not.
-func (n *notifier) checkLimit() time.Duration {
+func (n *Notifier) checkLimit() time.Duration {
 	if n.watchdog > 0 {
 		return n.watchdog / 2
 	}
 	return 10 * time.Second
 }
 
-// reloading says a reload started: RELOADING=1 with the monotonic time,
+// Reloading says a reload started: RELOADING=1 with the monotonic time,
 // as systemd.service(5) asks of Type=notify-reload services.
-func (n *notifier) reloading() {
+func (n *Notifier) Reloading() {
 	// SdNotifyMonotonicUsec is "MONOTONIC_USEC=N\n" (CLOCK_MONOTONIC, the
 	// clock systemd compares it with), or "" where there is none.
 	usec := strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n")
 	n.send(join(daemon.SdNotifyReloading, usec, "STATUS=reloading configuration"))
 }
 
-// reloaded says the reload is over, successful or not (the daemon serves
+// Reloaded says the reload is over, successful or not (the daemon serves
 // either way); a failure shows in STATUS= until the next refresh.
-func (n *notifier) reloaded(err error) {
+func (n *Notifier) Reloaded(err error) {
 	status := n.statusLine()
 	if err != nil {
 		status = "STATUS=" + oneLine(fmt.Sprintf("reload failed (still serving with the previous settings): %v", err))
@@ -218,8 +220,8 @@ func (n *notifier) reloaded(err error) {
 	n.send(join(daemon.SdNotifyReady, status))
 }
 
-// stopping says the daemon is shutting down and stops the loop.
-func (n *notifier) stopping() {
+// Stopping says the daemon is shutting down and stops the loop.
+func (n *Notifier) Stopping() {
 	n.started()
 	if n.stop != nil {
 		close(n.stop)
@@ -245,22 +247,4 @@ func join(parts ...string) string {
 		out += p
 	}
 	return out
-}
-
-// serverStatus is the STATUS= summary, e.g. "serving 3 connections;
-// 5 tables, 1200 entries". It takes the store's lock (the health check).
-func serverStatus(srv *server.Server, st *store.Store) string {
-	s := st.Stats()
-	return fmt.Sprintf("serving %s; %s, %s", count(int64(srv.Conns()), "connection"),
-		count(int64(s.Tables), "table"), count(s.Entries, "entry"))
-}
-
-func count(n int64, noun string) string {
-	switch {
-	case n == 1:
-		return "1 " + noun
-	case strings.HasSuffix(noun, "y"):
-		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -11,48 +11,37 @@ import (
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/health"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
 
-// healthCheck returns the check each watchdog ping depends on (notify.go):
-// a round trip through every event loop, through the store's write gate,
-// store lock and table locks, and through the log's writer and file lock,
-// all at once, each within limit. The error names each part that did not
-// answer, and what it was waiting for.
-func healthCheck(srv *server.Server, st *store.Store, data *dataDir) func(limit time.Duration) error {
-	return func(limit time.Duration) error {
-		ctx, cancel := health.WithLimit(context.Background(), limit)
-		defer cancel()
-		parts := []struct {
-			name  string
-			probe func(context.Context) error
-		}{
-			{"", srv.Probe}, // names its loops itself
-			{"store: ", st.Probe},
-			{"", data.probe},
-		}
-		errs := make([]error, len(parts))
-		var wg sync.WaitGroup
-		for i, p := range parts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := p.probe(ctx); err != nil {
-					errs[i] = fmt.Errorf("%s%w", p.name, err)
-				}
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+// Check is the health check each watchdog ping depends on: a round trip
+// through every event loop, through the store's write gate, store lock
+// and table locks, and through the log's writer and file lock, all at
+// once, each within limit. The error names each part that did not answer,
+// and what it was waiting for.
+func (d *Daemon) Check(limit time.Duration) error {
+	ctx, cancel := health.WithLimit(context.Background(), limit)
+	defer cancel()
+	parts := []struct {
+		name  string
+		probe func(context.Context) error
+	}{
+		{"", d.srv.Probe}, // names its loops itself
+		{"store: ", d.st.Probe},
+		{"", d.data.probe},
 	}
-}
-
-// probe is the data dir's part of the health check: the log's writer.
-func (d *dataDir) probe(ctx context.Context) error {
-	if d.db == nil {
-		return nil
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.probe(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s%w", p.name, err)
+			}
+		}()
 	}
-	return d.db.Probe(ctx)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // startCheckLimit bounds each attempt of the start-up check.
