@@ -99,7 +99,9 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		} else if errors.Is(err, ErrUntrustedServer) {
 			p.stats.dialErrors.Add(1)
 			return nil, err // not the daemon: trying again cannot help
-		} else if !retryableDial(err) {
+		} else if !retryableDial(err) && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			// (A dial that the time-out cut short says only "i/o
+			// timeout": the error before it, below, says more.)
 			p.stats.dialErrors.Add(1)
 			return nil, fmt.Errorf("%w: cannot connect to %s: %w%s", ErrUnavailable, p.dialer.display, err, permissionHint(p.dialer, err))
 		}
