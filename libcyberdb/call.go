@@ -1,7 +1,6 @@
 package libcyberdb
 
 import (
-	"math"
 	"sync"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -134,25 +133,12 @@ func (cl *call) value(v any) *call {
 
 // appendValue encodes v, with fast paths for the common scalar types.
 func appendValue(dst []byte, v any) ([]byte, error) {
+	if out, ok := appendScalar(dst, v); ok { // fastpath.go
+		return out, nil
+	}
 	switch x := v.(type) {
 	case nil:
 		return wire.AppendNull(dst), nil
-	case string:
-		return wire.AppendText(dst, x), nil
-	case int:
-		return wire.AppendInt(dst, int64(x)), nil
-	case int64:
-		return wire.AppendInt(dst, x), nil
-	case int32:
-		return wire.AppendInt(dst, int64(x)), nil
-	case uint64:
-		return wire.AppendUint(dst, x), nil
-	case uint:
-		return wire.AppendUint(dst, uint64(x)), nil
-	case uint32:
-		return wire.AppendUint(dst, uint64(x)), nil
-	case bool:
-		return wire.AppendBool(dst, x), nil
 	case []byte:
 		if x == nil {
 			// A nil []byte is still a (empty) byte string, not null.
@@ -174,21 +160,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 
 // frameSize is the size of the request body [id, op, args...] on the wire.
 func (cl *call) bodySize(id uint64) int {
-	return headLen(uint64(2+cl.nargs)) + headLen(id) + headLen(uint64(cl.op)) + len(cl.args)
-}
-
-func headLen(n uint64) int {
-	switch {
-	case n < 24:
-		return 1
-	case n <= math.MaxUint8:
-		return 2
-	case n <= math.MaxUint16:
-		return 3
-	case n <= math.MaxUint32:
-		return 5
-	}
-	return 9
+	return wire.HeadLen(uint64(2+cl.nargs)) + wire.HeadLen(id) + wire.HeadLen(uint64(cl.op)) + len(cl.args)
 }
 
 // appendFrame appends the request frame of cl to dst.
@@ -201,34 +173,9 @@ func (cl *call) appendFrame(dst []byte) []byte {
 	return wire.EndFrame(dst, start)
 }
 
-// parseReplyHead reads the id and code of a reply body [id, code, x] and
-// returns the remaining bytes (the result or the message). ok is false for
-// anything unusual, which the caller then hands to wire.DecodeReply.
-func parseReplyHead(body []byte) (id uint64, code uint64, rest []byte, ok bool) {
-	if len(body) < 4 || body[0] != 0x83 {
-		return 0, 0, nil, false
-	}
-	id, n, ok := readUint(body[1:])
-	if !ok {
-		return 0, 0, nil, false
-	}
-	rest = body[1+n:]
-	code, n, ok = readUint(rest)
-	if !ok {
-		return 0, 0, nil, false
-	}
-	return id, code, rest[n:], true
-}
-
-// readUint reads a major-type-0 (unsigned integer) head.
-func readUint(b []byte) (uint64, int, bool) {
-	major, v, n, ok := wire.ReadHead(b)
-	return v, n, ok && major == 0
-}
-
 // decodeReply turns a reply body into its result or its *wire.Error.
 func decodeReply(body []byte) (wire.Raw, error) {
-	if _, code, rest, ok := parseReplyHead(body); ok && code == 0 {
+	if _, code, rest, ok := wire.ReplyHead(body); ok && code == 0 {
 		return wire.Raw(rest), nil
 	}
 	r, err := wire.DecodeReply(body)

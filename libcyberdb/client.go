@@ -91,33 +91,55 @@ func (c *Client) Stats() Stats { return c.p.statsNow() }
 func (c *Client) client() *Client { return c }
 
 func (c *Client) exec(ctx context.Context, cl *call) error {
-	return c.p.run(ctx, cl, c.p.get)
+	return c.p.run(ctx, cl, c.p)
+}
+
+// connSource is where run takes connections from: the pool's shared ones
+// (Client) or one pinned connection (Conn).
+type connSource interface {
+	// get returns a connection for an attempt.
+	get(ctx context.Context) (*conn, error)
+	// fresh returns a connection dialed for the last attempt, and what to
+	// call once the attempt is over (nil: nothing).
+	fresh(ctx context.Context) (*conn, func(), error)
 }
 
 // Retry budget: a request that was never written, or that the daemon said
 // it did not execute, is resent up to maxResends times (each resend goes
 // to a healthy or freshly dialed connection, and dialing waits for a
 // restarting daemon); a read-only request whose connection was lost is
-// resent up to maxReadRetries times. A write whose connection was lost is
-// never resent: it gets ErrConnClosed.
+// resent up to maxReadRetries times. Then, as database/sql does, it is
+// sent once more on a brand-new connection: after a crash, the pool's
+// other connections may be dead without their readers having noticed yet,
+// and a new one waits (within the dial time-out) for the daemon to be
+// back. A write whose connection was lost is never resent: it gets
+// ErrConnClosed.
 const (
 	maxResends     = 10
 	maxReadRetries = 2
 )
 
-// run sends cl on connections from get until it has a reply or a final
+// run sends cl on connections from src until it has a reply or a final
 // error; on success cl.result holds the result.
-func (p *pool) run(ctx context.Context, cl *call, get func(context.Context) (*conn, error)) error {
+func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 	if cl.encErr != nil {
 		return cl.encErr
 	}
-	readRetries := 0
-	for attempt := 0; ; attempt++ {
+	resends, readRetries := 0, 0
+	last := false // the budget is spent: this is the attempt on a new connection
+	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			p.stats.timeouts.Add(1)
 			return fmt.Errorf("cyberdb: %s: %w", cl.op, err)
 		}
-		cn, err := get(ctx)
+		var cn *conn
+		var done func()
+		var err error
+		if last {
+			cn, done, err = src.fresh(ctx)
+		} else {
+			cn, err = src.get(ctx)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				p.stats.timeouts.Add(1)
@@ -125,6 +147,9 @@ func (p *pool) run(ctx context.Context, cl *call, get func(context.Context) (*co
 			return err
 		}
 		cn.roundTrip(ctx, cl)
+		if done != nil {
+			done()
+		}
 		switch cl.fate {
 		case fateReply:
 			res, err := decodeReply(cl.reply)
@@ -141,17 +166,24 @@ func (p *pool) run(ctx context.Context, cl *call, get func(context.Context) (*co
 		case fateFailed:
 			return cl.err
 		case fateNotSent, fateNotExecuted:
-			if attempt >= maxResends {
-				return fmt.Errorf("cyberdb: %s: gave up after %d attempts: %w", cl.op, attempt+1, orConnClosed(cl.err))
+			if resends < maxResends {
+				resends++
+			} else if !last {
+				last = true
+			} else {
+				return fmt.Errorf("cyberdb: %s: gave up after %d attempts: %w", cl.op, attempt, orConnClosed(cl.err))
 			}
 		case fateMaybe:
 			if cl.op.IsWrite() {
 				return fmt.Errorf("cyberdb: %s: %w (%v)", cl.op, ErrConnClosed, cl.err)
 			}
-			if readRetries >= maxReadRetries {
+			if readRetries < maxReadRetries {
+				readRetries++
+			} else if !last {
+				last = true
+			} else {
 				return fmt.Errorf("cyberdb: %s: %w (%v)", cl.op, ErrConnClosed, cl.err)
 			}
-			readRetries++
 		default:
 			return &ProtocolError{Msg: "call ended without a fate"}
 		}
@@ -199,9 +231,13 @@ type Conn struct {
 	c *Client
 	tableOps
 
-	mu     sync.Mutex
-	cn     *conn
-	closed bool
+	// mu guards the fields below. It is never held while dialing, so
+	// that the Conn's other users wait for a dial under their own
+	// contexts. Lock order: Conn.mu, then pool.mu, then conn.mu.
+	mu      sync.Mutex
+	cn      *conn         // nil, or a dead one, until get dials another
+	dialing chan struct{} // closed when the dial under way ends; nil if none
+	closed  bool
 }
 
 // Conn opens a connection for the caller's exclusive use. Pinned
@@ -219,29 +255,67 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 
 func (pc *Conn) client() *Client { return pc.c }
 
+// get returns the Conn's connection, dialing a new one when it is lost
+// or expired. One caller dials at a time; the others wait for it, or for
+// their context, and then look again (if that dial failed, the next
+// caller dials with its own context).
 func (pc *Conn) get(ctx context.Context) (*conn, error) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if pc.closed {
-		return nil, ErrClosed
+	for {
+		pc.mu.Lock()
+		if pc.closed {
+			pc.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if cn := pc.cn; cn != nil && !cn.unusable.Load() {
+			pc.mu.Unlock()
+			return cn, nil
+		}
+		if wait := pc.dialing; wait != nil {
+			pc.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if pc.cn != nil {
+			pc.cn.retire() // expired: close it once its calls are answered
+			pc.cn = nil
+		}
+		done := make(chan struct{})
+		pc.dialing = done
+		pc.mu.Unlock()
+
+		cn, err := pc.c.p.pin(ctx)
+
+		pc.mu.Lock()
+		pc.dialing = nil
+		close(done)
+		closed := pc.closed
+		if err == nil && !closed {
+			pc.cn = cn
+		}
+		pc.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if closed { // Close ran while we dialed
+			pc.c.p.unpin(cn)
+			return nil, ErrClosed
+		}
+		return cn, nil
 	}
-	if pc.cn != nil && !pc.cn.unusable.Load() {
-		return pc.cn, nil
-	}
-	if pc.cn != nil {
-		pc.cn.retire() // expired: close it once its calls are answered
-	}
-	pc.cn = nil
-	cn, err := pc.c.p.pin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pc.cn = cn
-	return cn, nil
+}
+
+// fresh is get: a Conn whose connection was lost dials a new one anyway.
+func (pc *Conn) fresh(ctx context.Context) (*conn, func(), error) {
+	cn, err := pc.get(ctx)
+	return cn, nil, err
 }
 
 func (pc *Conn) exec(ctx context.Context, cl *call) error {
-	return pc.c.p.run(ctx, cl, pc.get)
+	return pc.c.p.run(ctx, cl, pc)
 }
 
 // Do is Client.Do on this connection.

@@ -310,3 +310,59 @@ func TestCloseNoLeaks(t *testing.T) {
 		t.Fatalf("stats after Close: %v", s)
 	}
 }
+
+// While one caller of a Conn dials a new connection (its daemon is gone),
+// another caller of the same Conn waits only as long as its own context
+// allows; before, it waited on the Conn's mutex for the whole dial.
+func TestConnDialRespectsOtherCallersContext(t *testing.T) {
+	noLeaks(t)
+	d, c := start(t, WithDialTimeout(30*time.Second))
+	ctx := context.Background()
+	pc, err := c.Conn(ctx)
+	must(t, err)
+	defer pc.Close()
+	must(t, pc.Ping(ctx))
+
+	d.Kill(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pc.mu.Lock()
+		lost := pc.cn == nil || pc.cn.unusable.Load()
+		pc.mu.Unlock()
+		if lost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Conn did not notice its daemon was killed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	dials := c.p.stats.dialAttempts.Load()
+	first := make(chan error, 1)
+	go func() {
+		long, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		first <- pc.Ping(long) // dials until the daemon is back
+	}()
+	for c.p.stats.dialAttempts.Load() == dials {
+		if time.Now().After(deadline) {
+			t.Fatal("the first caller did not start dialing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = pc.Ping(short)
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
+		t.Fatalf("a second caller with a 200ms context: %v after %v; want its deadline, at once", err, took)
+	}
+
+	d.Restart(t)
+	if err := <-first; err != nil {
+		t.Fatalf("the caller that dialed, once the daemon is back: %v", err)
+	}
+	must(t, pc.Ping(ctx))
+}

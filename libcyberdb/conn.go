@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"sync"
@@ -59,9 +60,18 @@ func retryableDial(err error) bool {
 	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EAGAIN)
 }
 
+// retryableRefusal reports a daemon's refusal of a connection that waiting
+// can cure: it is stopping (shutting_down), or at one of its connection
+// limits (too_many_connections, as when a burst of clients starts at once).
+// Either comes before anything was executed.
+func retryableRefusal(err error) bool {
+	return errors.Is(err, ErrShuttingDown) || errors.Is(err, ErrTooManyConns)
+}
+
 // dial opens a connection and completes the handshake. While the daemon is
-// (re)starting (no socket, connection refused, shutting_down frame) it
-// retries with backoff until ctx or the dial time-out ends.
+// (re)starting (no socket, connection refused, shutting_down frame) or at
+// its connection limits (too_many_connections) it retries with backoff
+// until ctx or the dial time-out ends.
 func (p *pool) dial(ctx context.Context) (*conn, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.dialTimeout)
@@ -80,22 +90,27 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 			}
 			nc.Close()
 			// A daemon that dies or stops as we connect resets the
-			// connection or answers shutting_down: try again.
-			if !ioErr && !errors.Is(err, ErrShuttingDown) || ctx.Err() != nil {
+			// connection or answers shutting_down; one at its limits
+			// answers too_many_connections: try again.
+			if !ioErr && !retryableRefusal(err) || ctx.Err() != nil {
 				p.stats.dialErrors.Add(1)
 				return nil, err
 			}
 		} else if errors.Is(err, ErrUntrustedServer) {
 			p.stats.dialErrors.Add(1)
 			return nil, err // not the daemon: trying again cannot help
-		} else if !retryableDial(err) {
+		} else if !retryableDial(err) && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			// (A dial that the time-out cut short says only "i/o
+			// timeout": the error before it, below, says more.)
 			p.stats.dialErrors.Add(1)
 			return nil, fmt.Errorf("%w: cannot connect to %s: %w%s", ErrUnavailable, p.dialer.display, err, permissionHint(p.dialer, err))
 		}
 		if ctx.Err() == nil || last == nil {
 			last = err
 		}
-		t := time.NewTimer(backoff)
+		// Half the backoff plus a random part of the other half, so that
+		// clients refused together do not all come back together.
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -104,8 +119,12 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 				return nil, fmt.Errorf("%w: cannot connect to %s: %w; last error: %w",
 					ErrUnavailable, p.dialer.display, parent.Err(), last)
 			}
-			return nil, fmt.Errorf("%w: cannot connect to %s within %s (is cyberdbd running?): %w",
-				ErrUnavailable, p.dialer.display, p.cfg.dialTimeout, last)
+			hint := " (is cyberdbd running?)"
+			if retryableRefusal(last) {
+				hint = "" // it is, and said why it refused
+			}
+			return nil, fmt.Errorf("%w: cannot connect to %s within %s%s: %w",
+				ErrUnavailable, p.dialer.display, p.cfg.dialTimeout, hint, last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 250*time.Millisecond)
@@ -134,10 +153,13 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	if err != nil {
 		return nil, false, err
 	}
+	br := bufio.NewReaderSize(nc, 64<<10)
 	if _, err := nc.Write(hello); err != nil {
+		if refusal := readRefusal(nc, br); refusal != nil {
+			return nil, false, fmt.Errorf("cyberdb: %s refused the connection: %w", p.dialer.display, refusal)
+		}
 		return nil, true, p.handshakeErr(ctx, err)
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
 	body, err := wire.ReadFrame(br, nil, -1)
 	if err != nil {
 		// A TLS alert here (mutual TLS without a client certificate) is
@@ -180,6 +202,22 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	cn.lastUsed.Store(now.UnixNano())
 	cn.br = br
 	return cn, false, nil
+}
+
+// readRefusal returns the error frame of a daemon that refused the
+// connection (at its limits, stopping): it writes why and closes, maybe
+// before the HELLO arrives, whose write then fails. The frame, if it was
+// sent, is already here: the read waits a moment at most.
+func readRefusal(nc net.Conn, br *bufio.Reader) *wire.Error {
+	_ = nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	body, err := wire.ReadFrame(br, nil, 64<<10)
+	if err != nil {
+		return nil
+	}
+	if r, err := wire.DecodeReply(body); err == nil && r.ID == 0 && r.Err != nil {
+		return r.Err
+	}
+	return nil
 }
 
 func (p *pool) handshakeErr(ctx context.Context, err error) error {
@@ -421,7 +459,7 @@ func (c *conn) readLoop(br *bufio.Reader) {
 		if cap(body) <= 1<<20 {
 			buf = body[:0]
 		}
-		id, _, _, ok := parseReplyHead(body)
+		id, _, _, ok := wire.ReplyHead(body)
 		if !ok {
 			r, err := wire.DecodeReply(body)
 			if err != nil {

@@ -115,7 +115,16 @@
 // restart), every request without a reply was not executed and is resent
 // whatever it is, so a restart fails no call; when a connection is lost
 // without that frame (the daemon crashed), read-only requests are resent
-// and writes fail with ErrConnClosed.
+// and writes fail with ErrConnClosed. A resend goes to another connection
+// of the pool, and after a few (a crash kills them all, and a call may
+// reach one before the pool has noticed) once more to a connection opened
+// for it, which waits for the daemon to be back: so within the dial
+// time-out a crash and restart fail no read. A daemon at its connection
+// limits (--max-conns) refuses a new connection with too_many_connections
+// before anything is executed: opening a connection retries that too,
+// with a randomised backoff, so a burst of clients over the limit waits
+// for room, and fails with ErrTooManyConns (and ErrUnavailable) only if
+// none comes within the dial time-out.
 //
 // WithIdleTimeout closes connections that carried no call for a while
 // (CyberDB's time_out), WithMaxLifetime retires old ones; Stats reports the

@@ -31,7 +31,7 @@ var (
 	ErrOverflow        = wire.ErrOverflow        // Incr beyond the CBOR integer range (OverflowError)
 	ErrTooLarge        = wire.ErrTooLarge        // a request over the server's max_frame, nesting or size limits
 	ErrBadRequest      = wire.ErrBadRequest      // arguments the server refuses (e.g. a slice step of 0, bad table name)
-	ErrTooManyConns    = wire.ErrTooManyConns    // the daemon is at --max-conns
+	ErrTooManyConns    = wire.ErrTooManyConns    // the daemon stayed at --max-conns (or a TCP limit) for the whole dial time-out
 	ErrHandshake       = wire.ErrHandshake       // the daemon refused HELLO (unsupported protocol version)
 	ErrAuthFailed      = wire.ErrAuthFailed      // wrong or missing password (authenticated listeners)
 	ErrForbidden       = wire.ErrForbidden       // the daemon does not allow this peer
@@ -375,22 +375,12 @@ func decode[T any](op wire.Op, table string, raw []byte) (T, error) {
 
 // unmarshal decodes raw into v with fast paths for common scalar targets.
 func unmarshal(raw []byte, v any) error {
-	if len(raw) > 0 {
-		switch p := v.(type) {
-		case *string:
-			if t, ok := wire.ItemText(raw); ok {
-				*p = strings.Clone(t)
-				return nil
-			}
-		case *int:
-			if u, ok := wire.ItemUint(raw); ok && u <= 1<<62 {
-				*p = int(u)
-				return nil
-			}
-		case *wire.Raw:
-			*p = append((*p)[:0], raw...)
-			return nil
-		}
+	if decodeScalar(raw, v) { // fastpath.go
+		return nil
+	}
+	if p, ok := v.(*wire.Raw); ok && len(raw) > 0 {
+		*p = append((*p)[:0], raw...)
+		return nil
 	}
 	return wire.Unmarshal(raw, v)
 }

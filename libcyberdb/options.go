@@ -23,8 +23,9 @@ const (
 	DefaultPoolSize = 4
 
 	// DefaultDialTimeout bounds opening one connection, including the
-	// HELLO round trip and the retries while the daemon is (re)starting,
-	// when the call's context has no earlier deadline.
+	// HELLO round trip and the retries while the daemon is (re)starting
+	// or at its connection limits, when the call's context has no earlier
+	// deadline.
 	DefaultDialTimeout = 5 * time.Second
 )
 
@@ -83,8 +84,9 @@ func WithIdleTimeout(d time.Duration) Option { return func(c *config) { c.idleTi
 func WithMaxLifetime(d time.Duration) Option { return func(c *config) { c.maxLifetime = max(d, 0) } }
 
 // WithDialTimeout bounds opening one connection, including retries while
-// the daemon starts and the HELLO round trip (default DefaultDialTimeout).
-// A call's context deadline, when earlier, wins.
+// the daemon starts or is at its connection limits (too_many_connections)
+// and the HELLO round trip (default DefaultDialTimeout). A call's context
+// deadline, when earlier, wins.
 func WithDialTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {

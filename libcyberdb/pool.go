@@ -134,6 +134,18 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 	}
 }
 
+// fresh dials a connection for a call's last attempt (database/sql's
+// alwaysNewConn): pinned while the call runs, so that it does not count
+// against the pool size that the dead connections of a crash may still
+// fill, then given back to the shared set when there is room (unpin).
+func (p *pool) fresh(ctx context.Context) (*conn, func(), error) {
+	cn, err := p.pin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cn, func() { p.unpin(cn) }, nil
+}
+
 func (p *pool) endWait(start time.Time) {
 	if !start.IsZero() {
 		p.stats.waitNanos.Add(uint64(time.Since(start)))

@@ -2,8 +2,7 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math"
+	"errors"
 	"math/big"
 	"reflect"
 	"slices"
@@ -89,12 +88,12 @@ func decodeError(err error) *Error {
 		dupErr   *cbor.DupMapKeyError
 	)
 	switch {
-	case asErr(err, &maxNest), asErr(err, &maxArr), asErr(err, &maxPairs):
+	case errors.As(err, &maxNest), errors.As(err, &maxArr), errors.As(err, &maxPairs):
 		return Errorf(CodeTooLarge, "%s", msg)
-	case asErr(err, &typeErr), asErr(err, &keyErr):
+	case errors.As(err, &typeErr), errors.As(err, &keyErr):
 		// Valid CBOR that does not fit a Go type: not malformed.
 		return Errorf(CodeBadRequest, "value does not fit: %s", msg)
-	case asErr(err, &dupErr):
+	case errors.As(err, &dupErr):
 		return Errorf(CodeBadRequest, "a map repeats a key: %s", msg)
 	}
 	return Errorf(CodeBadRequest, "malformed CBOR: %s", msg)
@@ -185,7 +184,7 @@ func appendCanonical(dst, raw []byte) ([]byte, error) {
 	case 5:
 		return appendCanonicalMap(dst, raw)
 	case 6:
-		num, n, ok := readHeadAny(raw)
+		_, num, n, ok := ReadHead(raw)
 		if !ok {
 			return nil, Errorf(CodeBadRequest, "malformed CBOR: bad tag head")
 		}
@@ -254,6 +253,11 @@ func appendCanonicalMap(dst, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// shortestFrom is, by head length, the smallest argument that needs it:
+// a head of n bytes whose argument is below shortestFrom[n] is not in
+// shortest form.
+var shortestFrom = [10]uint64{2: 24, 3: 1 << 8, 5: 1 << 16, 9: 1 << 32}
+
 // simpleCanonical reports whether raw is a single scalar item already in
 // canonical form: an integer, a definite-length byte or (valid UTF-8) text
 // string with a shortest-form head, or false/true/null/undefined. It is the
@@ -269,8 +273,8 @@ func simpleCanonical(raw []byte) bool {
 	if major > 3 {
 		return false
 	}
-	arg, n, ok := readHead(raw)
-	if !ok {
+	_, arg, n, ok := ReadHead(raw)
+	if !ok || arg < shortestFrom[n] { // canonical form: shortest heads only
 		return false
 	}
 	switch major {
@@ -281,57 +285,6 @@ func simpleCanonical(raw []byte) bool {
 	default: // 3: text
 		return uint64(len(raw)-n) == arg && utf8.Valid(raw[n:])
 	}
-}
-
-// readHead reads a shortest-form, definite head: its argument and length.
-// ok is false for indefinite lengths, reserved values, truncated input and
-// any head that is not the shortest form (which canonical form forbids).
-func readHead(b []byte) (arg uint64, n int, ok bool) {
-	ai := b[0] & 0x1f
-	switch {
-	case ai < 24:
-		return uint64(ai), 1, true
-	case ai == 24:
-		if len(b) < 2 || b[1] < 24 {
-			return 0, 0, false
-		}
-		return uint64(b[1]), 2, true
-	case ai == 25:
-		if len(b) < 3 {
-			return 0, 0, false
-		}
-		v := uint64(binary.BigEndian.Uint16(b[1:]))
-		return v, 3, v > math.MaxUint8
-	case ai == 26:
-		if len(b) < 5 {
-			return 0, 0, false
-		}
-		v := uint64(binary.BigEndian.Uint32(b[1:]))
-		return v, 5, v > math.MaxUint16
-	case ai == 27:
-		if len(b) < 9 {
-			return 0, 0, false
-		}
-		v := binary.BigEndian.Uint64(b[1:])
-		return v, 9, v > math.MaxUint32
-	}
-	return 0, 0, false
-}
-
-// appendHead appends a shortest-form head of the given major type.
-func appendHead(dst []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(dst, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(dst, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
 }
 
 // Result encoders. The daemon builds replies by appending to a reused
@@ -386,11 +339,6 @@ func SplitArray(raw []byte) ([]Raw, error) {
 	return splitWellformed(raw, nil), nil
 }
 
-// skipItem decodes nothing; it lets UnmarshalFirst step over one item.
-type skipItem struct{}
-
-func (*skipItem) UnmarshalCBOR([]byte) error { return nil }
-
 // Pairs calls fn for each key/value of raw in encoded order, aliasing raw.
 // raw is a CBOR map, or an array of two-element [key, value] arrays. This
 // keeps the order the sender chose, which decoding into a Go map would
@@ -441,61 +389,6 @@ func Pairs(raw []byte, fn func(k, v Raw) error) error {
 	return Errorf(CodeBadRequest, "expected a map or an array of [key, value] pairs")
 }
 
-// walkMap calls fn for each pair of the well-formed CBOR map raw, in
-// encoded order, aliasing raw.
-func walkMap(raw []byte, fn func(k, v Raw) error) error {
-	indef := raw[0]&0x1f == 31
-	var count uint64
-	rest := raw[1:]
-	if !indef {
-		var n int
-		var ok bool
-		if count, n, ok = readHeadAny(raw); !ok {
-			return Errorf(CodeBadRequest, "malformed map head")
-		}
-		rest = raw[n:]
-	}
-	for i := uint64(0); indef || i < count; i++ {
-		if indef && len(rest) > 0 && rest[0] == 0xff {
-			break
-		}
-		var sk skipItem
-		after, err := decMode.UnmarshalFirst(rest, &sk)
-		if err != nil {
-			return decodeError(err)
-		}
-		k := rest[:len(rest)-len(after)]
-		rest = after
-		if after, err = decMode.UnmarshalFirst(rest, &sk); err != nil {
-			return decodeError(err)
-		}
-		v := rest[:len(rest)-len(after)]
-		rest = after
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readHeadAny reads a definite head, shortest form or not.
-func readHeadAny(b []byte) (arg uint64, n int, ok bool) {
-	ai := b[0] & 0x1f
-	switch {
-	case ai < 24:
-		return uint64(ai), 1, true
-	case ai == 24 && len(b) >= 2:
-		return uint64(b[1]), 2, true
-	case ai == 25 && len(b) >= 3:
-		return uint64(binary.BigEndian.Uint16(b[1:])), 3, true
-	case ai == 26 && len(b) >= 5:
-		return uint64(binary.BigEndian.Uint32(b[1:])), 5, true
-	case ai == 27 && len(b) >= 9:
-		return binary.BigEndian.Uint64(b[1:]), 9, true
-	}
-	return 0, 0, false
-}
-
 // TypeName names the CBOR type of the item that starts raw, for messages
 // that must stay short whatever the item's size: "text string", "array",
 // "tag 55799", "undefined", ...
@@ -517,7 +410,7 @@ func TypeName(raw []byte) string {
 	case 5:
 		return "map"
 	case 6:
-		if num, _, ok := readHeadAny(raw); ok {
+		if _, num, _, ok := ReadHead(raw); ok {
 			switch num {
 			case 2:
 				return "bignum (tag 2)"
@@ -553,19 +446,4 @@ func Diagnose(raw []byte) string {
 		return "<malformed CBOR>"
 	}
 	return s
-}
-
-func asErr[T error](err error, target *T) bool {
-	for err != nil {
-		if t, ok := err.(T); ok {
-			*target = t
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }

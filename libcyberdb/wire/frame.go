@@ -35,6 +35,52 @@ func (e *FrameTooLargeError) WireError() *Error {
 	return Errorf(CodeTooLarge, "frame of %d bytes exceeds the maximum frame size of %d bytes", e.Size, e.Max)
 }
 
+// FrameHeader reads the frame header at the start of b, which must hold
+// FrameHeaderSize bytes: the size of the frame's body. A size of 0 gives
+// ErrEmptyFrame, and a size over maxSize (maxSize < 0: no limit) a
+// *FrameTooLargeError; the size is returned with them. Every reader of
+// frames reads headers here: SplitFrame, ReadFrame, and the daemon's.
+func FrameHeader(b []byte, maxSize int) (int, error) {
+	n := binary.BigEndian.Uint32(b)
+	if n == 0 {
+		return 0, ErrEmptyFrame
+	}
+	if maxSize >= 0 && uint64(n) > uint64(maxSize) {
+		return int(n), frameTooLarge(n, maxSize)
+	}
+	return int(n), nil
+}
+
+func frameTooLarge(n uint32, maxSize int) error {
+	return &FrameTooLargeError{Size: uint64(n), Max: uint64(maxSize)}
+}
+
+// SplitFrame splits the frame at the start of b off it, for readers that
+// hold a stream of frames in a buffer (an event loop, a pipelining client).
+// When b holds a whole frame, it returns the frame's body (aliasing b, its
+// capacity ending with it) and the bytes after the frame; when b holds less
+// than that, body is nil and rest is b: read more and call again. An empty
+// frame gives ErrEmptyFrame with rest after its header (the stream goes
+// on), and a declared size over maxSize (maxSize < 0: no limit) a
+// *FrameTooLargeError, as soon as the header is there.
+func SplitFrame(b []byte, maxSize int) (body, rest []byte, err error) {
+	if len(b) < FrameHeaderSize {
+		return nil, b, nil
+	}
+	size, err := FrameHeader(b, maxSize)
+	if err != nil {
+		if size == 0 {
+			return nil, b[FrameHeaderSize:], err
+		}
+		return nil, b, err
+	}
+	end := FrameHeaderSize + size
+	if len(b) < end {
+		return nil, b, nil
+	}
+	return b[FrameHeaderSize:end:end], b[end:], nil
+}
+
 // ReadFrame reads one frame from r and returns its body. The body is read
 // into buf when it fits (buf may be nil) and is valid until the next call
 // that reuses buf. maxSize is the largest body accepted; a larger declared length
@@ -52,14 +98,10 @@ func ReadFrame(r io.Reader, buf []byte, maxSize int) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := uint64(binary.BigEndian.Uint32(hdr))
-	if n == 0 {
-		return nil, ErrEmptyFrame
+	size, err := FrameHeader(hdr, maxSize)
+	if err != nil {
+		return nil, err
 	}
-	if maxSize >= 0 && n > uint64(maxSize) {
-		return nil, &FrameTooLargeError{Size: n, Max: uint64(maxSize)}
-	}
-	size := int(n)
 	if cap(buf) >= size {
 		buf = buf[:size]
 		if _, err := io.ReadFull(r, buf); err != nil {

@@ -132,3 +132,102 @@ func readAll(r io.Reader) ([][]byte, error) {
 		out = append(out, bytes.Clone(b))
 	}
 }
+
+// splitAll feeds the stream to SplitFrame in two pieces, cut at k, as an
+// event loop receives it in two reads, and returns the bodies (nil for an
+// empty frame) and the error that stopped it.
+func splitAll(stream []byte, k, maxSize int) ([][]byte, error) {
+	var out [][]byte
+	var buf []byte
+	for _, piece := range [][]byte{stream[:k], stream[k:]} {
+		buf = append(buf, piece...)
+		for {
+			body, rest, err := SplitFrame(buf, maxSize)
+			if err == ErrEmptyFrame {
+				out, buf = append(out, nil), rest
+				continue
+			}
+			if err != nil {
+				return out, err
+			}
+			if body == nil {
+				break
+			}
+			if cap(body) != len(body) {
+				return out, errors.New("a body's capacity runs past it")
+			}
+			out, buf = append(out, bytes.Clone(body)), rest
+		}
+		buf = bytes.Clone(buf) // what a reader keeps is its own
+	}
+	return out, nil
+}
+
+// FuzzSplitFrame: a stream split by SplitFrame, arriving in two pieces cut
+// anywhere, gives the frames ReadFrame reads from it whole: the same
+// bodies in the same order, empty frames where it finds them, and a
+// too-large error where it finds one.
+func FuzzSplitFrame(f *testing.F) {
+	f.Add(append(AppendFrame(nil, []byte{0x83, 1, 2, 0xf6}), AppendFrame(nil, []byte{0xf6})...), 3)
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xf6}, 5)
+	f.Add([]byte{0x7f, 0xff, 0xff, 0xff, 1, 2}, 1)
+	f.Add(append(AppendFrame(nil, []byte("abc")), 0, 0, 0), 100)
+	const limit = 1 << 10
+	f.Fuzz(func(t *testing.T, stream []byte, cut int) {
+		var want [][]byte
+		var wantErr error
+		r := bytes.NewReader(stream)
+		for {
+			body, err := ReadFrame(r, nil, limit)
+			if err == ErrEmptyFrame {
+				want = append(want, nil)
+				continue
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				wantErr = err
+				break
+			}
+			want = append(want, body)
+		}
+		k := 0
+		if len(stream) > 0 {
+			k = int(uint(cut) % uint(len(stream)+1))
+		}
+		got, err := splitAll(stream, k, limit)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("SplitFrame stopped with %v; ReadFrame with %v", err, wantErr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("SplitFrame saw %d frames, ReadFrame %d", len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) || (got[i] == nil) != (want[i] == nil) {
+				t.Fatalf("frame %d: %x, ReadFrame: %x", i, got[i], want[i])
+			}
+		}
+	})
+}
+
+func TestSplitFrame(t *testing.T) {
+	stream := AppendFrame(nil, []byte{0xf6})
+	stream = append(stream, 0, 0, 0, 0) // an empty frame
+	stream = AppendFrame(stream, bytes.Repeat([]byte{0x61}, 300))
+	for k := range len(stream) + 1 {
+		got, err := splitAll(stream, k, 1000)
+		if err != nil || len(got) != 3 || !bytes.Equal(got[0], []byte{0xf6}) || got[1] != nil || len(got[2]) != 300 {
+			t.Fatalf("cut at %d: %d frames, %v", k, len(got), err)
+		}
+	}
+	// Too large as soon as the header is there, before the body.
+	_, _, err := SplitFrame([]byte{0, 0, 4, 0}, 1000)
+	var tl *FrameTooLargeError
+	if !errors.As(err, &tl) || tl.Size != 1024 || tl.Max != 1000 || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a 1024-byte frame over a 1000-byte limit: %v", err)
+	}
+	if body, rest, err := SplitFrame([]byte{0, 0, 0}, 1000); body != nil || len(rest) != 3 || err != nil {
+		t.Fatalf("a partial header: %x, %x, %v", body, rest, err)
+	}
+}

@@ -45,10 +45,10 @@ func decodeRequest(body []byte, itemsp *[]Raw) (Request, error) {
 	}
 	var req Request
 	var ok bool
-	if req.ID, ok = fastUint(items[0]); !ok {
+	if req.ID, ok = ItemUint(items[0]); !ok {
 		return Request{}, Errorf(CodeBadRequest, "request id must be an unsigned integer")
 	}
-	op, ok := fastUint(items[1])
+	op, ok := ItemUint(items[1])
 	if !ok {
 		return req, Errorf(CodeBadRequest, "op must be an unsigned integer (see PROTOCOL.md)")
 	}
@@ -70,20 +70,16 @@ func peekID(body []byte) uint64 {
 	}
 	rest := body[1:]
 	if body[0]&0x1f != 31 {
-		_, n, ok := readHeadAny(body)
+		_, _, n, ok := ReadHead(body)
 		if !ok {
 			return 0
 		}
 		rest = body[n:]
 	}
-	if len(rest) == 0 || rest[0]>>5 != 0 {
-		return 0
+	if major, id, _, ok := ReadHead(rest); ok && major == 0 {
+		return id
 	}
-	var id uint64
-	if _, err := decMode.UnmarshalFirst(rest, &id); err != nil {
-		return 0
-	}
-	return id
+	return 0
 }
 
 // AppendRequest appends a whole request frame [id, op, args...] to dst.
@@ -209,7 +205,7 @@ func (a Args) Text(i int) (string, error) {
 	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 3 {
 		return "", a.argErr(i, "a text string")
 	}
-	if s, ok := fastText(a.Items[i]); ok {
+	if s, ok := ItemText(a.Items[i]); ok {
 		return s, nil
 	}
 	var s string
@@ -227,13 +223,8 @@ func (a Args) Int(i int) (int64, error) {
 		return 0, a.argErr(i, "an integer")
 	}
 	raw := a.Items[i]
-	if u, ok := fastUint(raw); ok && u <= math.MaxInt64 {
-		return int64(u), nil
-	}
-	if raw[0]>>5 == 1 { // -1-arg
-		if v, n, ok := readHeadAny(raw); ok && n == len(raw) && v <= math.MaxInt64 {
-			return -1 - int64(v), nil
-		}
+	if v, ok := ItemInt(raw); ok {
+		return v, nil
 	}
 	if raw[0]>>5 > 1 && raw[0] != 0xc2 && raw[0] != 0xc3 {
 		return 0, a.argErr(i, "an integer")
@@ -258,7 +249,7 @@ func (a Args) OptInt(i int) (v int64, ok bool, err error) {
 // value fits is one too.
 func (a Args) Uint(i int) (uint64, error) {
 	if i < len(a.Items) {
-		if u, ok := fastUint(a.Items[i]); ok {
+		if u, ok := ItemUint(a.Items[i]); ok {
 			return u, nil
 		}
 		if raw := a.Items[i]; len(raw) > 0 && raw[0] == 0xc2 {

@@ -82,7 +82,8 @@ func FuzzManifest(f *testing.F) {
 		}
 		m, err := readManifest(dir)
 		if err != nil {
-			if _, ok := errorsAs[*DamageError](err); !ok && !errors.Is(err, ErrFutureVersion) {
+			var de *DamageError
+			if !errors.As(err, &de) && !errors.Is(err, ErrFutureVersion) {
 				t.Fatalf("neither damage nor a newer format: %v", err)
 			}
 			return

@@ -88,7 +88,7 @@ func readManifest(dir string) (*manifestState, error) {
 			if errors.Is(err, ErrFutureVersion) {
 				return nil, err
 			}
-			if de, ok := errorsAs[*DamageError](err); ok {
+			if de := (*DamageError)(nil); errors.As(err, &de) {
 				de.Offset += int64(i * manifestSlot)
 			}
 			if firstErr == nil {

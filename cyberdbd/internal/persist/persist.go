@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -411,11 +410,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// errorsAs is errors.As, for brevity in recover.go.
-func errorsAs[T error](err error) (T, bool) {
-	var t T
-	ok := errors.As(err, &t)
-	return t, ok
 }

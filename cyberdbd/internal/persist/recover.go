@@ -141,7 +141,8 @@ func (db *DB) recover() (report, error) {
 		}
 		replayed++
 		if err != nil {
-			de, ok := errorsAs[*DamageError](err)
+			var de *DamageError
+			ok := errors.As(err, &de)
 			if !ok || !db.opts.Recover {
 				if ok {
 					return rep, fmt.Errorf("%w. %s", de, howToRecover)
@@ -193,8 +194,8 @@ func (db *DB) readManifest(segs []uint64) (*manifestState, error) {
 		if errors.Is(err, ErrFutureVersion) {
 			return nil, err
 		}
-		de, ok := errorsAs[*DamageError](err)
-		if !ok {
+		var de *DamageError
+		if !errors.As(err, &de) {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		if !db.opts.Recover {
@@ -327,8 +328,7 @@ func (db *DB) loadBase(segs []uint64, man *manifestState) (base, error) {
 			de = &DamageError{File: snapPath, Offset: -1, Reason: fmt.Sprintf("the file is missing, and the log starts at segment %d: the snapshot that holds what came before it is gone", segs[0])}
 		}
 	} else {
-		var ok bool
-		if de, ok = errorsAs[*DamageError](err); !ok {
+		if !errors.As(err, &de) {
 			return base{}, fmt.Errorf("read snapshot %s: %w", snapPath, err)
 		}
 	}
@@ -543,17 +543,17 @@ func (db *DB) replaySegment(dir string, n uint64, c segCheck) (res segResult, er
 		if err != nil {
 			return res, err
 		}
-		items, err = splitArray(items[:0], body)
+		items, err = wire.SplitArrayInto(body, items)
 		var op uint64
 		ok := err == nil && len(items) > 0
 		if ok {
-			op, ok = uintItem(items[0])
+			op, ok = wire.ItemUint(items[0])
 		}
 		if ok && op == sealOp && v >= 2 {
 			var at uint64
 			good := len(items) == 2
 			if good {
-				at, good = uintItem(items[1])
+				at, good = wire.ItemUint(items[1])
 			}
 			if !good || int64(at) != off {
 				return res, &DamageError{File: path, Offset: off, Reason: "a malformed end record"}
@@ -630,8 +630,8 @@ func (db *DB) setAsideTables(op wire.Op, args []wire.Raw) {
 func opTables(op wire.Op, args []wire.Raw) []string {
 	if op != wire.OpBatch {
 		if len(args) > 0 {
-			if name, ok := textItem(args[0]); ok {
-				return []string{name}
+			if name, ok := wire.ItemText(args[0]); ok {
+				return []string{strings.Clone(name)}
 			}
 		}
 		return nil
@@ -649,8 +649,8 @@ func opTables(op wire.Op, args []wire.Raw) []string {
 		if err != nil || len(items) < 2 {
 			continue
 		}
-		if name, ok := textItem(items[1]); ok {
-			names = append(names, name)
+		if name, ok := wire.ItemText(items[1]); ok {
+			names = append(names, strings.Clone(name))
 		}
 	}
 	return names

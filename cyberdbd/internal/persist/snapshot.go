@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
@@ -381,11 +382,11 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 			records++
 			continue
 		}
-		items, err = splitArray(items[:0], body)
+		items, err = wire.SplitArrayInto(body, items)
 		if err != nil || len(items) == 0 {
 			return bad("a record is not a CBOR array")
 		}
-		tag, ok := uintItem(items[0])
+		tag, ok := wire.ItemUint(items[0])
 		if !ok {
 			return bad("a record does not start with its type")
 		}
@@ -403,13 +404,14 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 			if len(items) != 5 {
 				return bad("a table record has %d items, want 5", len(items))
 			}
-			name, ok1 := textItem(items[1])
-			kind, ok2 := textItem(items[2])
-			n, ok3 := uintItem(items[3])
-			next, ok4 := uintItem(items[4])
+			name, ok1 := wire.ItemText(items[1])
+			kind, ok2 := wire.ItemText(items[2])
+			n, ok3 := wire.ItemUint(items[3])
+			next, ok4 := wire.ItemUint(items[4])
 			if !ok1 || !ok2 || !ok3 || !ok4 || (kind != "dict" && kind != "list") {
 				return bad("a malformed table record")
 			}
+			name = strings.Clone(name) // ItemText's aliases the record
 			if kind == "dict" {
 				cur = store.NewDictImage(name, next, int(min(n, 1<<30)))
 			} else {
@@ -430,7 +432,7 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 					return bad("table %q has more entries than the %d it announced", cur.Name, want)
 				}
 				if tag == recEntries {
-					seq, ok := uintItem(items[i+2])
+					seq, ok := wire.ItemUint(items[i+2])
 					if !ok {
 						return bad("a dict entry without its insertion number")
 					}
@@ -457,9 +459,9 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 			if len(items) != 4 {
 				return bad("a malformed trailer")
 			}
-			t, _ := uintItem(items[1])
-			e, _ := uintItem(items[2])
-			r, _ := uintItem(items[3])
+			t, _ := wire.ItemUint(items[1])
+			e, _ := wire.ItemUint(items[2])
+			r, _ := wire.ItemUint(items[3])
 			if t != tables || e != entries || r != records || t != res.info.Tables {
 				return bad("the trailer counts %d tables, %d entries and %d records; the file has %d, %d and %d", t, e, r, tables, entries, records)
 			}

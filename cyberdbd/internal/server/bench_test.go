@@ -11,7 +11,7 @@ import (
 
 // benchServer runs an in-process server on a Unix socket and returns a
 // connected, HELLO'd raw client.
-func benchServer(b *testing.B) (net.Conn, *bufio.Reader) {
+func benchServer(b testing.TB) (net.Conn, *bufio.Reader) {
 	h, err := startHarness(Config{IOLoops: 1}, nil) // the daemon's default on small machines
 	if err != nil {
 		b.Fatal(err)
@@ -48,8 +48,9 @@ func BenchmarkPipelinedSetLarge(b *testing.B)  { benchPipelinedValue(b, wire.OpD
 
 func benchPipelined(b *testing.B, op wire.Op) { benchPipelinedValue(b, op, 32) }
 
-func benchPipelinedValue(b *testing.B, op wire.Op, size int) {
-	nc, r := benchServer(b)
+// pipelinedBatch is 16 requests of op on one key of benchServer's table,
+// with values of size bytes when op is a set.
+func pipelinedBatch(op wire.Op, size int) []byte {
 	var batch []byte
 	for i := range 16 {
 		if op == wire.OpDGet {
@@ -58,6 +59,12 @@ func benchPipelinedValue(b *testing.B, op wire.Op, size int) {
 			batch, _ = wire.AppendRequest(batch, uint64(i), op, "t", "key:000000000001", strings.Repeat("w", size))
 		}
 	}
+	return batch
+}
+
+func benchPipelinedValue(b *testing.B, op wire.Op, size int) {
+	nc, r := benchServer(b)
+	batch := pipelinedBatch(op, size)
 	b.SetBytes(int64(len(batch) / 16))
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()

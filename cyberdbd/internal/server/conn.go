@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -423,17 +422,17 @@ func (c *conn) readFrame() ([]byte, error) {
 	if err != nil {
 		return nil, unexpectedEOF(err)
 	}
-	size := binary.BigEndian.Uint32(hdr)
-	if size == 0 {
+	size, err := wire.FrameHeader(hdr, c.frameLimit())
+	switch {
+	case err == wire.ErrEmptyFrame:
 		_, _ = c.r.Discard(wire.FrameHeaderSize)
 		c.partialBy = time.Time{}
-		return nil, wire.ErrEmptyFrame
-	}
-	if limit := c.frameLimit(); uint64(size) > uint64(limit) {
-		return nil, &wire.FrameTooLargeError{Size: uint64(size), Max: uint64(limit)}
+		return nil, err
+	case err != nil: // too large
+		return nil, err
 	}
 	_, _ = c.r.Discard(wire.FrameHeaderSize)
-	return c.readBody(int(size))
+	return c.readBody(size)
 }
 
 // frameBuffered says whether the next frame is whole in c.r's buffer.
@@ -443,7 +442,8 @@ func (c *conn) frameBuffered() bool {
 		return false
 	}
 	hdr, _ := c.r.Peek(wire.FrameHeaderSize)
-	return n-wire.FrameHeaderSize >= int(binary.BigEndian.Uint32(hdr))
+	size, _ := wire.FrameHeader(hdr, -1)
+	return n-wire.FrameHeaderSize >= size
 }
 
 // startPartial starts the partial time-out of a frame that has begun to

@@ -3,7 +3,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -95,6 +94,11 @@ type ioLoop struct {
 	exited bool
 
 	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go); its lock is a leaf
+
+	// wait's callback from Go's poller, made once: a closure made on each
+	// wait would allocate. Both belong to the loop's goroutine.
+	pollFn func(fd uintptr) bool
+	polled int // the events pollFn found
 }
 
 // loopConn is a connection served by an ioLoop. It belongs to the loop's
@@ -184,7 +188,7 @@ func newIOLoop(s *Server) (*ioLoop, error) {
 		syscall.Close(evfd)
 		return nil, fmt.Errorf("epoll descriptor: %w", err)
 	}
-	return &ioLoop{
+	l := &ioLoop{
 		s:      s,
 		epfd:   epfd,
 		evfd:   evfd,
@@ -193,7 +197,9 @@ func newIOLoop(s *Server) (*ioLoop, error) {
 		conns:  make(map[int32]*loopConn),
 		events: make([]syscall.EpollEvent, loopEvents),
 		rbuf:   make([]byte, loopReadBuf),
-	}, nil
+	}
+	l.pollFn = l.poll
+	return l, nil
 }
 
 // release frees a loop that was never run.
@@ -323,16 +329,20 @@ func (l *ioLoop) wait() int {
 		return n
 	}
 	l.setDeadline()
-	n := 0
-	err := l.rc.Read(func(fd uintptr) bool {
-		n = epollWait(int(fd), l.events)
-		return n > 0
-	})
+	l.polled = 0
+	err := l.rc.Read(l.pollFn)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		l.s.log.Error("event loop: waiting for the epoll descriptor failed", "err", err)
 		time.Sleep(10 * time.Millisecond) // do not spin
 	}
-	return n
+	return l.polled
+}
+
+// poll is wait's callback from Go's poller: false parks the loop until
+// the epoll descriptor is readable.
+func (l *ioLoop) poll(fd uintptr) bool {
+	l.polled = epollWait(int(fd), l.events)
+	return l.polled > 0
 }
 
 // setDeadline sets f's read deadline to the next sweep, when it changed.
@@ -492,7 +502,11 @@ func (l *ioLoop) process(c *loopConn) {
 
 // wholeBuffered says whether c.buf holds a whole request not yet run.
 func (c *loopConn) wholeBuffered() bool {
-	return c.n >= wire.FrameHeaderSize && c.n >= wire.FrameHeaderSize+int(binary.BigEndian.Uint32(c.buf))
+	if c.n < wire.FrameHeaderSize {
+		return false
+	}
+	size, _ := wire.FrameHeader(c.buf, -1)
+	return c.n >= wire.FrameHeaderSize+size
 }
 
 // reserve makes room in c.buf for more of the frame it holds the start
@@ -510,7 +524,8 @@ func (l *ioLoop) reserve(c *loopConn) bool {
 	need := max(c.n+minConnBuf, 2*cap(c.buf))
 	want := int64(need)
 	if c.n >= wire.FrameHeaderSize {
-		frame := wire.FrameHeaderSize + int(binary.BigEndian.Uint32(c.buf))
+		size, _ := wire.FrameHeader(c.buf, -1)
+		frame := wire.FrameHeaderSize + size
 		need = min(need, frame)
 		want = int64(need)
 		if frame > loopReadBuf {
@@ -629,21 +644,21 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 			l.later = append(l.later, c)
 			return b
 		}
-		size := binary.BigEndian.Uint32(b)
-		if size == 0 {
-			b = b[wire.FrameHeaderSize:]
+		body, rest, err := wire.SplitFrame(b, c.frameLimit()) // MaxHelloFrame until HELLO
+		switch {
+		case err == wire.ErrEmptyFrame:
+			b = rest
 			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
 			continue
-		}
-		if uint64(size) > uint64(c.frameLimit()) { // MaxHelloFrame until HELLO
-			l.final(c, c.frameTooLarge(uint64(size)), "frame too large")
+		case err != nil:
+			var tooLarge *wire.FrameTooLargeError // SplitFrame's only other error
+			errors.As(err, &tooLarge)
+			l.final(c, c.frameTooLarge(tooLarge.Size), "frame too large")
 			return nil
+		case body == nil:
+			return b // the rest of the frame is still to come
 		}
-		end := wire.FrameHeaderSize + int(size)
-		if len(b) < end {
-			break
-		}
-		if size > offLoopFrame || l.s.cfg.Save != nil && c.hello && isSave(b[wire.FrameHeaderSize:end]) {
+		if len(body) > offLoopFrame || l.s.cfg.Save != nil && c.hello && isSave(body) {
 			// A big request, or a snapshot, takes a while: it runs off
 			// the loop once the replies before it are written
 			// (startOffLoop).
@@ -651,12 +666,12 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 			l.queue(c)
 			return b
 		}
-		c.handle(b[wire.FrameHeaderSize:end])
+		c.handle(body)
 		if c.conn.dirty {
 			l.dirty = true
 		}
-		b = b[end:]
-		work += end
+		work += len(b) - len(rest)
+		b = rest
 	}
 	return b
 }
@@ -809,9 +824,9 @@ func (l *ioLoop) startOffLoop(c *loopConn) {
 	}
 	c.events = 0
 	go func() {
-		end := wire.FrameHeaderSize + int(binary.BigEndian.Uint32(c.buf))
-		c.handle(c.buf[wire.FrameHeaderSize:end])
-		c.n = copy(c.buf, c.buf[end:c.n])
+		body, rest, _ := wire.SplitFrame(c.buf[:c.n], -1) // whole: execute checked it
+		c.handle(body)
+		c.n = copy(c.buf, rest)
 		l.savedMu.Lock()
 		l.saved = append(l.saved, c)
 		l.savedMu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // dict is an insertion-ordered hash table, the representation of a dict
@@ -43,7 +45,7 @@ func (e *entry) dead() bool { return e.kv == "" }
 
 // keyLen returns the length of the key at the start of kv.
 func keyLen(kv string) int {
-	n := itemEnd(kv, 0)
+	n := wire.ItemLen(kv)
 	if n <= 0 {
 		panic("store: corrupt dict entry")
 	}

@@ -20,8 +20,8 @@ var (
 
 // addNumbers returns the canonical encoding of a + b.
 func addNumbers(a, b []byte) ([]byte, error) {
-	if x, ok := smallInt(string(a)); ok {
-		if y, ok := smallInt(string(b)); ok {
+	if x, ok := wire.ItemInt(a); ok {
+		if y, ok := wire.ItemInt(b); ok {
 			if s := x + y; (s > x) == (y > 0) {
 				return wire.AppendInt(nil, s), nil
 			}

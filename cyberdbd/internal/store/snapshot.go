@@ -195,7 +195,7 @@ func (im *TableImage) AddEntry(key, val []byte, seq uint64) error {
 	if im.kind != kindDict {
 		return fmt.Errorf("table %q is not a dict", im.Name)
 	}
-	if len(key) == 0 || itemEnd(string(key), 0) != len(key) || len(val) == 0 || itemEnd(string(val), 0) != len(val) {
+	if len(key) == 0 || wire.ItemLen(key) != len(key) || len(val) == 0 || wire.ItemLen(val) != len(val) {
 		return fmt.Errorf("table %q: an entry is not a well-formed CBOR key and value", im.Name)
 	}
 	if seq <= im.last || seq >= im.d.nextSeq {
@@ -220,7 +220,7 @@ func (im *TableImage) AddItem(v []byte) error {
 	if im.kind != kindList {
 		return fmt.Errorf("table %q is not a list", im.Name)
 	}
-	if len(v) == 0 || itemEnd(string(v), 0) != len(v) {
+	if len(v) == 0 || wire.ItemLen(v) != len(v) {
 		return fmt.Errorf("table %q: an element is not a well-formed CBOR item", im.Name)
 	}
 	im.l.items = append(im.l.items, string(v))

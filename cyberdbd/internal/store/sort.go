@@ -56,7 +56,7 @@ type keyExt struct {
 
 // decodeKey decodes the canonical item s.
 func decodeKey(s string) sortKey {
-	major, arg, next, ok := head(s, 0)
+	major, arg, next, ok := wire.ReadHead(s)
 	if !ok {
 		return sortKey{kind: kOther, s: s}
 	}
@@ -81,18 +81,18 @@ func decodeKey(s string) sortKey {
 	case 4:
 		arr := make([]sortKey, 0, min(arg, 1024))
 		for i := uint64(0); i < arg; i++ {
-			end := itemEnd(s, next)
-			if end < 0 {
+			n := wire.ItemLen(s[next:])
+			if n < 0 {
 				return sortKey{kind: kOther, s: s}
 			}
-			arr = append(arr, decodeKey(s[next:end]))
-			next = end
+			arr = append(arr, decodeKey(s[next:next+n]))
+			next += n
 		}
 		return sortKey{kind: kArray, ext: &keyExt{arr: arr}}
 	case 6:
 		if arg == 2 || arg == 3 {
-			if m, _, cnext, ok := head(s, next); ok && m == 2 {
-				b := new(big.Int).SetBytes([]byte(s[cnext:]))
+			if m, _, n, ok := wire.ReadHead(s[next:]); ok && m == 2 {
+				b := new(big.Int).SetBytes([]byte(s[next+n:]))
 				if arg == 3 {
 					b.Neg(b).Sub(b, big.NewInt(1))
 				}
@@ -106,7 +106,7 @@ func decodeKey(s string) sortKey {
 		case "\xf5":
 			return sortKey{kind: kInt, n: 1}
 		}
-		if f, ok := floatItem(s); ok {
+		if f, ok := wire.ItemFloat(s); ok {
 			return sortKey{kind: kFloat, n: math.Float64bits(f)}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/health"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -177,16 +176,11 @@ func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
 	return fn(c, out)
 }
 
-// tableName returns argument 0 as a table name.
+// tableName returns argument 0 as a table name. It aliases the request
+// (wire.Args.Text, which reads a plain text item without a decoder): clone
+// it to keep it.
 func tableName(a wire.Args) (string, error) {
-	var name string
-	var err error
-	if len(a.Items) > 0 && len(a.Items[0]) > 0 && a.Items[0][0]>>5 == 3 && a.Items[0][0]&0x1f < 24 &&
-		len(a.Items[0]) == 1+int(a.Items[0][0]&0x1f) && utf8.Valid(a.Items[0][1:]) {
-		name = string(a.Items[0][1:]) // the common short name, without a decoder
-	} else {
-		name, err = a.Text(0)
-	}
+	name, err := a.Text(0)
 	if err != nil {
 		return "", errBadRequest("%s: argument 1 must be the table name, a text string", a.Op)
 	}

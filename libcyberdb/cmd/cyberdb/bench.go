@@ -18,7 +18,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -733,19 +732,19 @@ const maxBenchReply = 1 << 28
 // yet complete. A frame declaring more than maxBenchReply bytes is an
 // error. fn's body aliases b.
 func splitReplies(b []byte, fn func(body []byte)) ([]byte, error) {
-	for len(b) >= wire.FrameHeaderSize {
-		size := uint64(binary.BigEndian.Uint32(b))
-		if size > maxBenchReply {
-			return b, fmt.Errorf("a reply frame of %d bytes (more than %d)", size, maxBenchReply)
+	for {
+		body, rest, err := wire.SplitFrame(b, maxBenchReply)
+		switch {
+		case err != nil && err != wire.ErrEmptyFrame:
+			var tooLarge *wire.FrameTooLargeError // SplitFrame's only other error
+			errors.As(err, &tooLarge)
+			return b, fmt.Errorf("a reply frame of %d bytes (more than %d)", tooLarge.Size, tooLarge.Max)
+		case err == nil && body == nil:
+			return b, nil // the rest of the frame is still to come
 		}
-		end := wire.FrameHeaderSize + int(size)
-		if len(b) < end {
-			break
-		}
-		fn(b[wire.FrameHeaderSize:end])
-		b = b[end:]
+		fn(body) // an empty frame (ErrEmptyFrame) has an empty body: not a reply
+		b = rest
 	}
-	return b, nil
 }
 
 // benchConn is one raw protocol connection, as a redis-benchmark client.
