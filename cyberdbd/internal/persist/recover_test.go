@@ -372,3 +372,80 @@ func TestZeroedTail(t *testing.T) {
 		}
 	}
 }
+
+// TestReadVersion2 loads a data dir written in format 2 (the release on
+// main before format 3 added deadlines: snapshot, backup, two log segments
+// and a MANIFEST), then goes on writing in the current format. The fixture
+// was made by CYBERDB_WRITE_V2_FIXTURE=1 go test -run TestReadVersion2 on
+// that release; the generator stays so that the history is reproducible.
+func TestReadVersion2(t *testing.T) {
+	fixture := filepath.Join("testdata", "v2-datadir")
+	if os.Getenv("CYBERDB_WRITE_V2_FIXTURE") != "" {
+		writeV2Fixture(t, fixture)
+	}
+	dir := copyDir(t, fixture)
+	want := string(readFile(t, filepath.Join("testdata", "v2-datadir.want")))
+	var logs logBuffer
+	db, st := mustOpen(t, testOptions(dir, &logs))
+	if got := dump(t, st); got != want {
+		t.Fatalf("loaded\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("warnings loading a version 2 data dir:\n%s", logs.String())
+	}
+	do(t, st, wire.OpDSet, "d", "v3", true)
+	want = dump(t, st)
+	db.crash()
+	db, st = mustOpen(t, testOptions(dir, nil))
+	if got := dump(t, st); got != want {
+		t.Fatalf("after writing in the current format:\n%s\nwant\n%s", got, want)
+	}
+	if err := db.Save(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, st = mustOpen(t, testOptions(dir, nil))
+	defer db.Close()
+	if got := dump(t, st); got != want {
+		t.Fatalf("after a snapshot in the current format:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// writeV2Fixture makes testdata/v2-datadir: everyOp, a snapshot, more ops,
+// a second snapshot (so there is a backup), more ops left in the log, and
+// a crash (no snapshot at the end).
+func writeV2Fixture(t *testing.T, fixture string) {
+	dir := t.TempDir()
+	db, st := mustOpen(t, testOptions(dir, nil))
+	apply(t, st, everyOp)
+	if err := db.Save(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, st, wire.OpDSet, "d", "after-first-snapshot", 1)
+	do(t, st, wire.OpLAppend, "l", "after-first-snapshot")
+	if err := db.Save(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, st, wire.OpDIncr, "d", "n", 100)
+	do(t, st, wire.OpCreateDict, "late", map[string]any{"k": []any{"v", 1}})
+	do(t, st, wire.OpDDel, "d", "c")
+	want := dump(t, st)
+	db.crash()
+	if err := os.RemoveAll(fixture); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(fixture, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == lockName {
+			continue
+		}
+		writeFile(t, filepath.Join(fixture, e.Name()), readFile(t, filepath.Join(dir, e.Name())))
+	}
+	writeFile(t, fixture+".want", []byte(want))
+}
