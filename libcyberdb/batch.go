@@ -104,6 +104,12 @@ func (b *Batch) CreateList(name string, content any) {
 	b.add(cl, nil)
 }
 
+// ExpireTable queues Client.ExpireTable: after CreateDict or CreateList,
+// a table created with its deadline, atomically.
+func (b *Batch) ExpireTable(name string, ttl time.Duration) {
+	b.add(newCall(wire.OpExpire).text(name).value(whenTTL(ttl)), nil)
+}
+
 // Drop queues the deletion of a table.
 func (b *Batch) Drop(name string) { b.add(newCall(wire.OpDrop).text(name), nil) }
 
