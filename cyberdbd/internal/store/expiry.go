@@ -257,7 +257,7 @@ func (c *call) parseWhen(i int, allowed whenKeys, minTTL int64) (w when, err err
 		return when{}, err
 	}
 	if n := popcount(seen & (wTTL | wAt | wPersist | wKeepTTL)); n > 1 {
-		return bad(`give one of %s`, (seen & (wTTL | wAt | wPersist | wKeepTTL)).names())
+		return bad(`give only one of %s`, (seen & (wTTL | wAt | wPersist | wKeepTTL)).names())
 	}
 	if w.nx && w.xx {
 		return bad(`"nx" and "xx" exclude each other`)
