@@ -131,10 +131,8 @@ func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, erro
 			out, err = run(c, b.op, b.fn, out)
 		}
 		if err != nil {
-			undo.rollback()
-			if jerr := s.journalEffects(j, written, wire.OpBatch, args, false, base); jerr != nil {
-				return out[:start], jerr
-			}
+			undo.rollback() // what expired during the batch included (expireAt)
+			discardEffects(written)
 			return out[:start], prefixed(err, "%s", b.prefix(k))
 		}
 	}
@@ -145,6 +143,7 @@ func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, erro
 	}
 	if err := s.journalEffects(j, written, wire.OpBatch, args, true, base); err != nil {
 		undo.rollback()
+		discardEffects(written)
 		return out[:start], err
 	}
 	return out, nil

@@ -194,7 +194,8 @@ func (c *call) parseWhen(i int, allowed whenKeys, minTTL int64) (w when, err err
 	}
 	var seen whenKeys
 	err = wire.Pairs(raw, func(k, v wire.Raw) error {
-		name, ok := wire.ItemText(k)
+		name, err := wire.Args{Items: []wire.Raw{k}}.Text(0) // any encoding of text
+		ok := err == nil
 		var bit whenKeys
 		for _, n := range whenNames {
 			if ok && n.name == name {
@@ -261,6 +262,10 @@ func (c *call) parseWhen(i int, allowed whenKeys, minTTL int64) (w when, err err
 	}
 	if w.nx && w.xx {
 		return bad(`"nx" and "xx" exclude each other`)
+	}
+	if (a.Op == wire.OpDExpire || a.Op == wire.OpDGetEx || a.Op == wire.OpExpire) && !w.given && !w.persist {
+		// dexpire, dgetex, expire: the map is the deadline; it cannot be empty.
+		return bad(`give one of %s`, (allowed & (wTTL | wAt | wPersist)).names())
 	}
 	return w, nil
 }

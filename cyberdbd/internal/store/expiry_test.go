@@ -549,3 +549,35 @@ func TestExpiryConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestBatchUndoesExpiryItCaused: an op of a batch that meets an entry (or
+// a table) expired by an earlier op of the same batch removes it; when the
+// batch then fails, that is undone too, and nothing is journaled.
+func TestBatchUndoesExpiryItCaused(t *testing.T) {
+	s, _ := clockStore()
+	var j ttlJournal
+	s.SetJournal(j.record)
+	do(t, s, wire.OpCreateDict, "d", map[string]any{"k": 1})
+	do(t, s, wire.OpCreateList, "l", []any{1})
+	before, n := internal(s), len(j.recs)
+	fails(t, s, wire.CodeNoSuchTable, wire.OpBatch, []any{
+		[]any{uint64(wire.OpDExpire), "d", "k", ttl(0)},
+		[]any{uint64(wire.OpDSet), "d", "k", 2}, // meets k expired: removes it, inserts anew
+		[]any{uint64(wire.OpExpire), "l", ttl(0)},
+		[]any{uint64(wire.OpLAppend), "l", 2}, // meets l expired: drops it, no_such_table
+	})
+	fails(t, s, wire.CodeNoSuchTable, wire.OpBatch, []any{
+		[]any{uint64(wire.OpExpire), "l", ttl(0)},
+		[]any{uint64(wire.OpCreateList), "l"},
+		[]any{uint64(wire.OpLLen), "nope"},
+	})
+	if got := internal(s); got != before {
+		t.Fatalf("after the failed batches:\n%s\nwant\n%s", got, before)
+	}
+	if len(j.recs) != n {
+		t.Fatalf("failed batches journaled:\n%s", j.ops())
+	}
+	if st := s.Stats(); st.Expired != 0 || st.ExpiredTables != 0 {
+		t.Fatalf("stats count undone expiry: %+v", st)
+	}
+}

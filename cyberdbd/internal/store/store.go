@@ -244,6 +244,7 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 	if jerr := s.journalEffects(j, []*table{t}, op, args, err == nil, base); jerr != nil && err == nil {
 		if c.undo != nil {
 			c.undo.rollback()
+			discardEffects([]*table{t})
 			return out, jerr
 		}
 		return out, jerr // a checked journal failed anyway: the op stays applied
@@ -265,7 +266,7 @@ func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
 			}
 			return out, errNoSuchTable(c.t.name)
 		}
-		c.s.expireTable(c.t)
+		c.s.expireTable(c.t, c.undo)
 	}
 	if op.IsDict() || op.IsList() {
 		want := kindDict
@@ -541,7 +542,7 @@ func parseDictOptions(a wire.Args, i int) (o dictOptions, err error) {
 		return bad(`must be a map of options ("ttl", "evict", "max_len"), got %s`, wire.TypeName(raw))
 	}
 	err = wire.Pairs(raw, func(k, v wire.Raw) error {
-		name, _ := wire.ItemText(k)
+		name, _ := wire.Args{Items: []wire.Raw{k}}.Text(0) // any encoding of text
 		item := wire.Args{Op: a.Op, Items: []wire.Raw{v}}
 		switch name {
 		case "ttl":
@@ -552,8 +553,8 @@ func parseDictOptions(a wire.Args, i int) (o dictOptions, err error) {
 			}
 			o.defTTL = n
 		case "evict":
-			s, ok := wire.ItemText(v)
-			if !ok || s != "lru" {
+			s, err := item.Text(0)
+			if err != nil || s != "lru" {
 				_, err := bad(`"evict" must be "lru" (the only eviction policy), got %s`, wire.Diagnose(v))
 				return err
 			}

@@ -25,20 +25,55 @@ const dremoveChunk = 1024
 // expireAt removes the live entry at pos of the table's dict, whose
 // deadline has passed, for the journal to record. The table's lock is
 // held for writing. Never in replay (nothing expires there).
+//
+// In a batch that fails, the removal is undone with the rest (c.undo):
+// the entry may have expired only because an earlier op of the batch
+// moved its deadline, and the batch's effects, removals included, are
+// then neither kept nor journaled.
 func (c *call) expireAt(pos int) {
-	d := c.t.d
-	key := d.entries[pos].key()
+	d, t := c.t.d, c.t
+	e, dl := d.entries[pos], d.deadline(pos)
+	key := e.key()
 	d.removeAt(pos)
-	c.t.fxExpired = append(c.t.fxExpired, key)
+	t.fxExpired = append(t.fxExpired, key)
 	c.s.expired.Add(1)
+	if c.undo != nil {
+		n := len(t.fxExpired) - 1
+		c.undo.add(func() {
+			d.restore(e.kv, e.seq)
+			d.setDeadline(d.find([]byte(key)), dl)
+			if len(t.fxExpired) > n {
+				t.fxExpired = t.fxExpired[:n]
+			}
+			c.s.expired.Add(-1)
+		})
+	}
 }
 
 // expireTable drops the table, whose deadline has passed; a drop record
 // goes to the journal first (fxDropped). Its lock is held for writing.
-func (s *Store) expireTable(t *table) {
+// undo, if not nil, records how to take it back (as expireAt's).
+func (s *Store) expireTable(t *table, undo *undoLog) {
+	k, d, l, e := t.kind, t.d, t.l, t.expires
 	t.kind, t.d, t.l, t.expires = kindNone, nil, nil, 0
 	t.fxDropped = true
 	s.expiredTables.Add(1)
+	if undo != nil {
+		undo.add(func() {
+			t.kind, t.d, t.l, t.expires = k, d, l, e
+			t.fxDropped = false
+			s.expiredTables.Add(-1)
+		})
+	}
+}
+
+// discardEffects forgets what a batch that was rolled back did: its undo
+// steps took back the removals too.
+func discardEffects(tables []*table) {
+	for _, t := range tables {
+		t.fxDropped, t.fxTimed = false, false
+		t.fxExpired, t.fxEvicted, t.fxWritten = t.fxExpired[:0], t.fxEvicted[:0], t.fxWritten[:0]
+	}
 }
 
 // journalEffects writes what the write op that ran on tables did to the
@@ -188,7 +223,7 @@ func (s *Store) evictFor(t *table, now int64, bytes0 int64, live0 int, grows boo
 		kv := d.entries[pos].kv
 		need -= int64(len(kv)) + entryOverhead
 		if d.expired(pos, now) {
-			(&call{s: s, t: t}).expireAt(pos)
+			(&call{s: s, t: t}).expireAt(pos) // no undo: the op succeeded
 			continue
 		}
 		t.fxEvicted = append(t.fxEvicted, kv[:keyLen(kv)])
@@ -320,7 +355,7 @@ func (s *Store) sweepStep(t *table) (more bool) {
 	}
 	t.capture()
 	if t.expiredAt(now) {
-		s.expireTable(t)
+		s.expireTable(t, nil)
 		_ = s.journalEffects(j, []*table{t}, wire.OpDRemove, wire.Args{}, false, 0)
 		return false
 	}
