@@ -290,6 +290,13 @@ func (d *dict) compact() {
 		}
 	}
 	d.dl, d.lru = dl, lru // a dict whose deadlines all went pays nothing again
+	if len(d.slots) > minSlots && d.live*8 < len(d.slots) {
+		// Mostly emptied (a mass expiry, many deletes): a right-sized
+		// index gives the memory back.
+		d.entries = fresh
+		d.rebuildIndex()
+		return
+	}
 	for i, s := range d.slots {
 		if s != 0 {
 			d.slots[i] = s&^0xffffffff | uint64(remap[uint32(s)-1]+1)

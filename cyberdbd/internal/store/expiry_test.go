@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"strings"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -579,5 +580,49 @@ func TestBatchUndoesExpiryItCaused(t *testing.T) {
 	}
 	if st := s.Stats(); st.Expired != 0 || st.ExpiredTables != 0 {
 		t.Fatalf("stats count undone expiry: %+v", st)
+	}
+}
+
+// TestTTLMemoryPerEntry: a million entries (16-byte keys, 32-byte values)
+// each with a deadline take at most 16 bytes an entry more than without
+// (the goal; the deadline slice costs 8, plus its share of
+// append's slack).
+func TestTTLMemoryPerEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 2M entries")
+	}
+	const n = 1_000_000
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	load := func(withTTL bool) uint64 {
+		s, clock := clockStore()
+		base := heap()
+		do(t, s, wire.OpCreateDict, "d")
+		tb := s.lookup("d")
+		now := clock.Now().UnixMilli()
+		c := call{s: s, t: tb, now: now, base: now}
+		tb.mu.Lock()
+		for i := range n {
+			w := when{}
+			if withTTL {
+				w = when{given: true, at: now + 3_600_000 + int64(i)}
+			}
+			c.put(wire.AppendText(nil, fmt.Sprintf("key:%012d", i)), wire.AppendText(nil, fmt.Sprintf("value:%026d", i)), w)
+		}
+		tb.mu.Unlock()
+		used := heap() - base
+		runtime.KeepAlive(s)
+		return used
+	}
+	plain, ttl := load(false), load(true)
+	per := (float64(ttl) - float64(plain)) / n
+	t.Logf("1M entries: %.1f bytes each without a TTL, %.1f with: %.1f more", float64(plain)/n, float64(ttl)/n, per)
+	if per > 16 {
+		t.Fatalf("a deadline costs %.1f bytes an entry, want at most 16", per)
 	}
 }

@@ -383,8 +383,12 @@ func (s *Store) sweepStep(t *table) (more bool) {
 			continue
 		}
 		seq := e.seq
-		c.expireAt(pos) // positions may move (compaction): find the next by its seq
-		pos = d.seek(seq + 1)
+		c.expireAt(pos)
+		if pos < len(d.entries) && d.entries[pos].seq == seq {
+			pos++ // a tombstone now, in its place
+		} else {
+			pos = d.seek(seq + 1) // a compaction moved the entries
+		}
 	}
 	if pos < len(d.entries) {
 		d.sweepSeq = d.entries[pos].seq
