@@ -247,4 +247,3 @@ func TestMillionExpireAtOnce(t *testing.T) {
 		t.Errorf("the goals: p99 %v (want < 2ms), memory back %v after the deadline (want < 2s)", p99, back)
 	}
 }
-

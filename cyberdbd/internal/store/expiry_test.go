@@ -2,8 +2,8 @@ package store
 
 import (
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
