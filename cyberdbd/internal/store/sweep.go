@@ -30,22 +30,26 @@ const dremoveChunk = 1024
 // the entry may have expired only because an earlier op of the batch
 // moved its deadline, and the batch's effects, removals included, are
 // then neither kept nor journaled.
-func (c *call) expireAt(pos int) {
-	d, t := c.t.d, c.t
+func (c call) expireAt(pos int) { c.s.expireEntry(c.t, pos, c.undo) }
+
+// expireEntry is expireAt; it takes no *call, which would make every
+// call escape to the heap.
+func (s *Store) expireEntry(t *table, pos int, undo *undoLog) {
+	d := t.d
 	e, dl := d.entries[pos], d.deadline(pos)
 	key := e.key()
 	d.removeAt(pos)
 	t.fxExpired = append(t.fxExpired, key)
-	c.s.expired.Add(1)
-	if c.undo != nil {
+	s.expired.Add(1)
+	if undo != nil {
 		n := len(t.fxExpired) - 1
-		c.undo.add(func() {
+		undo.add(func() {
 			d.restore(e.kv, e.seq)
 			d.setDeadline(d.find([]byte(key)), dl)
 			if len(t.fxExpired) > n {
 				t.fxExpired = t.fxExpired[:n]
 			}
-			c.s.expired.Add(-1)
+			s.expired.Add(-1)
 		})
 	}
 }
@@ -101,7 +105,7 @@ func (s *Store) journalEffects(j *journal, tables []*table, op wire.Op, args wir
 	}
 	if j != nil && ok && err == nil {
 		if timed {
-			keep(record(j.record, wire.OpTimed, timedArgs(op, args, base)))
+			keep(record(j.record, wire.OpTimed, tables[0].timedArgs(op, args, base)))
 		} else {
 			keep(record(j.record, op, args))
 		}
@@ -115,14 +119,22 @@ func (s *Store) journalEffects(j *journal, tables []*table, op wire.Op, args wir
 	return err
 }
 
-// timedArgs are the arguments of a timed record: [base, [op, arg...]].
-func timedArgs(op wire.Op, args wire.Args, base int64) wire.Args {
-	inner := wire.AppendArrayHeader(nil, 1+len(args.Items))
-	inner = wire.AppendUint(inner, uint64(op))
+// timedArgs are the arguments of a timed record, [base, [op, arg...]],
+// encoded in the table's scratch buffer (its lock is held; the journal
+// copies what it keeps).
+func (t *table) timedArgs(op wire.Op, args wire.Args, base int64) wire.Args {
+	b := wire.AppendInt(t.timedBuf[:0], base)
+	n := len(b)
+	b = wire.AppendArrayHeader(b, 1+len(args.Items))
+	b = wire.AppendUint(b, uint64(op))
 	for _, it := range args.Items {
-		inner = append(inner, it...)
+		b = append(b, it...)
 	}
-	return wire.Args{Op: wire.OpTimed, Items: []wire.Raw{wire.AppendInt(nil, base), inner}}
+	if cap(b) <= 4<<10 {
+		t.timedBuf = b
+	}
+	t.timedItems = [2]wire.Raw{b[:n], b[n:]}
+	return wire.Args{Op: wire.OpTimed, Items: t.timedItems[:]}
 }
 
 // journalRemove journals keys of table name as dremove records.
@@ -223,7 +235,7 @@ func (s *Store) evictFor(t *table, now int64, bytes0 int64, live0 int, grows boo
 		kv := d.entries[pos].kv
 		need -= int64(len(kv)) + entryOverhead
 		if d.expired(pos, now) {
-			(&call{s: s, t: t}).expireAt(pos) // no undo: the op succeeded
+			s.expireEntry(t, pos, nil) // no undo: the op succeeded
 			continue
 		}
 		t.fxEvicted = append(t.fxEvicted, kv[:keyLen(kv)])
@@ -366,7 +378,6 @@ func (s *Store) sweepStep(t *table) (more bool) {
 	if d.sweepSeq == 0 {
 		d.sweepSeq, d.passMin = 1, 0
 	}
-	c := &call{s: s, t: t, now: now}
 	pos := d.seek(d.sweepSeq)
 	for checks := 0; pos < len(d.entries) && checks < sweepChecks && len(t.fxExpired) < sweepRemovals; checks++ {
 		e := &d.entries[pos]
@@ -383,7 +394,7 @@ func (s *Store) sweepStep(t *table) (more bool) {
 			continue
 		}
 		seq := e.seq
-		c.expireAt(pos)
+		s.expireEntry(t, pos, nil)
 		if pos < len(d.entries) && d.entries[pos].seq == seq {
 			pos++ // a tombstone now, in its place
 		} else {

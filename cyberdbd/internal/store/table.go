@@ -3,6 +3,8 @@ package store
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // kind is what a table holds.
@@ -45,6 +47,9 @@ type table struct {
 	fxEvicted []string // keys a cache table evicted
 	fxTimed   bool     // the op computed a deadline from the clock: journal it timed
 	fxWritten []string // keys the op stored in a cache table: it must not evict them
+
+	timedBuf   []byte      // scratch of timedArgs
+	timedItems [2]wire.Raw // scratch of timedArgs
 
 	// Snapshot copy-on-write (snapshot.go): pending is set at a cut and
 	// cleared by whoever copies the table first, the snapshot (Cut.Take)
