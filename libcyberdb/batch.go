@@ -184,7 +184,7 @@ func (q DictBatch[K, V]) GetOr(key K, def V) *Future[V] {
 func (q DictBatch[K, V]) Set(key K, value V, opts ...WriteOption) {
 	cl := q.d.call(wire.OpDSet).value(key).value(value)
 	if len(opts) > 0 {
-		cl.value(writeOpts(opts))
+		cl.opts(opts)
 	}
 	q.b.add(cl, nil)
 }

@@ -73,7 +73,7 @@ func (d *Dict[K, V]) GetOr(ctx context.Context, key K, def V) (V, error) {
 func (d *Dict[K, V]) Set(ctx context.Context, key K, value V, opts ...WriteOption) error {
 	cl := arg(arg(d.call(wire.OpDSet), key), value)
 	if len(opts) > 0 {
-		cl.value(writeOpts(opts))
+		cl.opts(opts)
 	}
 	return d.finish(ctx, cl, nil)
 }
@@ -161,7 +161,7 @@ func (d *Dict[K, V]) SetDefault(ctx context.Context, key K, def V, opts ...Write
 	var v V
 	cl := d.call(wire.OpDSetDefault).value(key).value(def)
 	if len(opts) > 0 {
-		cl.value(writeOpts(opts))
+		cl.opts(opts)
 	}
 	err := d.finish(ctx, cl, &v)
 	return v, err
@@ -176,7 +176,7 @@ func (d *Dict[K, V]) Update(ctx context.Context, m map[K]V, opts ...WriteOption)
 	}
 	cl := d.call(wire.OpDUpdate).value(m)
 	if len(opts) > 0 {
-		cl.value(writeOpts(opts))
+		cl.opts(opts)
 	}
 	return d.finish(ctx, cl, nil)
 }
@@ -211,7 +211,7 @@ func (d *Dict[K, V]) CompareAndSwap(ctx context.Context, key K, old, new V, opts
 	var ok bool
 	cl := d.call(wire.OpDCAS).value(key).value(new).value(old)
 	if len(opts) > 0 {
-		cl.value(writeOpts(opts))
+		cl.opts(opts)
 	}
 	err := d.finish(ctx, cl, &ok)
 	return ok, err
@@ -226,7 +226,7 @@ func (d *Dict[K, V]) SetIfAbsent(ctx context.Context, key K, value V, opts ...Wr
 	var ok bool
 	var cl *call
 	if len(opts) > 0 {
-		cl = d.call(wire.OpDSet).value(key).value(value).value(writeOpts(opts, "nx"))
+		cl = d.call(wire.OpDSet).value(key).value(value).opts(opts, "nx")
 	} else {
 		cl = d.call(wire.OpDCAS).value(key).value(value)
 	}

@@ -41,21 +41,32 @@ func durationMS(d time.Duration) int64 {
 	return ms
 }
 
-// writeOpts encodes options as the map the daemon reads; extra are more
-// keys (nx).
-func writeOpts(opts []WriteOption, extra ...string) map[string]any {
-	m := make(map[string]any, len(opts)+len(extra))
+// opts appends options as the one map argument the daemon reads (PROTOCOL.md
+// 6.5), encoded directly (no reflection: a Set with a TTL costs what a
+// plain one does); extra are more flags (nx). A key given twice is sent
+// twice, and the daemon refuses the map.
+func (cl *call) opts(opts []WriteOption, extra ...string) *call {
+	n := len(extra)
 	for _, o := range opts {
-		if o.key == "keepttl" {
-			m[o.key] = true
-		} else if o.key != "" {
-			m[o.key] = o.ms
+		if o.key != "" {
+			n++
+		}
+	}
+	cl.args = wire.AppendMapHeader(cl.args, n)
+	for _, o := range opts {
+		switch o.key {
+		case "":
+		case "keepttl":
+			cl.args = wire.AppendBool(wire.AppendText(cl.args, o.key), true)
+		default:
+			cl.args = wire.AppendInt(wire.AppendText(cl.args, o.key), o.ms)
 		}
 	}
 	for _, k := range extra {
-		m[k] = true
+		cl.args = wire.AppendBool(wire.AppendText(cl.args, k), true)
 	}
-	return m
+	cl.nargs++
+	return cl
 }
 
 // when is the {"ttl"} or {"at"} map of a deadline given as a duration.
