@@ -231,7 +231,7 @@ func (c *call) parseWhen(i int, allowed whenKeys, minTTL int64) (w when, err err
 					return err
 				}
 				w.at, w.timed = c.base+n, true
-				c.t.fxTimed = true
+				c.t.fxTimed++
 			} else {
 				if n < 1 || n > maxDeadline {
 					_, err := bad(`"at" must be a deadline in unix milliseconds, 1 to %d, got %d`, int64(maxDeadline), n)
@@ -272,6 +272,18 @@ func (c *call) parseWhen(i int, allowed whenKeys, minTTL int64) (w when, err err
 	if (a.Op == wire.OpDExpire || a.Op == wire.OpDGetEx || a.Op == wire.OpExpire) && !w.given && !w.persist {
 		// dexpire, dgetex, expire: the map is the deadline; it cannot be empty.
 		return bad(`give one of %s`, (allowed & (wTTL | wAt | wPersist)).names())
+	}
+	if w.timed && c.base != 0 {
+		// The record of the op: this argument with the deadline instead.
+		b := wire.AppendMapHeader(c.t.fxAt[:0], 1+popcount(seen&(wNX|wXX)))
+		b = wire.AppendInt(wire.AppendText(b, "at"), w.at)
+		if w.nx {
+			b = wire.AppendBool(wire.AppendText(b, "nx"), true)
+		}
+		if w.xx {
+			b = wire.AppendBool(wire.AppendText(b, "xx"), true)
+		}
+		c.t.fxAt, c.t.fxAtArg = b, i
 	}
 	return w, nil
 }
@@ -353,7 +365,7 @@ func (c *call) newDeadline(w when, pos int) int64 {
 	case w.keepTTL && pos >= 0:
 		return d.deadline(pos)
 	case d.defTTL > 0 && c.base != 0:
-		c.t.fxTimed = true
+		c.t.fxTimed++
 		return c.base + d.defTTL
 	}
 	return 0

@@ -333,7 +333,9 @@ func TestExpiryReplayAnyTime(t *testing.T) {
 	do(t, s, wire.OpDCAS, "d", "b", 4, 3, ttl(10))
 	want := internal(s)
 	journal := j.ops()
-	for _, w := range []string{"timed [", `dremove ["d", "expired", "t1"]`, `dremove ["d", "expired", "a", "t2"`} {
+	for _, w := range []string{"timed [", `dremove ["d", "expired", "t1"]`, `dremove ["d", "expired", "a", "t2"`,
+		fmt.Sprintf(`dset ["d", "t1", 1, {"at": %d}]`, now+100), // a TTL from now is logged as its deadline
+		fmt.Sprintf(`dexpire ["d", "a", {"at": %d}]`, now+150)} {
 		if !strings.Contains(journal, w) {
 			t.Fatalf("the journal lacks %s:\n%s", w, journal)
 		}

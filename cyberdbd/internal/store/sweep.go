@@ -75,7 +75,7 @@ func (s *Store) expireTable(t *table, undo *undoLog) {
 // steps took back the removals too.
 func discardEffects(tables []*table) {
 	for _, t := range tables {
-		t.fxDropped, t.fxTimed = false, false
+		t.fxDropped, t.fxTimed, t.fxAt = false, 0, t.fxAt[:0]
 		t.fxExpired, t.fxEvicted, t.fxWritten = t.fxExpired[:0], t.fxEvicted[:0], t.fxWritten[:0]
 	}
 }
@@ -92,23 +92,29 @@ func (s *Store) journalEffects(j *journal, tables []*table, op wire.Op, args wir
 			err = e
 		}
 	}
-	timed := false
+	timed := 0
 	for _, t := range tables {
-		timed = timed || t.fxTimed
+		timed += t.fxTimed
 		if j != nil {
 			if t.fxDropped {
 				keep(record(j.record, wire.OpDrop, wire.Args{Op: wire.OpDrop, Items: []wire.Raw{wire.AppendText(nil, t.name)}}))
 			}
 			keep(journalRemove(j, t.name, reasonExpired, t.fxExpired))
 		}
-		t.fxDropped, t.fxExpired, t.fxTimed = false, t.fxExpired[:0], false
+		t.fxDropped, t.fxExpired = false, t.fxExpired[:0]
 	}
 	if j != nil && ok && err == nil {
-		if timed {
-			keep(record(j.record, wire.OpTimed, tables[0].timedArgs(op, args, base)))
-		} else {
+		switch t := tables[0]; {
+		case timed == 0:
 			keep(record(j.record, op, args))
+		case timed == 1 && len(tables) == 1 && op != wire.OpBatch && len(t.fxAt) > 0:
+			keep(record(j.record, op, t.rewriteAt(args)))
+		default:
+			keep(record(j.record, wire.OpTimed, t.timedArgs(op, args, base)))
 		}
+	}
+	for _, t := range tables {
+		t.fxTimed, t.fxAt = 0, t.fxAt[:0]
 	}
 	for _, t := range tables {
 		if j != nil {
@@ -117,6 +123,15 @@ func (s *Store) journalEffects(j *journal, tables []*table, op wire.Op, args wir
 		t.fxEvicted, t.fxWritten = t.fxEvicted[:0], t.fxWritten[:0]
 	}
 	return err
+}
+
+// rewriteAt returns args with argument fxAtArg replaced by fxAt, in the
+// table's scratch (its lock is held; the journal copies what it keeps).
+func (t *table) rewriteAt(args wire.Args) wire.Args {
+	items := append(t.rewriteItems[:0], args.Items...)
+	items[t.fxAtArg] = t.fxAt
+	t.rewriteItems = items
+	return wire.Args{Op: args.Op, Items: items}
 }
 
 // timedArgs are the arguments of a timed record, [base, [op, arg...]],

@@ -45,11 +45,17 @@ type table struct {
 	fxDropped bool     // the table itself expired: journal a drop first
 	fxExpired []string // keys removed because their deadline had passed
 	fxEvicted []string // keys a cache table evicted
-	fxTimed   bool     // the op computed a deadline from the clock: journal it timed
+	fxTimed   int      // deadlines the op computed from the clock: journal it timed, or rewritten
+	// fxAt is set when the op's only deadline from the clock came from a
+	// "ttl" option: argument fxAtArg, rewritten with "at" (fxAt), makes
+	// the op's record, smaller than a timed one (Redis logs SET EX as SET PXAT).
+	fxAt      []byte
+	fxAtArg   int
 	fxWritten []string // keys the op stored in a cache table: it must not evict them
 
-	timedBuf   []byte      // scratch of timedArgs
-	timedItems [2]wire.Raw // scratch of timedArgs
+	timedBuf     []byte      // scratch of timedArgs
+	rewriteItems []wire.Raw  // scratch of rewriteAt
+	timedItems   [2]wire.Raw // scratch of timedArgs
 
 	// Snapshot copy-on-write (snapshot.go): pending is set at a cut and
 	// cleared by whoever copies the table first, the snapshot (Cut.Take)
