@@ -82,8 +82,9 @@ func (g *Guard) Check(t Target) {
 	}
 }
 
-// Run checks every Interval until ctx ends. With a limit it also lowers
-// the runtime's soft memory limit to limit plus Headroom, unless
+// Run checks every Interval until ctx ends (call Check once before, so
+// that the first requests find the store told). With a limit it also
+// lowers the runtime's soft memory limit to limit plus Headroom, unless
 // $GOMEMLIMIT set one.
 func (g *Guard) Run(ctx context.Context, t Target) {
 	if g.limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
@@ -101,16 +102,18 @@ func (g *Guard) Run(ctx context.Context, t Target) {
 	}
 }
 
-var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-
+// liveHeap is the heap the last collection found live; before the first
+// collection, the heap in use (garbage included), so that a daemon just
+// started is not taken for empty.
 func liveHeap() int64 {
-	s := make([]metrics.Sample, 1)
-	s[0].Name = liveSample[0].Name
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindUint64 && x.Value.Uint64() > 0 {
+			return int64(x.Value.Uint64())
+		}
 	}
-	return int64(s[0].Value.Uint64())
+	return 0
 }
 
 // CgroupLimit returns the memory limit of the cgroup (v2) this process

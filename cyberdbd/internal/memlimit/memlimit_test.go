@@ -33,6 +33,9 @@ func TestGuard(t *testing.T) {
 	if none.Over() {
 		t.Fatal("no limit is never over")
 	}
+	if liveHeap() <= 0 {
+		t.Fatal("the heap reads as 0 before a collection")
+	}
 	runtime.GC() // the figure is the last collection's
 	if liveHeap() <= 0 {
 		t.Fatal("the live heap reads as 0")
