@@ -330,11 +330,14 @@ const (
 // ctx ends. Call it once the store is loaded (after recovery): the first
 // round runs at once, so what expired while the daemon was down goes
 // first.
+//
+// It returns soon after ctx ends, between two steps: stop it, and wait
+// for it to return, before the journal closes.
 func (s *Store) RunExpiry(ctx context.Context) {
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
 	for {
-		s.SweepExpired()
+		s.sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -347,7 +350,9 @@ func (s *Store) RunExpiry(ctx context.Context) {
 // whose deadline or one of whose entries' deadlines has come is dropped
 // or passed over. RunExpiry calls it; tests with a ManualClock call it
 // after moving the clock.
-func (s *Store) SweepExpired() {
+func (s *Store) SweepExpired() { s.sweep(context.Background()) }
+
+func (s *Store) sweep(ctx context.Context) {
 	now := s.now()
 	var due []*table
 	s.mu.RLock()
@@ -359,7 +364,7 @@ func (s *Store) SweepExpired() {
 	s.mu.RUnlock()
 	sort.Slice(due, func(i, j int) bool { return due[i].name < due[j].name })
 	for _, t := range due {
-		for s.sweepStep(t) {
+		for s.sweepStep(t) && ctx.Err() == nil {
 			runtime.Gosched()
 		}
 	}
