@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -245,5 +246,79 @@ func TestMillionExpireAtOnce(t *testing.T) {
 	}
 	if os.Getenv("CYBERDB_EXPIRY_STRICT") != "" && (p99 > 2*time.Millisecond || back > 2*time.Second) {
 		t.Errorf("the goals: p99 %v (want < 2ms), memory back %v after the deadline (want < 2s)", p99, back)
+	}
+}
+
+// TestMaxMemory: with --max-memory, loading a table until the daemon is
+// over the limit ends with out_of_memory, not with a daemon that grows
+// without bound; reads, deletes and drops go on; a cache table takes
+// writes by evicting; once the data is dropped, writes are accepted again.
+func TestMaxMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 64 MiB")
+	}
+	bin := daemontest.Build(t, daemontest.BuildOptions{NoRace: true})
+	d := daemontest.StartBinary(t, bin, "--max-memory=48MiB", "--appendonly=false", "--snapshot-interval=0")
+	c := daemontest.DialHello(t, d.Socket)
+	c.MustCall(t, nil, wire.OpCreateDict, "cache", nil, map[string]any{"evict": "lru"})
+	for i := range 100 {
+		c.MustCall(t, nil, wire.OpDSet, "cache", i, fmt.Sprintf("%0100d", i))
+	}
+	c.MustCall(t, nil, wire.OpCreateDict, "big")
+	const per = 5000
+	var refused error
+	loaded := 0
+	for b := 0; b < 400 && refused == nil; b++ { // at most 2M entries, ~250 MiB
+		pairs := wire.AppendArrayHeader(nil, per)
+		for i := b * per; i < (b+1)*per; i++ {
+			pairs = wire.AppendArrayHeader(pairs, 2)
+			pairs = wire.AppendText(pairs, fmt.Sprintf("key:%012d", i))
+			pairs = wire.AppendText(pairs, fmt.Sprintf("%0100d", i))
+		}
+		if _, err := c.Call(wire.OpDUpdate, "big", wire.Raw(pairs)); err != nil {
+			refused = err
+		} else {
+			loaded += per
+		}
+		time.Sleep(2 * time.Millisecond) // let the guard see each collection
+	}
+	var we *wire.Error
+	if !errors.As(refused, &we) || we.Code != wire.CodeOutOfMemory {
+		t.Fatalf("after %d entries: %v, want out_of_memory", loaded, refused)
+	}
+	info := map[string]any{}
+	c.MustCall(t, &info, wire.OpInfo)
+	t.Logf("refused after %d entries of 100 bytes: used_memory %v, max_memory %v, RSS %.0f MiB",
+		loaded, info["used_memory"], info["max_memory"], rssMiB(t, d.Cmd.Process.Pid))
+	if info["over_memory"] != true || info["max_memory"] != uint64(48<<20) {
+		t.Fatalf("info: %v", info)
+	}
+	// Reads and deletes go on; a plain write does not; a cache table evicts.
+	var v string
+	c.MustCall(t, &v, wire.OpDGet, "big", "key:000000000001")
+	c.MustCall(t, nil, wire.OpDDel, "big", "key:000000000001")
+	if _, err := c.Call(wire.OpDSet, "big", "new", 1); !errors.As(err, &we) || we.Code != wire.CodeOutOfMemory {
+		t.Fatalf("dset while over: %v", err)
+	}
+	for i := 100; i < 200; i++ {
+		c.MustCall(t, nil, wire.OpDSet, "cache", i, fmt.Sprintf("%0100d", i))
+	}
+	var n int
+	c.MustCall(t, &n, wire.OpDLen, "cache")
+	if n > 110 {
+		t.Fatalf("the cache table holds %d entries after 100 more writes over the limit: it did not evict", n)
+	}
+	// Dropping the data brings the daemon under the limit again.
+	c.MustCall(t, nil, wire.OpDrop, "big")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.Call(wire.OpDSet, "cache", "after", 1)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("20s after the drop, writes are still refused: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -27,6 +27,7 @@ package memlimit
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -54,17 +55,40 @@ type Target interface{ SetOverMemory(bool) }
 
 // Guard watches the live heap against a limit.
 type Guard struct {
-	limit int64
+	limit atomic.Int64
 	used  atomic.Int64
 	over  atomic.Bool
 	read  func() int64 // the live heap; a test replaces it
 }
 
 // New returns a guard for limit bytes (0: none: it only reports used).
-func New(limit int64) *Guard { return &Guard{limit: limit, read: liveHeap} }
+func New(limit int64) *Guard {
+	g := &Guard{read: liveHeap}
+	g.limit.Store(limit)
+	return g
+}
 
 // Limit is the limit in bytes, 0 for none.
-func (g *Guard) Limit() int64 { return g.limit }
+func (g *Guard) Limit() int64 { return g.limit.Load() }
+
+// SetLimit changes the limit (a reload); the next check applies it.
+func (g *Guard) SetLimit(limit int64) {
+	g.limit.Store(limit)
+	g.softLimit()
+}
+
+// softLimit lowers the runtime's soft memory limit to the limit plus
+// Headroom (or lifts it, without a limit), unless $GOMEMLIMIT set one.
+func (g *Guard) softLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if l := g.limit.Load(); l > 0 {
+		debug.SetMemoryLimit(l + int64(float64(l)*Headroom))
+	} else {
+		debug.SetMemoryLimit(math.MaxInt64)
+	}
+}
 
 // Used is the live heap as of the last reading.
 func (g *Guard) Used() int64 { return g.used.Load() }
@@ -76,7 +100,8 @@ func (g *Guard) Over() bool { return g.over.Load() }
 func (g *Guard) Check(t Target) {
 	u := g.read()
 	g.used.Store(u)
-	over := g.limit > 0 && u > g.limit
+	l := g.limit.Load()
+	over := l > 0 && u > l
 	if g.over.Swap(over) != over || over {
 		t.SetOverMemory(over)
 	}
@@ -87,8 +112,8 @@ func (g *Guard) Check(t Target) {
 // lowers the runtime's soft memory limit to limit plus Headroom, unless
 // $GOMEMLIMIT set one.
 func (g *Guard) Run(ctx context.Context, t Target) {
-	if g.limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(g.limit + int64(float64(g.limit)*Headroom))
+	if g.limit.Load() > 0 {
+		g.softLimit()
 	}
 	tick := time.NewTicker(Interval)
 	defer tick.Stop()

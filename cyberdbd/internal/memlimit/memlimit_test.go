@@ -27,6 +27,12 @@ func TestGuard(t *testing.T) {
 	if g.Over() || len(tg.calls) != 2 || !tg.calls[0] || tg.calls[1] {
 		t.Fatalf("over then under: calls %v", tg.calls)
 	}
+	g.SetLimit(0)
+	used = 1 << 40
+	g.Check(&tg)
+	if g.Over() {
+		t.Fatal("over after the limit was lifted")
+	}
 	none := New(0)
 	none.read = func() int64 { return 1 << 40 }
 	none.Check(&tg)
