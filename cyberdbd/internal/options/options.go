@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
