@@ -385,7 +385,7 @@ func TestReadVersion2(t *testing.T) {
 	}
 	dir := copyDir(t, fixture)
 	want := string(readFile(t, filepath.Join("testdata", "v2-datadir.want")))
-	var logs logBuffer
+	var logs daemontest.Buffer
 	db, st := mustOpen(t, testOptions(dir, &logs))
 	if got := dump(t, st); got != want {
 		t.Fatalf("loaded\n%s\nwant\n%s", got, want)
