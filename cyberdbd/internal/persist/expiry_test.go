@@ -82,3 +82,25 @@ func TestDeadlinesSurviveRestart(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestOpTablesTimed: --recover sets aside the tables of a timed record's
+// op that fails on replay, as it does for the op on its own.
+func TestOpTablesTimed(t *testing.T) {
+	inner := args(t, wire.OpDSet, "s", "k", 1).Items
+	plain := opTables(wire.OpDSet, inner)
+	rec := wire.AppendArrayHeader(nil, 1+len(inner))
+	rec = wire.AppendUint(rec, uint64(wire.OpDSet))
+	for _, it := range inner {
+		rec = append(rec, it...)
+	}
+	timed := opTables(wire.OpTimed, []wire.Raw{wire.AppendInt(nil, 1), rec})
+	if len(plain) != 1 || plain[0] != "s" || len(timed) != 1 || timed[0] != "s" {
+		t.Fatalf("tables of dset %v, of the timed dset %v", plain, timed)
+	}
+	batch := args(t, wire.OpBatch, []any{[]any{uint64(wire.OpDSet), "a", 1, 2}, []any{uint64(wire.OpLAppend), "b", 1}}).Items
+	brec := append(wire.AppendArrayHeader(nil, 2), wire.AppendUint(nil, uint64(wire.OpBatch))...)
+	brec = append(brec, batch[0]...)
+	if got := opTables(wire.OpTimed, []wire.Raw{wire.AppendInt(nil, 1), brec}); len(got) != 2 {
+		t.Fatalf("tables of a timed batch: %v", got)
+	}
+}

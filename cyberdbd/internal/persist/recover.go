@@ -628,8 +628,22 @@ func (db *DB) setAsideTables(op wire.Op, args []wire.Raw) {
 }
 
 // opTables returns the names of the tables op addresses (each op of a
-// batch).
+// batch; the op inside a timed record).
 func opTables(op wire.Op, args []wire.Raw) []string {
+	if op == wire.OpTimed {
+		if len(args) != 2 {
+			return nil
+		}
+		inner, err := wire.SplitArray(args[1])
+		if err != nil || len(inner) == 0 {
+			return nil
+		}
+		iop, ok := wire.ItemUint(inner[0])
+		if !ok || iop == uint64(wire.OpTimed) || iop > 0xffff {
+			return nil
+		}
+		return opTables(wire.Op(iop), inner[1:])
+	}
 	if op != wire.OpBatch {
 		if len(args) > 0 {
 			if name, ok := textItem(args[0]); ok {
