@@ -226,7 +226,9 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 			c.undo = &undoLog{} // record may fail after the op ran
 		}
 	}
-	if write && op.Grows() && s.overMemory.Load() && !t.isCache() && !t.expiredAt(now) {
+	create := op == wire.OpCreateDict || op == wire.OpCreateList
+	if write && op.Grows() && s.overMemory.Load() && !t.isCache() && (create || !t.expiredAt(now)) {
+		// (A write to an expired table gets no_such_table, as if it were gone.)
 		return out, errOutOfMemory(op, name)
 	}
 	var bytes0 int64
