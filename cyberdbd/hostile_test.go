@@ -476,11 +476,11 @@ func TestHugeRequestDoesNotStallLoop(t *testing.T) {
 	p99, worst, pings := p.finish(t)
 	t.Logf("a 4 MiB request of %d items took %s; pings on the same loop meanwhile: p99 %s, worst %s (%d pings)",
 		items, took.Round(time.Millisecond), p99, worst, pings)
-	// Held, a ping waits about the whole request. Under -race the daemon's
-	// collector and the detector can pause every goroutine for hundreds of
-	// milliseconds on a loaded machine, so there only the ratio is judged;
-	// the release build must also keep every ping under 100 ms.
-	if worst >= took/3 || (!daemontest.Race && worst >= 100*time.Millisecond) {
+	// Held, a ping waits about the whole request. The daemon's collector
+	// (and under -race the detector) can pause every goroutine for a
+	// hundred milliseconds on a loaded machine, so only the ratio is
+	// judged here; the latency figures come from benchmarks.
+	if worst >= took/3 {
 		t.Errorf("a ping waited %s while the big request took %s: the loop was held", worst, took)
 	}
 	var n int

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -103,6 +104,12 @@ func (b *Batch) CreateList(name string, content any) {
 	b.add(cl, nil)
 }
 
+// ExpireTable queues Client.ExpireTable: after CreateDict or CreateList,
+// a table created with its deadline, atomically.
+func (b *Batch) ExpireTable(name string, ttl time.Duration) {
+	b.add(newCall(wire.OpExpire).text(name).value(whenTTL(ttl)), nil)
+}
+
 // Drop queues the deletion of a table.
 func (b *Batch) Drop(name string) { b.add(newCall(wire.OpDrop).text(name), nil) }
 
@@ -173,9 +180,18 @@ func (q DictBatch[K, V]) GetOr(key K, def V) *Future[V] {
 	return q.fut(q.d.call(wire.OpDGet).value(key).value(def))
 }
 
-// Set queues Dict.Set.
-func (q DictBatch[K, V]) Set(key K, value V) {
-	q.b.add(q.d.call(wire.OpDSet).value(key).value(value), nil)
+// Set queues Dict.Set, with its deadline options.
+func (q DictBatch[K, V]) Set(key K, value V, opts ...WriteOption) {
+	cl := q.d.call(wire.OpDSet).value(key).value(value)
+	if len(opts) > 0 {
+		cl.opts(opts)
+	}
+	q.b.add(cl, nil)
+}
+
+// Expire queues Dict.Expire.
+func (q DictBatch[K, V]) Expire(key K, ttl time.Duration) *Future[bool] {
+	return future[bool](q.b, q.d.call(wire.OpDExpire).value(key).value(whenTTL(ttl)), q.d.name)
 }
 
 // Delete queues Dict.Delete; the batch fails with ErrNotFound if the key is absent.

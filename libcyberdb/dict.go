@@ -67,9 +67,15 @@ func (d *Dict[K, V]) GetOr(ctx context.Context, key K, def V) (V, error) {
 }
 
 // Set sets key to value (d[k] = v). An existing key keeps its place in
-// the insertion order.
-func (d *Dict[K, V]) Set(ctx context.Context, key K, value V) error {
-	return d.finish(ctx, arg(arg(d.call(wire.OpDSet), key), value), nil)
+// the insertion order. Its deadline is what opts say (TTL, ExpireAt,
+// KeepTTL); without them the table's default TTL, or none: a plain Set
+// removes the deadline the entry had, as Redis's SET does.
+func (d *Dict[K, V]) Set(ctx context.Context, key K, value V, opts ...WriteOption) error {
+	cl := arg(arg(d.call(wire.OpDSet), key), value)
+	if len(opts) > 0 {
+		cl.opts(opts)
+	}
+	return d.finish(ctx, cl, nil)
 }
 
 // Delete removes key (del d[k]); ErrNotFound when it is absent.
@@ -149,20 +155,30 @@ func (d *Dict[K, V]) PopItem(ctx context.Context) (K, V, error) {
 }
 
 // SetDefault returns the value at key, first setting it to def when the
-// key is absent (d.setdefault(k, def)).
-func (d *Dict[K, V]) SetDefault(ctx context.Context, key K, def V) (V, error) {
+// key is absent (d.setdefault(k, def)). opts (TTL, ExpireAt) give the
+// entry it inserts its deadline; an entry already there keeps its own.
+func (d *Dict[K, V]) SetDefault(ctx context.Context, key K, def V, opts ...WriteOption) (V, error) {
 	var v V
-	err := d.finish(ctx, d.call(wire.OpDSetDefault).value(key).value(def), &v)
+	cl := d.call(wire.OpDSetDefault).value(key).value(def)
+	if len(opts) > 0 {
+		cl.opts(opts)
+	}
+	err := d.finish(ctx, cl, &v)
 	return v, err
 }
 
-// Update sets every entry of m (d.update(m)), atomically. Go maps have
-// no order: use UpdateItems to choose the insertion order of new keys.
-func (d *Dict[K, V]) Update(ctx context.Context, m map[K]V) error {
+// Update sets every entry of m (d.update(m)), atomically, each with the
+// deadline opts say, as Set. Go maps have no order: use UpdateItems to
+// choose the insertion order of new keys.
+func (d *Dict[K, V]) Update(ctx context.Context, m map[K]V, opts ...WriteOption) error {
 	if m == nil {
 		m = map[K]V{}
 	}
-	return d.finish(ctx, d.call(wire.OpDUpdate).value(m), nil)
+	cl := d.call(wire.OpDUpdate).value(m)
+	if len(opts) > 0 {
+		cl.opts(opts)
+	}
+	return d.finish(ctx, cl, nil)
 }
 
 // UpdateItems sets the entries in order (d.update(pairs)), atomically.
@@ -182,25 +198,39 @@ func (d *Dict[K, V]) Clear(ctx context.Context) error {
 // returns the new value: d[k] = d.get(k, 0) + delta, atomically. Integers
 // stay exact; a float on either side gives a float. It fails with
 // ErrTypeError when the stored value is not a number, and ErrOverflow
-// beyond the CBOR integer range.
+// beyond the CBOR integer range. The entry keeps its deadline (a new one
+// gets the table's default TTL), as Redis's INCR.
 func (d *Dict[K, V]) Incr(ctx context.Context, key K, delta V) (V, error) {
 	return finishValue[V](ctx, d.x, d.name, arg(arg(d.call(wire.OpDIncr), key), delta))
 }
 
 // CompareAndSwap sets key to new only if it is present and equal to old
 // (equality of canonical CBOR: 1 and 1.0 differ), and reports whether it
-// did.
-func (d *Dict[K, V]) CompareAndSwap(ctx context.Context, key K, old, new V) (bool, error) {
+// did. The deadline is what opts say, as Set's (KeepTTL to keep it).
+func (d *Dict[K, V]) CompareAndSwap(ctx context.Context, key K, old, new V, opts ...WriteOption) (bool, error) {
 	var ok bool
-	err := d.finish(ctx, d.call(wire.OpDCAS).value(key).value(new).value(old), &ok)
+	cl := d.call(wire.OpDCAS).value(key).value(new).value(old)
+	if len(opts) > 0 {
+		cl.opts(opts)
+	}
+	err := d.finish(ctx, cl, &ok)
 	return ok, err
 }
 
-// SetIfAbsent sets key to value only if the key is absent, and reports
-// whether it did (compare-and-swap against "no value").
-func (d *Dict[K, V]) SetIfAbsent(ctx context.Context, key K, value V) (bool, error) {
+// SetIfAbsent sets key to value only if the key is absent (or expired),
+// and reports whether it did; with TTL it is Redis's SET NX PX, the way to
+// take a lease:
+//
+//	ok, err := locks.SetIfAbsent(ctx, "job:42", me, libcyberdb.TTL(30*time.Second))
+func (d *Dict[K, V]) SetIfAbsent(ctx context.Context, key K, value V, opts ...WriteOption) (bool, error) {
 	var ok bool
-	err := d.finish(ctx, d.call(wire.OpDCAS).value(key).value(value), &ok)
+	var cl *call
+	if len(opts) > 0 {
+		cl = d.call(wire.OpDSet).value(key).value(value).opts(opts, "nx")
+	} else {
+		cl = d.call(wire.OpDCAS).value(key).value(value)
+	}
+	err := d.finish(ctx, cl, &ok)
 	return ok, err
 }
 

@@ -71,6 +71,20 @@
 // IfNotExists to accept a table that is already there), Drop, Exists,
 // Tables; and the server: Ping, Info, Save.
 //
+// # Expiry, caches and locks
+//
+// Entries can remove themselves at a deadline judged by the daemon's
+// clock: Set (and Update, SetDefault, CompareAndSwap, SetIfAbsent) take
+// TTL, ExpireAt or KeepTTL; a plain Set removes the entry's deadline, as
+// Redis's SET. Dict.Expire, ExpireAt, TTL, Deadline, Persist, GetEx (a
+// sliding session) and DeleteIfEqual work on one key; Client.ExpireTable,
+// TableTTL and PersistTable on a whole table. CreateDict takes DefaultTTL
+// (every entry's deadline unless the write says otherwise), and EvictLRU
+// or MaxLen for a cache table, the only kind that loses entries to
+// eviction. Lock is a lease on a key: TryAcquire or Acquire, Renew,
+// Release, with the limits its documentation gives. An expired entry is
+// gone for every operation at once, before the daemon reclaims its memory.
+//
 // The examples of this documentation and of the README run as written:
 // each is part of a runnable example (example_test.go), which a test keeps
 // in step with the text.

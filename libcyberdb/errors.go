@@ -38,6 +38,7 @@ var (
 	ErrShuttingDown    = wire.ErrShuttingDown    // the daemon is stopping (only seen when retries run out)
 	ErrIO              = wire.ErrIO              // the daemon could not make a write durable; nothing was applied
 	ErrInternal        = wire.ErrInternal        // a bug in the daemon, logged there
+	ErrOutOfMemory     = wire.ErrOutOfMemory     // the daemon is over --max-memory: a write that adds data was refused (cache tables evict instead)
 )
 
 // Errors of the client itself.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
 )
@@ -283,4 +284,78 @@ func ExampleClient_Conn() {
 	v, _ := d.Get(ctx, "a")
 	fmt.Println(v)
 	// Output: 1
+}
+
+// The README's "Sessions, caches, rate limits and locks": a session that
+// slides, a cache table, a rate limit, a lock.
+func Example_expiry() {
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer func() {
+		for _, t := range []string{"sessions", "pages", "ratelimit", "locks"} {
+			c.Drop(ctx, t)
+		}
+	}()
+	sessionID, page, ip := "s-7f3a", "/home", "203.0.113.9"
+	render := func() string { return "<html>...</html>" }
+	if err := c.CreateDict(ctx, "locks", nil, libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+
+	// Sessions: every entry of the table lives 30 minutes after its last write.
+	if err := c.CreateDict(ctx, "sessions", nil, libcyberdb.DefaultTTL(30*time.Minute), libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+	sessions := libcyberdb.NewDict[string, map[string]any](c, "sessions")
+	if err := sessions.Set(ctx, sessionID, map[string]any{"user": "bob"}); err != nil {
+		log.Fatal(err)
+	}
+	// Reading a session pushes its deadline back: it ends 30 minutes after the last request.
+	s, err := sessions.GetEx(ctx, sessionID, 30*time.Minute)
+	if errors.Is(err, libcyberdb.ErrNotFound) {
+		fmt.Println("expired: log in again")
+	}
+	fmt.Println(s["user"]) // bob
+
+	// A cache: at most 10000 pages, the least recently used go first.
+	if err := c.CreateDict(ctx, "pages", nil, libcyberdb.MaxLen(10000), libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+	pages := libcyberdb.NewDict[string, string](c, "pages")
+	html, err := pages.Get(ctx, page)
+	if errors.Is(err, libcyberdb.ErrNotFound) {
+		html = render()
+		err = pages.Set(ctx, page, html, libcyberdb.TTL(time.Minute))
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A rate limit: 100 requests per IP per minute, counted from the IP's first request.
+	if err := c.CreateDict(ctx, "ratelimit", nil, libcyberdb.DefaultTTL(time.Minute), libcyberdb.IfNotExists()); err != nil {
+		log.Fatal(err)
+	}
+	hits, err := libcyberdb.NewDict[string, int](c, "ratelimit").Incr(ctx, ip, 1) // Incr keeps the deadline
+	if err != nil {
+		log.Fatal(err)
+	}
+	if hits > 100 {
+		fmt.Println("429 Too Many Requests")
+	}
+
+	// A lock with a lease: released by its holder, or by itself after 30 seconds.
+	lk := libcyberdb.NewLock(c, "locks", "nightly-report", 30*time.Second)
+	if ok, err := lk.TryAcquire(ctx); err != nil || !ok {
+		return // another worker runs it
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+	// ... work, calling lk.Renew(ctx) every 10 seconds; false means the lease is lost
+	fmt.Println("got the lock")
+	// Output:
+	// bob
+	// got the lock
 }

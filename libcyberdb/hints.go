@@ -28,6 +28,8 @@ var goMethods = map[wire.Op]string{
 	wire.OpDPop: "Dict.Pop", wire.OpDPopItem: "Dict.PopItem", wire.OpDSetDefault: "Dict.SetDefault",
 	wire.OpDUpdate: "Dict.Update", wire.OpDClear: "Dict.Clear", wire.OpDToDict: "Dict.Map", wire.OpDIncr: "Dict.Incr",
 	wire.OpDCAS: "Dict.CompareAndSwap", wire.OpDScan: "Dict.Scan",
+	wire.OpDExpire: "Dict.Expire", wire.OpDPersist: "Dict.Persist", wire.OpDTTL: "Dict.TTL", wire.OpDGetEx: "Dict.GetEx",
+	wire.OpDDelIfEq: "Dict.DeleteIfEqual", wire.OpExpire: "Client.ExpireTable", wire.OpTTL: "Client.TableTTL",
 
 	wire.OpLGet: "List.At", wire.OpLSet: "List.SetAt", wire.OpLDel: "List.DeleteAt", wire.OpLSlice: "List.Slice",
 	wire.OpLDelSlice: "List.DeleteSlice", wire.OpLAppend: "List.Append", wire.OpLExtend: "List.Extend",

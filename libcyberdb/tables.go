@@ -83,7 +83,10 @@ func (t tableOps) CreateList(ctx context.Context, name string, content any, opts
 // CreateOption changes what CreateDict and CreateList do.
 type CreateOption func(*createConfig)
 
-type createConfig struct{ ifNotExists bool }
+type createConfig struct {
+	ifNotExists bool
+	opts        map[string]any // create_dict's options (expiry.go)
+}
 
 // IfNotExists makes CreateDict and CreateList succeed when a table of the
 // name and kind asked for already exists, leaving it as it is (content is
@@ -98,13 +101,22 @@ type createConfig struct{ ifNotExists bool }
 func IfNotExists() CreateOption { return func(c *createConfig) { c.ifNotExists = true } }
 
 func (t tableOps) create(ctx context.Context, op wire.Op, name string, content any, opts []CreateOption) error {
-	var cc createConfig
+	cc := createConfig{opts: map[string]any{}}
 	for _, o := range opts {
 		o(&cc)
 	}
+	if len(cc.opts) > 0 && op == wire.OpCreateList {
+		return &Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf(
+			"create list %q: DefaultTTL, EvictLRU and MaxLen are options of dict tables (a list table's deadline is ExpireTable's)", name)}
+	}
 	fill := func(cl *call) {
 		cl.text(name)
-		if content != nil {
+		switch {
+		case len(cc.opts) > 0 && content == nil:
+			cl.null().value(cc.opts)
+		case len(cc.opts) > 0:
+			cl.value(content).value(cc.opts)
+		case content != nil:
 			cl.value(content)
 		}
 	}

@@ -30,6 +30,7 @@ const (
 	CodeIO              Code = 17 // the server could not make the write durable (disk error)
 	CodeInternal        Code = 18 // a bug in the server; the message says what
 	CodeForbidden       Code = 19 // the peer is not allowed (uid/gid or address allowlist)
+	CodeOutOfMemory     Code = 20 // the daemon is over --max-memory: a write that adds data was refused
 )
 
 var codeNames = [...]string{
@@ -53,6 +54,7 @@ var codeNames = [...]string{
 	CodeIO:              "io_error",
 	CodeInternal:        "internal",
 	CodeForbidden:       "forbidden",
+	CodeOutOfMemory:     "out_of_memory",
 }
 
 // String returns the code's protocol name, e.g. "key_not_found".
@@ -96,6 +98,7 @@ var (
 	ErrIO              = &Error{Code: CodeIO}
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrOutOfMemory     = &Error{Code: CodeOutOfMemory}
 )
 
 // Error is an error reply: a code and a message a person can act on.

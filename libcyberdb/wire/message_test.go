@@ -322,10 +322,18 @@ func TestOpTable(t *testing.T) {
 	if !OpDScan.IsDict() || OpDScan.IsList() || !OpLContains.IsList() || !OpLSetSlice.IsList() || OpCreateList.IsList() || OpBatch.IsDict() {
 		t.Fatal("IsDict/IsList misclassify dscan, lcontains, lsetslice, create_list or batch")
 	}
-	if got := len(Ops()); got != 48 {
-		t.Fatalf("Ops() has %d ops, want 48", got)
+	if got := len(Ops()); got != 57 {
+		t.Fatalf("Ops() has %d ops, want 57", got)
 	}
-	for _, r := range []struct{ lo, hi Op }{{60, 99}} {
+	for o := range Op(256) {
+		if (o.Grows() && !o.IsWrite()) || (o.JournalOnly() && !o.IsWrite()) {
+			t.Fatalf("%s grows or is journal-only but is no write op", o)
+		}
+	}
+	if !OpDSet.Grows() || OpDDel.Grows() || !OpLAppend.Grows() || OpDExpire.Grows() || !OpTimed.JournalOnly() || OpDSet.JournalOnly() {
+		t.Fatal("Grows/JournalOnly misclassify dset, ddel, lappend, dexpire, timed or dset")
+	}
+	for _, r := range []struct{ lo, hi Op }{{60, 69}, {77, 77}, {80, 99}} {
 		for o := r.lo; o <= r.hi; o++ {
 			if o.Known() {
 				t.Fatalf("op %d is in a range reserved for later issues", o)

@@ -70,13 +70,31 @@ const (
 	OpLContains Op = 59 // [t, value]                 -> bool
 )
 
+// Expiry (issue 14). TTLs are in milliseconds; "when" is a map, one of
+// {"ttl": ms} (from now), {"at": unix-ms} (a deadline) or, where it says
+// so, {"persist": true} (no deadline). See PROTOCOL.md 4.5.
+const (
+	OpDExpire  Op = 70 // [t, key, when]            -> bool (false: no such key)
+	OpDPersist Op = 71 // [t, key]                  -> bool (a deadline was removed)
+	OpDTTL     Op = 72 // [t, key, absolute?]       -> uint ms left (unix ms if absolute), null: none
+	OpDGetEx   Op = 73 // [t, key, when]            -> value, its deadline changed
+	OpDDelIfEq Op = 74 // [t, key, value]           -> bool (deleted: it held value)
+	OpExpire   Op = 75 // [t, when]                 -> null (a whole table, dict or list)
+	OpTTL      Op = 76 // [t, absolute?]            -> uint ms left (unix ms if absolute), null: none
+
+	// Journal-only ops: written to the log by the daemon, refused from
+	// clients (see JournalOnly).
+	OpTimed   Op = 78 // [unix-ms, [op, arg...]]     the op ran with that clock reading
+	OpDRemove Op = 79 // [t, reason, key...]         keys the daemon expired or evicted
+)
+
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
 //	1-4    connection and server        10-16  tables and batch
 //	20-36  dict                         40-59  list
 //	60-69  reserved: deque and queue ops (issue 15)
-//	70-79  reserved: expiry (issue 14)
+//	70-79  expiry (issue 14); 77 free
 //	80-89  reserved: events (issue 16)
 //	90-99  reserved: observability and administration (issue 17)
 
@@ -151,7 +169,32 @@ var opTable = [256]opInfo{
 	OpLRange:    {"lrange", false, kindList},
 	OpLSetSlice: {"lsetslice", true, kindList},
 	OpLContains: {"lcontains", false, kindList},
+
+	OpDExpire:  {"dexpire", true, kindDict},
+	OpDPersist: {"dpersist", true, kindDict},
+	OpDTTL:     {"dttl", false, kindDict},
+	OpDGetEx:   {"dgetex", true, kindDict},
+	OpDDelIfEq: {"ddelifeq", true, kindDict},
+	OpExpire:   {"expire", true, kindNone},
+	OpTTL:      {"ttl", false, kindNone},
+	OpTimed:    {"timed", true, kindNone},
+	OpDRemove:  {"dremove", true, kindDict},
 }
+
+// growsOps are the write ops that may add data: over the daemon's
+// --max-memory they are refused with CodeOutOfMemory (a cache table
+// evicts instead), while every other op goes on, as Redis's "denyoom"
+// commands. An op that may add data is listed here when it is added to
+// opTable.
+var growsOps = [256]bool{
+	OpCreateDict: true, OpCreateList: true, OpBatch: true,
+	OpDSet: true, OpDSetDefault: true, OpDUpdate: true, OpDIncr: true, OpDCAS: true,
+	OpLSet: true, OpLAppend: true, OpLExtend: true, OpLInsert: true, OpLSetSlice: true,
+}
+
+// journalOnly are the ops only the daemon writes, to its log: a client
+// that sends one gets CodeBadRequest.
+var journalOnly = [256]bool{OpTimed: true, OpDRemove: true}
 
 // info returns o's entry; the zero entry for a number no op has.
 func (o Op) info() opInfo {
@@ -175,6 +218,14 @@ func (o Op) Known() bool { return o.info().name != "" }
 
 // IsWrite reports whether o may change data (and so is logged for durability).
 func (o Op) IsWrite() bool { return o.info().write }
+
+// Grows reports whether o may add data (refused over --max-memory). A
+// batch grows if one of its ops does.
+func (o Op) Grows() bool { return int(o) < len(growsOps) && growsOps[o] }
+
+// JournalOnly reports whether o is written only by the daemon to its log
+// (timed, dremove) and refused from clients.
+func (o Op) JournalOnly() bool { return int(o) < len(journalOnly) && journalOnly[o] }
 
 // IsDict and IsList report which table kind an op addresses.
 func (o Op) IsDict() bool { return o.info().kind == kindDict }

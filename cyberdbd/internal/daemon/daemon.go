@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
@@ -78,6 +79,7 @@ type Daemon struct {
 	reparse func() (*options.Options, error)
 
 	st        *store.Store
+	mem       *memlimit.Guard // --max-memory
 	srv       *server.Server
 	data      *dataDir
 	unix      []net.Listener // served like --socket
@@ -85,6 +87,11 @@ type Daemon struct {
 	activated bool
 
 	serveErr chan error // the first error of each Serve; buffered for all
+
+	// The store's sweeper and the memory guard run from Start until stop,
+	// which ends them (cancel) and waits (background) before the log closes.
+	cancel     context.CancelFunc
+	background sync.WaitGroup
 
 	// Of the goroutine that calls Start and Shutdown.
 	started  bool
@@ -134,6 +141,7 @@ func New(cfg Config) (*Daemon, error) {
 		notify:      cfg.Notifier,
 		reparse:     cfg.Reparse,
 		st:          store.New(),
+		mem:         memlimit.New(o.MemoryLimit()),
 		data:        &dataDir{},
 		unix:        cfg.Unix,
 		activated:   cfg.Activated,
@@ -166,7 +174,7 @@ func New(cfg Config) (*Daemon, error) {
 		AllowGIDs:        gids,
 		Durable:          d.data.durable,
 		Save:             d.data.save,
-		Info:             d.data.info,
+		Info:             d.info,
 	}, d.st)
 
 	// systemd's sockets, or the one at --socket (listen.go).
@@ -194,6 +202,8 @@ func New(cfg Config) (*Daemon, error) {
 		closeAll()
 		return nil, err
 	}
+	d.mem.Check(d.st) // the first requests find the store told
+
 	d.serveErr = make(chan error, len(listeners))
 	return d, nil
 }
@@ -205,6 +215,13 @@ func New(cfg Config) (*Daemon, error) {
 // line, tells the Notifier, and from then on runs the reloads asked for.
 func (d *Daemon) Start(ctx context.Context) error {
 	d.started = true
+	// Expiry: what expired while the daemon was down goes first. And the
+	// memory limit. Both end in stop, before the log closes.
+	bg, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.background.Add(2)
+	go func() { defer d.background.Done(); d.st.RunExpiry(bg) }()
+	go func() { defer d.background.Done(); d.mem.Run(bg, d.st) }()
 	for _, l := range d.unix {
 		go func() { d.serveErr <- d.srv.Serve(l) }()
 	}
@@ -219,7 +236,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("cyberdbd ready", "version", d.version, "socket", d.socketsString(), "mode", d.checkModes(),
-		"max_conns", d.o.MaxConns, "idle_timeout", d.o.IdleTimeout, "max_frame", int(d.o.MaxFrame))
+		"max_conns", d.o.MaxConns, "idle_timeout", d.o.IdleTimeout, "max_frame", int(d.o.MaxFrame),
+		"max_memory", d.mem.Limit())
 	d.notify.Ready(d.Status, d.Check)
 	go d.watchReloads()
 	return nil
@@ -277,12 +295,24 @@ func (d *Daemon) stop(ctx context.Context, graceful bool) (err error) {
 		if err = d.srv.Shutdown(ctx); err != nil && graceful {
 			d.log.Warn("connections closed before their requests finished", "err", err)
 		}
+		if d.cancel != nil {
+			d.cancel() // the sweeper journals: it stops before the log closes
+			d.background.Wait()
+		}
 		d.data.close(d.log) // the snapshot at clean shutdown, once no request runs
 		if graceful {
 			d.log.Info("cyberdbd stopped")
 		}
 	})
 	return err
+}
+
+// info adds the data dir's and the memory limit's figures to INFO.
+func (d *Daemon) info(m map[string]any) {
+	d.data.info(m)
+	m["used_memory"] = d.mem.Used()
+	m["max_memory"] = d.mem.Limit()
+	m["over_memory"] = d.mem.Over()
 }
 
 // Activity is what memory trimming cannot read from the runtime: the

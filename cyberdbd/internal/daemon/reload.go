@@ -126,6 +126,8 @@ func (d *Daemon) apply(o *options.Options) error {
 			now.PasswordFile, now.PasswordChange = o.PasswordFile, o.PasswordChange
 		}
 	}
+	d.mem.SetLimit(o.MemoryLimit())
+	now.MaxMemory = o.MaxMemory
 	for _, hook := range d.reloadHooks {
 		if err := hook(); err != nil {
 			errs = append(errs, err)

@@ -89,6 +89,7 @@ func (o *Options) flagSet(help io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.Recover, "recover", o.Recover, "start even if a file of the data dir is damaged or missing: load the newest state that can be rebuilt exactly (the backup snapshot and its log, the log before the damage, the tables read whole), move damaged files aside and report what was dropped or set aside (README: \"When a file is damaged\")")
 
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "the garbage collector's `percent` (GOGC): how far the heap may grow past the live data before a collection; lower saves memory, higher saves CPU; -1 turns the collector off. $GOGC, when set, replaces the default; $GOMEMLIMIT sets a soft memory limit")
+	fs.Var(maxMemoryValue{&o.MaxMemory}, "max-memory", "refuse writes that add data (error out_of_memory; reads, deletes, drops and expiry go on) while the daemon's live heap is over `SIZE` (e.g. 4GiB); cache tables (create_dict --evict lru) evict instead. auto: half of the cgroup's memory limit (systemd's MemoryMax=) when there is one, else none; 0: none")
 	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "read settings from `FILE`: lines of \"flag-name = value\"; flags on the command line win. SIGHUP re-reads it")
 	fs.BoolVar(&o.CheckConfig, "check-config", false, "check the flags and the --config file, print \"config OK\" and exit 0, or print the error and exit 2 (as nginx -t); nothing is opened or served")
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")

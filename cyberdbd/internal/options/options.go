@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -74,6 +75,10 @@ type Options struct {
 	// not, so the runtime keeps $GOGC's setting and GCPercent is unused.
 	GCPercent int `flag:"gc-percent"`
 	KeepGOGC  bool
+	// MaxMemory: over it, writes that add data are refused (out_of_memory)
+	// and cache tables evict (cyberdbd/internal/memlimit). 0: no limit;
+	// AutoMaxMemory: memlimit.Default(), a share of the cgroup's limit.
+	MaxMemory Size `flag:"max-memory"`
 
 	// The command line only: not settings of a config file.
 	ConfigFile  string // --config, read by Parse
@@ -98,6 +103,18 @@ const DefaultDataDir = "./cyberdb-data"
 // hold no pointers. 50 keeps the headroom at half the live data, for a few
 // percent of CPU under write-heavy load.
 const DefaultGCPercent = 50
+
+// AutoMaxMemory is the MaxMemory value "auto" (the default): a share of
+// the cgroup's memory limit when it has one, else no limit (MemoryLimit).
+const AutoMaxMemory = -1
+
+// MemoryLimit is the --max-memory in effect, in bytes; 0: none.
+func (o *Options) MemoryLimit() int64 {
+	if o.MaxMemory == AutoMaxMemory {
+		return memlimit.Default()
+	}
+	return int64(o.MaxMemory)
+}
 
 // AutoIOLoops is the IOLoops value "auto": DefaultIOLoops() loops, decided
 // on the machine the daemon runs on.
@@ -140,6 +157,7 @@ func Default() *Options {
 		AppendOnly:       true,
 		Fsync:            persist.FsyncEverySec,
 		GCPercent:        DefaultGCPercent,
+		MaxMemory:        AutoMaxMemory,
 	}
 }
 

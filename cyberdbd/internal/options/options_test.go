@@ -112,6 +112,36 @@ func TestGCPercentFlag(t *testing.T) {
 	}
 }
 
+// TestMaxMemoryFlag: --max-memory is a size, 0 (none) or auto, the
+// default, which prints as auto in --help.
+func TestMaxMemoryFlag(t *testing.T) {
+	for args, want := range map[string]Size{"": AutoMaxMemory, "--max-memory=auto": AutoMaxMemory,
+		"--max-memory=0": 0, "--max-memory=4GiB": 4 << 30, "--max-memory=512MiB": 512 << 20} {
+		o, err := Parse(strings.Fields(args), io.Discard)
+		if err != nil || o.MaxMemory != want {
+			t.Errorf("%q: %v %v, want %v", args, o.MaxMemory, err, want)
+		}
+	}
+	if o, _ := Parse([]string{"--max-memory=64MiB"}, io.Discard); o.MemoryLimit() != 64<<20 {
+		t.Errorf("MemoryLimit of 64MiB: %d", o.MemoryLimit())
+	}
+	if o, _ := Parse([]string{"--max-memory=0"}, io.Discard); o.MemoryLimit() != 0 {
+		t.Errorf("MemoryLimit of 0: %d", o.MemoryLimit())
+	}
+	for _, bad := range []string{"--max-memory=-1", "--max-memory=lots", "--max-memory=1TB"} {
+		if _, err := Parse([]string{bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "max-memory") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	var help bytes.Buffer
+	Parse([]string{"--help"}, &help)
+	for _, l := range strings.Split(help.String(), "\n") {
+		if strings.Contains(l, "--max-memory") && !strings.Contains(l, "(default auto)") {
+			t.Errorf("--max-memory help: %q", l)
+		}
+	}
+}
+
 func TestPersistFlags(t *testing.T) {
 	t.Setenv("STATE_DIRECTORY", "")
 	o, err := Parse(nil, io.Discard)

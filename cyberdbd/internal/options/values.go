@@ -117,6 +117,33 @@ func (v fsyncValue) Set(s string) error {
 
 func (fsyncValue) Type() string { return "policy" }
 
+// maxMemoryValue is --max-memory: a size, 0 for none, or auto
+// (AutoMaxMemory), which prints as "auto".
+type maxMemoryValue struct{ s *Size }
+
+func (v maxMemoryValue) String() string {
+	if v.s == nil {
+		return ""
+	}
+	if *v.s == AutoMaxMemory {
+		return "auto"
+	}
+	return v.s.String()
+}
+
+func (v maxMemoryValue) Set(s string) error {
+	if strings.TrimSpace(s) == "auto" {
+		*v.s = AutoMaxMemory
+		return nil
+	}
+	if err := v.s.Set(s); err != nil {
+		return fmt.Errorf("want a size such as 4GiB or 512MiB, 0 for no limit, or auto")
+	}
+	return nil
+}
+
+func (maxMemoryValue) Type() string { return "size" }
+
 // ioLoopsValue is --io-loops: a number, or auto (AutoIOLoops). Its
 // default prints as "auto", not as the number of the machine the help
 // was printed on (the manual page is made on the build machine).

@@ -129,3 +129,31 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteTTL: dset with and without a TTL through the log
+// (fsync everysec, one writer): a TTL from now is logged as a timed record.
+func BenchmarkWriteTTL(b *testing.B) {
+	for _, ttl := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ttl=%v", ttl), func(b *testing.B) {
+			opts := testOptions(b.TempDir(), nil)
+			opts.Fsync = FsyncEverySec
+			db, st := mustOpen(b, opts)
+			defer db.Close()
+			do(b, st, wire.OpCreateDict, "t")
+			a := args(b, wire.OpDSet, "t", 0, "a value of thirty-two bytes.....")
+			if ttl {
+				a.Items = append(a.Items, wire.Raw{0xa1, 0x63, 't', 't', 'l', 0x1a, 0x00, 0x36, 0xee, 0x80})
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				a.Items[1] = wire.AppendUint(a.Items[1][:0], uint64(i%100000))
+				if _, err := st.Exec(wire.OpDSet, a, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

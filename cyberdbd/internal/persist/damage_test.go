@@ -79,7 +79,7 @@ func TestDamagedDataDir(t *testing.T) {
 		logs:    []string{"loaded snapshot.cdb.bak instead"},
 	}, {
 		name:    "snapshot-header-version-bit",
-		damage:  func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, "snapshot.cdb"), 11, 0x02) },
+		damage:  func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, "snapshot.cdb"), 11, 0x04) },
 		refused: []string{"snapshot.cdb is damaged at byte offset 0", "header is damaged"},
 		want:    tpl.final,
 		logs:    []string{"loaded snapshot.cdb.bak instead"},

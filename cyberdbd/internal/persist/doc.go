@@ -29,8 +29,16 @@
 // arg...] as the client sent it; a segment the log has moved on from
 // ends with an end record) and manifest.go (two checksummed slots,
 // written in turn). Every record is [len u32][crc32c u32][body]
-// (record.go). Format version 2 (header checksums, end records, the
-// MANIFEST) reads version 1 data dirs; testdata/v1-datadir is one.
+// (record.go). Format version 2 added header checksums, end records and
+// the MANIFEST; version 3 (expiry) adds table options and entry deadlines
+// to snapshots and the journal-only records (timed, dremove) to the log.
+// This version reads data dirs of versions 1 and 2 (testdata/v1-datadir,
+// testdata/v2-datadir) and writes version 3.
+//
+// Deadlines are absolute: a snapshot or a log replayed later holds
+// entries whose deadline passed meanwhile, as they were; the store hides
+// them from that moment, and its sweeper removes them (journaled) once the
+// daemon runs. Replay itself never reads the clock (store.Replay).
 //
 // # Fsync policies and group commit
 //

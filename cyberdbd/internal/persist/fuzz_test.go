@@ -16,8 +16,9 @@ import (
 // (or MANIFEST state) or an error, never a panic or a store whose tables
 // cannot be read back. Seeds live in testdata/fuzz/: "everyop" and "small"
 // are files of format version 1 (cyberdb before the MANIFEST), the "-v2"
-// ones of the current format; CYBERDB_WRITE_FUZZ_SEEDS=1 go test -run
-// TestWriteFuzzSeeds regenerates the latter.
+// ones of version 2, the "-v3" ones of the current format (deadlines,
+// table options, timed and dremove records); CYBERDB_WRITE_FUZZ_SEEDS=1 go
+// test -run TestWriteFuzzSeeds regenerates the latter.
 //
 //	go test -fuzz FuzzSnapshotReader ./cyberdbd/internal/persist
 //	go test -fuzz FuzzLogReader ./cyberdbd/internal/persist
@@ -114,18 +115,25 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	snapDir, _ := snapshotDir(t)
 	logDir, _ := history(t)
 	seeds := map[string][]byte{
-		"FuzzSnapshotReader/everyop-v2": readFile(t, filepath.Join(snapDir, snapshotName)),
-		"FuzzLogReader/everyop-v2":      readFile(t, segPath(logDir, 1)),
+		"FuzzSnapshotReader/everyop-v3": readFile(t, filepath.Join(snapDir, snapshotName)),
+		"FuzzLogReader/everyop-v3":      readFile(t, segPath(logDir, 1)),
 		"FuzzManifest/history":          readFile(t, filepath.Join(logDir, manifestName)),
 	}
 	small := t.TempDir()
 	db, st := mustOpen(t, testOptions(small, nil))
 	do(t, st, 11, "d", map[string]any{"k": 1})
+	// Expiry: options, deadlines (timed records), a removal (dremove), a table deadline.
+	do(t, st, 11, "s", nil, map[string]any{"ttl": 600000, "max_len": 5})
+	do(t, st, 21, "s", "a", 1)
+	do(t, st, 21, "s", "b", 2, map[string]any{"at": 4102444800000})
+	do(t, st, 21, "s", "c", 3, map[string]any{"at": 1})
+	do(t, st, 21, "s", "c", 4) // meets c expired: a dremove record first
+	do(t, st, 75, "d", map[string]any{"at": 4102444800000})
 	db.crash()
 	db, _ = mustOpen(t, testOptions(small, nil)) // segment 1 gets its end record
 	db.Close()
-	seeds["FuzzLogReader/small-v2"] = readFile(t, segPath(small, 1))
-	seeds["FuzzSnapshotReader/small-v2"] = readFile(t, filepath.Join(small, snapshotName))
+	seeds["FuzzLogReader/small-v3"] = readFile(t, segPath(small, 1))
+	seeds["FuzzSnapshotReader/small-v3"] = readFile(t, filepath.Join(small, snapshotName))
 	seeds["FuzzManifest/small"] = readFile(t, filepath.Join(small, manifestName))
 	for name, b := range seeds {
 		p := filepath.Join("testdata", "fuzz", name)

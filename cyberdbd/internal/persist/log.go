@@ -14,18 +14,23 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
-// Log segment format (version 2): a 24-byte header, "CDBLOG\x00\x00", the
+// Log segment format (version 3): a 24-byte header, "CDBLOG\x00\x00", the
 // format version (u32 big-endian), the header's CRC-32C (header.go) and
 // the segment's number (u64 big-endian, the same as in its file name),
 // then records (record.go) whose body is the CBOR array [op, arg...]: one
-// write op exactly as the client sent it (a batch as one record). A
+// write op exactly as the client sent it (a batch as one record), or one
+// of the journal-only ops the store writes (store/expiry.go): a timed
+// record [78, unix-ms, [op, arg...]] for an op that computed a deadline
+// from the clock, a dremove record [79, table, reason, key...] for
+// entries the daemon expired or evicted. Version 3 added those and the
+// expiry ops (70-76), which is all that differs from version 2. A
 // segment the log has moved on from ends with its end record, [0, offset]
 // (op 0 is no op), offset being where that record starts: a segment
 // without it was cut. Version 1 (cyberdb before the MANIFEST) had zeros
 // instead of the checksum and no end records; it is still read.
 const (
 	logMagic   = "CDBLOG\x00\x00"
-	logVersion = 2
+	logVersion = 3
 	logHeader  = 24
 	logPrefix  = "appendonly-"
 	logSuffix  = ".log"

@@ -405,10 +405,12 @@ func firstGap(segs []uint64, n uint64) uint64 {
 }
 
 // clearStore drops every table (no journal is installed during recovery).
+// Like every op of recovery it goes through Replay, under which nothing
+// is expired: a table past its deadline is a table like any other here.
 func clearStore(st interface {
-	Exec(wire.Op, wire.Args, []byte) ([]byte, error)
+	Replay(wire.Op, wire.Args, []byte) ([]byte, error)
 }) {
-	out, err := st.Exec(wire.OpTables, wire.Args{}, nil)
+	out, err := st.Replay(wire.OpTables, wire.Args{}, nil)
 	if err != nil {
 		return
 	}
@@ -424,9 +426,9 @@ func clearStore(st interface {
 }
 
 func dropTable(st interface {
-	Exec(wire.Op, wire.Args, []byte) ([]byte, error)
+	Replay(wire.Op, wire.Args, []byte) ([]byte, error)
 }, name string) bool {
-	_, err := st.Exec(wire.OpDrop, wire.Args{Op: wire.OpDrop, Items: []wire.Raw{wire.AppendText(nil, name)}}, nil)
+	_, err := st.Replay(wire.OpDrop, wire.Args{Op: wire.OpDrop, Items: []wire.Raw{wire.AppendText(nil, name)}}, nil)
 	return err == nil
 }
 
@@ -567,7 +569,7 @@ func (db *DB) replaySegment(dir string, n uint64, c segCheck) (res segResult, er
 		if !ok || op == 0 || op > 0xffff || !wire.Op(op).IsWrite() {
 			return res, &DamageError{File: path, Offset: off, Reason: "a record is not a write op [op, arg...]"}
 		}
-		out, err = db.st.Exec(wire.Op(op), wire.Args{Op: wire.Op(op), Items: items[1:]}, out[:0])
+		out, err = db.st.Replay(wire.Op(op), wire.Args{Op: wire.Op(op), Items: items[1:]}, out[:0])
 		if err != nil {
 			if !db.opts.Recover {
 				return res, fmt.Errorf("%s at byte offset %d: replaying %s failed: %v. The log does not match the snapshot; %s",
@@ -626,8 +628,22 @@ func (db *DB) setAsideTables(op wire.Op, args []wire.Raw) {
 }
 
 // opTables returns the names of the tables op addresses (each op of a
-// batch).
+// batch; the op inside a timed record).
 func opTables(op wire.Op, args []wire.Raw) []string {
+	if op == wire.OpTimed {
+		if len(args) != 2 {
+			return nil
+		}
+		inner, err := wire.SplitArray(args[1])
+		if err != nil || len(inner) == 0 {
+			return nil
+		}
+		iop, ok := wire.ItemUint(inner[0])
+		if !ok || iop == uint64(wire.OpTimed) || iop > 0xffff {
+			return nil
+		}
+		return opTables(wire.Op(iop), inner[1:])
+	}
 	if op != wire.OpBatch {
 		if len(args) > 0 {
 			if name, ok := wire.ItemText(args[0]); ok {

@@ -205,24 +205,31 @@ func dropLine(s, prefix string) string {
 
 // TestReadVersion1 loads a data dir written by cyberdb before format 2
 // (the release on main when the format changed: snapshot, backup and a log
-// segment of version 1, no MANIFEST), then goes on writing in format 2.
-func TestReadVersion1(t *testing.T) {
-	dir := copyDir(t, filepath.Join("testdata", "v1-datadir"))
-	want := string(readFile(t, filepath.Join("testdata", "v1-datadir.want")))
+// segment of version 1, no MANIFEST), then goes on writing in the current
+// format.
+func TestReadVersion1(t *testing.T) { loadOldFormat(t, "v1-datadir") }
+
+// loadOldFormat loads testdata/fixture, a data dir of an older format,
+// checks that it holds testdata/fixture.want without a warning, then
+// writes in the current format (a log record, then a snapshot) and
+// checks that each loads.
+func loadOldFormat(t *testing.T, fixture string) {
+	dir := copyDir(t, filepath.Join("testdata", fixture))
+	want := string(readFile(t, filepath.Join("testdata", fixture+".want")))
 	var logs daemontest.Buffer
 	db, st := mustOpen(t, testOptions(dir, &logs))
 	if got := dump(t, st); got != want {
 		t.Fatalf("loaded\n%s\nwant\n%s", got, want)
 	}
 	if strings.Contains(logs.String(), "level=WARN") {
-		t.Fatalf("warnings loading a version 1 data dir:\n%s", logs.String())
+		t.Fatalf("warnings loading %s:\n%s", fixture, logs.String())
 	}
-	do(t, st, wire.OpDSet, "d", "v2", true)
+	do(t, st, wire.OpDSet, "d", "now", true)
 	want = dump(t, st)
 	db.crash()
 	db, st = mustOpen(t, testOptions(dir, nil))
 	if got := dump(t, st); got != want {
-		t.Fatalf("after writing in format 2:\n%s\nwant\n%s", got, want)
+		t.Fatalf("after writing in the current format:\n%s\nwant\n%s", got, want)
 	}
 	if err := db.Save(); err != nil {
 		t.Fatal(err)
@@ -231,7 +238,7 @@ func TestReadVersion1(t *testing.T) {
 	db, st = mustOpen(t, testOptions(dir, nil))
 	defer db.Close()
 	if got := dump(t, st); got != want {
-		t.Fatalf("after a snapshot in format 2:\n%s\nwant\n%s", got, want)
+		t.Fatalf("after a snapshot in the current format:\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -371,4 +378,55 @@ func TestZeroedTail(t *testing.T) {
 			t.Fatalf("the warning lacks %q:\n%s", w, logs.String())
 		}
 	}
+}
+
+// TestReadVersion2 loads a data dir written in format 2 (the release on
+// main before format 3 added deadlines: snapshot, backup, two log segments
+// and a MANIFEST), then goes on writing in the current format. The fixture
+// was made by CYBERDB_WRITE_V2_FIXTURE=1 go test -run TestReadVersion2 on
+// that release; the generator stays so that the history is reproducible.
+func TestReadVersion2(t *testing.T) {
+	if os.Getenv("CYBERDB_WRITE_V2_FIXTURE") != "" {
+		writeV2Fixture(t, filepath.Join("testdata", "v2-datadir"))
+	}
+	loadOldFormat(t, "v2-datadir")
+}
+
+// writeV2Fixture makes testdata/v2-datadir: everyOp, a snapshot, more ops,
+// a second snapshot (so there is a backup), more ops left in the log, and
+// a crash (no snapshot at the end).
+func writeV2Fixture(t *testing.T, fixture string) {
+	dir := t.TempDir()
+	db, st := mustOpen(t, testOptions(dir, nil))
+	apply(t, st, everyOp)
+	if err := db.Save(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, st, wire.OpDSet, "d", "after-first-snapshot", 1)
+	do(t, st, wire.OpLAppend, "l", "after-first-snapshot")
+	if err := db.Save(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, st, wire.OpDIncr, "d", "n", 100)
+	do(t, st, wire.OpCreateDict, "late", map[string]any{"k": []any{"v", 1}})
+	do(t, st, wire.OpDDel, "d", "c")
+	want := dump(t, st)
+	db.crash()
+	if err := os.RemoveAll(fixture); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(fixture, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == lockName {
+			continue
+		}
+		writeFile(t, filepath.Join(fixture, e.Name()), readFile(t, filepath.Join(dir, e.Name())))
+	}
+	writeFile(t, fixture+".want", []byte(want))
 }

@@ -21,31 +21,40 @@ const (
 	tempSuffix   = ".tmp"
 )
 
-// Snapshot format (version 2): a 16-byte header, "CDBSNAP\x00" then the
+// Snapshot format (version 3): a 16-byte header, "CDBSNAP\x00" then the
 // format version (u32 big-endian) and the header's CRC-32C (header.go),
 // then records (record.go), each a CBOR array or map:
 //
 //	{"created": unix-nanos, "log_segment": N, "tables": T}   first, always
-//	[1, name, "dict"|"list", count, next_seq]                 a table; count entries follow
+//	[1, name, "dict"|"list", count, next_seq, options?]       a table; count entries follow
 //	[2, key, value, seq, key, value, seq, ...]                dict entries, in insertion order
+//	[5, key, value, seq, deadline, ...]                       the same, with deadlines
 //	[3, value, ...]                                           list elements, in order
 //	[4, tables, entries, records]                             the trailer, last, always
 //
 // Keys and values are the stored canonical CBOR items as they are. seq is a
 // dict entry's insertion number (dscan cursors), next_seq the number the
-// next new key gets. log_segment N is the first log segment that the
-// snapshot does not cover: replay starts there. The trailer repeats the
-// counts (records excludes the trailer itself); nothing may follow it.
-// Version 1 differs only in its header: zeros where the checksum is.
+// next new key gets. options, only when the table has some, is a map:
+// "expires" (the table's deadline), "ttl" (a dict's default TTL, ms),
+// "evict" ("lru") and "max_len". A dict with some entry that has a
+// deadline is written in records of type 5, deadline being unix
+// milliseconds, 0 for none; deadlines are absolute, so a snapshot loaded
+// later holds entries whose deadline passed meanwhile, and the store
+// expires them as it starts. log_segment N is the first log segment that
+// the snapshot does not cover: replay starts there. The trailer repeats
+// the counts (records excludes the trailer itself); nothing may follow it.
+// Version 2 had neither options nor records of type 5; version 1 differs
+// from 2 only in its header: zeros where the checksum is.
 const (
 	snapMagic   = "CDBSNAP\x00"
-	snapVersion = 2
+	snapVersion = 3
 	snapHeader  = 16
 
-	recTable   = 1
-	recEntries = 2
-	recItems   = 3
-	recTrailer = 4
+	recTable      = 1
+	recEntries    = 2
+	recItems      = 3
+	recTrailer    = 4
+	recEntriesTTL = 5
 
 	// A record of entries or elements holds at most this many items, and
 	// is closed early once it passes chunkBytes.
@@ -119,13 +128,19 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, rep
 		if im.IsDict() {
 			kind = "dict"
 		}
+		opts := tableOptions(im.Options())
 		rec, start = beginRecord(rec)
-		rec = wire.AppendArrayHeader(rec, 5)
+		rec = wire.AppendArrayHeader(rec, 5+min(len(opts), 1))
 		rec = wire.AppendUint(rec, recTable)
 		rec = wire.AppendText(rec, im.Name)
 		rec = wire.AppendText(rec, kind)
 		rec = wire.AppendUint(rec, uint64(im.Len()))
 		rec = wire.AppendUint(rec, im.NextSeq())
+		if len(opts) > 0 {
+			if rec, err = wire.AppendMarshal(rec, opts); err != nil {
+				return st, false, err
+			}
+		}
 		rec = endRecord(rec, start)
 		if err := emit(); err != nil {
 			return st, false, err
@@ -135,8 +150,12 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, rep
 		n := 0
 		per := 1
 		tag := uint64(recItems)
+		deadlines := im.HasDeadlines()
 		if im.IsDict() {
 			per, tag = 3, recEntries
+			if deadlines {
+				per, tag = 4, recEntriesTTL
+			}
 		}
 		flush := func() error {
 			if n == 0 {
@@ -158,10 +177,13 @@ func writeSnapshot(dir string, cut *store.Cut, info snapInfo) (st snapStats, rep
 			return nil
 		}
 		if im.IsDict() {
-			err = im.Entries(func(key, val string, seq uint64) error {
+			err = im.Entries(func(key, val string, seq uint64, deadline int64) error {
 				body = append(body, key...)
 				body = append(body, val...)
 				body = wire.AppendUint(body, seq)
+				if deadlines {
+					body = wire.AppendUint(body, uint64(deadline))
+				}
 				return add()
 			})
 		} else {
@@ -401,8 +423,8 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 			if err := finish(off); err != nil {
 				return fail(err)
 			}
-			if len(items) != 5 {
-				return bad("a table record has %d items, want 5", len(items))
+			if len(items) != 5 && len(items) != 6 {
+				return bad("a table record has %d items, want 5 or 6", len(items))
 			}
 			name, ok1 := wire.ItemText(items[1])
 			kind, ok2 := wire.ItemText(items[2])
@@ -417,26 +439,44 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 			} else {
 				cur = store.NewListImage(name, int(min(n, 1<<30)))
 			}
+			if len(items) == 6 {
+				var o snapOptions
+				if items[5][0]>>5 != 5 || wire.Unmarshal(items[5], &o) != nil {
+					return bad("table %q: malformed options", name)
+				}
+				if err := cur.SetOptions(store.TableOptions{Expires: o.Expires, DefaultTTL: o.TTL, Evict: o.Evict == "lru", MaxLen: o.MaxLen}); err != nil || (o.Evict != "" && o.Evict != "lru") {
+					return bad("table %q: options %s", name, wire.Diagnose(items[5]))
+				}
+			}
 			want, got = n, 0
 			tables++
-		case recEntries, recItems:
+		case recEntries, recEntriesTTL, recItems:
 			per := 1
-			if tag == recEntries {
+			switch tag {
+			case recEntries:
 				per = 3
+			case recEntriesTTL:
+				per = 4
 			}
-			if cur == nil || cur.IsDict() != (tag == recEntries) || (len(items)-1)%per != 0 {
+			if cur == nil || cur.IsDict() != (tag != recItems) || (len(items)-1)%per != 0 {
 				return bad("entries that belong to no table, or to a table of the other kind")
 			}
 			for i := 1; i < len(items); i += per {
 				if got == want {
 					return bad("table %q has more entries than the %d it announced", cur.Name, want)
 				}
-				if tag == recEntries {
+				if tag != recItems {
 					seq, ok := wire.ItemUint(items[i+2])
 					if !ok {
 						return bad("a dict entry without its insertion number")
 					}
-					err = cur.AddEntry(items[i], items[i+1], seq)
+					var deadline uint64
+					if tag == recEntriesTTL {
+						if deadline, ok = wire.ItemUint(items[i+3]); !ok || deadline > 1<<62 {
+							return bad("a dict entry without its deadline")
+						}
+					}
+					err = cur.AddEntry(items[i], items[i+1], seq, int64(deadline))
 				} else {
 					err = cur.AddItem(items[i])
 				}
@@ -481,6 +521,32 @@ func readSnapshot(path string, st *store.Store, salvage bool) (res snapLoad, err
 		}
 		records++
 	}
+}
+
+// snapOptions is the options map of a table record (version 3).
+type snapOptions struct {
+	Expires int64  `cbor:"expires,omitempty"`
+	TTL     int64  `cbor:"ttl,omitempty"`
+	Evict   string `cbor:"evict,omitempty"`
+	MaxLen  int    `cbor:"max_len,omitempty"`
+}
+
+// tableOptions is the options map of a table, empty when it has none.
+func tableOptions(o store.TableOptions) map[string]any {
+	m := map[string]any{}
+	if o.Expires != 0 {
+		m["expires"] = o.Expires
+	}
+	if o.DefaultTTL != 0 {
+		m["ttl"] = o.DefaultTTL
+	}
+	if o.Evict {
+		m["evict"] = "lru"
+	}
+	if o.MaxLen != 0 {
+		m["max_len"] = o.MaxLen
+	}
+	return m
 }
 
 // snapshotTime is the creation time recorded in a snapshot.

@@ -330,7 +330,7 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 }
 
 // Features are announced in the HELLO reply.
-var Features = []string{"batch", "scan", "cas", "incr", "pipelining"}
+var Features = []string{"batch", "scan", "cas", "incr", "pipelining", "ttl", "evict"}
 
 // helloOptions reads HELLO's options: a map with text keys. A text value
 // becomes a string, anything else stays a wire.Raw. Tags are opaque here

@@ -39,7 +39,7 @@ func (b *batchOp) prefix(k int) string {
 	return fmt.Sprintf("batch op %d (%s): ", k, b.what)
 }
 
-func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
+func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, error) {
 	if err := args.Want(1, 1); err != nil {
 		return out, err
 	}
@@ -74,11 +74,13 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 	tables := make(map[string]*table, len(names))
 	held := make(map[*table]bool, len(names))
 	locked := make([]bool, len(names))
+	var written []*table // in name order, as journalEffects wants them
 	for i, name := range names {
 		t, w := s.claim(name, writes[name])
 		tables[name], held[t], locked[i] = t, true, w
 		if w {
 			t.capture() // see snapshot.go
+			written = append(written, t)
 		}
 	}
 	defer func() {
@@ -86,6 +88,33 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 			s.release(tables[name], locked[i])
 		}
 	}()
+
+	j := s.journal.Load()
+	if !anyWrite {
+		j = nil
+	}
+	if j != nil {
+		if err := j.precheck(wire.OpBatch); err != nil {
+			return out, err
+		}
+	}
+	if s.overMemory.Load() {
+		for k := range ops {
+			if b := &ops[k]; b.err == nil && b.op.Grows() && !tables[b.name].isCache() {
+				return out, errOutOfMemory(wire.OpBatch, b.name)
+			}
+		}
+	}
+	type size struct {
+		bytes int64
+		live  int
+	}
+	sizes := make(map[*table]size)
+	for _, t := range written {
+		if t.isCache() {
+			sizes[t] = size{t.d.bytes, t.d.live}
+		}
+	}
 
 	undo := &undoLog{}
 	start := len(out)
@@ -96,25 +125,26 @@ func (s *Store) batch(args wire.Args, out []byte) ([]byte, error) {
 		case b.err != nil:
 			err = b.err
 		case b.op == wire.OpTables:
-			out, err = s.listTables(b.args, out, held)
+			out, err = s.listTables(b.args, out, held, now)
 		default:
-			c := call{t: tables[b.name], args: b.args, undo: undo}
+			c := call{s: s, t: tables[b.name], args: b.args, undo: undo, now: now, base: base}
 			out, err = run(c, b.op, b.fn, out)
 		}
 		if err != nil {
-			undo.rollback()
+			undo.rollback() // what expired during the batch included (expireAt)
+			discardEffects(written)
 			return out[:start], prefixed(err, "%s", b.prefix(k))
 		}
 	}
-	if j := s.journal.Load(); anyWrite && j != nil {
-		if err := j.precheck(wire.OpBatch); err != nil {
-			undo.rollback()
-			return out[:start], err
+	for _, t := range written {
+		if sz, ok := sizes[t]; ok && t.isCache() {
+			s.evictFor(t, now, sz.bytes, sz.live, true)
 		}
-		if err := record(j.record, wire.OpBatch, args); err != nil {
-			undo.rollback()
-			return out[:start], err
-		}
+	}
+	if err := s.journalEffects(j, written, wire.OpBatch, args, true, base); err != nil {
+		undo.rollback()
+		discardEffects(written)
+		return out[:start], err
 	}
 	return out, nil
 }
@@ -155,6 +185,9 @@ func parseBatchOp(raw wire.Raw) (b batchOp) {
 		return b
 	case wire.OpBatch:
 		b.err = errBadRequest("a batch cannot contain another batch: put its ops in the outer batch")
+		return b
+	case wire.OpTimed, wire.OpDRemove:
+		b.err = errBadRequest("%s is written by the daemon to its log, never sent by a client", b.op)
 		return b
 	case wire.OpTables:
 		return b

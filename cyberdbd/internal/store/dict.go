@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -26,6 +27,12 @@ import (
 // index grows and deletes (backward shift) without rehashing keys.
 // Compared with a map[string]int32 it costs about a third of the memory and
 // nothing for the garbage collector to scan.
+//
+// Deadlines and access stamps (expiry.go) live in slices parallel to
+// entries, allocated only when needed: dl once an entry of the dict has
+// had a deadline (8 bytes an entry; a dict without TTLs pays nothing), lru
+// for cache tables. Every change of entries' positions (insert, the
+// trailing trim, compact, restore) changes them alike.
 type dict struct {
 	entries []entry
 	slots   []uint64
@@ -34,6 +41,23 @@ type dict struct {
 	bytes   int64   // len(kv) summed over live entries
 	nextSeq uint64  // seq of the next inserted key; seqs start at 1
 	arena   kvArena // where kv strings are carved from (kvarena.go)
+
+	dl    []int64  // deadline of each entry, unix ms, 0: none; nil until one had a deadline
+	lru   []uint32 // cache tables: each entry's last access (uint32 of unix ms, atomic); else nil
+	ttls  int      // live entries with a deadline
+	minDL int64    // no live entry's deadline is below this; 0: no live entry has one
+
+	// The sweeper's pass in progress (expiry.go): the seq it goes on
+	// from (0: no pass) and the least deadline it has seen.
+	sweepSeq uint64
+	passMin  int64
+
+	// Cache tables: the best eviction candidates of earlier draws
+	// (sweep.go), each named by position and seq so that a moved or
+	// removed entry is recognised and left out.
+	pool []evictCand
+
+	dictOptions // the table's options (create_dict), kept by dclear
 }
 
 type entry struct {
@@ -177,10 +201,12 @@ func joinKV(key, val []byte) string {
 }
 
 // insert appends a new key, which must be absent, and returns its position.
+// Its deadline is 0 (none), its access stamp 0.
 func (d *dict) insert(key, val []byte) int {
 	kv := arenaJoin(&d.arena, key, val)
 	pos := len(d.entries)
 	d.entries = append(d.entries, entry{kv: kv, seq: d.nextSeq})
+	d.growParallel()
 	d.nextSeq++
 	d.indexAdd(kv[:len(key)], pos)
 	d.live++
@@ -230,6 +256,7 @@ func (d *dict) removeAt(pos int) {
 	d.bytes -= int64(len(e.kv))
 	d.arena.dropped(e.kv)
 	e.kv = ""
+	d.setDeadline(pos, 0)
 	// Keep the invariant: no trailing tombstones.
 	n := len(d.entries)
 	for n > 0 && d.entries[n-1].dead() {
@@ -237,6 +264,7 @@ func (d *dict) removeAt(pos int) {
 	}
 	clear(d.entries[n:])
 	d.entries = d.entries[:n]
+	d.trimParallel(n)
 	if dead := len(d.entries) - d.live; dead > 32 && dead > d.live {
 		d.compact()
 	}
@@ -248,11 +276,33 @@ func (d *dict) removeAt(pos int) {
 func (d *dict) compact() {
 	fresh := make([]entry, 0, d.live+d.live/8)
 	remap := make([]uint32, len(d.entries))
+	var dl []int64
+	var lru []uint32
+	if d.dl != nil && d.ttls > 0 {
+		dl = make([]int64, 0, cap(fresh))
+	}
+	if d.lru != nil {
+		lru = make([]uint32, 0, cap(fresh))
+	}
 	for pos, e := range d.entries {
 		if !e.dead() {
 			remap[pos] = uint32(len(fresh))
 			fresh = append(fresh, e)
+			if dl != nil {
+				dl = append(dl, d.dl[pos])
+			}
+			if lru != nil {
+				lru = append(lru, atomic.LoadUint32(&d.lru[pos]))
+			}
 		}
+	}
+	d.dl, d.lru = dl, lru // a dict whose deadlines all went pays nothing again
+	if len(d.slots) > minSlots && d.live*8 < len(d.slots) {
+		// Mostly emptied (a mass expiry, many deletes): a right-sized
+		// index gives the memory back.
+		d.entries = fresh
+		d.rebuildIndex()
+		return
 	}
 	for i, s := range d.slots {
 		if s != 0 {
@@ -274,6 +324,12 @@ func (d *dict) restore(kv string, seq uint64) {
 		return
 	}
 	d.entries = slices.Insert(d.entries, pos, entry{kv: kv, seq: seq})
+	if d.dl != nil {
+		d.dl = slices.Insert(d.dl, pos, 0)
+	}
+	if d.lru != nil {
+		d.lru = slices.Insert(d.lru, pos, 0)
+	}
 	if pos == len(d.entries)-1 {
 		d.indexAdd(kv[:keyLen(kv)], pos)
 		return
@@ -304,6 +360,51 @@ func (d *dict) clone() *dict {
 	c := *d
 	c.entries = slices.Clone(d.entries)
 	c.slots = slices.Clone(d.slots)
+	c.dl = slices.Clone(d.dl)
+	c.lru = d.cloneLRU()
+	c.pool = nil
 	c.arena.detach()
 	return &c
+}
+
+// cloneLRU copies the access stamps, which readers store to concurrently.
+func (d *dict) cloneLRU() []uint32 {
+	if d.lru == nil {
+		return nil
+	}
+	c := make([]uint32, len(d.lru))
+	for i := range d.lru {
+		c[i] = atomic.LoadUint32(&d.lru[i])
+	}
+	return c
+}
+
+// growParallel extends dl and lru to the length of entries (after an
+// append), with no deadline and a zero stamp.
+func (d *dict) growParallel() {
+	if d.dl != nil {
+		d.dl = append(d.dl, 0)
+	}
+	if d.lru != nil {
+		d.lru = append(d.lru, 0)
+	}
+}
+
+// trimParallel cuts dl and lru to n entries, as entries was.
+func (d *dict) trimParallel(n int) {
+	if d.dl != nil {
+		d.dl = d.dl[:n]
+	}
+	if d.lru != nil {
+		d.lru = d.lru[:n]
+	}
+}
+
+// emptied returns an empty dict with d's seed, next seq and options (dclear).
+func (d *dict) emptied() dict {
+	e := dict{seed: d.seed, nextSeq: d.nextSeq, dictOptions: d.dictOptions}
+	if d.evict {
+		e.lru = []uint32{}
+	}
+	return e
 }

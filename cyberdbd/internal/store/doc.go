@@ -16,7 +16,8 @@
 //
 // The server calls three things: [Store.Exec] for every op except hello,
 // ping, info and save; [Store.Stats] for info; and, once persistence
-// exists, [Store.SetJournal].
+// exists, [Store.SetJournal]. Persistence loads with [Store.Replay] and
+// [Store.Install]; the daemon then runs [Store.RunExpiry].
 //
 // Keys and values are stored as their canonical CBOR encoding (RFC 8949
 // Core Deterministic Encoding, see wire.Canonical), and two keys or two
@@ -27,6 +28,20 @@
 // carries its insertion number, the cursor of dscan: a key present for a
 // whole scan is returned exactly once, whatever is deleted or compacted
 // meanwhile. A list is a slice of encoded values.
+//
+// # Expiry and eviction
+//
+// Dict entries and whole tables may have a deadline (expiry.go): from it
+// on they are gone for every op, read by the Clock the store was given
+// (WithClock; tests use a ManualClock). Reads skip what expired; a write
+// that meets it removes it first; the sweeper (sweep.go, RunExpiry)
+// removes the rest in bounded steps. Every such removal, and every
+// eviction from a cache table, is journaled (dremove records, drops), and
+// ops that computed a deadline from the clock are journaled with it
+// (their ttl rewritten as "at", or inside a timed record), so that Replay,
+// which reads no clock, rebuilds the same tables at any time. While the
+// daemon is over its memory limit (SetOverMemory), ops that may add data
+// fail with out_of_memory, except on cache tables, which evict.
 //
 // # Atomicity and locks
 //
@@ -54,7 +69,11 @@
 // locked slot in the map. So a long op on one table (sorting a million
 // elements) never stalls ops on other tables, nor the creation or drop of
 // other tables, nor Stats and the tables op, which read counters each
-// table publishes after every write instead of taking its lock.
+// table publishes after every write instead of taking its lock (the
+// tables op takes a table's read lock, after the store lock is released,
+// only to count a dict in which a deadline may have passed unswept). The
+// sweeper takes the locks as a write op does: the gate shared, then one
+// table's lock, then briefly the store lock (release).
 //
 // # Persistence hooks
 //
@@ -93,4 +112,9 @@
 //     CodeBadRequest); within that range they clamp exactly as Python's.
 //   - A dict holds at most about 4 billion entries (32-bit positions in
 //     its index).
+//   - Stats' Entries counts expired entries the sweeper has not removed
+//     yet; every op that reads entries leaves them out.
+//   - A cache table's access stamps are the low 32 bits of unix
+//     milliseconds: an entry untouched for more than 24 days may look
+//     recently used to the eviction sampler.
 package store

@@ -57,3 +57,8 @@ func prefixed(err error, format string, args ...any) *wire.Error {
 	e := wire.AsError(err)
 	return &wire.Error{Code: e.Code, Message: fmt.Sprintf(format, args...) + e.Message}
 }
+
+func errOutOfMemory(op wire.Op, name string) *wire.Error {
+	return wire.Errorf(wire.CodeOutOfMemory,
+		"%s on table %q refused: the daemon is over its memory limit (--max-memory); reads, deletes, drops and expiry still work: free memory or raise the limit", op, name)
+}

@@ -109,7 +109,7 @@ func opDIncr(c call, out []byte) ([]byte, error) {
 	}
 	d := c.t.d
 	cur := []byte{0x00} // a missing key counts as 0
-	if pos := d.find(key); pos >= 0 {
+	if pos := c.lookup(key); pos >= 0 {
 		cur = []byte(d.entries[pos].kv[len(key):])
 		if !isNumber(cur) {
 			return out, wire.Errorf(wire.CodeTypeError,
@@ -120,6 +120,6 @@ func opDIncr(c call, out []byte) ([]byte, error) {
 	if err != nil {
 		return out, prefixed(err, "dincr of key %s in dict table %q: ", show(key), c.t.name)
 	}
-	c.put(key, sum)
+	c.put(key, sum, when{keepTTL: true}) // a counter keeps its deadline, as Redis's INCR
 	return append(out, sum...), nil
 }

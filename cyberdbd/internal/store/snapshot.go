@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -108,11 +109,13 @@ func (t *table) image() *TableImage {
 	case kindDict:
 		d := *t.d
 		d.entries = append([]entry(nil), t.d.entries...)
+		d.dl = append([]int64(nil), t.d.dl...)
 		d.slots = nil    // the index is not needed to encode
+		d.lru = nil      // access stamps are not kept
 		d.arena.detach() // the image never appends, but never share a chunk
-		return &TableImage{Name: t.name, kind: kindDict, d: &d}
+		return &TableImage{Name: t.name, kind: kindDict, d: &d, expires: t.expires}
 	case kindList:
-		return &TableImage{Name: t.name, kind: kindList, l: t.l.clone()}
+		return &TableImage{Name: t.name, kind: kindList, l: t.l.clone(), expires: t.expires}
 	}
 	return nil
 }
@@ -120,12 +123,51 @@ func (t *table) image() *TableImage {
 // TableImage is a copy of one table, to encode into a snapshot or built
 // from one to install into a store.
 type TableImage struct {
-	Name string
-	kind kind
-	d    *dict
-	l    *list
-	last uint64 // seq of the last entry added (loading)
+	Name    string
+	kind    kind
+	d       *dict
+	l       *list
+	expires int64  // the table's deadline, unix ms; 0: none
+	last    uint64 // seq of the last entry added (loading)
 }
+
+// TableOptions are a table's settings a snapshot keeps besides its
+// content. The zero value is a table created without options.
+type TableOptions struct {
+	Expires int64 // the table's deadline, unix ms; 0: none
+	// Dicts only (create_dict's options):
+	DefaultTTL int64 // ms; 0: none
+	Evict      bool  // a cache table (LRU)
+	MaxLen     int   // a cache table's most entries; 0: no bound
+}
+
+// Options returns the table's options.
+func (im *TableImage) Options() TableOptions {
+	o := TableOptions{Expires: im.expires}
+	if im.kind == kindDict {
+		o.DefaultTTL, o.Evict, o.MaxLen = im.d.defTTL, im.d.evict, im.d.maxLen
+	}
+	return o
+}
+
+// SetOptions sets the table's options, before its entries are added.
+func (im *TableImage) SetOptions(o TableOptions) error {
+	if o.Expires < 0 || o.Expires > maxDeadline || o.DefaultTTL < 0 || o.DefaultTTL > maxTTL || o.MaxLen < 0 || o.MaxLen > math.MaxInt32 {
+		return fmt.Errorf("table %q: options out of range: %+v", im.Name, o)
+	}
+	im.expires = o.Expires
+	if im.kind != kindDict {
+		if o.DefaultTTL != 0 || o.Evict || o.MaxLen != 0 {
+			return fmt.Errorf("table %q: a list has no dict options", im.Name)
+		}
+		return nil
+	}
+	im.d.defTTL, im.d.evict, im.d.maxLen = o.DefaultTTL, o.Evict || o.MaxLen > 0, o.MaxLen
+	return nil
+}
+
+// HasDeadlines says whether some live entry of the dict has a deadline.
+func (im *TableImage) HasDeadlines() bool { return im.kind == kindDict && im.d.ttls > 0 }
 
 // IsDict says whether the image is of a dict (else a list).
 func (im *TableImage) IsDict() bool { return im.kind == kindDict }
@@ -148,15 +190,18 @@ func (im *TableImage) NextSeq() uint64 {
 }
 
 // Entries calls fn for each live dict entry in insertion order with its
-// key and value (canonical CBOR items) and insertion number.
-func (im *TableImage) Entries(fn func(key, val string, seq uint64) error) error {
+// key and value (canonical CBOR items), insertion number and deadline
+// (unix ms, 0 for none). Entries past their deadline are included: a
+// snapshot is the state at its cut, and what expired is removed when it
+// is loaded, by the sweeper, as it would have been.
+func (im *TableImage) Entries(fn func(key, val string, seq uint64, deadline int64) error) error {
 	for i := range im.d.entries {
 		e := &im.d.entries[i]
 		if e.dead() {
 			continue
 		}
 		k := keyLen(e.kv)
-		if err := fn(e.kv[:k], e.kv[k:], e.seq); err != nil {
+		if err := fn(e.kv[:k], e.kv[k:], e.seq, im.d.deadline(i)); err != nil {
 			return err
 		}
 	}
@@ -187,16 +232,20 @@ func NewListImage(name string, sizeHint int) *TableImage {
 	return &TableImage{Name: name, kind: kindList, l: &list{items: make([]string, 0, min(max(sizeHint, 0), 1<<20))}}
 }
 
-// AddEntry appends a dict entry. key and val must each be one whole CBOR
-// item, seqs must increase and stay below the dict's next seq, and a key
-// may appear once: a snapshot that breaks these rules is refused rather
-// than loaded into a store whose invariants it would break.
-func (im *TableImage) AddEntry(key, val []byte, seq uint64) error {
+// AddEntry appends a dict entry with its deadline (unix ms, 0: none).
+// key and val must each be one whole CBOR item, seqs must increase and
+// stay below the dict's next seq, and a key may appear once: a snapshot
+// that breaks these rules is refused rather than loaded into a store whose
+// invariants it would break.
+func (im *TableImage) AddEntry(key, val []byte, seq uint64, deadline int64) error {
 	if im.kind != kindDict {
 		return fmt.Errorf("table %q is not a dict", im.Name)
 	}
 	if len(key) == 0 || wire.ItemLen(key) != len(key) || len(val) == 0 || wire.ItemLen(val) != len(val) {
 		return fmt.Errorf("table %q: an entry is not a well-formed CBOR key and value", im.Name)
+	}
+	if deadline < 0 || deadline > maxDeadline {
+		return fmt.Errorf("table %q: entry deadline %d out of range", im.Name, deadline)
 	}
 	if seq <= im.last || seq >= im.d.nextSeq {
 		return fmt.Errorf("table %q: entry insertion number %d out of order (previous %d, next %d)", im.Name, seq, im.last, im.d.nextSeq)
@@ -208,9 +257,11 @@ func (im *TableImage) AddEntry(key, val []byte, seq uint64) error {
 	kv := arenaJoin(&d.arena, key, val)
 	pos := len(d.entries)
 	d.entries = append(d.entries, entry{kv: kv, seq: seq})
+	d.growParallel()
 	d.indexAdd(kv[:len(key)], pos)
 	d.live++
 	d.bytes += int64(len(kv))
+	d.setDeadline(pos, deadline)
 	im.last = seq
 	return nil
 }
@@ -234,7 +285,10 @@ func (s *Store) Install(im *TableImage) error {
 	if im.Name == "" || len(im.Name) > MaxNameLen {
 		return fmt.Errorf("table name of %d bytes: must be 1 to %d", len(im.Name), MaxNameLen)
 	}
-	t := &table{name: im.Name, kind: im.kind, d: im.d, l: im.l}
+	t := &table{name: im.Name, kind: im.kind, d: im.d, l: im.l, expires: im.expires}
+	if t.kind == kindDict && t.d.evict && t.d.lru == nil {
+		t.d.lru = make([]uint32, len(t.d.entries)) // never used: evicted first
+	}
 	if t.kind != kindDict && t.kind != kindList {
 		return fmt.Errorf("table %q has no kind", im.Name)
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,24 +26,68 @@ type Store struct {
 	gate sync.RWMutex
 
 	probe health.Waiter // the watchdog's round trips through the locks (probe.go)
+
+	clock Clock // the one source of time (expiry.go)
+	// Counted as they happen (never by Replay): entries removed because
+	// their deadline passed, tables dropped because theirs did, entries
+	// evicted from cache tables.
+	expired, expiredTables, evicted atomic.Int64
+	overMemory                      atomic.Bool // over --max-memory (SetOverMemory)
 }
 
 // Stats is what the INFO op reports about the data.
 type Stats struct {
 	Tables  int   // number of tables
-	Entries int64 // dict entries plus list elements, over all tables
+	Entries int64 // dict entries plus list elements, over all tables (expired ones not yet swept included)
 	Bytes   int64 // encoded size of the keys and values held (not counting overhead)
+
+	Expired       int64 // entries removed because their deadline passed, since start
+	ExpiredTables int64 // tables dropped because their deadline passed, since start
+	Evicted       int64 // entries cache tables evicted, since start
+	TTLs          int64 // entries with a deadline
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store read the time from c (tests: a ManualClock).
+func WithClock(c Clock) Option { return func(s *Store) { s.clock = c } }
+
 // New returns an empty store.
-func New() *Store { return &Store{tables: make(map[string]*table)} }
+func New(opts ...Option) *Store {
+	s := &Store{tables: make(map[string]*table), clock: systemClock{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// now reads the store's clock, in unix milliseconds.
+func (s *Store) now() int64 { return s.clock.Now().UnixMilli() }
+
+// SetOverMemory tells the store whether the daemon is over --max-memory:
+// while it is, ops that may add data (wire.Op.Grows) are refused with
+// CodeOutOfMemory, except on cache tables, which evict instead.
+func (s *Store) SetOverMemory(over bool) { s.overMemory.Store(over) }
+
+// OverMemory reports what SetOverMemory last said.
+func (s *Store) OverMemory() bool { return s.overMemory.Load() }
 
 // call is one op running on a table whose lock its caller holds.
 type call struct {
+	s    *Store
 	t    *table
 	args wire.Args
 	undo *undoLog // nil: nothing to record
+	// now is the clock reading expiry is decided at (noClock in replay:
+	// nothing expires); base the one deadlines are computed from (the
+	// same live; a timed record's in replay, else 0: none can be).
+	now, base int64
 }
+
+// write reports whether the op may change its table (and so removes the
+// expired entries it meets).
+func (c *call) write() bool { return c.args.Op.IsWrite() }
 
 type opFunc func(c call, out []byte) ([]byte, error)
 
@@ -65,6 +111,9 @@ func init() {
 		wire.OpLCount: opLCount, wire.OpLIndex: opLIndex, wire.OpLReverse: opLReverse,
 		wire.OpLSort: opLSort, wire.OpLClear: opLClear, wire.OpLToList: opLToList,
 		wire.OpLLen: opLLen, wire.OpLRange: opLRange, wire.OpLSetSlice: opLSetSlice, wire.OpLContains: opLContains,
+
+		wire.OpDExpire: opDExpire, wire.OpDPersist: opDPersist, wire.OpDTTL: opDTTL, wire.OpDGetEx: opDGetEx,
+		wire.OpDDelIfEq: opDDelIfEq, wire.OpExpire: opExpire, wire.OpTTL: opTTL, wire.OpDRemove: opDRemove,
 	} {
 		handlers[op] = fn
 	}
@@ -79,23 +128,59 @@ func handler(op wire.Op) opFunc {
 
 // Exec runs one operation and appends its encoded CBOR result item to out.
 // On error out is returned unchanged and the error is a *wire.Error; the
-// op then changed nothing. Exec handles every op of the protocol except
+// op then changed nothing (but what it found expired is gone: it was
+// already, to every op). Exec handles every op of the protocol except
 // hello, ping, info and save, which belong to the server (they give
-// CodeBadRequest here); an op the protocol does not define gives
-// CodeUnknownOp.
+// CodeBadRequest here), and the journal-only ops, which only Replay takes;
+// an op the protocol does not define gives CodeUnknownOp.
 //
 // args may alias a request buffer: Exec copies what it keeps.
 func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
+	if op.JournalOnly() {
+		return out, errBadRequest("%s is written by the daemon to its log, never sent by a client", op)
+	}
+	now := s.now()
+	return s.exec(op, args, out, now, now)
+}
+
+// Replay runs one op read back from the journal: any write op, the
+// journal-only ones included, with no clock (nothing expires; a timed
+// record gives the clock reading its op computed deadlines from). So
+// replaying a journal gives the same tables whenever it runs.
+func (s *Store) Replay(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
+	if op != wire.OpTimed {
+		return s.exec(op, args, out, noClock, 0)
+	}
+	args.Op = op
+	if err := args.Want(2, 2); err != nil {
+		return out, err
+	}
+	base, err := args.Int(0)
+	if err != nil || base < 1 || base > maxDeadline {
+		return out, errBadRequest("timed: argument 1 must be a time in unix milliseconds")
+	}
+	inner, err := wire.SplitArray(args.Items[1])
+	if err != nil || len(inner) == 0 {
+		return out, errBadRequest("timed: argument 2 must be an array [op, arg...]")
+	}
+	iop, ok := wire.ItemUint(inner[0])
+	if !ok || iop > 0xffff || !wire.Op(iop).IsWrite() || wire.Op(iop).JournalOnly() {
+		return out, errBadRequest("timed: argument 2 must start with the number of a write op")
+	}
+	return s.exec(wire.Op(iop), wire.Args{Op: wire.Op(iop), Items: inner[1:]}, out, noClock, base)
+}
+
+func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([]byte, error) {
 	args.Op = op
 	switch op {
 	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave:
 		return out, errBadRequest("%s is answered by the server, not by the store", op)
 	case wire.OpTables:
-		return s.listTables(args, out, nil)
+		return s.listTables(args, out, nil, now)
 	case wire.OpBatch:
 		s.gate.RLock()
 		defer s.gate.RUnlock()
-		return s.batch(args, out)
+		return s.batch(args, out, now, base)
 	}
 	fn := handler(op)
 	if fn == nil {
@@ -127,7 +212,7 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 		t.capture() // a snapshot is being taken: keep its copy first
 	}
 
-	c := call{t: t, args: args}
+	c := call{s: s, t: t, args: args, now: now, base: base}
 	j := s.journal.Load()
 	if !write {
 		j = nil
@@ -140,26 +225,50 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 			c.undo = &undoLog{} // record may fail after the op ran
 		}
 	}
+	create := op == wire.OpCreateDict || op == wire.OpCreateList
+	if write && op.Grows() && s.overMemory.Load() && !t.isCache() && (create || !t.expiredAt(now)) {
+		// (A write to an expired table gets no_such_table, as if it were gone.)
+		return out, errOutOfMemory(op, name)
+	}
+	var bytes0 int64
+	var live0 int
+	if t.isCache() {
+		bytes0, live0 = t.d.bytes, t.d.live
+	}
 	res, err := run(c, op, fn, out)
+	if !write {
+		return res, err
+	}
+	if err == nil && t.isCache() {
+		s.evictFor(t, now, bytes0, live0, op.Grows())
+	}
+	if jerr := s.journalEffects(j, []*table{t}, op, args, err == nil, base); jerr != nil && err == nil {
+		if c.undo != nil {
+			c.undo.rollback()
+			discardEffects([]*table{t})
+			return out, jerr
+		}
+		return out, jerr // a checked journal failed anyway: the op stays applied
+	}
 	if err != nil {
 		return out, err
-	}
-	if j != nil {
-		if err := record(j.record, op, args); err != nil {
-			if c.undo == nil {
-				// A checked journal failed anyway: the op stays applied,
-				// and the caller is told it may not be durable.
-				return out, err
-			}
-			c.undo.rollback()
-			return out, err
-		}
 	}
 	return res, nil
 }
 
-// run checks that the table has the kind op needs, then runs it.
+// run checks that the table has the kind op needs, then runs it. A table
+// past its deadline is no table: a read finds none, a write drops it first
+// (journaled as a drop) and, if it is a create, makes a new one.
 func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
+	if c.t.kind != kindNone && c.t.expiredAt(c.now) {
+		if !c.write() {
+			if op == wire.OpExists {
+				return opExists(call{t: &table{}, args: c.args}, out)
+			}
+			return out, errNoSuchTable(c.t.name)
+		}
+		c.s.expireTable(c.t, c.undo)
+	}
 	if op.IsDict() || op.IsList() {
 		want := kindDict
 		if op.IsList() {
@@ -277,43 +386,72 @@ func (s *Store) Stats() Stats {
 	var st Stats
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	now := s.now()
 	for _, t := range s.tables {
-		if kind(t.pubKind.Load()) == kindNone {
+		if kind(t.pubKind.Load()) == kindNone || expiredAt(t.pubExpires.Load(), now) {
 			continue
 		}
 		st.Tables++
 		st.Entries += t.pubLen.Load()
 		st.Bytes += t.pubBytes.Load()
+		st.TTLs += t.pubTTLs.Load()
 	}
+	st.Expired, st.ExpiredTables, st.Evicted = s.expired.Load(), s.expiredTables.Load(), s.evicted.Load()
 	return st
 }
 
 // listTables answers the tables op: [[name, kind, len]...] sorted by name.
 // Tables in held (locked by the running batch) are read directly, so a
-// batch sees its own changes; the others report their published figures.
-func (s *Store) listTables(a wire.Args, out []byte, held map[*table]bool) ([]byte, error) {
+// batch sees its own changes; the others report their published figures,
+// except a dict in which a deadline may have passed and not been swept:
+// it is counted under its read lock, so that no expired entry is counted.
+// Tables past their own deadline are left out.
+func (s *Store) listTables(a wire.Args, out []byte, held map[*table]bool, now int64) ([]byte, error) {
 	if err := a.Want(0, 0); err != nil {
 		return out, err
 	}
 	type row struct {
-		name string
-		kind kind
-		n    int64
+		name  string
+		kind  kind
+		n     int64
+		count *table // count under its lock
 	}
 	var rows []row
 	s.mu.RLock()
 	for name, t := range s.tables {
 		r := row{name: name}
 		if held[t] {
-			r.kind, r.n = t.kind, int64(t.length())
+			if t.expiredAt(now) {
+				continue
+			}
+			r.kind, r.n = t.kind, int64(t.length(now))
 		} else {
+			if expiredAt(t.pubExpires.Load(), now) {
+				continue
+			}
 			r.kind, r.n = kind(t.pubKind.Load()), t.pubLen.Load()
+			if next := t.pubNext.Load(); r.kind == kindDict && expiredAt(next, now) {
+				r.count = t
+			}
 		}
 		if r.kind != kindNone {
 			rows = append(rows, r)
 		}
 	}
 	s.mu.RUnlock()
+	for i := range rows {
+		if t := rows[i].count; t != nil {
+			// The store lock is released: taking a table lock is in order.
+			t.mu.RLock()
+			if t.dropped || t.kind != kindDict || t.expiredAt(now) {
+				rows[i].kind = kindNone
+			} else {
+				rows[i].n = int64(t.length(now))
+			}
+			t.mu.RUnlock()
+		}
+	}
+	rows = slices.DeleteFunc(rows, func(r row) bool { return r.kind == kindNone })
 	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
 	out = wire.AppendArrayHeader(out, len(rows))
 	for _, r := range rows {
@@ -330,26 +468,43 @@ func (s *Store) listTables(a wire.Args, out []byte, held map[*table]bool) ([]byt
 
 func opCreate(c call, out []byte) ([]byte, error) {
 	a := c.args
-	if err := a.Want(1, 2); err != nil {
+	dictOp := a.Op == wire.OpCreateDict
+	hi := 2
+	if dictOp {
+		hi = 3
+	}
+	if err := a.Want(1, hi); err != nil {
 		return out, err
 	}
 	t := c.t
 	if t.kind != kindNone {
 		return out, errTableExists(t.name, t.kind)
 	}
-	var d *dict
-	var l *list
-	if a.Op == wire.OpCreateDict {
-		d = newDict()
-		if a.Has(1) {
-			pairs, err := pairsArg(a, 1)
-			if err != nil {
+	if dictOp {
+		var opts dictOptions
+		if a.Has(2) {
+			var err error
+			if opts, err = parseDictOptions(a, 2); err != nil {
 				return out, err
 			}
-			tmp := call{t: &table{d: d}}
-			for _, p := range pairs {
-				tmp.put(p[0], p[1]) // later duplicates overwrite, as dict(pairs)
+		}
+		var pairs [][2][]byte
+		if a.Has(1) {
+			var err error
+			if pairs, err = pairsArg(a, 1); err != nil {
+				return out, err
 			}
+		}
+		d := newDict()
+		d.dictOptions = opts
+		if opts.evict {
+			d.lru = []uint32{}
+		}
+		t.kind, t.d, t.expires = kindDict, d, 0
+		fill := c
+		fill.undo = nil // the undo step below takes the whole table back
+		for _, p := range pairs {
+			fill.put(p[0], p[1], when{}) // later duplicates overwrite, as dict(pairs)
 		}
 	} else {
 		var items []string
@@ -363,17 +518,60 @@ func opCreate(c call, out []byte) ([]byte, error) {
 				items[i] = string(v)
 			}
 		}
-		l = newList(items)
-	}
-	if d != nil {
-		t.kind, t.d = kindDict, d
-	} else {
-		t.kind, t.l = kindList, l
+		t.kind, t.l, t.expires = kindList, newList(items), 0
 	}
 	if c.undo != nil {
 		c.undo.add(func() { t.kind, t.d, t.l = kindNone, nil, nil })
 	}
 	return wire.AppendNull(out), nil
+}
+
+// parseDictOptions reads create_dict's options, argument i: a map with
+// the keys "ttl" (the default TTL of entries, ms), "evict" ("lru") and
+// "max_len" (a cache table's most entries; implies "evict": "lru").
+func parseDictOptions(a wire.Args, i int) (o dictOptions, err error) {
+	raw := a.Items[i]
+	bad := func(format string, args ...any) (dictOptions, error) {
+		return dictOptions{}, errBadRequest("create_dict: argument %d: "+format, append([]any{i + 1}, args...)...)
+	}
+	if len(raw) == 0 || raw[0]>>5 != 5 {
+		return bad(`must be a map of options ("ttl", "evict", "max_len"), got %s`, wire.TypeName(raw))
+	}
+	err = wire.Pairs(raw, func(k, v wire.Raw) error {
+		name, _ := wire.Args{Items: []wire.Raw{k}}.Text(0) // any encoding of text
+		item := wire.Args{Op: a.Op, Items: []wire.Raw{v}}
+		switch name {
+		case "ttl":
+			n, err := item.Int(0)
+			if err != nil || n < 1 || n > maxTTL {
+				_, err := bad(`"ttl" (the default TTL of entries) must be 1 to %d milliseconds, got %s`, int64(maxTTL), wire.Diagnose(v))
+				return err
+			}
+			o.defTTL = n
+		case "evict":
+			s, err := item.Text(0)
+			if err != nil || s != "lru" {
+				_, err := bad(`"evict" must be "lru" (the only eviction policy), got %s`, wire.Diagnose(v))
+				return err
+			}
+			o.evict = true
+		case "max_len":
+			n, err := item.Int(0)
+			if err != nil || n < 1 || n > math.MaxInt32 {
+				_, err := bad(`"max_len" must be 1 to %d entries, got %s`, math.MaxInt32, wire.Diagnose(v))
+				return err
+			}
+			o.maxLen, o.evict = int(n), true
+		default:
+			_, err := bad(`unknown option %s (create_dict takes "ttl", "evict" and "max_len")`, wire.Diagnose(k))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return dictOptions{}, err
+	}
+	return o, nil
 }
 
 // opDrop and opLen check that the table exists before their argument
@@ -387,10 +585,10 @@ func opDrop(c call, out []byte) ([]byte, error) {
 	if err := c.args.Want(1, 1); err != nil {
 		return out, err
 	}
-	k, d, l := t.kind, t.d, t.l
-	t.kind, t.d, t.l = kindNone, nil, nil // release takes the empty slot out of the map
+	k, d, l, e := t.kind, t.d, t.l, t.expires
+	t.kind, t.d, t.l, t.expires = kindNone, nil, nil, 0 // release takes the empty slot out of the map
 	if c.undo != nil {
-		c.undo.add(func() { t.kind, t.d, t.l = k, d, l })
+		c.undo.add(func() { t.kind, t.d, t.l, t.expires = k, d, l, e })
 	}
 	return wire.AppendNull(out), nil
 }
@@ -409,5 +607,5 @@ func opLen(c call, out []byte) ([]byte, error) {
 	if err := c.args.Want(1, 1); err != nil {
 		return out, err
 	}
-	return wire.AppendUint(out, uint64(c.t.length())), nil
+	return wire.AppendUint(out, uint64(c.t.length(c.now))), nil
 }

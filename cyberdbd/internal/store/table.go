@@ -3,6 +3,8 @@ package store
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // kind is what a table holds.
@@ -35,6 +37,25 @@ type table struct {
 	kind    kind
 	d       *dict // when kind == kindDict
 	l       *list // when kind == kindList
+	expires int64 // the table's deadline, unix ms; 0: none (expiry.go)
+
+	// What the write op running on the table did besides its own change
+	// (mu held for writing), for the journal: Exec and batch write it out
+	// and reset it (journalEffects).
+	fxDropped bool     // the table itself expired: journal a drop first
+	fxExpired []string // keys removed because their deadline had passed
+	fxEvicted []string // keys a cache table evicted
+	fxTimed   int      // deadlines the op computed from the clock: journal it timed, or rewritten
+	// fxAt is set when the op's only deadline from the clock came from a
+	// "ttl" option: argument fxAtArg, rewritten with "at" (fxAt), makes
+	// the op's record, smaller than a timed one (Redis logs SET EX as SET PXAT).
+	fxAt      []byte
+	fxAtArg   int
+	fxWritten []string // keys the op stored in a cache table: it must not evict them
+
+	timedBuf     []byte      // scratch of timedArgs
+	rewriteItems []wire.Raw  // scratch of rewriteAt
+	timedItems   [2]wire.Raw // scratch of timedArgs
 
 	// Snapshot copy-on-write (snapshot.go): pending is set at a cut and
 	// cleared by whoever copies the table first, the snapshot (Cut.Take)
@@ -43,16 +64,20 @@ type table struct {
 	frozen  *TableImage
 
 	// Published after every change, under mu held for writing.
-	pubKind  atomic.Uint32
-	pubLen   atomic.Int64
-	pubBytes atomic.Int64
+	pubKind    atomic.Uint32
+	pubLen     atomic.Int64
+	pubBytes   atomic.Int64
+	pubExpires atomic.Int64 // expires
+	pubTTLs    atomic.Int64 // dict entries with a deadline
+	pubNext    atomic.Int64 // the earliest deadline of the table or an entry (0: none): when the sweeper looks
 }
 
-// length returns the number of entries or elements; mu must be held.
-func (t *table) length() int {
+// length returns the number of entries or elements not expired at now; mu
+// must be held.
+func (t *table) length(now int64) int {
 	switch t.kind {
 	case kindDict:
-		return t.d.live
+		return t.d.liveAt(now)
 	case kindList:
 		return len(t.l.items)
 	}
@@ -62,17 +87,34 @@ func (t *table) length() int {
 // publish copies kind, length and size to the fields readable without mu.
 // mu must be held for writing.
 func (t *table) publish() {
-	var n, b int64
+	var n, b, ttls int64
 	switch t.kind {
 	case kindDict:
-		n, b = int64(t.d.live), t.d.bytes
+		n, b, ttls = int64(t.d.live), t.d.bytes, int64(t.d.ttls)
 	case kindList:
 		n, b = int64(len(t.l.items)), t.l.bytes
 	}
 	t.pubKind.Store(uint32(t.kind))
 	t.pubLen.Store(n)
 	t.pubBytes.Store(b)
+	t.pubTTLs.Store(ttls)
+	next := t.expires
+	if t.kind == kindDict && t.d.minDL != 0 && (next == 0 || t.d.minDL < next) {
+		next = t.d.minDL
+	}
+	if t.kind == kindNone {
+		next = 0
+	}
+	t.pubExpires.Store(t.expires)
+	t.pubNext.Store(next)
 }
+
+// expiredAt reports whether the table's own deadline has passed at now.
+func (t *table) expiredAt(now int64) bool { return expiredAt(t.expires, now) }
+
+// isCache reports whether the table is a dict that may lose entries to
+// eviction.
+func (t *table) isCache() bool { return t.kind == kindDict && t.d.evict }
 
 // undoLog records how to take back the changes of a batch (or of a single
 // op whose journal write failed). Steps run in reverse order, so each one

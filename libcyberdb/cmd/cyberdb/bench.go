@@ -69,6 +69,8 @@ Flags (as redis-benchmark's; -h is the host, as there: --help is the help):
   --sequential         keys are key:000000000000, key:000000000001, ... in
                        order, one per request (-r is ignored): loads -n
                        distinct keys, e.g. -t set -n 1000000 -d 32 -P 64
+  --ttl DURATION       set gives each entry this TTL (e.g. 1h): measures what
+                       deadlines cost against the same run without --ttl
   --processes N        spread the clients over N OS processes (default 1)
   --threads N          OS threads running each process's clients (default 1,
                        as redis-benchmark: the load generator then leaves
@@ -123,6 +125,7 @@ type benchConfig struct {
 	opts       []libcyberdb.Option // the global --tls-ca, --password-file, ...
 	globalArgs []string            // the global flags, for the workers
 	worker     bool                // internal: a child process of --processes
+	ttlMS      int64               // --ttl: set gives each entry a deadline (ms); 0: none
 
 	// stop, once set, ends the run at the next chance: active (the
 	// budget of the test running in this process) is emptied, and no
@@ -167,6 +170,7 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 	tests := fs.StringP("tests", "t", strings.Join(benchTests, ","), "")
 	fs.IntVarP(&cfg.keyspace, "keyspacelen", "r", 0, "")
 	fs.IntVar(&cfg.processes, "processes", 1, "")
+	ttl := fs.String("ttl", "", "")
 	fs.IntVar(&cfg.threads, "threads", 1, "")
 	fs.BoolVar(&cfg.pooled, "pooled", false, "")
 	fs.BoolVar(&cfg.sequential, "sequential", false, "")
@@ -182,6 +186,13 @@ func parseBench(e *env, args []string) (*benchConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *ttl != "" {
+		d, err := parseTTL(*ttl)
+		if err != nil || d.Milliseconds() < 1 {
+			return nil, usagef("--ttl %s: want a duration of at least 1ms, e.g. 1h", *ttl)
+		}
+		cfg.ttlMS = d.Milliseconds()
 	}
 	if *addr != "" {
 		cfg.addr = *addr
@@ -621,7 +632,11 @@ func runTest(ctx context.Context, cfg *benchConfig, test string, clients, reques
 					case "set":
 						key := benchKey("key:", cfg, rng)
 						t0 = time.Now()
-						err = dict.Set(ctx, key, val)
+						if cfg.ttlMS > 0 {
+							err = dict.Set(ctx, key, val, libcyberdb.TTL(time.Duration(cfg.ttlMS)*time.Millisecond))
+						} else {
+							err = dict.Set(ctx, key, val)
+						}
 					default:
 						op, args := benchRequest(test, cfg, rng, val)
 						t0 = time.Now()
@@ -711,6 +726,9 @@ func benchKey(prefix string, cfg *benchConfig, rng *rand.Rand) string {
 func benchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string) (wire.Op, []any) {
 	switch test {
 	case "set":
+		if cfg.ttlMS > 0 {
+			return wire.OpDSet, []any{cfg.dict, benchKey("key:", cfg, rng), val, map[string]any{"ttl": cfg.ttlMS}}
+		}
 		return wire.OpDSet, []any{cfg.dict, benchKey("key:", cfg, rng), val}
 	case "get":
 		return wire.OpDGet, []any{cfg.dict, benchKey("key:", cfg, rng), nil}
@@ -810,12 +828,21 @@ func (bc *benchConn) appendBenchRequest(test string, cfg *benchConfig, rng *rand
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpPing))
 	case "set":
-		dst = wire.AppendArrayHeader(dst, 5)
+		n := 5
+		if cfg.ttlMS > 0 {
+			n = 6
+		}
+		dst = wire.AppendArrayHeader(dst, n)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpDSet))
 		dst = wire.AppendText(dst, cfg.dict)
 		key("key:")
 		dst = wire.AppendText(dst, val)
+		if cfg.ttlMS > 0 {
+			dst = wire.AppendMapHeader(dst, 1)
+			dst = wire.AppendText(dst, "ttl")
+			dst = wire.AppendUint(dst, uint64(cfg.ttlMS))
+		}
 	case "get":
 		dst = wire.AppendArrayHeader(dst, 5)
 		dst = wire.AppendUint(dst, bc.id)
@@ -964,6 +991,9 @@ func startWorkers(ctx context.Context, cfg *benchConfig) (*workerSet, error) {
 			"-d", strconv.Itoa(cfg.size), "-P", strconv.Itoa(cfg.pipeline), "-t", strings.Join(cfg.tests, ","), "-r", strconv.Itoa(cfg.keyspace), "--threads", strconv.Itoa(cfg.threads))
 		if cfg.pooled {
 			args = append(args, "--pooled")
+		}
+		if cfg.ttlMS > 0 {
+			args = append(args, "--ttl", strconv.FormatInt(cfg.ttlMS, 10)+"ms")
 		}
 		if cfg.loop {
 			args = append(args, "--loop")

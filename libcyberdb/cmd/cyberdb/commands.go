@@ -37,7 +37,7 @@ func init() {
 		{name: "tables", group: groupTables, summary: "list the tables, one per line: {\"name\":...,\"kind\":...,\"len\":...}", max: 0,
 			ops:  []wire.Op{wire.OpTables},
 			help: "Example:\n  cyberdb tables\n  {\"name\":\"centre\",\"kind\":\"dict\",\"len\":1}", run: runTables},
-		{name: "create", group: groupTables, args: "dict|list NAME [JSON|-] [--if-not-exists]", summary: "create a table, optionally with content", min: 2, max: 4,
+		{name: "create", group: groupTables, args: "dict|list NAME [JSON|-] [--if-not-exists] [--ttl TTL] [--evict lru] [--max-len N]", summary: "create a table, optionally with content", min: 2, max: 10,
 			ops: []wire.Op{wire.OpCreateDict, wire.OpCreateList},
 			help: `The content of a dict is a JSON object or an array of [key, value] pairs
 (whose order becomes the insertion order); the content of a list is a JSON
@@ -47,12 +47,20 @@ there is left as it is (its content is not replaced) and the command
 succeeds, so every script or worker can run it. Names starting with
 "` + reservedPrefix + `" are reserved for cyberdb's own tools (cyberdb bench).
 
+A dict's options: --ttl TTL gives every entry a deadline TTL after each
+write that names none (a session table: 30s, 10m, 1h, or seconds);
+--evict lru makes a cache table, which loses its least recently used
+entries instead of refusing writes over the daemon's --max-memory;
+--max-len N a cache table of at most N entries.
+
 Examples:
   cyberdb create dict centre
   cyberdb create dict users '{"bob": {"age": 42}}'
   cyberdb create list queue '[1, 2, 3]'
   cyberdb create dict hits --if-not-exists
-  cyberdb create list jobs - < jobs.json`, run: runCreate},
+  cyberdb create list jobs - < jobs.json
+  cyberdb create dict sessions --ttl 30m
+  cyberdb create dict pages --evict lru --max-len 10000`, run: runCreate},
 		{name: "exists", group: groupTables, args: "NAME", summary: "print whether a table exists (true or false)", min: 1, max: 1,
 			ops:  []wire.Op{wire.OpExists},
 			help: "Exit status 0 when it does (true), 1 when it does not (false).\n\nExample:\n  cyberdb exists centre", run: runExists},
@@ -85,10 +93,10 @@ Examples:
 			ops:  []wire.Op{wire.OpDGet},
 			help: "KEY is read as JSON when it parses as JSON, else as text; with -S always as text.\nExit status 1 when the key (without DEFAULT) or the table is missing.\n\nExamples:\n  cyberdb get centre content\n  cyberdb get counts 42         # the integer key 42\n  cyberdb get counts '\"42\"'     # the text key \"42\"\n  cyberdb -S get counts 42      # the text key \"42\" too\n  cyberdb get counts visits 0   # 0 when there is no such key",
 			run:  dictOp(wire.OpDGet, 1, 1)},
-		{name: "set", group: groupDict, args: "TABLE KEY VALUE|-", summary: "set KEY of a dict to VALUE", min: 3, max: 3,
+		{name: "set", group: groupDict, args: "TABLE KEY VALUE|- [--ttl TTL] [--keepttl] [--nx|--xx]", summary: "set KEY of a dict to VALUE", min: 3, max: 6,
 			ops:  []wire.Op{wire.OpDSet},
-			help: "KEY and VALUE are read as JSON when they parse as JSON, else as text (with a warning\nwhen VALUE looks like broken JSON); with -S both are always text. VALUE \"-\" reads the\nvalue from stdin, all of it, newlines included (bytes that are not UTF-8 make a byte string).\n\nExamples:\n  cyberdb set centre content \"Hello CyberDB!\"\n  cyberdb set users bob '{\"age\": 42, \"tags\": [\"a\"]}'\n  cyberdb -S set users 42 carol   # the text key \"42\", the text \"carol\"\n  cyberdb set users bob - < bob.json\n  printf %s \"$NOTE\" | cyberdb -S set notes today -",
-			run:  dictOp(wire.OpDSet, 1, 1)},
+			help: "KEY and VALUE are read as JSON when they parse as JSON, else as text (with a warning\nwhen VALUE looks like broken JSON); with -S both are always text. VALUE \"-\" reads the\nvalue from stdin, all of it, newlines included (bytes that are not UTF-8 make a byte string).\n\n--ttl TTL gives the entry a deadline (30s, 10m, 1h, 250ms, or seconds); without it the\nentry gets the table's default TTL or none, losing the deadline it had unless --keepttl.\n--nx sets only an absent key, --xx only a present one: then true or false is printed\n(false: exit status 1).\n\nExamples:\n  cyberdb set centre content \"Hello CyberDB!\"\n  cyberdb set users bob '{\"age\": 42, \"tags\": [\"a\"]}'\n  cyberdb -S set users 42 carol   # the text key \"42\", the text \"carol\"\n  cyberdb set users bob - < bob.json\n  printf %s \"$NOTE\" | cyberdb -S set notes today -\n  cyberdb set sessions abc123 '{\"user\": 7}' --ttl 30m\n  cyberdb set locks deploy alice --nx --ttl 30s   # a lease",
+			run:  runSet},
 		{name: "del", group: groupDict, args: "TABLE KEY", summary: "delete KEY from a dict", min: 2, max: 2,
 			ops:  []wire.Op{wire.OpDDel},
 			help: "Exit status 1 when the key is missing.\n\nExample:\n  cyberdb del centre content", run: dictOp(wire.OpDDel, 1, 0)},
@@ -240,7 +248,7 @@ var nothingOps = map[wire.Op]bool{
 	wire.OpSave: true, wire.OpCreateDict: true, wire.OpCreateList: true, wire.OpDrop: true,
 	wire.OpDSet: true, wire.OpDDel: true, wire.OpDUpdate: true, wire.OpDClear: true,
 	wire.OpLSet: true, wire.OpLDel: true, wire.OpLDelSlice: true, wire.OpLInsert: true, wire.OpLRemove: true,
-	wire.OpLReverse: true, wire.OpLSort: true, wire.OpLClear: true, wire.OpLSetSlice: true,
+	wire.OpLReverse: true, wire.OpLSort: true, wire.OpLClear: true, wire.OpLSetSlice: true, wire.OpExpire: true,
 }
 
 func simple(op wire.Op) func(*env, []string) error {
@@ -344,17 +352,20 @@ func jsonString(s string) string {
 const reservedPrefix = "_cyberdb."
 
 func runCreate(e *env, a []string) error {
-	ifNotExists := false
-	var rest []string
-	for _, s := range a {
-		if s == "--if-not-exists" {
-			ifNotExists = true
-		} else {
-			rest = append(rest, s)
-		}
+	rest, flags, err := cutFlags(a, []string{"--ttl", "--evict", "--max-len"}, []string{"--if-not-exists"})
+	if err != nil {
+		return err
 	}
+	_, ifNotExists := flags["--if-not-exists"]
 	if len(rest) < 2 || len(rest) > 3 {
 		return usagef("want dict|list NAME [JSON]")
+	}
+	opts, err := createOptions(flags)
+	if err != nil {
+		return err
+	}
+	if len(opts) > 0 && rest[0] == "list" {
+		return usagef("--ttl, --evict and --max-len are options of dict tables (a table's own deadline: cyberdb expire TABLE TTL)")
 	}
 	kind, name := rest[0], rest[1]
 	if kind != "dict" && kind != "list" {
@@ -375,7 +386,6 @@ func runCreate(e *env, a []string) error {
 	if err != nil {
 		return err
 	}
-	var opts []libcyberdb.CreateOption
 	if ifNotExists {
 		opts = append(opts, libcyberdb.IfNotExists())
 	}

@@ -3,13 +3,15 @@
 // with its own libcyberdb Client, all reading the same table from cyberdbd.
 //
 //	webapp init                         # create the table "centre"
-//	webapp serve -workers 4 -addr :8080 # GET / -> {"code":1,"content":"Hello CyberDB!"}
+//	webapp serve -workers 4 -addr :8080 # GET / -> {"code":1,"content":"Hello CyberDB!","visits":1}
 //
 // See README.md next to this file.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -60,7 +62,12 @@ func main() {
 	}
 }
 
-// initTables is the tutorial's init step: the table and its content.
+// sessionTTL is how long a visitor's session lasts after their last
+// request: each request pushes the deadline back (a sliding session).
+const sessionTTL = 30 * time.Minute
+
+// initTables is the tutorial's init step: the table and its content, and
+// the sessions table, whose entries expire by themselves.
 func initTables(socket string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -70,6 +77,9 @@ func initTables(socket string) error {
 	}
 	defer c.Close()
 	if err := c.CreateDict(ctx, "centre", nil, libcyberdb.IfNotExists()); err != nil {
+		return err
+	}
+	if err := c.CreateDict(ctx, "sessions", nil, libcyberdb.DefaultTTL(sessionTTL), libcyberdb.IfNotExists()); err != nil {
 		return err
 	}
 	return libcyberdb.NewDict[string, string](c, "centre").Set(ctx, "content", "Hello CyberDB!")
@@ -144,22 +154,47 @@ func worker(socket string) error {
 	}
 	defer c.Close()
 	centre := libcyberdb.NewDict[string, string](c, "centre")
+	sessions := libcyberdb.NewDict[string, int](c, "sessions")
 	pid := strconv.Itoa(os.Getpid())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		content, err := centre.Get(r.Context(), "content")
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Worker-Pid", pid)
-		if err != nil {
+		fail := func(err error) {
 			w.WriteHeader(http.StatusInternalServerError)
 			json.NewEncoder(w).Encode(map[string]any{"code": 0, "error": err.Error()})
+		}
+		content, err := centre.Get(r.Context(), "content")
+		if err != nil {
+			fail(err)
 			return
 		}
+		// The visitor's session, whichever worker answers: its visit count,
+		// and a deadline pushed back to sessionTTL from now by every visit,
+		// in one atomic batch. A session that expired starts again at 1.
+		sid := ""
+		if ck, err := r.Cookie("session"); err == nil && len(ck.Value) == 32 {
+			sid = ck.Value
+		} else {
+			var b [16]byte
+			rand.Read(b[:])
+			sid = hex.EncodeToString(b[:])
+		}
+		b := c.Batch()
+		visits := sessions.In(b).Incr(sid, 1)
+		sessions.In(b).Expire(sid, sessionTTL)
+		if err := b.Exec(r.Context()); err != nil {
+			fail(err)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: sid, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL / time.Second)})
 		json.NewEncoder(w).Encode(struct {
 			Code    int    `json:"code"`
 			Content string `json:"content"`
-		}{1, content})
+			Visits  int    `json:"visits"`
+		}{1, content, visits.Value()})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

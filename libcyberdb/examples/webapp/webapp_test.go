@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,10 +16,19 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb"
 )
 
 // TestMain removes the binaries the tests built when they end.
 func TestMain(m *testing.M) { daemontest.Main(m) }
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
 
 // TestWebapp runs the tutorial end to end: init, then serve with three
 // worker processes on a free loopback port, then requests.
@@ -61,12 +73,45 @@ func TestWebapp(t *testing.T) {
 			t.Fatalf("GET /: %s %s", resp.Status, body)
 		}
 		var got map[string]any
-		if err := json.Unmarshal(body, &got); err != nil || got["code"] != 1.0 || got["content"] != "Hello CyberDB!" || len(got) != 2 {
+		if err := json.Unmarshal(body, &got); err != nil || got["code"] != 1.0 || got["content"] != "Hello CyberDB!" || got["visits"] != 1.0 {
 			t.Fatalf("GET / = %s", body)
 		}
 		pids[resp.Header.Get("X-Worker-Pid")] = true
 	}
 	t.Logf("answered by %d worker process(es)", len(pids))
+
+	// A visitor with a cookie keeps one session across workers: its visits
+	// count up, and its deadline slides to 30 minutes after each visit.
+	jar, _ := cookiejar.New(nil)
+	visitor := &http.Client{Timeout: 10 * time.Second, Jar: jar, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 1; i <= 6; i++ {
+		resp, err := visitor.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || got["visits"] != float64(i) {
+			t.Fatalf("visit %d: %v %v", i, got, err)
+		}
+	}
+	sid := ""
+	for _, ck := range jar.Cookies(mustURL(t, url)) {
+		if ck.Name == "session" {
+			sid = ck.Value
+		}
+	}
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	left, ok, err := libcyberdb.NewDict[string, int](c, "sessions").TTL(ctx, sid)
+	if err != nil || !ok || left > 30*time.Minute || left < 29*time.Minute {
+		t.Fatalf("the session's time left: %v %v %v", left, ok, err)
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -41,6 +41,9 @@ OP = {
     "lextend": 46, "linsert": 47, "lpop": 48, "lremove": 49, "lcount": 50, "lindex": 51,
     "lreverse": 52, "lsort": 53, "lclear": 54, "ltolist": 55, "llen": 56, "lrange": 57,
     "lsetslice": 58, "lcontains": 59,  # issue 11; older daemons answer unknown_op
+    # 6.5 expiry (issue 14); older daemons answer unknown_op. 78 and 79 are journal-only.
+    "dexpire": 70, "dpersist": 71, "dttl": 72, "dgetex": 73, "ddelifeq": 74, "expire": 75,
+    "ttl": 76,
 }
 OP_NAME = {v: k for k, v in OP.items()}
 
@@ -49,7 +52,7 @@ ERR = {
     "key_not_found": 6, "index_out_of_range": 7, "value_not_found": 8, "type_error": 9,
     "too_large": 10, "too_many_connections": 11, "handshake": 12, "auth_failed": 13,
     "overflow": 14, "idle_timeout": 15, "shutting_down": 16, "io_error": 17, "internal": 18,
-    "forbidden": 19,
+    "forbidden": 19, "out_of_memory": 20,
 }
 ERR_NAME = {v: k for k, v in ERR.items()}
 

@@ -40,8 +40,21 @@ from cyberdb_client import (  # noqa: E402
 )
 from cyberdb_client import _head as cbor_head  # noqa: E402
 
-# Ops added by issue 11: a daemon from before it answers unknown_op; probed at start.
-NEW_OPS = {"lsetslice": OP["lsetslice"], "lcontains": OP["lcontains"]}
+# Ops added by issues 11 and 14: a daemon from before them answers unknown_op; probed at start.
+NEW_OPS = {"lsetslice": OP["lsetslice"], "lcontains": OP["lcontains"],
+           "dexpire": OP["dexpire"], "dpersist": OP["dpersist"], "dttl": OP["dttl"],
+           "dgetex": OP["dgetex"], "ddelifeq": OP["ddelifeq"], "expire": OP["expire"], "ttl": OP["ttl"]}
+TTL_OPS = ["dexpire", "dpersist", "dttl", "dgetex", "ddelifeq", "expire", "ttl"]
+
+# Expiry (PROTOCOL.md 6.5) without a clock: the model knows only two kinds of deadline, far in
+# the future (from 2100 on: nothing expires during a run, and dttl with absolute reads them
+# back exactly) and in the past (from 1970: the entry or table is gone at once, which the model
+# does by deleting it). A "ttl" of 0 or less (dexpire, expire) is in the past too. Relative
+# TTLs in the future and default TTLs depend on the time; the Go tests cover those with a fake
+# clock (cyberdbd/internal/store/expiry_test.go).
+FAR = 4102444800000          # 2100-01-01 in unix milliseconds
+MAX_DEADLINE = 1 << 47
+MAX_TTL = 1 << 46
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 CBOR_MIN, CBOR_MAX = -(1 << 64), (1 << 64) - 1
@@ -354,13 +367,14 @@ class Err(Exception):
 
 
 class Table:
-    __slots__ = ("kind", "data")
+    __slots__ = ("kind", "data", "dl", "tdl")
 
-    def __init__(self, kind, data):
-        self.kind, self.data = kind, data
+    def __init__(self, kind, data, dl=None, tdl=0):
+        # dl: a dict table's deadlines, key -> unix ms (absent: none); tdl: the table's own.
+        self.kind, self.data, self.dl, self.tdl = kind, data, dict(dl or {}), tdl
 
     def copy(self):
-        return Table(self.kind, self.data.copy())
+        return Table(self.kind, self.data.copy(), self.dl, self.tdl)
 
     def contents(self):
         if self.kind == "list":
@@ -409,17 +423,71 @@ def pairs_of(content, what):
 
 # Argument counts after the table name: (min, max); None = no maximum.
 ARITY = {
-    "dget": (1, 2), "dset": (2, 2), "ddel": (1, 1), "dhas": (1, 1), "dlen": (0, 0),
+    "dget": (1, 2), "dset": (2, 3), "ddel": (1, 1), "dhas": (1, 1), "dlen": (0, 0),
     "dkeys": (0, 0), "dvalues": (0, 0), "ditems": (0, 0), "dpop": (1, 2), "dpopitem": (0, 0),
-    "dsetdefault": (1, 2), "dupdate": (1, 1), "dclear": (0, 0), "dtodict": (0, 0),
-    "dincr": (1, 2), "dcas": (2, 3), "dscan": (2, 2),
+    "dsetdefault": (1, 3), "dupdate": (1, 2), "dclear": (0, 0), "dtodict": (0, 0),
+    "dincr": (1, 2), "dcas": (2, 4), "dscan": (2, 2),
     "lget": (1, 1), "lset": (2, 2), "ldel": (1, 1), "lslice": (0, 3), "ldelslice": (0, 3),
     "lappend": (1, None), "lextend": (1, 1), "linsert": (2, 2), "lpop": (0, 1),
     "lremove": (1, 1), "lcount": (1, 1), "lindex": (1, 3), "lreverse": (0, 0), "lsort": (0, 1),
     "lclear": (0, 0), "ltolist": (0, 0), "llen": (0, 0), "lrange": (2, 2),
     "lsetslice": (4, 4), "lcontains": (1, 1),
-    "create_dict": (0, 1), "create_list": (0, 1), "exists": (0, 0), "drop": (0, 0), "len": (0, 0),
+    "dexpire": (2, 2), "dpersist": (1, 1), "dttl": (1, 2), "dgetex": (2, 2), "ddelifeq": (2, 2),
+    "expire": (1, 1), "ttl": (0, 1),
+    "create_dict": (0, 2), "create_list": (0, 1), "exists": (0, 0), "drop": (0, 0), "len": (0, 0),
 }
+
+
+def parse_when(op, w, allowed, min_ttl=1):
+    """A "when" or write-options map (PROTOCOL.md 6.5) -> dict of the keys given, with "at"
+    for a deadline (a "ttl" of 0 or less: at 1, in the past). Raises bad_request as the daemon."""
+    if not isinstance(w, (dict, Map)):
+        raise Err("bad_request", "%s: options %s are not a map" % (op, diag(w)))
+    pairs = list(w.pairs) if isinstance(w, Map) else list(w.items())
+    got = {}
+    for k, v in pairs:
+        if not isinstance(k, str) or k not in allowed:
+            raise Err("bad_request", "%s: unknown option %s" % (op, diag(k)))
+        if k in ("ttl", "at"):
+            if type(v) is not int:
+                raise Err("bad_request", "%s: %s is not an integer" % (op, k))
+            if k == "ttl":
+                if v < max(min_ttl, -MAX_TTL) or v > MAX_TTL:
+                    raise Err("bad_request", "%s: ttl %d out of range" % (op, v))
+                if v > 0:
+                    raise AssertionError("difftest generates no ttl in the future")
+                got["at"] = 1
+            else:
+                if not 1 <= v <= MAX_DEADLINE:
+                    raise Err("bad_request", "%s: at %d out of range" % (op, v))
+                got["at"] = v
+            got["_deadline"] = got.get("_deadline", 0) + 1
+        else:
+            if v is not True:
+                raise Err("bad_request", "%s: %s must be true" % (op, k))
+            got[k] = True
+            if k in ("persist", "keepttl"):
+                got["_deadline"] = got.get("_deadline", 0) + 1
+    if got.pop("_deadline", 0) > 1:
+        raise Err("bad_request", "%s: only one of ttl, at, persist, keepttl" % op)
+    if got.get("nx") and got.get("xx"):
+        raise Err("bad_request", "%s: nx and xx exclude each other" % op)
+    if op in ("dexpire", "dgetex", "expire") and "at" not in got and not got.get("persist"):
+        raise Err("bad_request", "%s: the map must give the deadline" % op)
+    return got
+
+
+def expired(at):
+    return at is not None and at != 0 and at < FAR
+
+
+def want_bool(args, i, what):
+    """An optional bool argument: absent or null is false (PROTOCOL.md 6)."""
+    if i >= len(args) or args[i] is None:
+        return False
+    if type(args[i]) is not bool:
+        raise Err("bad_request", "%s %s is not a boolean" % (what, diag(args[i])))
+    return args[i]
 
 
 def check_arity(name, rest):
@@ -486,6 +554,13 @@ class Model:
                 raise Err("table_exists", "table %r exists (PROTOCOL.md 6.2)" % t)
             self.valid(rest)
             content = rest[0] if rest else None
+            if name == "create_dict" and len(rest) == 2 and rest[1] is not None:
+                o = rest[1]
+                if not isinstance(o, (dict, Map)) or any(
+                        k not in ("ttl", "evict", "max_len") for k, _ in (o.pairs if isinstance(o, Map) else o.items())):
+                    raise Err("bad_request", "create_dict options %s (PROTOCOL.md 6.2)" % diag(o))
+                if len(o) > 0:
+                    raise AssertionError("difftest generates no create_dict options")
             if name == "create_list":
                 if content is None:
                     vals = []
@@ -514,13 +589,31 @@ class Model:
         if name == "len":
             check_arity(name, rest)
             return len(tab.data)
+        if name == "expire":
+            check_arity(name, rest)
+            self.valid(rest)
+            w = parse_when(name, rest[0], ("ttl", "at", "persist"), min_ttl=-MAX_TTL)
+            if w.get("persist"):
+                tab.tdl = 0
+            elif expired(w["at"]):
+                del self.tables[t]  # gone at once: dropped
+            else:
+                tab.tdl = w["at"]
+            return None
+        if name == "ttl":
+            check_arity(name, rest)
+            self.valid(rest)
+            absolute = want_bool(rest, 0, "ttl absolute")
+            if not tab.tdl:
+                return None
+            return tab.tdl if absolute else TTLLeft(tab.tdl)
         kind = "dict" if name.startswith("d") else "list"
         if tab.kind != kind:
             raise Err("wrong_kind", "%s on a %s table" % (name, tab.kind))
         check_arity(name, rest)
         self.valid(rest)
         if kind == "dict":
-            return self.dict_op(name, tab.data, rest)
+            return self.dict_op(name, tab.data, rest, tab.dl)
         return self.list_op(name, tab, rest)
 
     def valid(self, rest):
@@ -531,7 +624,24 @@ class Model:
                       "arguments (after the table checks)")
 
     # -- dict: Python's dict, keyed by canonical encoding ----------------------------------------
-    def dict_op(self, name, d, a):
+    def dict_op(self, name, d, a, dl):
+        def put(k, x, w):
+            """Store x at k with the deadline w says (PROTOCOL.md 6.5: a plain write has none)."""
+            keep = dl.get(k, 0) if (w.get("keepttl") and k in d) else 0
+            d[k] = x
+            at = w.get("at", keep)
+            if expired(at):
+                del d[k]          # gone at once
+                dl.pop(k, None)
+            elif at:
+                dl[k] = at
+            else:
+                dl.pop(k, None)
+
+        def gone(k):
+            d.pop(k, None)
+            dl.pop(k, None)
+
         if name == "dget":
             k = V(a[0])
             if k in d:
@@ -540,13 +650,21 @@ class Model:
                 return a[1]
             raise Err("key_not_found", "d[k] raises KeyError")
         if name == "dset":
-            d[V(a[0])] = a[1]
+            w = parse_when(name, a[2], ("ttl", "at", "keepttl", "nx", "xx")) if len(a) == 3 and a[2] is not None else {}
+            k = V(a[0])
+            if w.get("nx") or w.get("xx"):
+                if (k in d) != bool(w.get("xx")):
+                    return False
+                put(k, a[1], w)
+                return True
+            put(k, a[1], w)
             return None
         if name == "ddel":
             try:
                 del d[V(a[0])]
             except KeyError:
                 raise Err("key_not_found", "del d[k] raises KeyError")
+            dl.pop(V(a[0]), None)
             return None
         if name == "dhas":
             return V(a[0]) in d
@@ -560,36 +678,49 @@ class Model:
             return [[k.v, x] for k, x in d.items()]
         if name == "dpop":
             try:
-                return d.pop(V(a[0])) if len(a) == 1 else d.pop(V(a[0]), a[1])
+                r = d.pop(V(a[0])) if len(a) == 1 else d.pop(V(a[0]), a[1])
             except KeyError:
                 raise Err("key_not_found", "d.pop(k) raises KeyError")
+            dl.pop(V(a[0]), None)
+            return r
         if name == "dpopitem":
             try:
                 k, x = d.popitem()
             except KeyError:
                 raise Err("key_not_found", "d.popitem() on an empty dict raises KeyError")
+            dl.pop(k, None)
             return [k.v, x]
         if name == "dsetdefault":
-            return d.setdefault(V(a[0]), a[1] if len(a) == 2 else None)
+            w = parse_when(name, a[2], ("ttl", "at")) if len(a) == 3 and a[2] is not None else {}
+            k = V(a[0])
+            if k in d:
+                return d[k]
+            x = a[1] if len(a) >= 2 else None
+            put(k, x, w)
+            return x
         if name == "dupdate":
-            for k, x in pairs_of(a[0], "dupdate"):  # all pairs checked before any is applied
-                d[V(k)] = x
+            pairs = pairs_of(a[0], "dupdate")  # all pairs checked before any is applied
+            w = parse_when(name, a[1], ("ttl", "at", "keepttl")) if len(a) == 2 and a[1] is not None else {}
+            for k, x in pairs:
+                put(V(k), x, w)
             return None
         if name == "dclear":
             d.clear()
+            dl.clear()
             return None
         if name == "dtodict":
             return DictReply([(k.v, x) for k, x in d.items()])
         if name == "dincr":
-            return self.dincr(d, a)
+            return self.dincr(d, a)  # the deadline stays (Redis's INCR)
         if name == "dcas":
+            w = parse_when(name, a[3], ("ttl", "at", "keepttl")) if len(a) == 4 and a[3] is not None else {}
             k = V(a[0])
-            if len(a) == 3:
+            if len(a) >= 3:
                 ok = k in d and V(d[k]) == V(a[2])
             else:
                 ok = k not in d
             if ok:
-                d[k] = a[1]
+                put(k, a[1], w)
             return ok
         if name == "dscan":
             cursor, count = a
@@ -599,6 +730,46 @@ class Model:
             if count < 1:
                 raise Err("bad_request", "dscan count %d < 1 (PROTOCOL.md 6.3)" % count)
             return ScanCheck([[k.v, x] for k, x in d.items()], cursor, count)
+        if name == "dexpire":
+            w = parse_when(name, a[1], ("ttl", "at"), min_ttl=-MAX_TTL)
+            k = V(a[0])
+            if k not in d:
+                return False
+            if expired(w["at"]):
+                gone(k)
+            else:
+                dl[k] = w["at"]
+            return True
+        if name == "dpersist":
+            k = V(a[0])
+            return k in d and dl.pop(k, None) is not None
+        if name == "dttl":
+            absolute = want_bool(a, 1, "dttl absolute")
+            k = V(a[0])
+            if k not in d:
+                raise Err("key_not_found", "dttl of a missing key")
+            if k not in dl:
+                return None
+            return dl[k] if absolute else TTLLeft(dl[k])
+        if name == "dgetex":
+            w = parse_when(name, a[1], ("ttl", "at", "persist"))
+            k = V(a[0])
+            if k not in d:
+                raise Err("key_not_found", "dgetex of a missing key")
+            x = d[k]
+            if w.get("persist"):
+                dl.pop(k, None)
+            elif expired(w["at"]):
+                gone(k)
+            else:
+                dl[k] = w["at"]
+            return x
+        if name == "ddelifeq":
+            k = V(a[0])
+            if k in d and V(d[k]) == V(a[1]):
+                gone(k)
+                return True
+            return False
         raise AssertionError(name)
 
     @staticmethod
@@ -865,7 +1036,21 @@ def compare(expect, body, rid, ctx):
     check_value(expect, val, rest, ctx)
 
 
+class TTLLeft:
+    """dttl or ttl without absolute, of a deadline the model knows: milliseconds left, which
+    depend on the time: any positive integer up to the deadline minus now."""
+    __slots__ = ("deadline",)
+
+    def __init__(self, deadline):
+        self.deadline = deadline
+
+
 def check_value(expect, val, raw, ctx):
+    if isinstance(expect, TTLLeft):
+        import time as _time
+        if type(val) is not int or not 1 <= val <= expect.deadline - int(_time.time() * 1000) + 1000:
+            raise Mismatch("expected the milliseconds left until %d, got %s" % (expect.deadline, diag(val)))
+        return
     if isinstance(expect, TablesReply):
         got = [x for x in val if isinstance(x, list) and x and isinstance(x[0], str)
                and x[0].startswith(ctx["prefix"])]
@@ -1081,13 +1266,14 @@ class Gen:
     WEIGHTS = {"dset": 6, "dget": 4, "dincr": 4, "dupdate": 2, "dpop": 2, "dcas": 3, "dclear": 0.3,
                "lappend": 5, "lextend": 2, "linsert": 3, "lset": 3, "lsort": 4, "lslice": 3,
                "ldelslice": 2, "lsetslice": 6, "lindex": 3, "lremove": 2, "lclear": 0.3,
-               "lcontains": 3, "lpop": 3}
+               "lcontains": 3, "lpop": 3, "dexpire": 2, "dttl": 2, "dgetex": 1.5, "expire": 0.4,
+               "ttl": 0.5}
 
     def pick_op(self, in_batch):
         ops = self.DICT_OPS + self.LIST_OPS + ["tables", "create_dict", "create_list", "exists",
                                                "drop", "len"]
         if self.model.new_ops:
-            ops += ["lsetslice", "lcontains"]
+            ops += ["lsetslice", "lcontains"] + TTL_OPS
         if in_batch:
             ops = [o for o in ops if o != "dscan"]
         w = [self.WEIGHTS.get(o, 1) for o in ops]
@@ -1100,7 +1286,9 @@ class Gen:
             return self.batch()
         name = self.pick_op(in_batch)
         op = OP[name]
-        args, kinds = self.args(name)
+        args, kinds = self.args(name, in_batch)
+        if self.model.new_ops and name in self.OPTS and rng.random() < 0.3:
+            args, kinds = self.with_options(name, args, kinds)
         # wrong argument counts: one too few or one too many
         r = rng.random()
         if r < 0.02 and args:
@@ -1108,6 +1296,19 @@ class Gen:
         elif r < 0.04:
             args, kinds = args + [self.any_()], kinds + ["v"]
         return op, args, kinds
+
+    # Write options (PROTOCOL.md 6.5) of the ops that store a whole value, and where they go.
+    OPTS = {"dset": (3, ("at", "keepttl", "nx", "xx")), "dupdate": (2, ("at", "keepttl")),
+            "dsetdefault": (3, ("at",)), "dcas": (4, ("at", "keepttl"))}
+
+    def with_options(self, name, args, kinds):
+        pos, keys = self.OPTS[name]
+        if len(args) != pos:  # options need the optional arguments before them
+            if name == "dsetdefault" and len(args) == 2:
+                args, kinds = args + [self.value()], kinds + ["v"]
+            else:
+                return args, kinds
+        return args + [self.when(keys)], kinds + ["i"]
 
     def existing(self, t, what):
         tab = self.model.tables.get(t) if isinstance(t, str) else None
@@ -1118,8 +1319,10 @@ class Gen:
         k = self.rng.choice(list(tab.data))
         return k.v if what == "key" else tab.data[k]
 
-    def args(self, name):
+    def args(self, name, in_batch=False):
         rng = self.rng
+        if name in TTL_OPS:
+            return self.ttl_args(name, in_batch)
         if name == "tables":
             return [], []
         if name in ("create_dict", "create_list", "exists", "drop", "len"):
@@ -1279,6 +1482,73 @@ class Gen:
             return [t, s, c], ["i", "i", "i"]
         raise AssertionError(name)
 
+    # -- expiry (PROTOCOL.md 6.5): deadlines far ahead or in the past, never in between ---------
+    def deadline(self):
+        rng = self.rng
+        if rng.random() < 0.2:
+            return rng.randint(1, 10**12)             # the past: gone at once
+        return FAR + rng.randint(0, 10**9)
+
+    def when(self, keys):
+        """A "when" or options map of some of keys; now and then an invalid one."""
+        rng = self.rng
+        r = rng.random()
+        if r < 0.06:
+            return rng.choice([5, "x", Map([("bogus", 1)]), Map([("nx", False)]),
+                               Map([("at", 0)]), Map([("at", MAX_DEADLINE + 1)]), Map([("ttl", 1.5)]),
+                               Map([("at", 5), ("persist", True)]), Map([("nx", True), ("xx", True)]),
+                               Map([("ttl", -1)]), Map([("ttl", MAX_TTL + 1)]), Map([])])
+        pairs = []
+        main = rng.choice([k for k in keys if k in ("at", "persist", "keepttl", "ttl")] + [None])
+        if main == "at":
+            pairs.append(("at", self.deadline()))
+        elif main == "ttl":
+            pairs.append(("ttl", rng.choice([0, -1, -5000])))  # only where 0 or less is allowed
+        elif main is not None:
+            pairs.append((main, True))
+        for flag in ("nx", "xx"):
+            if flag in keys and rng.random() < 0.2 and not any(k in ("nx", "xx") for k, _ in pairs):
+                pairs.append((flag, True))
+        return Map(pairs)
+
+    def key_with_deadline(self, t, k):
+        tab = self.model.tables.get(t) if isinstance(t, str) else None
+        return tab is not None and tab.kind == "dict" and V(k) in tab.dl if not isinstance(k, Bad) else False
+
+    def ttl_args(self, name, in_batch):
+        rng = self.rng
+        if name in ("expire", "ttl"):
+            t = self.table(rng.choice(["dict", "list"]))
+            tab = self.model.tables.get(t) if isinstance(t, str) else None
+            if name == "ttl":
+                if tab is not None and tab.tdl == 0 and not in_batch and rng.random() < 0.5:
+                    return [t], ["i"]
+                return [t, rng.choice([True, True, True, None, 1, "x"])], ["i", "i"]  # null: false
+            w = self.when(("at", "persist", "ttl"))
+            if rng.random() < 0.7 and isinstance(w, Map) and w.pairs and w.pairs[0][0] in ("at", "ttl") \
+                    and rng.random() < 0.8:
+                w = Map([("at", FAR + rng.randint(0, 10**9))])  # mostly keep the tables
+            return [t, w], ["i", "i"]
+        t = self.table("dict")
+        k = self.key()
+        if rng.random() < 0.6:
+            e = self.existing(t, "key")
+            k = e if e is not None else k
+        if name == "dexpire":
+            return [t, k, self.when(("at", "ttl"))], ["i", "v", "i"]
+        if name == "dpersist":
+            return [t, k], ["i", "v"]
+        if name == "dttl":
+            if not in_batch and not self.key_with_deadline(t, k) and rng.random() < 0.5:
+                return [t, k], ["i", "v"]
+            return [t, k, rng.choice([True, True, True, 1, "x"])], ["i", "v", "i"]
+        if name == "dgetex":
+            return [t, k, self.when(("at", "persist"))], ["i", "v", "i"]
+        if name == "ddelifeq":
+            v = self.existing(t, "value") if rng.random() < 0.6 else None
+            return [t, k, v if v is not None else self.value()], ["i", "v", "v"]
+        raise AssertionError(name)
+
     def dict_content(self):
         rng = self.rng
         pairs = [(self.key(), self.value()) for _ in range(rng.randint(0, 4))]
@@ -1362,6 +1632,8 @@ def diag_expect(e):
         return "a dscan page of the entries %s from cursor %d, at most %d" % (diag(e.items), e.cursor, e.count)
     if isinstance(e, SortCheck):
         return "the list sorted by some correct comparison sort, or type_error and unchanged"
+    if isinstance(e, TTLLeft):
+        return "the milliseconds left until %d" % e.deadline
     return diag(decode(cb(e), strict=True))  # as the daemon must send it: canonical
 
 

@@ -14,6 +14,7 @@ run and reported, but do not fail the run (if one starts passing, that is report
 import math
 import os
 import struct
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -743,6 +744,72 @@ class Suite:
         check("framing: daemon still serves new connections", c.call(OP["ping"]) == "PONG")
         c.close()
 
+    # -- expiry (PROTOCOL.md 6.5) --------------------------------------------------------------
+    def test_expiry(self, c):
+        t = self.t("exp")
+        far = 4102444800000  # 2100-01-01, in unix milliseconds
+        c.call(OP["create_dict"], t, None, {"ttl": 600000})
+        c.call(OP["dset"], t, "k", "v")
+        left = c.call(OP["dttl"], t, "k")
+        check("expiry: a plain set gets the table's default TTL", 599000 < left <= 600000, repr(left))
+        c.call(OP["dset"], t, "k", "v", {"at": far})
+        check("expiry: dttl absolute is the deadline", c.call(OP["dttl"], t, "k", True) == far)
+        c.call(OP["dset"], t, "k", "w", {"keepttl": True})
+        check("expiry: keepttl keeps it", c.call(OP["dttl"], t, "k", True) == far)
+        c.call(OP["dset"], t, "p", 1)
+        c.call(OP["dset"], t, "p", 2, {"ttl": 5000})
+        c.call(OP["dpersist"], t, "p")
+        check("expiry: dpersist leaves no deadline: null", c.call(OP["dttl"], t, "p") is None)
+        expect_err(c, "expiry: dttl of a missing key is key_not_found, not null", "key_not_found",
+                   OP["dttl"], t, "missing")
+        check("expiry: dexpire of a missing key is false",
+              c.call(OP["dexpire"], t, "missing", {"ttl": 1000}) is False)
+        check("expiry: dgetex returns the value", c.call(OP["dgetex"], t, "k", {"ttl": 90000}) == "w")
+        left = c.call(OP["dttl"], t, "k")
+        check("expiry: dgetex moved the deadline", 89000 < left <= 90000, repr(left))
+        check("expiry: set nx of a present key is false",
+              c.call(OP["dset"], t, "k", 1, {"nx": True, "ttl": 1000}) is False)
+        check("expiry: set nx of an absent key is true (a lease)",
+              c.call(OP["dset"], t, "lock", "me", {"nx": True, "ttl": 30000}) is True)
+        check("expiry: ddelifeq of another holder's value is false",
+              c.call(OP["ddelifeq"], t, "lock", "you") is False)
+        check("expiry: ddelifeq of the value held is true", c.call(OP["ddelifeq"], t, "lock", "me") is True)
+        # An entry whose deadline passed is gone for every op.
+        c.call(OP["dset"], t, "gone", 1, {"ttl": 30})
+        time.sleep(0.05)
+        check("expiry: dhas of an expired entry is false", c.call(OP["dhas"], t, "gone") is False)
+        check("expiry: dget with default of an expired entry", c.call(OP["dget"], t, "gone", 0) == 0)
+        keys = c.call(OP["dkeys"], t)
+        check("expiry: dkeys leaves it out", "gone" not in keys, repr(keys))
+        check("expiry: dlen does not count it", c.call(OP["dlen"], t) == len(keys), repr(keys))
+        check("expiry: dcas does not compare it", c.call(OP["dcas"], t, "gone", 2, 1) is False)
+        check("expiry: dincr starts over, with the default TTL", c.call(OP["dincr"], t, "gone") == 1)
+        # Whole tables.
+        lt = self.t("exp_list")
+        c.call(OP["create_list"], lt, [1, 2])
+        check("expiry: a table without deadline: ttl null", c.call(OP["ttl"], lt) is None)
+        c.call(OP["expire"], lt, {"at": far})
+        check("expiry: ttl absolute of a table", c.call(OP["ttl"], lt, True) == far)
+        c.call(OP["expire"], lt, {"ttl": 20})
+        time.sleep(0.04)
+        check("expiry: a table past its deadline does not exist", c.call(OP["exists"], lt) is False)
+        expect_err(c, "expiry: llen of an expired table", "no_such_table", OP["llen"], lt)
+        # Cache tables.
+        ct = self.t("exp_cache")
+        c.call(OP["create_dict"], ct, None, {"max_len": 3})
+        for i in range(10):
+            c.call(OP["dset"], ct, i, i)
+        check("expiry: a max_len cache keeps max_len entries", c.call(OP["dlen"], ct) == 3)
+        check("expiry: the last write stays", c.call(OP["dhas"], ct, 9) is True)
+        expect_err(c, "expiry: a ttl of 0 for dset is bad_request", "bad_request",
+                   OP["dset"], t, "k", 1, {"ttl": 0})
+        expect_err(c, "expiry: journal-only ops are refused", "bad_request", 79, t, "expired", "k")
+        info = c.call(OP["info"])
+        check("expiry: info counts expired and evicted",
+              info.get("expired", 0) >= 1 and info.get("evicted", 0) >= 7, repr({k: info.get(k) for k in ("expired", "evicted")}))
+        for name in (t, ct):
+            c.call(OP["drop"], name)
+
     def run(self):
         self.test_handshake()
         c = self.conn()
@@ -756,6 +823,7 @@ class Suite:
         self.test_canonical(c)
         self.test_values(c)
         self.test_paging(c)
+        self.test_expiry(c)
         c.close()
         self.test_framing()
 
