@@ -30,6 +30,8 @@ const (
 	CodeIO              Code = 17 // the server could not make the write durable (disk error)
 	CodeInternal        Code = 18 // a bug in the server; the message says what
 	CodeForbidden       Code = 19 // the peer is not allowed (uid/gid or address allowlist)
+	// 20 is out_of_memory (issue 14).
+	CodeGuardFailed Code = 21 // a guard of a batch did not hold: nothing was applied
 )
 
 var codeNames = [...]string{
@@ -53,6 +55,7 @@ var codeNames = [...]string{
 	CodeIO:              "io_error",
 	CodeInternal:        "internal",
 	CodeForbidden:       "forbidden",
+	CodeGuardFailed:     "guard_failed",
 }
 
 // String returns the code's protocol name, e.g. "key_not_found".
@@ -96,6 +99,7 @@ var (
 	ErrIO              = &Error{Code: CodeIO}
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrGuardFailed     = &Error{Code: CodeGuardFailed}
 )
 
 // Error is an error reply: a code and a message a person can act on.

@@ -70,12 +70,26 @@ const (
 	OpLContains Op = 59 // [t, value]                 -> bool
 )
 
+// Deque and queue operations (PROTOCOL.md 6.4, 6.6). An end is the text
+// "left" or "right"; a timeout is milliseconds, null or absent: forever.
+const (
+	OpLAppendLeft Op = 60 // [t, value...]                     -> uint new length
+	OpLPopLeft    Op = 61 // [t]                               -> value
+	OpLExtendLeft Op = 62 // [t, [value...]]                   -> uint new length
+	OpLRotate     Op = 63 // [t, n?]                           -> null
+	OpLMove       Op = 64 // [src, dst, from, to]              -> the value moved
+	OpLBPop       Op = 65 // [[t...], end, timeout?]           -> [t, value], null on timeout (blocking)
+	OpLBMove      Op = 66 // [src, dst, from, to, timeout?]    -> [src, value], null on timeout (blocking)
+	OpCancel      Op = 67 // [id]                              -> bool: a blocked request was cancelled
+	OpGuard       Op = 68 // [t, kind, arg...]                 -> null, or guard_failed
+)
+
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
 //	1-4    connection and server        10-16  tables and batch
 //	20-36  dict                         40-59  list
-//	60-69  reserved: deque and queue ops (issue 15)
+//	60-68  deque and queue ops, cancel, guard (issue 15); 69 free
 //	70-79  reserved: expiry (issue 14)
 //	80-89  reserved: events (issue 16)
 //	90-99  reserved: observability and administration (issue 17)
@@ -94,6 +108,10 @@ type opInfo struct {
 	write bool   // changes data: logged, refused when the disk has failed
 	kind  opKind // the table kind the op needs
 }
+
+// blockingOps are the ops that may wait for data: on a push connection
+// their replies may come after replies to later requests (PROTOCOL.md 3.1).
+var blockingOps = [256]bool{OpLBPop: true, OpLBMove: true}
 
 // opTable describes every op; a zero entry (no name) is no op. It is an
 // array, not a map, because the daemon looks ops up several times per
@@ -151,6 +169,16 @@ var opTable = [256]opInfo{
 	OpLRange:    {"lrange", false, kindList},
 	OpLSetSlice: {"lsetslice", true, kindList},
 	OpLContains: {"lcontains", false, kindList},
+
+	OpLAppendLeft: {"lappendleft", true, kindList},
+	OpLPopLeft:    {"lpopleft", true, kindList},
+	OpLExtendLeft: {"lextendleft", true, kindList},
+	OpLRotate:     {"lrotate", true, kindList},
+	OpLMove:       {"lmove", true, kindList},
+	OpLBPop:       {"lbpop", true, kindNone},
+	OpLBMove:      {"lbmove", true, kindNone},
+	OpCancel:      {"cancel", false, kindNone},
+	OpGuard:       {"guard", true, kindNone},
 }
 
 // info returns o's entry; the zero entry for a number no op has.
@@ -179,6 +207,10 @@ func (o Op) IsWrite() bool { return o.info().write }
 // IsDict and IsList report which table kind an op addresses.
 func (o Op) IsDict() bool { return o.info().kind == kindDict }
 func (o Op) IsList() bool { return o.info().kind == kindList }
+
+// IsBlocking reports whether o may wait for data (lbpop, lbmove): on a
+// push connection its reply may come after replies to later requests.
+func (o Op) IsBlocking() bool { return int(o) < len(blockingOps) && blockingOps[o] }
 
 // Ops returns every defined op in numeric order.
 func Ops() []Op {

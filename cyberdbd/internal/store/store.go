@@ -25,6 +25,13 @@ type Store struct {
 	gate sync.RWMutex
 
 	probe health.Waiter // the watchdog's round trips through the locks (probe.go)
+
+	// Blocking pops (block.go). wmu guards waits; it is a leaf, never held
+	// while a table lock is taken or a waiter is delivered. nwait counts
+	// the waiters still waiting, written under wmu, read without it.
+	wmu   sync.Mutex
+	waits map[string]*waitQueue
+	nwait atomic.Int64
 }
 
 // Stats is what the INFO op reports about the data.
@@ -35,11 +42,14 @@ type Stats struct {
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{tables: make(map[string]*table)} }
+func New() *Store {
+	return &Store{tables: make(map[string]*table), waits: make(map[string]*waitQueue)}
+}
 
 // call is one op running on a table whose lock its caller holds.
 type call struct {
 	t    *table
+	t2   *table // lmove: the destination (may be t)
 	args wire.Args
 	undo *undoLog // nil: nothing to record
 }
@@ -66,6 +76,9 @@ func init() {
 		wire.OpLCount: opLCount, wire.OpLIndex: opLIndex, wire.OpLReverse: opLReverse,
 		wire.OpLSort: opLSort, wire.OpLClear: opLClear, wire.OpLToList: opLToList,
 		wire.OpLLen: opLLen, wire.OpLRange: opLRange, wire.OpLSetSlice: opLSetSlice, wire.OpLContains: opLContains,
+
+		wire.OpLAppendLeft: opLAppendLeft, wire.OpLPopLeft: opLPopLeft, wire.OpLExtendLeft: opLExtendLeft,
+		wire.OpLRotate: opLRotate, wire.OpLMove: opLMove, wire.OpGuard: opGuard,
 	} {
 		handlers[op] = fn
 	}
@@ -94,9 +107,11 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 	case wire.OpTables:
 		return s.listTables(args, out, nil)
 	case wire.OpBatch:
-		s.gate.RLock()
-		defer s.gate.RUnlock()
-		return s.batch(args, out)
+		return s.execBatch(args, out)
+	case wire.OpLMove:
+		return s.move(args, out)
+	case wire.OpLBPop, wire.OpLBMove, wire.OpCancel:
+		return out, errBadRequest("%s is answered by the server (Store.Block), not by Exec", op)
 	}
 	fn := handler(op)
 	if fn == nil {
@@ -106,14 +121,23 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
+	res, err := s.exec1(op, fn, name, args, out)
+	if err == nil && op.IsWrite() && (op.IsList() || op == wire.OpCreateList) {
+		s.wake(name) // after the unlocks: serving waiters locks the table again
+	}
+	return res, err
+}
+
+// exec1 is Exec of an op on one table, under the gate and the table lock.
+func (s *Store) exec1(op wire.Op, fn opFunc, name string, args wire.Args, out []byte) ([]byte, error) {
 	write := op.IsWrite()
 	if write {
 		s.gate.RLock()
 		defer s.gate.RUnlock()
 	}
 	var t *table
-	if op == wire.OpCreateDict || op == wire.OpCreateList {
-		t, _ = s.claim(name, true)
+	if op == wire.OpCreateDict || op == wire.OpCreateList || op == wire.OpGuard {
+		t, _ = s.claim(name, true) // a guard on a missing table fails as a guard
 	} else if t = s.acquire(name, write); t == nil {
 		if op == wire.OpExists {
 			if err := args.Want(1, 1); err != nil {
@@ -123,12 +147,18 @@ func (s *Store) Exec(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 		}
 		return out, errNoSuchTable(name)
 	}
-	defer s.release(t, write)
 	if write {
 		t.capture() // a snapshot is being taken: keep its copy first
 	}
+	defer s.release(t, write)
+	return s.execOn(t, nil, op, fn, args, out)
+}
 
-	c := call{t: t, args: args}
+// execOn runs op on the locked table t (and t2, lmove's destination),
+// journaling it when it writes.
+func (s *Store) execOn(t, t2 *table, op wire.Op, fn opFunc, args wire.Args, out []byte) ([]byte, error) {
+	write := op.IsWrite()
+	c := call{t: t, t2: t2, args: args}
 	j := s.journal.Load()
 	if !write {
 		j = nil
@@ -172,6 +202,12 @@ func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
 			return out, errNoSuchTable(c.t.name)
 		default:
 			return out, errWrongKind(c.t.name, c.t.kind, op)
+		}
+		if c.t2 != nil && c.t2.kind != kindList { // lmove's destination
+			if c.t2.kind == kindNone {
+				return out, errNoSuchTable(c.t2.name)
+			}
+			return out, errWrongKind(c.t2.name, c.t2.kind, op)
 		}
 	}
 	return fn(c, out)
