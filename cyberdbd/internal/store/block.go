@@ -69,7 +69,7 @@ type Waiter struct {
 	toLeft  bool
 	args    wire.Args // lbmove: [src, dst, from, to] for the journal
 	deliver func(Delivery)
-	timer   *time.Timer
+	timer   *time.Timer // guarded by Store.wmu
 }
 
 // Cancel stops w waiting and reports whether it did: false means w was
@@ -85,11 +85,11 @@ func (w *Waiter) Cancel() bool {
 // leave stops w's timer and takes w out of the count; its queue entries
 // are dropped lazily. Called once, by whoever moved w out of waiting.
 func (w *Waiter) leave() {
+	s := w.s
+	s.wmu.Lock()
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	s := w.s
-	s.wmu.Lock()
 	s.nwait.Add(-1)
 	for _, name := range w.names {
 		if q := s.waits[name]; q != nil {
@@ -428,10 +428,10 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		q.ws = append(q.ws, w)
 	}
 	s.nwait.Add(1)
-	s.wmu.Unlock()
-	if !forever {
+	if !forever { // under wmu, as leave reads it
 		w.timer = time.AfterFunc(time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond, w.expire)
 	}
+	s.wmu.Unlock()
 	// A value that came between the attempt above and the queueing saw
 	// nobody waiting: look again.
 	for _, name := range w.names {

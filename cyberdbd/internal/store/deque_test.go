@@ -118,8 +118,8 @@ func TestDequeOps(t *testing.T) {
 	expect(t, do(t, s, wire.OpLToList, "d"), "[3, -1, 0, 1, 2]")
 	do(t, s, wire.OpLRotate, "d", -2)
 	expect(t, do(t, s, wire.OpLToList, "d"), "[0, 1, 2, 3, -1]")
-	do(t, s, wire.OpLRotate, "d", int64(-1)<<62) // no overflow
-	do(t, s, wire.OpLRotate, "d", nil)           // null: 1
+	do(t, s, wire.OpLRotate, "d", int64(-1)<<62)   // no overflow
+	do(t, s, wire.OpLRotate, "d", nil)             // null: 1
 	expect(t, do(t, s, wire.OpLPopLeft, "d"), "3") // rotate(-2**62) is rotate(1) on 5
 	newListTable(t, s, "e")
 	msg := fails(t, s, wire.CodeIndexOutOfRange, wire.OpLPopLeft, "e")
