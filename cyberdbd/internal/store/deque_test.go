@@ -110,6 +110,17 @@ func TestDequeModel(t *testing.T) {
 	}
 }
 
+// TestDequePopThenPushFront: the front room that a popleft leaves in a
+// list built by create_list (never anchored before) takes an appendleft.
+// It panicked (index out of range) before anchor kept buf's whole length.
+func TestDequePopThenPushFront(t *testing.T) {
+	s := New()
+	newListTable(t, s, "q", 1, 2, 3)
+	do(t, s, wire.OpLPopLeft, "q")
+	do(t, s, wire.OpLAppendLeft, "q", 0)
+	expect(t, do(t, s, wire.OpLToList, "q"), "[0, 2, 3]")
+}
+
 func TestDequeOps(t *testing.T) {
 	s := New()
 	newListTable(t, s, "d", 1, 2, 3)

@@ -36,7 +36,7 @@ func newList(items []string) *list {
 // free room before items[0].
 func (l *list) anchor() int {
 	if l.buf == nil || cap(l.buf) != l.off+cap(l.items) {
-		l.buf, l.off = l.items[:0:cap(l.items)], 0
+		l.buf, l.off = l.items[:cap(l.items)], 0 // whole length: pushFront indexes it
 	}
 	return l.off
 }

@@ -41,6 +41,9 @@ OP = {
     "lextend": 46, "linsert": 47, "lpop": 48, "lremove": 49, "lcount": 50, "lindex": 51,
     "lreverse": 52, "lsort": 53, "lclear": 54, "ltolist": 55, "llen": 56, "lrange": 57,
     "lsetslice": 58, "lcontains": 59,  # issue 11; older daemons answer unknown_op
+    # 6.4 deque ops, 6.6 blocking pops, 6.7 guards (issue 15)
+    "lappendleft": 60, "lpopleft": 61, "lextendleft": 62, "lrotate": 63, "lmove": 64,
+    "lbpop": 65, "lbmove": 66, "cancel": 67, "guard": 68,
 }
 OP_NAME = {v: k for k, v in OP.items()}
 
@@ -48,6 +51,7 @@ ERR = {
     "bad_request": 1, "unknown_op": 2, "no_such_table": 3, "table_exists": 4, "wrong_kind": 5,
     "key_not_found": 6, "index_out_of_range": 7, "value_not_found": 8, "type_error": 9,
     "too_large": 10, "too_many_connections": 11, "handshake": 12, "auth_failed": 13,
+    "guard_failed": 21,
     "overflow": 14, "idle_timeout": 15, "shutting_down": 16, "io_error": 17, "internal": 18,
     "forbidden": 19,
 }
