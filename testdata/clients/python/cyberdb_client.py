@@ -474,6 +474,10 @@ class Client:
         self._pending = []  # ids sent and not yet answered, in order
         self._buf = bytearray()
         self.server_info = None
+        # The push extension (PROTOCOL.md 3.1): negotiated by hello(push=True).
+        self.push = False
+        self._stash = {}  # push connection: replies read ahead of the one asked for, by id
+        self.pushes = []  # push messages [0, 0, {"push": KIND, ...}] received, in order
 
     # -- connection --------------------------------------------------------------------------
     def connect(self, path, timeout=10.0):
@@ -498,6 +502,7 @@ class Client:
         if client is not None:
             options["client"] = client
         self.server_info = self.call(OP["hello"], proto, options)
+        self.push = isinstance(self.server_info, dict) and self.server_info.get("push") is True
         return self.server_info
 
     # -- framing -----------------------------------------------------------------------------
@@ -530,8 +535,37 @@ class Client:
         self._pending.append(id)
         return id
 
+    def _read_reply(self):
+        reply = decode(self.recv_frame())
+        if not (isinstance(reply, list) and len(reply) == 3):
+            raise DecodeError("malformed reply %r" % (reply,))
+        return reply
+
+    def recv_id(self, id):
+        """Push connection: read until the reply to request id comes, and return it as
+        (id, code, result_or_message); replies to other requests that come first are kept
+        for later, push messages go to self.pushes (unknown kinds are simply kept)."""
+        if id in self._stash:
+            reply = self._stash.pop(id)
+        else:
+            while True:
+                reply = self._read_reply()
+                if reply[0] == 0 and reply[1] == 0 and isinstance(reply[2], dict) and "push" in reply[2]:
+                    self.pushes.append(reply[2])
+                    continue
+                if reply[0] == id or reply[0] == 0:
+                    break
+                self._stash[reply[0]] = reply
+        if id in self._pending:
+            self._pending.remove(id)
+        return reply[0], reply[1], reply[2]
+
     def recv_raw(self):
-        """Read the next reply as (id, code, result_or_message), without raising."""
+        """Read the next reply as (id, code, result_or_message), without raising. On a push
+        connection: the reply to the oldest request still unanswered, whatever the order
+        in which the server sends them."""
+        if self.push and self._pending:
+            return self.recv_id(self._pending[0])
         reply = decode(self.recv_frame())
         if not (isinstance(reply, list) and len(reply) == 3):
             raise DecodeError("malformed reply %r" % (reply,))
@@ -580,6 +614,21 @@ class Client:
         while len(out) < len(requests):
             read_one()
         return out
+
+    def bpop(self, tables, end="left", timeout_ms=None):
+        """Blocking pop (lbpop, PROTOCOL.md 6.6): [table, value], or None on time-out."""
+        return self.call(OP["lbpop"], list(tables), end, timeout_ms)
+
+    def cancel(self, id):
+        """Cancel the parked request id (push connections): True when it was waiting, and
+        then its reply [id, 0, None] has been read too."""
+        cid = self.send(OP["cancel"], id)
+        _, code, value = self.recv_id(cid)
+        if code != 0:
+            raise CyberDBError(code, ERR_NAME.get(code, "unknown"), value, id=cid)
+        if value is True:
+            self.recv_id(id)  # its null came just before
+        return value
 
     def batch(self, *ops):
         """Atomic batch: each op is (op, arg1, ...)."""
