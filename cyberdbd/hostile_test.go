@@ -240,7 +240,9 @@ func testSlowlorisMemory(t *testing.T, ioModel string) {
 	if grew >= 64*mib {
 		t.Errorf("RSS grew by %.1f MiB, want < 64 MiB", float64(grew)/mib)
 	}
-	maxP99 := 10 * time.Millisecond
+	// Generous: other tests compile and run on the same 2 cores (a p99
+	// of 12 ms was seen so); a held loop gives the attack's whole second.
+	maxP99 := 50 * time.Millisecond
 	if daemontest.Race {
 		maxP99 *= 4
 	}

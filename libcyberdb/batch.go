@@ -52,7 +52,8 @@ func (b *Batch) add(cl *call, set func(raw []byte, err error)) {
 }
 
 // Exec sends the queued operations as one atomic batch and fills their
-// Futures. On error nothing was applied and every Future reports the
+// Futures. A guard that does not hold (GuardEq, ...) fails it with a
+// *GuardError. On error nothing was applied and every Future reports the
 // error, whose message names the failing operation ("batch op 2 (dincr):
 // ..."); it matches that operation's sentinel (ErrTypeError, ...).
 // Afterwards the Batch is empty and can be reused.
@@ -74,7 +75,7 @@ func (b *Batch) Exec(ctx context.Context) error {
 	cl.nargs = 1
 	defer cl.release()
 	if err := b.x.exec(ctx, cl); err != nil {
-		return fail(err)
+		return fail(guardError(err))
 	}
 	results, err := wire.SplitArray(cl.result)
 	if err != nil || len(results) != n {

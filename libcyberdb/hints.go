@@ -37,6 +37,10 @@ var goMethods = map[wire.Op]string{
 	wire.OpLIndex: "List.IndexOf", wire.OpLReverse: "List.Reverse", wire.OpLSort: "List.Sort", wire.OpLClear: "List.Clear",
 	wire.OpLToList: "List.Values", wire.OpLLen: "List.Len", wire.OpLRange: "List.Scan", wire.OpLSetSlice: "List.SetSlice",
 	wire.OpLContains: "List.Contains",
+
+	wire.OpLAppendLeft: "List.AppendLeft", wire.OpLPopLeft: "List.PopLeft", wire.OpLExtendLeft: "List.ExtendLeft",
+	wire.OpLRotate: "List.Rotate", wire.OpLMove: "List.Move", wire.OpLBPop: "List.PopWait", wire.OpLBMove: "List.MoveWait",
+	wire.OpGuard: "Batch guards", wire.OpCancel: "a cancelled context",
 }
 
 // opsByName maps the protocol's op names to ops.

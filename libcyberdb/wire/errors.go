@@ -31,6 +31,7 @@ const (
 	CodeInternal        Code = 18 // a bug in the server; the message says what
 	CodeForbidden       Code = 19 // the peer is not allowed (uid/gid or address allowlist)
 	CodeOutOfMemory     Code = 20 // the daemon is over --max-memory: a write that adds data was refused
+	CodeGuardFailed     Code = 21 // a guard of a batch did not hold: nothing was applied
 )
 
 var codeNames = [...]string{
@@ -55,6 +56,7 @@ var codeNames = [...]string{
 	CodeInternal:        "internal",
 	CodeForbidden:       "forbidden",
 	CodeOutOfMemory:     "out_of_memory",
+	CodeGuardFailed:     "guard_failed",
 }
 
 // String returns the code's protocol name, e.g. "key_not_found".
@@ -99,6 +101,7 @@ var (
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrForbidden       = &Error{Code: CodeForbidden}
 	ErrOutOfMemory     = &Error{Code: CodeOutOfMemory}
+	ErrGuardFailed     = &Error{Code: CodeGuardFailed}
 )
 
 // Error is an error reply: a code and a message a person can act on.

@@ -88,12 +88,26 @@ const (
 	OpDRemove Op = 79 // [t, reason, key...]         keys the daemon expired or evicted
 )
 
+// Deque and queue operations (PROTOCOL.md 6.4, 6.6). An end is the text
+// "left" or "right"; a timeout is milliseconds, null or absent: forever.
+const (
+	OpLAppendLeft Op = 60 // [t, value...]                     -> uint new length
+	OpLPopLeft    Op = 61 // [t]                               -> value
+	OpLExtendLeft Op = 62 // [t, [value...]]                   -> uint new length
+	OpLRotate     Op = 63 // [t, n?]                           -> null
+	OpLMove       Op = 64 // [src, dst, from, to]              -> the value moved
+	OpLBPop       Op = 65 // [[t...], end, timeout?]           -> [t, value], null on timeout (blocking)
+	OpLBMove      Op = 66 // [src, dst, from, to, timeout?]    -> [src, value], null on timeout (blocking)
+	OpCancel      Op = 67 // [id]                              -> bool: a blocked request was cancelled
+	OpGuard       Op = 68 // [t, kind, arg...]                 -> null, or guard_failed
+)
+
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
 //	1-4    connection and server        10-16  tables and batch
 //	20-36  dict                         40-59  list
-//	60-69  reserved: deque and queue ops (issue 15)
+//	60-68  deque and queue ops, cancel, guard (issue 15); 69 free
 //	70-79  expiry (issue 14); 77 free
 //	80-89  reserved: events (issue 16)
 //	90-99  reserved: observability and administration (issue 17)
@@ -112,6 +126,10 @@ type opInfo struct {
 	write bool   // changes data: logged, refused when the disk has failed
 	kind  opKind // the table kind the op needs
 }
+
+// blockingOps are the ops that may wait for data: on a push connection
+// their replies may come after replies to later requests (PROTOCOL.md 3.1).
+var blockingOps = [256]bool{OpLBPop: true, OpLBMove: true}
 
 // opTable describes every op; a zero entry (no name) is no op. It is an
 // array, not a map, because the daemon looks ops up several times per
@@ -170,15 +188,24 @@ var opTable = [256]opInfo{
 	OpLSetSlice: {"lsetslice", true, kindList},
 	OpLContains: {"lcontains", false, kindList},
 
-	OpDExpire:  {"dexpire", true, kindDict},
-	OpDPersist: {"dpersist", true, kindDict},
-	OpDTTL:     {"dttl", false, kindDict},
-	OpDGetEx:   {"dgetex", true, kindDict},
-	OpDDelIfEq: {"ddelifeq", true, kindDict},
-	OpExpire:   {"expire", true, kindNone},
-	OpTTL:      {"ttl", false, kindNone},
-	OpTimed:    {"timed", true, kindNone},
-	OpDRemove:  {"dremove", true, kindDict},
+	OpDExpire:     {"dexpire", true, kindDict},
+	OpDPersist:    {"dpersist", true, kindDict},
+	OpDTTL:        {"dttl", false, kindDict},
+	OpDGetEx:      {"dgetex", true, kindDict},
+	OpDDelIfEq:    {"ddelifeq", true, kindDict},
+	OpExpire:      {"expire", true, kindNone},
+	OpTTL:         {"ttl", false, kindNone},
+	OpTimed:       {"timed", true, kindNone},
+	OpDRemove:     {"dremove", true, kindDict},
+	OpLAppendLeft: {"lappendleft", true, kindList},
+	OpLPopLeft:    {"lpopleft", true, kindList},
+	OpLExtendLeft: {"lextendleft", true, kindList},
+	OpLRotate:     {"lrotate", true, kindList},
+	OpLMove:       {"lmove", true, kindList},
+	OpLBPop:       {"lbpop", true, kindNone},
+	OpLBMove:      {"lbmove", true, kindNone},
+	OpCancel:      {"cancel", false, kindNone},
+	OpGuard:       {"guard", true, kindNone},
 }
 
 // growsOps are the write ops that may add data: over the daemon's
@@ -190,6 +217,7 @@ var growsOps = [256]bool{
 	OpCreateDict: true, OpCreateList: true, OpBatch: true,
 	OpDSet: true, OpDSetDefault: true, OpDUpdate: true, OpDIncr: true, OpDCAS: true,
 	OpLSet: true, OpLAppend: true, OpLExtend: true, OpLInsert: true, OpLSetSlice: true,
+	OpLAppendLeft: true, OpLExtendLeft: true,
 }
 
 // journalOnly are the ops only the daemon writes, to its log: a client
@@ -230,6 +258,10 @@ func (o Op) JournalOnly() bool { return int(o) < len(journalOnly) && journalOnly
 // IsDict and IsList report which table kind an op addresses.
 func (o Op) IsDict() bool { return o.info().kind == kindDict }
 func (o Op) IsList() bool { return o.info().kind == kindList }
+
+// IsBlocking reports whether o may wait for data (lbpop, lbmove): on a
+// push connection its reply may come after replies to later requests.
+func (o Op) IsBlocking() bool { return int(o) < len(blockingOps) && blockingOps[o] }
 
 // Ops returns every defined op in numeric order.
 func Ops() []Op {

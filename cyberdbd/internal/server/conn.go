@@ -10,8 +10,11 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -46,6 +49,24 @@ type conn struct {
 	dirty bool          // out holds replies of write ops: Config.Durable before sending
 	items []wire.Raw    // argument slots, reused by every request
 
+	// Blocking requests and push (block.go). push: the client asked for
+	// the extension in HELLO. blocked: the parked requests by id, guarded
+	// by wmu on a goroutine-served connection (its deliveries come from
+	// other goroutines), the loop's alone on a loop's. parked: without
+	// push, the connection waits for its one parked request. parkedNow:
+	// set by block for handle.
+	push      bool
+	blocked   map[uint64]*store.Waiter
+	parked    bool
+	parkedNow bool
+	deliverTo func(id uint64, d store.Delivery) // nil: deliverAsync
+
+	// Goroutine-served connections only: wmu guards writes to nc, gone
+	// and blocked (deliveries write from their own goroutines); unpark
+	// wakes waitParked; interrupted tells waitParked's helper that its
+	// read was cut short on purpose.
+	*shared
+
 	// TCP connections only (tcp.go): nil on Unix sockets.
 	tcp        *tcpListener
 	authBy     time.Time // HELLO must have authenticated by then
@@ -65,12 +86,23 @@ type conn struct {
 	charged   int64
 }
 
+// shared is the part of a conn that other goroutines touch (see the
+// fields' comment); a pointer, so that an event loop's copy of the conn
+// (adopt) shares it.
+type shared struct {
+	wmu         sync.Mutex
+	gone        bool
+	unpark      chan struct{}
+	interrupted atomic.Bool
+}
+
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	return &conn{
-		s:   s,
-		nc:  nc,
-		id:  id,
-		log: s.log.With("conn", id),
+		shared: &shared{},
+		s:      s,
+		nc:     nc,
+		id:     id,
+		log:    s.log.With("conn", id),
 	}
 }
 
@@ -85,7 +117,12 @@ func (c *conn) serve() {
 		return
 	}
 	c.r = bufio.NewReaderSize(c.nc, readBufSize) // here: an event loop's connections have no use for it
+	c.unpark = make(chan struct{}, 1)
 	reason := c.loop()
+	c.shared.wmu.Lock()
+	c.gone = true // a reply to a parked request now gives its value back
+	c.cancelAll()
+	c.shared.wmu.Unlock()
 	c.log.Debug("connection closed", "reason", reason)
 }
 
@@ -102,7 +139,7 @@ func (c *conn) loop() string {
 		}
 		if c.r.Buffered() == 0 {
 			var deadline time.Time
-			if idle > 0 {
+			if idle > 0 && !c.hasBlocked() { // a connection waiting for a pop is not idle
 				deadline = time.Now().Add(idle)
 			}
 			deadline = c.readDeadline(deadline) // TCP: the handshake time-out until HELLO
@@ -139,6 +176,16 @@ func (c *conn) loop() string {
 		c.frameDone(body)
 		if c.authFailed {
 			return c.failAuth() // TCP: wrong password; nothing after HELLO runs
+		}
+		if c.parked {
+			// Without push the connection waits for its parked request.
+			if err := c.flush(); err != nil {
+				return "write failed: " + err.Error()
+			}
+			if !c.waitParked() {
+				return "client closed while blocked"
+			}
+			c.parked = false
 		}
 		if len(c.out) >= flushAt {
 			if err := c.flush(); err != nil {
@@ -211,6 +258,8 @@ func (c *conn) flush() error {
 			return err
 		}
 	}
+	c.shared.wmu.Lock() // replies to parked requests are written by other goroutines
+	defer c.shared.wmu.Unlock()
 	var err error
 	if lim := c.s.outLimit; (lim.Soft > 0 && len(c.out) > lim.Soft) || (lim.Hard > 0 && len(c.out) > lim.Hard) {
 		err = c.writeLimited(lim)
@@ -251,8 +300,28 @@ func (c *conn) handle(body []byte) {
 		c.replyErr(req.ID, req.Op, errHelloFirst)
 		return
 	}
+	if c.push && req.ID == 0 {
+		c.s.countOp(req.Op)
+		c.replyErr(req.ID, req.Op, errPushID0)
+		return
+	}
+	if req.Op == wire.OpCancel {
+		c.s.countOp(req.Op)
+		c.shared.wmu.Lock()
+		c.out = c.cancelBlocked(req, c.out)
+		c.shared.wmu.Unlock()
+		return
+	}
 	out, start := wire.BeginReply(c.out, req.ID)
 	out, err = c.exec(req, out)
+	if c.parkedNow {
+		c.parkedNow = false
+		c.out = out[:start]
+		c.dirty = c.dirty || req.Op.IsWrite()
+		c.parked = !c.push
+		c.s.countOp(req.Op)
+		return
+	}
 	if c.hello {
 		// Counted once the handshake let it through: a peer without the
 		// password cannot move info's counts (a failed HELLO is not counted).
@@ -274,6 +343,11 @@ func (c *conn) handle(body []byte) {
 		c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "args", req.Args.Len())
 	}
 }
+
+// errPushID0 answers a request with id 0 on a push connection, where ids
+// match replies to requests and 0 is the server's.
+var errPushID0 = wire.Errorf(wire.CodeBadRequest,
+	"request id 0 on a push connection: id 0 is the server's; use ids from 1, unique among the requests in flight")
 
 // errHelloFirst answers any request but HELLO before the handshake.
 var errHelloFirst = wire.Errorf(wire.CodeHandshake,
@@ -326,11 +400,22 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 		}
 		return out, wire.Errorf(wire.CodeBadRequest, "save: this server has no data directory configured")
 	}
+	if req.Op.IsBlocking() {
+		id := req.ID
+		deliver := func(d store.Delivery) { c.deliverAsync(id, d) }
+		if c.deliverTo != nil {
+			to := c.deliverTo
+			deliver = func(d store.Delivery) { to(id, d) }
+		}
+		c.shared.wmu.Lock()
+		defer c.shared.wmu.Unlock()
+		return c.block(req, out, deliver)
+	}
 	return c.s.store.Exec(req.Op, req.Args, out)
 }
 
 // Features are announced in the HELLO reply.
-var Features = []string{"batch", "scan", "cas", "incr", "pipelining", "ttl", "evict"}
+var Features = []string{"batch", "scan", "cas", "incr", "pipelining", "ttl", "evict", "push", "deque", "blocking", "guards"}
 
 // helloOptions reads HELLO's options: a map with text keys. A text value
 // becomes a string, anything else stays a wire.Raw. Tags are opaque here
@@ -395,14 +480,21 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	if name, ok := opts["client"].(string); ok {
 		c.log = c.log.With("client", name)
 	}
-	return wire.AppendMarshal(out, map[string]any{
+	if p, ok := opts["push"].(wire.Raw); ok && len(p) == 1 && p[0] == 0xf5 {
+		c.push = true // PROTOCOL.md 3.1
+	}
+	res := map[string]any{
 		"proto":     wire.ProtocolVersion,
 		"server":    "cyberdbd",
 		"version":   c.s.cfg.Version,
 		"features":  Features,
 		"max_frame": c.s.cfg.MaxFrame,
 		"conn_id":   c.id,
-	})
+	}
+	if c.push {
+		res["push"] = true
+	}
+	return wire.AppendMarshal(out, res)
 }
 
 // readFrame reads the next request frame within the limits (limits.go):

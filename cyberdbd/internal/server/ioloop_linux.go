@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/health"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -93,12 +94,27 @@ type ioLoop struct {
 	wmu    sync.Mutex
 	exited bool
 
+	// mailMu guards mail: replies to parked requests, posted by whatever
+	// goroutine served them (deliver), taken by the loop each round
+	// (takeMail). A leaf. orphans are the waiters of connections closed
+	// this round, cancelled by the loop outside mu (cancelOrphans).
+	mailMu  sync.Mutex
+	mail    []mailItem
+	orphans []*store.Waiter
+
 	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go); its lock is a leaf
 
 	// wait's callback from Go's poller, made once: a closure made on each
 	// wait would allocate. Both belong to the loop's goroutine.
 	pollFn func(fd uintptr) bool
 	polled int // the events pollFn found
+}
+
+// mailItem is the reply to a parked request of c.
+type mailItem struct {
+	c  *loopConn
+	id uint64
+	d  store.Delivery
 }
 
 // loopConn is a connection served by an ioLoop. It belongs to the loop's
@@ -237,6 +253,7 @@ func (l *ioLoop) adopt(c *conn) error {
 		return derr
 	}
 	lc := &loopConn{conn: *c, fd: fd, idleSince: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+	lc.deliverTo = func(id uint64, d store.Delivery) { l.post(lc, id, d) }
 	ev := syscall.EpollEvent{Events: lc.events, Fd: int32(fd)}
 	// Registered before the loop knows fd: an event meanwhile is ignored
 	// and, level-triggered, reported again.
@@ -282,6 +299,8 @@ func (l *ioLoop) run() {
 		l.now = time.Now()
 		l.closing = l.s.closing.Load()
 		l.resolve(n)
+		l.cancelOrphans()
+		l.takeMail()   // after resolve, which reads the eventfd: no reply is left behind
 		l.probes.Run() // after resolve, which reads the eventfd: no wake-up is lost
 		for _, c := range l.ready {
 			if !c.closed {
@@ -294,7 +313,7 @@ func (l *ioLoop) run() {
 			c := l.resume[len(l.resume)-1]
 			l.resume[len(l.resume)-1] = nil
 			l.resume = l.resume[:len(l.resume)-1]
-			if !c.closed && !c.paused && !c.offLoop {
+			if !c.closed && !c.paused && !c.offLoop && !c.parked {
 				c.more = false
 				l.process(c)
 			}
@@ -304,6 +323,7 @@ func (l *ioLoop) run() {
 		if l.s.closing.Load() {
 			l.shutdown()
 		}
+		l.cancelOrphans()
 		if !l.now.Before(l.sweepAt) {
 			l.sweep()
 		}
@@ -389,6 +409,19 @@ func (l *ioLoop) resolve(n int) {
 		if c == nil || c.offLoop {
 			continue
 		}
+		if c.parked {
+			// Waiting for its parked request (no push): asked only for
+			// hang-ups. A peer gone cancels it; a half-close does not.
+			if ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				l.closeLocked(c, "client closed while blocked")
+			} else if ev.Events&syscall.EPOLLRDHUP != 0 {
+				l.want(c, 0)
+			}
+			if c.wpos < len(c.out) && ev.Events&syscall.EPOLLOUT != 0 {
+				l.queue(c)
+			}
+			continue
+		}
 		if c.starved {
 			// Not read until its budget comes (feedStarved); asked for no
 			// events, it hears only of a hang-up or an error.
@@ -426,7 +459,7 @@ func (l *ioLoop) queue(c *loopConn) {
 
 // readable reads once from c and executes every whole request read.
 func (l *ioLoop) readable(c *loopConn) {
-	if c.paused || c.more || c.offLoop || c.starved || c.eof || c.closeBy != "" || !c.blocked.IsZero() || l.closing {
+	if c.paused || c.more || c.offLoop || c.parked || c.starved || c.eof || c.closeBy != "" || !c.blocked.IsZero() || l.closing {
 		return // not reading now; shutting down, nothing more is read
 	}
 	var dst []byte
@@ -487,7 +520,7 @@ func (l *ioLoop) process(c *loopConn) {
 		c.n = copy(c.buf, rest)
 	} // else nothing ran: no copy of a big partial frame onto itself, every round
 	l.settle(c, c.n < before)
-	if c.eof && !c.paused && !c.more && !c.offLoop && c.closeBy == "" {
+	if c.eof && !c.paused && !c.more && !c.offLoop && !c.parked && len(c.conn.blocked) == 0 && c.closeBy == "" {
 		c.closeBy = "client closed"
 		if c.n > 0 {
 			c.closeBy = "client closed in the middle of a frame"
@@ -672,6 +705,10 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 		}
 		work += len(b) - len(rest)
 		b = rest
+		if c.parked {
+			l.queue(c) // the replies before it go out; write asks for hang-ups only
+			return b
+		}
 	}
 	return b
 }
@@ -766,6 +803,12 @@ func (l *ioLoop) write(c *loopConn) {
 	}
 	if c.offLoop {
 		l.startOffLoop(c)
+		return
+	}
+	if c.parked {
+		if c.events != 0 {
+			l.want(c, syscall.EPOLLRDHUP)
+		}
 		return
 	}
 	if !c.eof {
@@ -914,6 +957,10 @@ func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 		l.nkept--
 	}
 	c.buf, c.out, c.items, c.rbuf = nil, nil, nil, nil
+	for _, w := range c.conn.blocked {
+		l.orphans = append(l.orphans, w) // cancelled outside mu: see cancelOrphans
+	}
+	c.conn.blocked = nil
 	c.log.Debug("connection closed", "reason", reason)
 }
 
@@ -948,7 +995,7 @@ func (l *ioLoop) sweep() {
 			warn(&l.s.warns.partialTimeout, c.log, "closing connection: a request frame stayed incomplete past --partial-timeout",
 				"partial_timeout", partial)
 			l.final(c, l.s.errPartialTimeout(), "partial request timeout")
-		case idle > 0 && c.closeBy == "" && !c.paused && !c.eof && c.wpos == len(c.out) && l.now.Sub(c.idleSince) >= idle:
+		case idle > 0 && c.closeBy == "" && !c.paused && !c.eof && c.wpos == len(c.out) && len(c.conn.blocked) == 0 && l.now.Sub(c.idleSince) >= idle:
 			l.final(c, wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", idle), "idle timeout")
 		}
 	}
@@ -973,6 +1020,14 @@ func (l *ioLoop) shutdown() {
 	for _, c := range l.snapshot() {
 		if force && !c.offLoop {
 			l.close(c, "server shutting down")
+			continue
+		}
+		if len(c.conn.blocked) > 0 && !c.cancelAll() {
+			continue // a reply to a parked request is on its way: it goes first
+		}
+		if c.parked {
+			c.parked = false // what it holds after the parked request was not executed
+			l.final(c, errShuttingDown, "server shutting down")
 			continue
 		}
 		if c.offLoop || c.paused || c.wholeBuffered() {
@@ -1009,4 +1064,60 @@ func writeFD(fd int, b []byte) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// post hands the reply to parked request id of c to the loop (deliver:
+// any goroutine).
+func (l *ioLoop) post(c *loopConn, id uint64, d store.Delivery) {
+	l.mailMu.Lock()
+	l.mail = append(l.mail, mailItem{c, id, d})
+	l.mailMu.Unlock()
+	l.wake()
+}
+
+// takeMail queues the replies posted to parked requests. A connection
+// closed meanwhile gives its value back to the list. Not under mu: a
+// give-back is a store op.
+func (l *ioLoop) takeMail() {
+	l.mailMu.Lock()
+	mail := l.mail
+	l.mail = nil
+	l.mailMu.Unlock()
+	for i := range mail {
+		m := &mail[i]
+		c := m.c
+		if c.closed || c.closeBy != "" {
+			if m.d.GiveBack != nil {
+				m.d.GiveBack()
+			}
+			continue
+		}
+		delete(c.conn.blocked, m.id)
+		c.out = appendDelivery(c.out, m.id, m.d)
+		if m.d.Err == nil {
+			c.conn.dirty = true // its pop was journaled: the reply waits for Durable
+			l.dirty = true
+		}
+		c.idleSince = l.now
+		l.queue(c)
+		if c.parked {
+			c.parked = false
+			if !c.eof {
+				l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+			}
+			l.resume = append(l.resume, c) // the requests it holds after the parked one
+		}
+		mail[i] = mailItem{}
+	}
+}
+
+// cancelOrphans cancels the parked requests of connections closed (not
+// under mu: Cancel takes a store lock). One already claimed posts its
+// reply, which takeMail gives back.
+func (l *ioLoop) cancelOrphans() {
+	for i, w := range l.orphans {
+		w.Cancel()
+		l.orphans[i] = nil
+	}
+	l.orphans = l.orphans[:0]
 }

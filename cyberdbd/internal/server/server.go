@@ -71,14 +71,15 @@ type Server struct {
 	log   *slog.Logger
 	start time.Time
 
-	closing    atomic.Bool // set under mu (see mu), read anywhere
-	forceClose atomic.Bool // Shutdown's context ended: close without a last frame
-	nconns     atomic.Int64
-	tcp        tcpState // what TCP listeners share: limits, throttle (tcp.go)
-	connID     atomic.Uint64
-	total      atomic.Uint64      // connections accepted since start
-	opCount    [256]atomic.Uint64 // requests of authenticated connections, by known op
-	unknownOps atomic.Uint64      // and those with an op number no op has
+	closing      atomic.Bool // set under mu (see mu), read anywhere
+	forceClose   atomic.Bool // Shutdown's context ended: close without a last frame
+	nconns       atomic.Int64
+	tcp          tcpState // what TCP listeners share: limits, throttle (tcp.go)
+	connID       atomic.Uint64
+	total        atomic.Uint64      // connections accepted since start
+	opCount      [256]atomic.Uint64 // requests of authenticated connections, by known op
+	unknownOps   atomic.Uint64      // and those with an op number no op has
+	blockedTotal atomic.Uint64      // blocking requests parked since start
 
 	partial  memBudget    // memory held for requests still arriving (limits.go)
 	outTotal atomic.Int64 // unsent replies of the connections whose socket is full
@@ -384,6 +385,8 @@ func (s *Server) info() map[string]any {
 		"go_version":        runtime.Version(),
 		"goroutines":        runtime.NumGoroutine(),
 		"io_loops":          s.ioLoops(),
+		"blocked_requests":  s.store.Waiting(),
+		"blocked_total":     s.blockedTotal.Load(),
 	}
 	s.tcpInfo(m)
 	if s.cfg.Info != nil {

@@ -26,6 +26,7 @@ type batchOp struct {
 	op   wire.Op
 	args wire.Args
 	name string // the table addressed; "" for tables
+	dst  string // lmove: the second table
 	fn   opFunc
 	err  error  // the item cannot run: reported when its turn comes
 	what string // the item's name in messages: "dget", "op_99999", "" (no op number)
@@ -39,7 +40,14 @@ func (b *batchOp) prefix(k int) string {
 	return fmt.Sprintf("batch op %d (%s): ", k, b.what)
 }
 
-func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, error) {
+// batch runs a batch under the gate; lists gets the names of the tables
+// it wrote that are lists when it is done (for their waiters).
+func (s *Store) batch(args wire.Args, out []byte, now, base int64) (res []byte, lists []string, err error) {
+	res, err = s.runBatch(args, out, now, base, &lists)
+	return res, lists, err
+}
+
+func (s *Store) runBatch(args wire.Args, out []byte, now, base int64, lists *[]string) ([]byte, error) {
 	if err := args.Want(1, 1); err != nil {
 		return out, err
 	}
@@ -63,6 +71,9 @@ func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, erro
 		if b.name != "" {
 			writes[b.name] = writes[b.name] || b.op.IsWrite()
 		}
+		if b.dst != "" {
+			writes[b.dst] = true
+		}
 		anyWrite = anyWrite || b.op.IsWrite()
 	}
 
@@ -85,7 +96,11 @@ func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, erro
 	}
 	defer func() {
 		for i, name := range names {
-			s.release(tables[name], locked[i])
+			t := tables[name]
+			if locked[i] && t.kind == kindList && s.nwait.Load() > 0 {
+				*lists = append(*lists, name)
+			}
+			s.release(t, locked[i])
 		}
 	}()
 
@@ -128,6 +143,9 @@ func (s *Store) batch(args wire.Args, out []byte, now, base int64) ([]byte, erro
 			out, err = s.listTables(b.args, out, held, now)
 		default:
 			c := call{s: s, t: tables[b.name], args: b.args, undo: undo, now: now, base: base}
+			if b.dst != "" {
+				c.t2 = tables[b.dst]
+			}
 			out, err = run(c, b.op, b.fn, out)
 		}
 		if err != nil {
@@ -189,6 +207,9 @@ func parseBatchOp(raw wire.Raw) (b batchOp) {
 	case wire.OpTimed, wire.OpDRemove:
 		b.err = errBadRequest("%s is written by the daemon to its log, never sent by a client", b.op)
 		return b
+	case wire.OpLBPop, wire.OpLBMove, wire.OpCancel:
+		b.err = errBadRequest("%s cannot be part of a batch: a batch never waits (use lpop, lpopleft or lmove)", b.op)
+		return b
 	case wire.OpTables:
 		return b
 	}
@@ -197,5 +218,22 @@ func parseBatchOp(raw wire.Raw) (b batchOp) {
 		return b
 	}
 	b.name, b.err = tableName(b.args)
+	if b.err == nil && b.op == wire.OpLMove {
+		b.dst, b.err = nameArg(b.args, 1)
+	}
 	return b
+}
+
+// execBatch runs a batch under the gate, then hands what it added to
+// lists to their waiters.
+func (s *Store) execBatch(args wire.Args, out []byte, now, base int64) ([]byte, error) {
+	s.gate.RLock()
+	res, lists, err := s.batch(args, out, now, base)
+	s.gate.RUnlock()
+	if err == nil {
+		for _, name := range lists {
+			s.wake(name)
+		}
+	}
+	return res, err
 }

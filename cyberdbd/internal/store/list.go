@@ -7,9 +7,20 @@ import (
 )
 
 // list is the representation of a list table: the canonical CBOR of each
-// element, in order.
+// element, in order, in a slice with free room at both ends, so that it is
+// a deque: append and pop at either end are O(1) (amortized), and an
+// insert or delete near either end moves only the elements on that side.
+//
+// items is the list. buf, when it is not nil and still backs items, is
+// the whole array, with off free (zeroed) slots before items[0]: room to
+// prepend into. Code that appends to items directly may make Go move it to
+// a new array; anchor notices (the capacities no longer add up) and starts
+// again from items, so only the ops that use the front room need to know
+// about buf.
 type list struct {
 	items []string
+	buf   []string
+	off   int
 	bytes int64 // len summed over items
 }
 
@@ -21,16 +32,134 @@ func newList(items []string) *list {
 	return l
 }
 
-func (l *list) insertAt(i int, v string) {
-	l.items = slices.Insert(l.items, i, v)
+// anchor makes buf and off describe items' array again and returns the
+// free room before items[0].
+func (l *list) anchor() int {
+	if l.buf == nil || cap(l.buf) != l.off+cap(l.items) {
+		l.buf, l.off = l.items[:cap(l.items)], 0 // whole length: pushFront indexes it
+	}
+	return l.off
+}
+
+// reserve makes room for front more elements before items[0] and back
+// more after the last, moving the elements to a new array when either is
+// short. The new array keeps at most about len(items) free slots at each
+// end, so memory stays within a few times the content, and growth is
+// geometric, so a run of pushes at either end costs O(1) each.
+func (l *list) reserve(front, back int) {
+	n := len(l.items)
+	f, b := l.anchor(), cap(l.items)-n
+	if f >= front && b >= back {
+		return
+	}
+	nf, nb := min(f, max(n, 4)), min(b, max(n, 4))
+	if f < front {
+		nf = max(front, n, 4)
+	}
+	if b < back {
+		nb = max(back, n, 4)
+	}
+	buf := make([]string, nf+n+nb)
+	copy(buf[nf:], l.items)
+	l.buf, l.off, l.items = buf, nf, buf[nf:nf+n]
+}
+
+func (l *list) pushFront(v string) {
+	l.reserve(1, 0)
+	l.off--
+	l.buf[l.off] = v
+	l.items = l.buf[l.off : l.off+len(l.items)+1]
 	l.bytes += int64(len(v))
 }
 
-func (l *list) deleteAt(i int) string {
-	v := l.items[i]
-	l.items = slices.Delete(l.items, i, i+1) // clears the vacated slot
+func (l *list) popFront() string {
+	l.anchor()
+	v := l.items[0]
+	l.items[0] = ""
+	l.items = l.items[1:]
+	l.off++
 	l.bytes -= int64(len(v))
 	return v
+}
+
+func (l *list) pushBack(v string) {
+	l.reserve(0, 1)
+	l.items = append(l.items, v)
+	l.bytes += int64(len(v))
+}
+
+func (l *list) popBack() string {
+	n := len(l.items) - 1
+	v := l.items[n]
+	l.items[n] = ""
+	l.items = l.items[:n]
+	l.bytes -= int64(len(v))
+	return v
+}
+
+// insertAt inserts v before element i, moving the shorter side.
+func (l *list) insertAt(i int, v string) {
+	n := len(l.items)
+	if i < n/2 {
+		l.reserve(1, 0)
+		l.off--
+		l.items = l.buf[l.off : l.off+n+1]
+		copy(l.items[:i], l.items[1:i+1])
+	} else {
+		l.reserve(0, 1)
+		l.items = l.items[:n+1]
+		copy(l.items[i+1:], l.items[i:n])
+	}
+	l.items[i] = v
+	l.bytes += int64(len(v))
+}
+
+// deleteAt removes element i, moving the shorter side; the vacated slot
+// is cleared.
+func (l *list) deleteAt(i int) string {
+	v := l.items[i]
+	if i < len(l.items)/2 {
+		l.anchor()
+		copy(l.items[1:i+1], l.items[:i])
+		l.items[0] = ""
+		l.items = l.items[1:]
+		l.off++
+	} else {
+		l.items = slices.Delete(l.items, i, i+1) // clears the vacated slot
+	}
+	l.bytes -= int64(len(v))
+	return v
+}
+
+// rotate moves the last k elements to the front (k > 0) or the first -k
+// to the back, like collections.deque.rotate: O(min(|k|, len)).
+func (l *list) rotate(k int) {
+	n := len(l.items)
+	if n == 0 {
+		return
+	}
+	k %= n
+	if k < 0 {
+		k += n
+	}
+	if k == 0 {
+		return
+	}
+	if k <= n/2 { // the last k to the front
+		l.reserve(k, 0)
+		copy(l.buf[l.off-k:l.off], l.items[n-k:])
+		clear(l.items[n-k:])
+		l.off -= k
+		l.items = l.buf[l.off : l.off+n]
+		return
+	}
+	j := n - k // the first j to the back
+	l.reserve(0, j)
+	all := l.items[:n+j]
+	copy(all[n:], all[:j])
+	clear(all[:j])
+	l.items = all[j:]
+	l.off += j
 }
 
 func (l *list) truncate(n int) {
@@ -74,7 +203,7 @@ func (c call) removeAt(i int) string {
 func (c call) appendValues(vs [][]byte) {
 	l := c.t.l
 	n0 := len(l.items)
-	l.items = slices.Grow(l.items, len(vs))
+	l.reserve(0, len(vs))
 	for _, v := range vs {
 		l.items = append(l.items, string(v))
 		l.bytes += int64(len(v))

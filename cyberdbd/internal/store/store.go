@@ -33,6 +33,13 @@ type Store struct {
 	// evicted from cache tables.
 	expired, expiredTables, evicted atomic.Int64
 	overMemory                      atomic.Bool // over --max-memory (SetOverMemory)
+
+	// Blocking pops (block.go). wmu guards waits; it is a leaf, never held
+	// while a table lock is taken or a waiter is delivered. nwait counts
+	// the waiters still waiting, written under wmu, read without it.
+	wmu   sync.Mutex
+	waits map[string]*waitQueue
+	nwait atomic.Int64
 }
 
 // Stats is what the INFO op reports about the data.
@@ -55,7 +62,7 @@ func WithClock(c Clock) Option { return func(s *Store) { s.clock = c } }
 
 // New returns an empty store.
 func New(opts ...Option) *Store {
-	s := &Store{tables: make(map[string]*table), clock: systemClock{}}
+	s := &Store{tables: make(map[string]*table), waits: make(map[string]*waitQueue), clock: systemClock{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -77,6 +84,7 @@ func (s *Store) OverMemory() bool { return s.overMemory.Load() }
 type call struct {
 	s    *Store
 	t    *table
+	t2   *table // lmove: the destination (may be t)
 	args wire.Args
 	undo *undoLog // nil: nothing to record
 	// now is the clock reading expiry is decided at (noClock in replay:
@@ -114,6 +122,9 @@ func init() {
 
 		wire.OpDExpire: opDExpire, wire.OpDPersist: opDPersist, wire.OpDTTL: opDTTL, wire.OpDGetEx: opDGetEx,
 		wire.OpDDelIfEq: opDDelIfEq, wire.OpExpire: opExpire, wire.OpTTL: opTTL, wire.OpDRemove: opDRemove,
+
+		wire.OpLAppendLeft: opLAppendLeft, wire.OpLPopLeft: opLPopLeft, wire.OpLExtendLeft: opLExtendLeft,
+		wire.OpLRotate: opLRotate, wire.OpLMove: opLMove, wire.OpGuard: opGuard,
 	} {
 		handlers[op] = fn
 	}
@@ -178,9 +189,11 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 	case wire.OpTables:
 		return s.listTables(args, out, nil, now)
 	case wire.OpBatch:
-		s.gate.RLock()
-		defer s.gate.RUnlock()
-		return s.batch(args, out, now, base)
+		return s.execBatch(args, out, now, base)
+	case wire.OpLMove:
+		return s.move(args, out, now, base)
+	case wire.OpLBPop, wire.OpLBMove, wire.OpCancel:
+		return out, errBadRequest("%s is answered by the server (Store.Block), not by Exec", op)
 	}
 	fn := handler(op)
 	if fn == nil {
@@ -190,14 +203,23 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 	if err != nil {
 		return out, err
 	}
+	res, err := s.exec1(op, fn, name, args, out, now, base)
+	if err == nil && op.IsWrite() && (op.IsList() || op == wire.OpCreateList) {
+		s.wake(name) // after the unlocks: serving waiters locks the table again
+	}
+	return res, err
+}
+
+// exec1 is Exec of an op on one table, under the gate and the table lock.
+func (s *Store) exec1(op wire.Op, fn opFunc, name string, args wire.Args, out []byte, now, base int64) ([]byte, error) {
 	write := op.IsWrite()
 	if write {
 		s.gate.RLock()
 		defer s.gate.RUnlock()
 	}
 	var t *table
-	if op == wire.OpCreateDict || op == wire.OpCreateList {
-		t, _ = s.claim(name, true)
+	if op == wire.OpCreateDict || op == wire.OpCreateList || op == wire.OpGuard {
+		t, _ = s.claim(name, true) // a guard on a missing table fails as a guard
 	} else if t = s.acquire(name, write); t == nil {
 		if op == wire.OpExists {
 			if err := args.Want(1, 1); err != nil {
@@ -207,12 +229,18 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 		}
 		return out, errNoSuchTable(name)
 	}
-	defer s.release(t, write)
 	if write {
 		t.capture() // a snapshot is being taken: keep its copy first
 	}
+	defer s.release(t, write)
+	return s.execOn(t, nil, op, fn, args, out, now, base)
+}
 
-	c := call{s: s, t: t, args: args, now: now, base: base}
+// execOn runs op on the locked table t (and t2, lmove's destination),
+// journaling it, and what it found expired or evicted, when it writes.
+func (s *Store) execOn(t, t2 *table, op wire.Op, fn opFunc, args wire.Args, out []byte, now, base int64) ([]byte, error) {
+	write := op.IsWrite()
+	c := call{s: s, t: t, t2: t2, args: args, now: now, base: base}
 	j := s.journal.Load()
 	if !write {
 		j = nil
@@ -228,7 +256,7 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 	create := op == wire.OpCreateDict || op == wire.OpCreateList
 	if write && op.Grows() && s.overMemory.Load() && !t.isCache() && (create || !t.expiredAt(now)) {
 		// (A write to an expired table gets no_such_table, as if it were gone.)
-		return out, errOutOfMemory(op, name)
+		return out, errOutOfMemory(op, t.name)
 	}
 	var bytes0 int64
 	var live0 int
@@ -242,10 +270,14 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 	if err == nil && t.isCache() {
 		s.evictFor(t, now, bytes0, live0, op.Grows())
 	}
-	if jerr := s.journalEffects(j, []*table{t}, op, args, err == nil, base); jerr != nil && err == nil {
+	tables := []*table{t}
+	if t2 != nil && t2 != t {
+		tables = append(tables, t2)
+	}
+	if jerr := s.journalEffects(j, tables, op, args, err == nil, base); jerr != nil && err == nil {
 		if c.undo != nil {
 			c.undo.rollback()
-			discardEffects([]*table{t})
+			discardEffects(tables)
 			return out, jerr
 		}
 		return out, jerr // a checked journal failed anyway: the op stays applied
@@ -269,6 +301,9 @@ func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
 		}
 		c.s.expireTable(c.t, c.undo)
 	}
+	if c.t2 != nil && c.t2 != c.t && c.t2.kind != kindNone && c.t2.expiredAt(c.now) {
+		c.s.expireTable(c.t2, c.undo) // lmove's destination: a write, always
+	}
 	if op.IsDict() || op.IsList() {
 		want := kindDict
 		if op.IsList() {
@@ -280,6 +315,12 @@ func run(c call, op wire.Op, fn opFunc, out []byte) ([]byte, error) {
 			return out, errNoSuchTable(c.t.name)
 		default:
 			return out, errWrongKind(c.t.name, c.t.kind, op)
+		}
+		if c.t2 != nil && c.t2.kind != kindList { // lmove's destination
+			if c.t2.kind == kindNone {
+				return out, errNoSuchTable(c.t2.name)
+			}
+			return out, errWrongKind(c.t2.name, c.t2.kind, op)
 		}
 	}
 	return fn(c, out)

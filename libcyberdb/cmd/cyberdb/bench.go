@@ -62,8 +62,11 @@ Flags (as redis-benchmark's; -h is the host, as there: --help is the help):
   -n N                 requests per test, over all clients (default 100000)
   -d N                 value size in bytes for set and append (default 3)
   -P N                 pipeline N requests per client (default 1: none)
-  -t LIST              tests, comma-separated: ping,set,get,incr,append,pop
-                       (default all)
+  -t LIST              tests, comma-separated: ping,set,get,incr,append,pop,
+                       lpush,rpop,bpop (default all). lpush and rpop are
+                       redis-benchmark's (appendleft, pop); bpop is a
+                       blocking pop (lbpop, 1 s time-out) of the list that
+                       is filled first, as for pop and rpop
   -r N                 keys are key:NNNNNNNNNNNN with NNN... random below N;
                        without -r every request uses the one key key:__rand_int__
   --sequential         keys are key:000000000000, key:000000000001, ... in
@@ -98,7 +101,10 @@ Examples:
 
 // benchTests are the tests in the order they run (pop after append, so
 // the list has something to pop).
-var benchTests = []string{"ping", "set", "get", "incr", "append", "pop"}
+var benchTests = []string{"ping", "set", "get", "incr", "append", "pop", "lpush", "rpop", "bpop"}
+
+// listTests pop from the bench list: fillList fills it first.
+var listTests = map[string]bool{"pop": true, "rpop": true, "bpop": true}
 
 type benchConfig struct {
 	addr      string
@@ -333,7 +339,7 @@ func runBench(e *env, args []string) error {
 		}()
 	} else {
 		runner = func(test string) (*benchResult, error) {
-			if test == "pop" {
+			if listTests[test] {
 				if err := fillList(ctx, cfg); err != nil {
 					return nil, err
 				}
@@ -346,7 +352,7 @@ func runBench(e *env, args []string) error {
 			if cfg.stop.Load() {
 				return interrupted(cfg)
 			}
-			if cfg.processes > 1 && test == "pop" {
+			if cfg.processes > 1 && listTests[test] {
 				if err := fillList(ctx, cfg); err != nil {
 					return err
 				}
@@ -736,11 +742,19 @@ func benchRequest(test string, cfg *benchConfig, rng *rand.Rand, val string) (wi
 		return wire.OpDIncr, []any{cfg.dict, benchKey("counter:", cfg, rng)}
 	case "append":
 		return wire.OpLAppend, []any{cfg.list, val}
-	case "pop":
+	case "pop", "rpop":
 		return wire.OpLPop, []any{cfg.list}
+	case "lpush":
+		return wire.OpLAppendLeft, []any{cfg.list, val}
+	case "bpop":
+		return wire.OpLBPop, []any{[]string{cfg.list}, "right", bpopTimeoutMS}
 	}
 	return wire.OpPing, nil
 }
+
+// bpopTimeoutMS is the time-out of the bpop test's blocking pops: the list
+// is filled first, so they find a value at once unless -n outruns it.
+const bpopTimeoutMS = 1000
 
 // maxBenchReply bounds a reply frame the load generator accepts.
 const maxBenchReply = 1 << 28
@@ -862,11 +876,25 @@ func (bc *benchConn) appendBenchRequest(test string, cfg *benchConfig, rng *rand
 		dst = wire.AppendUint(dst, uint64(wire.OpLAppend))
 		dst = wire.AppendText(dst, cfg.list)
 		dst = wire.AppendText(dst, val)
-	case "pop":
+	case "pop", "rpop":
 		dst = wire.AppendArrayHeader(dst, 3)
 		dst = wire.AppendUint(dst, bc.id)
 		dst = wire.AppendUint(dst, uint64(wire.OpLPop))
 		dst = wire.AppendText(dst, cfg.list)
+	case "lpush":
+		dst = wire.AppendArrayHeader(dst, 4)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpLAppendLeft))
+		dst = wire.AppendText(dst, cfg.list)
+		dst = wire.AppendText(dst, val)
+	case "bpop":
+		dst = wire.AppendArrayHeader(dst, 5)
+		dst = wire.AppendUint(dst, bc.id)
+		dst = wire.AppendUint(dst, uint64(wire.OpLBPop))
+		dst = wire.AppendArrayHeader(dst, 1)
+		dst = wire.AppendText(dst, cfg.list)
+		dst = wire.AppendText(dst, "right")
+		dst = wire.AppendUint(dst, bpopTimeoutMS)
 	}
 	bc.out = wire.EndFrame(dst, start)
 }

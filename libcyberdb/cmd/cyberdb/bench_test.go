@@ -81,7 +81,7 @@ func TestBench(t *testing.T) {
 		t.Fatalf("tables after --keep:\n%s", out)
 	}
 	c.ok("\"xxx\"\n", "get", m[1], "key:000000000399")
-	c.fails(2, "unknown test", "bench", "-t", "lpush")
+	c.fails(2, "unknown test", "bench", "-t", "hset")
 	c.fails(2, "--processes", "bench", "-c", "2", "--processes", "3")
 	c.fails(2, "-k is 1", "bench", "-k", "2")
 	c.fails(2, "leave one out", "bench", "-k", "0", "--pooled")

@@ -76,17 +76,27 @@ Examples:
 			ops:  []wire.Op{wire.OpDClear, wire.OpLClear},
 			help: "The table stays, empty (drop deletes it).\n\nExample:\n  cyberdb clear queue", run: runClear},
 		{name: "batch", group: groupTables, args: "JSON|-", summary: "run operations atomically, all or none, and print their results as a JSON array", min: 1, max: 1,
-			ops: []wire.Op{wire.OpBatch},
+			ops: []wire.Op{wire.OpBatch, wire.OpGuard},
 			help: `JSON is an array of operations, each an array of a protocol op's name (as
 in PROTOCOL.md section 6: dset, dincr, lappend, create_dict, ...) and its
-arguments, as JSON values; "-" reads it from stdin. Either all of them are
-applied, at one instant, or none is; a failure names the operation ("batch
-op 1 (dincr): ...").
+arguments, as JSON values; "-" reads them from stdin, either as one such
+array or as JSON lines: one operation per line (blank lines and lines
+starting with # are skipped). Either all of them are applied, at one
+instant, or none is; a failure names the operation ("batch op 1 (dincr):
+...").
+
+Guards make the batch conditional (PROTOCOL.md 6.7): ["guard", TABLE, KIND,
+ARG...] with KIND "exists", "len" N, "eq" KEY VALUE, "absent" KEY, or "cas"
+KEY NEW EXPECTED (a compare-and-swap that fails the batch when it does not
+set). If one does not hold, nothing is applied, the message names it, and
+the exit status is 1.
 
 Examples:
   cyberdb batch '[["dset", "users", "bob", 1], ["lappend", "log", "bob joined"]]'
   [null,1]
-  cyberdb batch - < ops.json`, run: runBatch},
+  cyberdb batch - < ops.json
+  printf '%s\n' '["guard", "acct", "eq", "alice", 30]' '["dset", "acct", "alice", 20]' \
+      '["dincr", "acct", "bob", 10]' | cyberdb batch -`, run: runBatch},
 
 		// Dict tables.
 		{name: "get", group: groupDict, args: "TABLE KEY [DEFAULT]", summary: "print the value at KEY of a dict (or DEFAULT when it is absent)", min: 2, max: 3,
@@ -186,17 +196,28 @@ Examples:
 		{name: "insert", group: groupList, args: "TABLE INDEX VALUE|-", summary: "insert VALUE before INDEX of a list (clamped, as Python's insert)", min: 3, max: 3,
 			ops:  []wire.Op{wire.OpLInsert},
 			help: "Examples:\n  cyberdb insert queue 0 urgent   # at the front\n  cyberdb insert queue -1 x       # before the last", run: indexOp(wire.OpLInsert, true)},
-		{name: "pop", group: groupList, args: "TABLE [INDEX | KEY [DEFAULT]]", summary: "remove and print the last value of a list (or the one at INDEX), or KEY of a dict", min: 1, max: 3,
-			ops: []wire.Op{wire.OpLPop, wire.OpDPop},
+		{name: "pop", group: groupList, args: "TABLE [INDEX | KEY [DEFAULT]] | TABLE... [--left] --block DURATION", summary: "remove and print the last value of a list (or the one at INDEX), or KEY of a dict; or wait for one", min: 1, max: -1,
+			ops: []wire.Op{wire.OpLPop, wire.OpDPop, wire.OpLBPop, wire.OpCancel},
 			help: `On a list, Python's l.pop([i]); on a dict, d.pop(k[, default]). Exit status
 1 when the list is empty, the index is outside it, or the key is absent
-(without DEFAULT).
+(without DEFAULT). --left pops the first value instead (popleft).
+
+With --block DURATION it waits up to DURATION (0: for ever; a bare number
+is seconds) for one of the lists to have a value, trying them in the order
+given (Redis's BRPOP, or BLPOP with --left): it prints the value, or
+["list", value] when several lists are named. Waiters are served first come,
+first served. Exit status 1 when the time-out ends with nothing. Ctrl-C
+stops the wait: the daemon cancels the request, and the lists keep their
+values.
 
 Examples:
   cyberdb pop queue
   cyberdb pop queue 0
+  cyberdb pop queue --left
+  cyberdb pop jobs --left --block 5s
+  cyberdb pop urgent normal --left --block 0
   cyberdb pop sessions abc123
-  cyberdb pop sessions abc123 null   # null when there is no such key`, run: runPop},
+  cyberdb pop sessions abc123 null   # null when there is no such key`, run: runPopCmd},
 		{name: "remove", group: groupList, args: "TABLE VALUE", summary: "remove the first occurrence of VALUE from a list", min: 2, max: 2,
 			ops:  []wire.Op{wire.OpLRemove},
 			help: "Exit status 1 when the value is not in the list.\n\nExample:\n  cyberdb remove queue job1", run: func(e *env, a []string) error { return call(e, wire.OpLRemove, a[0], e.arg(a[1])) }},
@@ -249,6 +270,7 @@ var nothingOps = map[wire.Op]bool{
 	wire.OpDSet: true, wire.OpDDel: true, wire.OpDUpdate: true, wire.OpDClear: true,
 	wire.OpLSet: true, wire.OpLDel: true, wire.OpLDelSlice: true, wire.OpLInsert: true, wire.OpLRemove: true,
 	wire.OpLReverse: true, wire.OpLSort: true, wire.OpLClear: true, wire.OpLSetSlice: true, wire.OpExpire: true,
+	wire.OpLRotate: true,
 }
 
 func simple(op wire.Op) func(*env, []string) error {
@@ -404,13 +426,9 @@ func runClear(e *env, a []string) error {
 }
 
 func runBatch(e *env, a []string) error {
-	v, err := e.jsonValue("the batch", a[0])
+	items, err := batchItems(e, a[0])
 	if err != nil {
 		return err
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return usagef("want a JSON array of operations such as '[[\"dset\", \"t\", \"k\", 1]]'")
 	}
 	ops := make([]any, len(items))
 	for i, it := range items {
@@ -796,4 +814,52 @@ func runAppend(e *env, a []string) error {
 		args = append(args, v)
 	}
 	return call(e, wire.OpLAppend, args...)
+}
+
+// batchItems reads batch's operations: a JSON array of them, or, from
+// stdin, also JSON lines, one operation per line.
+func batchItems(e *env, arg string) ([]any, error) {
+	text := arg
+	if arg == "-" {
+		b, err := e.readStdin()
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	bad := usagef("want a JSON array of operations such as '[[\"dset\", \"t\", \"k\", 1]]', or JSON lines from stdin, one operation a line")
+	if v, err := parseJSON(text); err == nil {
+		items, ok := v.([]any)
+		if !ok {
+			return nil, bad
+		}
+		if len(items) == 0 || arg != "-" {
+			return items, nil
+		}
+		if _, nested := items[0].([]any); nested {
+			return items, nil // one array of operations
+		}
+		return []any{items}, nil // one line: one operation
+	} else if arg != "-" {
+		return nil, usagef("the batch %s is not JSON: %v", shortArg(text), err)
+	}
+	var items []any
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := parseJSON(line)
+		if err != nil {
+			return nil, usagef("line %d of the batch is not JSON: %v", n+1, err)
+		}
+		if _, ok := v.([]any); !ok {
+			return nil, usagef("line %d of the batch is not an operation [\"opname\", arg...]", n+1)
+		}
+		items = append(items, v)
+	}
+	if items == nil {
+		return nil, bad
+	}
+	return items, nil
 }

@@ -102,8 +102,9 @@ type env struct {
 
 	// The command being run.
 	ctx       context.Context
-	text      bool      // -S/--string: keys and values are text, never JSON
-	stdin     io.Reader // what "-" reads; nil when stdin carries commands
+	parent    context.Context // ctx's parent, without --timeout
+	text      bool            // -S/--string: keys and values are text, never JSON
+	stdin     io.Reader       // what "-" reads; nil when stdin carries commands
 	stdinUsed bool
 }
 
@@ -241,6 +242,7 @@ func (e *env) exec(parent context.Context, argv []string, stdin io.Reader) (int,
 	}
 	ctx, cancel := context.WithTimeout(parent, e.timeout)
 	defer cancel()
+	e.parent = parent // a blocking pop waits longer than --timeout
 	e.ctx, e.text, e.stdin, e.stdinUsed = ctx, e.baseText || wantText, stdin, false
 	err := cmd.run(e, cargs)
 	code := exitCode(err)
@@ -282,6 +284,7 @@ func exitCode(err error) int {
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, libcyberdb.ErrNotFound), errors.Is(err, libcyberdb.ErrNoTable), errors.Is(err, errFalse),
+		errors.Is(err, errTimedOut), errors.Is(err, libcyberdb.ErrGuardFailed),
 		errors.Is(err, libcyberdb.ErrValueNotFound), errors.Is(err, libcyberdb.ErrIndexOutOfRange):
 		return exitNotFound
 	}

@@ -7,6 +7,9 @@
 //
 //	webapp-redis [-redis /tmp/redis.sock] init
 //	webapp-redis [-redis /tmp/redis.sock] serve -workers 4 -addr :8080
+//	webapp-redis [-redis /tmp/redis.sock] queue -consumers 8 -n 200000
+//
+// queue is the Redis side of "cyberdb bench-queue" (queue.go).
 package main
 
 import (
@@ -36,7 +39,7 @@ func main() {
 	fs := flag.NewFlagSet("webapp-redis", flag.ExitOnError)
 	addr := fs.String("redis", "/tmp/redis.sock", "Redis's address: a Unix socket path, or host:port")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage:\n  webapp-redis [-redis ADDR] init\n  webapp-redis [-redis ADDR] serve [-workers N] [-addr :8080]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage:\n  webapp-redis [-redis ADDR] init\n  webapp-redis [-redis ADDR] serve [-workers N] [-addr :8080]\n  webapp-redis [-redis ADDR] queue [-consumers N] [-n N] [-csv]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.Parse(os.Args[1:])
@@ -53,6 +56,8 @@ func main() {
 		err = serve(*addr, args)
 	case "worker": // started by serve, with the listener as fd 3
 		err = worker(*addr)
+	case "queue": // the queue benchmark's Redis side (queue.go)
+		err = queueMain(*addr, args)
 	default:
 		fs.Usage()
 		os.Exit(2)

@@ -44,6 +44,9 @@ OP = {
     # 6.5 expiry (issue 14); older daemons answer unknown_op. 78 and 79 are journal-only.
     "dexpire": 70, "dpersist": 71, "dttl": 72, "dgetex": 73, "ddelifeq": 74, "expire": 75,
     "ttl": 76,
+    # 6.4 deque ops, 6.6 blocking pops, 6.7 guards (issue 15)
+    "lappendleft": 60, "lpopleft": 61, "lextendleft": 62, "lrotate": 63, "lmove": 64,
+    "lbpop": 65, "lbmove": 66, "cancel": 67, "guard": 68,
 }
 OP_NAME = {v: k for k, v in OP.items()}
 
@@ -51,6 +54,7 @@ ERR = {
     "bad_request": 1, "unknown_op": 2, "no_such_table": 3, "table_exists": 4, "wrong_kind": 5,
     "key_not_found": 6, "index_out_of_range": 7, "value_not_found": 8, "type_error": 9,
     "too_large": 10, "too_many_connections": 11, "handshake": 12, "auth_failed": 13,
+    "guard_failed": 21,
     "overflow": 14, "idle_timeout": 15, "shutting_down": 16, "io_error": 17, "internal": 18,
     "forbidden": 19, "out_of_memory": 20,
 }
@@ -473,6 +477,10 @@ class Client:
         self._pending = []  # ids sent and not yet answered, in order
         self._buf = bytearray()
         self.server_info = None
+        # The push extension (PROTOCOL.md 3.1): negotiated by hello(push=True).
+        self.push = False
+        self._stash = {}  # push connection: replies read ahead of the one asked for, by id
+        self.pushes = []  # push messages [0, 0, {"push": KIND, ...}] received, in order
 
     # -- connection --------------------------------------------------------------------------
     def connect(self, path, timeout=10.0):
@@ -497,6 +505,7 @@ class Client:
         if client is not None:
             options["client"] = client
         self.server_info = self.call(OP["hello"], proto, options)
+        self.push = isinstance(self.server_info, dict) and self.server_info.get("push") is True
         return self.server_info
 
     # -- framing -----------------------------------------------------------------------------
@@ -529,8 +538,37 @@ class Client:
         self._pending.append(id)
         return id
 
+    def _read_reply(self):
+        reply = decode(self.recv_frame())
+        if not (isinstance(reply, list) and len(reply) == 3):
+            raise DecodeError("malformed reply %r" % (reply,))
+        return reply
+
+    def recv_id(self, id):
+        """Push connection: read until the reply to request id comes, and return it as
+        (id, code, result_or_message); replies to other requests that come first are kept
+        for later, push messages go to self.pushes (unknown kinds are simply kept)."""
+        if id in self._stash:
+            reply = self._stash.pop(id)
+        else:
+            while True:
+                reply = self._read_reply()
+                if reply[0] == 0 and reply[1] == 0 and isinstance(reply[2], dict) and "push" in reply[2]:
+                    self.pushes.append(reply[2])
+                    continue
+                if reply[0] == id or reply[0] == 0:
+                    break
+                self._stash[reply[0]] = reply
+        if id in self._pending:
+            self._pending.remove(id)
+        return reply[0], reply[1], reply[2]
+
     def recv_raw(self):
-        """Read the next reply as (id, code, result_or_message), without raising."""
+        """Read the next reply as (id, code, result_or_message), without raising. On a push
+        connection: the reply to the oldest request still unanswered, whatever the order
+        in which the server sends them."""
+        if self.push and self._pending:
+            return self.recv_id(self._pending[0])
         reply = decode(self.recv_frame())
         if not (isinstance(reply, list) and len(reply) == 3):
             raise DecodeError("malformed reply %r" % (reply,))
@@ -579,6 +617,21 @@ class Client:
         while len(out) < len(requests):
             read_one()
         return out
+
+    def bpop(self, tables, end="left", timeout_ms=None):
+        """Blocking pop (lbpop, PROTOCOL.md 6.6): [table, value], or None on time-out."""
+        return self.call(OP["lbpop"], list(tables), end, timeout_ms)
+
+    def cancel(self, id):
+        """Cancel the parked request id (push connections): True when it was waiting, and
+        then its reply [id, 0, None] has been read too."""
+        cid = self.send(OP["cancel"], id)
+        _, code, value = self.recv_id(cid)
+        if code != 0:
+            raise CyberDBError(code, ERR_NAME.get(code, "unknown"), value, id=cid)
+        if value is True:
+            self.recv_id(id)  # its null came just before
+        return value
 
     def batch(self, *ops):
         """Atomic batch: each op is (op, arg1, ...)."""

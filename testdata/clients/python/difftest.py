@@ -28,6 +28,7 @@ import math
 import os
 import random
 import struct
+import collections
 import sys
 import time
 
@@ -435,6 +436,7 @@ ARITY = {
     "dexpire": (2, 2), "dpersist": (1, 1), "dttl": (1, 2), "dgetex": (2, 2), "ddelifeq": (2, 2),
     "expire": (1, 1), "ttl": (0, 1),
     "create_dict": (0, 2), "create_list": (0, 1), "exists": (0, 0), "drop": (0, 0), "len": (0, 0),
+    "lappendleft": (1, None), "lpopleft": (0, 0), "lextendleft": (1, 1), "lrotate": (0, 1),
 }
 
 
@@ -822,6 +824,34 @@ class Model:
                 for x in a:
                     lst.append(V(x))
                 return len(lst)
+            # collections.deque's operations (PROTOCOL.md 6.4), checked against deque itself.
+            if name == "lappendleft":
+                d = collections.deque(lst)
+                for x in a:
+                    d.appendleft(V(x))
+                lst[:] = d
+                return len(lst)
+            if name == "lextendleft":
+                if not isinstance(a[0], list):
+                    raise Err("bad_request", "lextendleft takes an array, got %s" % diag(a[0]))
+                d = collections.deque(lst)
+                d.extendleft(V(x) for x in a[0])
+                lst[:] = d
+                return len(lst)
+            if name == "lpopleft":
+                d = collections.deque(lst)
+                try:
+                    v = d.popleft()
+                except IndexError:
+                    raise Err("index_out_of_range", "deque.popleft() raises IndexError")
+                lst[:] = d
+                return v.v
+            if name == "lrotate":
+                k = want_opt_int64(a, 0, "rotate n")
+                d = collections.deque(lst)
+                d.rotate(1 if k is None else k)
+                lst[:] = d
+                return None
             if name == "lextend":
                 if not isinstance(a[0], list):
                     raise Err("bad_request", "lextend takes an array, got %s (PROTOCOL.md 5)" % diag(a[0]))
@@ -1262,7 +1292,7 @@ class Gen:
                 "dpopitem", "dsetdefault", "dupdate", "dclear", "dtodict", "dincr", "dcas", "dscan"]
     LIST_OPS = ["lget", "lset", "ldel", "lslice", "ldelslice", "lappend", "lextend", "linsert",
                 "lpop", "lremove", "lcount", "lindex", "lreverse", "lsort", "lclear", "ltolist",
-                "llen", "lrange"]
+                "llen", "lrange", "lappendleft", "lpopleft", "lextendleft", "lrotate"]
     WEIGHTS = {"dset": 6, "dget": 4, "dincr": 4, "dupdate": 2, "dpop": 2, "dcas": 3, "dclear": 0.3,
                "lappend": 5, "lextend": 2, "linsert": 3, "lset": 3, "lsort": 4, "lslice": 3,
                "ldelslice": 2, "lsetslice": 6, "lindex": 3, "lremove": 2, "lclear": 0.3,
@@ -1430,9 +1460,25 @@ class Gen:
             if rng.random() < 0.04:
                 vals = rng.choice([None, Undefined, "ab", Map([]), 5, Tag(55799, [])])
             return [t] + sl + [vals], ["i", "i", "i", "i", "v"]
-        if name == "lappend":
+        if name in ("lappend", "lappendleft"):
             vals = [self.value(flavor) for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 4))]
             return [t] + vals, ["i"] + ["v"] * len(vals)
+        if name == "lextendleft":
+            vals = [self.value(flavor) for _ in range(rng.randint(0, 4))]
+            if rng.random() < 0.05:
+                vals = rng.choice([None, "ab", Map([]), 5])
+            return [t, vals], ["i", "v"]
+        if name == "lpopleft":
+            return [t], ["i"]
+        if name == "lrotate":
+            r = rng.random()
+            if r < 0.2:
+                return [t], ["i"]
+            if r < 0.3:
+                return [t, None], ["i", "i"]
+            if r < 0.35:
+                return [t, rng.choice([INT64_MIN, INT64_MAX, 1.5, "x"])], ["i", "i"]
+            return [t, rng.randint(-2 * n - 3, 2 * n + 3)], ["i", "i"]
         if name == "lextend":
             r = rng.random()
             if r < 0.003:
@@ -1578,7 +1624,7 @@ class Gen:
                     it[1] = focus
         r = rng.random()
         if r < 0.2 and items:
-            bad = rng.choice([[2], [1, 1, Map([])], [3], [4], [16, []], [99999], [17, "t"], [0], [60],
+            bad = rng.choice([[2], [1, 1, Map([])], [3], [4], [16, []], [99999], [17, "t"], [0], [69],
                               [65536], "x", 5, [], ["dget", "t"], [24.0, "t"], [Undefined],
                               [None], Tag(55799, [24, self.names["dict"][0]]), [Tag(55799, 24), "t"],
                               [True, "t"], [-1]])

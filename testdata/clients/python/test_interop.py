@@ -12,6 +12,7 @@ run and reported, but do not fail the run (if one starts passing, that is report
 """
 
 import math
+import collections
 import os
 import struct
 import time
@@ -809,9 +810,86 @@ class Suite:
               info.get("expired", 0) >= 1 and info.get("evicted", 0) >= 7, repr({k: info.get(k) for k in ("expired", "evicted")}))
         for name in (t, ct):
             c.call(OP["drop"], name)
+    # -- deques, blocking pops, the push extension, guards (issue 15) -----------------------
+    def test_deque(self, c):
+        t = self.t("deque")
+        c.call(OP["create_list"], t, [1, 2, 3])
+        d = collections.deque([1, 2, 3])
+        steps = [("lappendleft", (0, -1)), ("lpopleft", ()), ("lextendleft", ([7, 8],)),
+                 ("lrotate", (2,)), ("lrotate", (-5,)), ("lrotate", ()), ("lpop", ()), ("lpopleft", ())]
+        for name, args in steps:
+            got = c.call(OP[name], t, *args)
+            if name == "lappendleft":
+                for v in args:
+                    d.appendleft(v)
+                want = len(d)
+            elif name == "lextendleft":
+                d.extendleft(args[0])
+                want = len(d)
+            elif name == "lpopleft":
+                want = d.popleft()
+            elif name == "lpop":
+                want = d.pop()
+            else:
+                d.rotate(*args)
+                want = None
+            check("deque: %s%r returns %r as collections.deque" % (name, args, want), got == want, repr(got))
+            check("deque: after %s%r the list is the deque" % (name, args),
+                  c.call(OP["ltolist"], t) == list(d), repr(c.call(OP["ltolist"], t)))
+        e = self.t("deque_e")
+        c.call(OP["create_list"], e)
+        expect_err(c, "deque: popleft of an empty list is IndexError", "index_out_of_range", OP["lpopleft"], e)
+        want = d.popleft()
+        check("lmove: left of t to right of e", c.call(OP["lmove"], t, e, "left", "right") == want)
+        got = c.bpop([e, t], "left", 0)
+        check("lbpop: at once, from the first list (in the order given) that has a value", got == [e, want], repr(got))
+        check("lbpop: time-out 0 on empty lists is null at once", c.bpop([e], "right", 0) is None)
+        c.call(OP["drop"], t)
+        c.call(OP["drop"], e)
+
+    def test_push(self):
+        t = self.t("push")
+        p = Client().connect(self.path)
+        info = p.hello(client="test_interop.py", push=True)
+        check("push: HELLO with push: true answers push: true", p.push and "push" in info.get("features", []),
+              repr(info))
+        other = self.conn()
+        other.call(OP["create_list"], t)
+        bid = p.send(OP["lbpop"], [t], "left", None)
+        pid = p.send(OP["ping"], "after")
+        check("push: the reply to a later ping comes while the pop waits", p.recv_id(pid)[2] == "after")
+        other.call(OP["lappend"], t, "v1")
+        check("push: the parked pop's reply, by id", p.recv_id(bid) == (bid, 0, [t, "v1"]))
+        bid = p.send(OP["lbpop"], [t], "right", 60000)
+        check("push: cancel of a waiting pop is true", p.cancel(bid) is True)
+        check("push: cancel of a pop no longer waiting is false", p.cancel(bid) is False)
+        p.send_frame(encode([0, OP["ping"]]))
+        r = p._read_reply()
+        check("push: request id 0 is bad_request", r[0] == 0 and r[1] == ERR["bad_request"], repr(r))
+        check("push: blocking pop time-out is null", p.bpop([t], "left", 30) is None)
+        np = self.conn()
+        check("push: a connection that did not ask has no push", not np.push)
+        other.call(OP["drop"], t)
+        for x in (p, np, other):
+            x.close()
+
+    def test_guards(self, c):
+        t = self.t("acct")
+        c.call(OP["create_dict"], t, {"alice": 30, "bob": 5})
+        res = c.batch((OP["guard"], t, "eq", "alice", 30), (OP["dset"], t, "alice", 20), (OP["dincr"], t, "bob", 10))
+        check("guards: a batch whose guard holds applies", res == [None, None, 15], repr(res))
+        try:
+            c.batch((OP["dincr"], t, "bob", 1), (OP["guard"], t, "eq", "alice", 30))
+            check("guards: a failed guard fails the batch", False)
+        except CyberDBError as e:
+            check("guards: guard_failed names the guard (batch op 1)",
+                  e.name == "guard_failed" and e.message.startswith("batch op 1 (guard): "), e.message)
+        check("guards: nothing applied", c.call(OP["dget"], t, "bob") == 15)
+        c.call(OP["drop"], t)
 
     def run(self):
         self.test_handshake()
+        self.test_push()
         c = self.conn()
         self.test_server_ops(c)
         self.test_tables(c)
@@ -824,6 +902,8 @@ class Suite:
         self.test_values(c)
         self.test_paging(c)
         self.test_expiry(c)
+        self.test_deque(c)
+        self.test_guards(c)
         c.close()
         self.test_framing()
 

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"time"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Blocking requests (lbpop, lbmove) and the push extension (PROTOCOL.md
+// 3.1).
+//
+// A blocking request that cannot be answered at once is parked in the
+// store as a store.Waiter, which costs a small struct and a timer, no
+// goroutine. On a push connection the connection goes on with its next
+// requests, and the parked request's reply is sent whenever it comes
+// (matched by id); without push, the connection executes nothing more
+// until that reply is sent, as Redis's BLPOP blocks its connection.
+//
+// The store calls the waiter's deliver function from whatever goroutine
+// served it (a writer on another connection or loop, or the time-out's
+// timer). The reply reaches the connection through its owner: an event
+// loop's mailbox (ioloop_linux.go: deliverTo), or, for a connection with a
+// goroutine of its own, a write under conn.wmu from a goroutine started
+// for it. A value whose connection is known to be gone before its reply is
+// written goes back to its list (store.Delivery.GiveBack): a waiter is
+// cancelled when its connection closes, and one claimed just before that
+// finds the connection closed when its reply arrives.
+//
+// This is the seam issue 17 builds on: a slow op parked off the loops
+// answers through the same delivery path.
+
+// hasBlocked says whether the connection has parked requests.
+func (c *conn) hasBlocked() bool {
+	c.shared.wmu.Lock()
+	defer c.shared.wmu.Unlock()
+	return len(c.blocked) > 0
+}
+
+// block runs a blocking op for request id: an immediate answer is appended
+// to out; a parked one sets c.parkedNow (handle then sends nothing now).
+func (c *conn) block(req wire.Request, out []byte, deliver func(store.Delivery)) ([]byte, error) {
+	if c.push && c.blocked[req.ID] != nil {
+		return out, wire.Errorf(wire.CodeBadRequest,
+			"%s: request id %d is already used by a blocked request on this connection: ids in flight must be unique on a push connection", req.Op, req.ID)
+	}
+	res, w, err := c.s.store.Block(req.Op, req.Args, out, deliver)
+	if err != nil || w == nil {
+		return res, err
+	}
+	c.parkedNow = true
+	if c.blocked == nil {
+		c.blocked = make(map[uint64]*store.Waiter)
+	}
+	c.blocked[req.ID] = w
+	c.s.blockedTotal.Add(1)
+	return out, nil
+}
+
+// appendDelivery appends the reply of parked request id.
+func appendDelivery(out []byte, id uint64, d store.Delivery) []byte {
+	if d.Err != nil {
+		return wire.AppendError(out, id, d.Err)
+	}
+	return wire.AppendReply(out, id, d.Result)
+}
+
+// cancelBlocked answers cancel, [id, 67, target]: true when the request
+// with id target was waiting and no longer is; its reply [target, 0,
+// null] is queued first. false when no request of that id waits (it was
+// answered, is being answered: its reply comes, or never was).
+func (c *conn) cancelBlocked(req wire.Request, out []byte) []byte {
+	if err := req.Args.Want(1, 1); err != nil {
+		return wire.AppendError(out, req.ID, wire.AsError(err))
+	}
+	target, err := req.Args.Uint(0)
+	if err != nil {
+		return wire.AppendError(out, req.ID, wire.AsError(err))
+	}
+	ok := false
+	if w := c.blocked[target]; w != nil && w.Cancel() {
+		delete(c.blocked, target)
+		out = wire.AppendReply(out, target, []byte{0xf6})
+		ok = true
+	}
+	return wire.AppendReply(out, req.ID, wire.AppendBool(nil, ok))
+}
+
+// cancelAll cancels the connection's parked requests, which are gone with
+// it, and reports whether all were cancelled: false when some were claimed
+// already, so that their replies (or give-backs) are on their way.
+func (c *conn) cancelAll() bool {
+	all := true
+	for id, w := range c.blocked {
+		if w.Cancel() {
+			delete(c.blocked, id)
+		} else {
+			all = false
+		}
+	}
+	return all
+}
+
+// Goroutine-served connections (conn.serve).
+
+// deliverAsync answers parked request id of a goroutine-served connection:
+// from a goroutine of its own, as deliver may run on an event loop.
+func (c *conn) deliverAsync(id uint64, d store.Delivery) {
+	go func() {
+		if d.Err == nil && c.s.cfg.Durable != nil {
+			if err := c.s.cfg.Durable(); err != nil {
+				d = store.Delivery{Err: wire.Errorf(wire.CodeIO, "the pop could not be made durable: %v", err)}
+			}
+		}
+		frame := appendDelivery(nil, id, d)
+		c.shared.wmu.Lock()
+		gone := c.gone
+		if !gone {
+			delete(c.blocked, id)
+			if !c.push {
+				c.out = append(c.out, frame...) // the connection's goroutine waits for it (waitParked)
+			} else {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := c.nc.Write(frame); err != nil {
+					c.log.Debug("reply to a parked request failed", "id", id, "err", err)
+				}
+				c.writeDL = time.Time{}
+			}
+		}
+		c.shared.wmu.Unlock()
+		if gone && d.GiveBack != nil {
+			d.GiveBack()
+		}
+		if !c.push {
+			select {
+			case c.unpark <- struct{}{}:
+			default:
+			}
+		}
+	}()
+}
+
+// waitParked holds a goroutine-served connection without push while its
+// parked request waits: nothing more is executed meanwhile. A helper
+// reads ahead one byte so that a client that hangs up is noticed (its
+// request is then cancelled, and a value claimed meanwhile goes back); a
+// byte that arrives stays buffered for the loop. It returns false when
+// the connection is to end.
+func (c *conn) waitParked() bool {
+	hup := make(chan struct{})
+	helperDone := make(chan struct{})
+	go func() {
+		defer close(helperDone)
+		if _, err := c.r.Peek(1); err != nil && !c.interrupted.Load() {
+			close(hup)
+		}
+	}()
+	ended := false
+	select {
+	case <-c.unpark:
+	case <-hup:
+		c.shared.wmu.Lock()
+		all := c.cancelAll()
+		c.shared.wmu.Unlock()
+		if !all {
+			<-c.unpark // claimed just now: its reply was queued; it fails with the connection
+		}
+		ended = true
+	}
+	c.interrupted.Store(true)
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	<-helperDone
+	c.interrupted.Store(false)
+	c.readDL = time.Unix(2, 0) // unknown: the loop sets its own again
+	return !ended
+}

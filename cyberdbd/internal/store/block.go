@@ -1,0 +1,565 @@
+package store
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Blocking pops and moves (lbpop, lbmove: PROTOCOL.md 6.6).
+//
+// A blocking request that finds a value is answered at once, as the plain
+// pop or move it then is (and journaled as such). Otherwise it becomes a
+// Waiter: a small struct, queued on each list it names (by name: the lists
+// need not stay, and may be dropped and created again meanwhile), with a
+// timer for its time-out. No goroutine waits for it.
+//
+// Every write that may add elements to a list (wake) hands them out after
+// releasing its table locks: serve takes the oldest live waiter of the
+// list, locks the list (and, for a move, the destination, in name order),
+// claims the waiter (waiting -> claimed, an atomic compare-and-swap that a
+// cancel or the time-out races with, so exactly one of them wins), pops,
+// journals the plain pop or move, unlocks and calls the waiter's deliver
+// function. A waiter whose connection is gone was cancelled before it
+// could be claimed, so the value stays in the list for the next one; one
+// that goes between the claim and the reply gets Delivery.GiveBack, which
+// puts the popped value back where it was.
+//
+// Fairness: the waiters of a list are served in arrival order, and a new
+// blocking request does not take a value from a list that has waiters:
+// it queues behind them. (A plain lpop is not a waiter and takes what it
+// finds, as in Redis.)
+//
+// Locks: Store.wmu guards the queues and is a leaf: it is never held while
+// a table lock is taken or a deliver function runs.
+
+// Waiter states.
+const (
+	waiting   uint32 = iota
+	claimed          // a value (or the time-out's null) is on its way to deliver
+	cancelled        // Cancel won: deliver is never called
+)
+
+// Delivery is the answer to a parked blocking request.
+type Delivery struct {
+	// Result is the encoded result item: [t, value], or null when the
+	// request timed out. Err is set instead when the pop could not be
+	// made durable.
+	Result []byte
+	Err    *wire.Error
+	// GiveBack, when not nil, puts the popped value back where it was
+	// taken from: the server calls it when the reply cannot be sent
+	// because the connection is gone. It must be called at most once,
+	// and never under a lock of the store.
+	GiveBack func()
+}
+
+// Waiter is a blocking request parked until one of its lists has a value.
+type Waiter struct {
+	s       *Store
+	state   atomic.Uint32
+	names   []string // the lists, in the order given; lbmove: the source
+	left    bool     // pop from the left
+	move    bool     // lbmove: push onto dst
+	dst     string
+	toLeft  bool
+	args    wire.Args // lbmove: [src, dst, from, to] for the journal
+	deliver func(Delivery)
+	timer   *time.Timer // guarded by Store.wmu
+}
+
+// Cancel stops w waiting and reports whether it did: false means w was
+// already claimed, and its deliver function is called (or was).
+func (w *Waiter) Cancel() bool {
+	if !w.state.CompareAndSwap(waiting, cancelled) {
+		return false
+	}
+	w.leave()
+	return true
+}
+
+// leave stops w's timer and takes w out of the count; its queue entries
+// are dropped lazily. Called once, by whoever moved w out of waiting.
+func (w *Waiter) leave() {
+	s := w.s
+	s.wmu.Lock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	s.nwait.Add(-1)
+	for _, name := range w.names {
+		if q := s.waits[name]; q != nil {
+			q.dead++
+			q.compact()
+			if q.live() == 0 && len(q.ws) == q.head {
+				delete(s.waits, name)
+			}
+		}
+	}
+	s.wmu.Unlock()
+}
+
+// expire answers w with null when its time-out ends first.
+func (w *Waiter) expire() {
+	if w.state.CompareAndSwap(waiting, claimed) {
+		w.leave()
+		w.deliver(Delivery{Result: []byte{0xf6}})
+	}
+}
+
+// waitQueue is one list's waiters in arrival order: ws[head:], of which
+// dead are no longer waiting.
+type waitQueue struct {
+	ws   []*Waiter
+	head int
+	dead int
+}
+
+func (q *waitQueue) live() int { return len(q.ws) - q.head - q.dead }
+
+// compact drops the entries of waiters gone when they are more than half.
+func (q *waitQueue) compact() {
+	if n := len(q.ws) - q.head; q.dead < 32 || q.dead*2 < n {
+		return
+	}
+	keep := q.ws[:0]
+	for _, w := range q.ws[q.head:] {
+		if w.state.Load() == waiting {
+			keep = append(keep, w)
+		}
+	}
+	clear(q.ws[len(keep):])
+	q.ws, q.head, q.dead = keep, 0, 0
+}
+
+// first returns the oldest waiter still waiting on name, or nil. Must
+// hold wmu.
+func (s *Store) firstLocked(name string) *Waiter {
+	q := s.waits[name]
+	if q == nil {
+		return nil
+	}
+	for q.head < len(q.ws) {
+		w := q.ws[q.head]
+		if w.state.Load() == waiting {
+			return w
+		}
+		q.ws[q.head] = nil
+		q.head++
+		q.dead = max(q.dead-1, 0)
+	}
+	q.ws, q.head, q.dead = q.ws[:0], 0, 0
+	return nil
+}
+
+func (s *Store) hasWaiters(name string) bool {
+	if s.nwait.Load() == 0 {
+		return false
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.firstLocked(name) != nil
+}
+
+// Waiting returns the number of parked blocking requests.
+func (s *Store) Waiting() int { return int(s.nwait.Load()) }
+
+// wake hands the elements of the list name, if it has any, to its
+// waiters. Writers call it after releasing their table locks; it costs
+// one atomic load when nobody waits.
+func (s *Store) wake(name string) {
+	if s.nwait.Load() == 0 {
+		return
+	}
+	s.serve(name)
+}
+
+// serve gives elements of list name to its waiters, oldest first, until
+// the list is empty or nobody waits.
+func (s *Store) serve(name string) {
+	for {
+		s.wmu.Lock()
+		w := s.firstLocked(name)
+		s.wmu.Unlock()
+		if w == nil {
+			return
+		}
+		served, d := s.handTo(w, name)
+		if !served {
+			return
+		}
+		if d != nil { // w is ours: no lock is held now
+			w.leave()
+			w.deliver(*d)
+			if w.move && w.dst != name {
+				s.wake(w.dst)
+			}
+		}
+	}
+}
+
+// handTo pops from list name for w. served is false when the list had
+// nothing to give (missing, not a list, empty, or the disk refuses
+// writes). d is nil when w had gone meanwhile; otherwise the caller, once
+// handTo has released the locks, delivers it.
+func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	names := []string{name}
+	if w.move && w.dst != name {
+		names = append(names, w.dst)
+	}
+	ts := s.acquireAll(names)
+	defer func() {
+		for _, t := range ts {
+			if t != nil {
+				s.release(t, true)
+			}
+		}
+	}()
+	src, dst := ts[0], ts[len(ts)-1]
+	now := s.now()
+	if src == nil || dst == nil || src.kind != kindList || len(src.l.items) == 0 || dst.kind != kindList ||
+		src.expiredAt(now) || dst.expiredAt(now) { // past its deadline a table is gone, to waiters too
+		return false, nil
+	}
+	j := s.journal.Load()
+	if j != nil && j.precheck(wire.OpLPop) != nil {
+		return false, nil // the disk refuses writes: the waiter times out instead
+	}
+	if !w.state.CompareAndSwap(waiting, claimed) {
+		return true, nil
+	}
+	src.capture()
+	if dst != src {
+		dst.capture()
+	}
+	d = &Delivery{}
+	var v string
+	var op wire.Op
+	var args wire.Args
+	if w.move {
+		v = moveValue(src.l, dst.l, w.left, w.toLeft)
+		op, args = wire.OpLMove, w.args
+	} else {
+		op = wire.OpLPop
+		if w.left {
+			op = wire.OpLPopLeft
+			v = src.l.popFront()
+		} else {
+			v = src.l.popBack()
+		}
+		args = wire.Args{Op: op, Items: []wire.Raw{wire.AppendText(nil, name)}}
+	}
+	if j != nil {
+		if err := record(j.record, op, args); err != nil {
+			if w.move {
+				moveValue(dst.l, src.l, w.toLeft, w.left)
+			} else if w.left {
+				src.l.pushFront(v)
+			} else {
+				src.l.pushBack(v)
+			}
+			d.Err = wire.AsError(err)
+			return true, d
+		}
+	}
+	d.Result = popResult(name, v)
+	if !w.move {
+		left := w.left
+		d.GiveBack = func() { s.giveBack(name, v, left) }
+	}
+	return true, d
+}
+
+// popResult encodes [name, v].
+func popResult(name, v string) []byte {
+	out := make([]byte, 0, 12+len(name)+len(v))
+	out = wire.AppendText(append(out, 0x82), name)
+	return append(out, v...)
+}
+
+// acquireAll locks the tables of names (one or two, distinct) for
+// writing in name order; a missing one is nil. ts[i] is names[i]'s.
+func (s *Store) acquireAll(names []string) []*table {
+	ts := make([]*table, len(names))
+	order := []int{0}
+	if len(names) == 2 {
+		order = []int{0, 1}
+		if names[1] < names[0] {
+			order = []int{1, 0}
+		}
+	}
+	for _, i := range order {
+		ts[i] = s.acquire(names[i], true)
+	}
+	return ts
+}
+
+// giveBack puts v back at the end of list name it was popped from, as a
+// journaled append, when its waiter's connection went away before the
+// reply was sent. If the list is gone by then, so is the value.
+func (s *Store) giveBack(name, v string, left bool) {
+	op := wire.OpLAppend
+	if left {
+		op = wire.OpLAppendLeft
+	}
+	_, _ = s.Exec(op, wire.Args{Items: []wire.Raw{wire.AppendText(nil, name), wire.Raw(v)}}, nil)
+}
+
+// MaxBlockMillis is the longest time-out a blocking request may give, in
+// milliseconds (about 35 years); a longer one, like null, waits forever.
+const MaxBlockMillis = 1 << 40
+
+// Block runs a blocking op, lbpop or lbmove. If it can be answered at
+// once (a list has a value and no waiter is ahead; or its time-out is 0)
+// it is, like Exec: the result is appended to out and w is nil. Otherwise
+// it is parked: w is not nil, nothing is appended, and deliver is called
+// once, from whatever goroutine served or timed it out and under no lock
+// of the store, unless w.Cancel returns true first.
+//
+// The order of checks is a request's (PROTOCOL.md 3): the table names,
+// the tables' existence and kind, in the order given, then the other
+// arguments.
+func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Delivery)) (res []byte, w *Waiter, err error) {
+	args.Op = op
+	w = &Waiter{s: s, deliver: deliver}
+	var timeoutArg int
+	switch op {
+	case wire.OpLBPop:
+		if args.Len() == 0 {
+			return out, nil, args.Want(2, 3)
+		}
+		if w.names, err = namesArg(args, 0); err != nil {
+			return out, nil, err
+		}
+		if err := s.checkLists(w.names); err != nil {
+			return out, nil, err
+		}
+		if err := args.Want(2, 3); err != nil {
+			return out, nil, err
+		}
+		if w.left, err = endArg(args, 1); err != nil {
+			return out, nil, err
+		}
+		timeoutArg = 2
+	case wire.OpLBMove:
+		src, err := tableName(args)
+		if err != nil {
+			return out, nil, err
+		}
+		dst, err := nameArg(args, 1)
+		if err != nil {
+			return out, nil, err
+		}
+		if err := s.checkLists([]string{src, dst}); err != nil {
+			return out, nil, err
+		}
+		if err := args.Want(4, 5); err != nil {
+			return out, nil, err
+		}
+		if w.left, err = endArg(args, 2); err != nil {
+			return out, nil, err
+		}
+		if w.toLeft, err = endArg(args, 3); err != nil {
+			return out, nil, err
+		}
+		w.names, w.move, w.dst = []string{src}, true, dst
+		timeoutArg = 4
+	default:
+		return out, nil, errBadRequest("%s is not a blocking op", op)
+	}
+	ms, forever := int64(0), true
+	if raw, has, err := args.OptInt(timeoutArg); err != nil {
+		return out, nil, err
+	} else if has {
+		if raw < 0 {
+			return out, nil, errBadRequest("%s: the time-out must be a number of milliseconds, 0 or more, or null (forever); got %d", op, raw)
+		}
+		ms, forever = raw, raw >= MaxBlockMillis
+	}
+	if w.move {
+		w.args = wire.Args{Op: wire.OpLMove, Items: slices.Clone(args.Items[:4])}
+		for i, it := range w.args.Items {
+			w.args.Items[i] = slices.Clone(it) // args alias the request
+		}
+	}
+
+	// At once, if a list has a value and nobody waits on it.
+	for _, name := range w.names {
+		if s.hasWaiters(name) {
+			continue
+		}
+		var v []byte
+		if w.move {
+			v, err = s.Exec(wire.OpLMove, w.args, nil)
+		} else {
+			pop := wire.OpLPop
+			if w.left {
+				pop = wire.OpLPopLeft
+			}
+			v, err = s.Exec(pop, wire.Args{Items: []wire.Raw{wire.AppendText(nil, name)}}, nil)
+		}
+		if err == nil {
+			return append(out, popResult(name, string(v))...), nil, nil
+		}
+		if c := wire.AsError(err).Code; c != wire.CodeIndexOutOfRange && c != wire.CodeNoSuchTable && c != wire.CodeWrongKind {
+			return out, nil, err // io_error: not applied
+		}
+	}
+	if !forever && ms == 0 {
+		return wire.AppendNull(out), nil, nil
+	}
+
+	// Park.
+	for i, n := range w.names {
+		w.names[i] = strings.Clone(n) // they may alias the request
+	}
+	w.dst = strings.Clone(w.dst)
+	s.wmu.Lock()
+	for _, name := range w.names {
+		q := s.waits[name]
+		if q == nil {
+			q = &waitQueue{}
+			s.waits[name] = q
+		}
+		q.ws = append(q.ws, w)
+	}
+	s.nwait.Add(1)
+	if !forever { // under wmu, as leave reads it
+		w.timer = time.AfterFunc(time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond, w.expire)
+	}
+	s.wmu.Unlock()
+	// A value that came between the attempt above and the queueing saw
+	// nobody waiting: look again.
+	for _, name := range w.names {
+		if s.length(name) > 0 {
+			s.serve(name)
+		}
+	}
+	return out, w, nil
+}
+
+// length returns the length of list name, 0 if it is not a list.
+func (s *Store) length(name string) int {
+	t := s.acquire(name, false)
+	if t == nil {
+		return 0
+	}
+	defer s.release(t, false)
+	if t.kind != kindList || t.expiredAt(s.now()) {
+		return 0
+	}
+	return len(t.l.items)
+}
+
+// checkLists checks, in order, that each name is a list table.
+func (s *Store) checkLists(names []string) error {
+	for _, name := range names {
+		t := s.acquire(name, false)
+		if t == nil {
+			return errNoSuchTable(name)
+		}
+		k := t.kind
+		if t.expiredAt(s.now()) {
+			k = kindNone
+		}
+		s.release(t, false)
+		switch k {
+		case kindList:
+		case kindNone:
+			return errNoSuchTable(name)
+		default:
+			return wire.Errorf(wire.CodeWrongKind, "table %q is a %s; a blocking pop needs a list", name, k)
+		}
+	}
+	return nil
+}
+
+// nameArg reads argument i as a table name.
+func nameArg(a wire.Args, i int) (string, error) {
+	name, err := a.Text(i)
+	if err != nil {
+		return "", errBadRequest("%s: argument %d must be a table name, a text string", a.Op, i+1)
+	}
+	if name == "" || len(name) > MaxNameLen {
+		return "", errBadRequest("%s: a table name is 1 to %d bytes of text, got %d bytes", a.Op, MaxNameLen, len(name))
+	}
+	return name, nil
+}
+
+// maxBlockLists bounds the lists one blocking pop may name.
+const maxBlockLists = 1024
+
+// namesArg reads argument i, an array of 1 to maxBlockLists table names.
+func namesArg(a wire.Args, i int) ([]string, error) {
+	if i >= a.Len() || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 4 {
+		return nil, errBadRequest("%s: argument %d must be an array of list table names", a.Op, i+1)
+	}
+	items, err := wire.SplitArray(a.Items[i])
+	if err != nil {
+		return nil, prefixed(err, "%s: argument %d: ", a.Op, i+1)
+	}
+	if len(items) == 0 || len(items) > maxBlockLists {
+		return nil, errBadRequest("%s: argument %d must name 1 to %d lists, got %d", a.Op, i+1, maxBlockLists, len(items))
+	}
+	names := make([]string, len(items))
+	for k, it := range items {
+		var name string
+		if wire.Unmarshal(it, &name) != nil || it[0]>>5 != 3 || name == "" || len(name) > MaxNameLen {
+			return nil, errBadRequest("%s: argument %d, element %d must be a table name: 1 to %d bytes of text", a.Op, i+1, k, MaxNameLen)
+		}
+		names[k] = name
+	}
+	return names, nil
+}
+
+// move runs lmove outside a batch: both tables locked in name order.
+func (s *Store) move(args wire.Args, out []byte, now, base int64) ([]byte, error) {
+	args.Op = wire.OpLMove
+	src, err := tableName(args)
+	if err != nil {
+		return out, err
+	}
+	dst, err := nameArg(args, 1)
+	if err != nil {
+		return out, err
+	}
+	res, err := s.moveLocked(src, dst, args, out, now, base)
+	if err == nil {
+		s.wake(dst)
+	}
+	return res, err
+}
+
+func (s *Store) moveLocked(src, dst string, args wire.Args, out []byte, now, base int64) ([]byte, error) {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	names := []string{src}
+	if dst != src {
+		names = append(names, dst)
+	}
+	ts := s.acquireAll(names)
+	defer func() {
+		for _, t := range ts {
+			if t != nil {
+				s.release(t, true)
+			}
+		}
+	}()
+	if ts[0] == nil {
+		return out, errNoSuchTable(src)
+	}
+	t2 := ts[len(ts)-1]
+	if t2 == nil {
+		return out, errNoSuchTable(dst)
+	}
+	for _, t := range ts {
+		t.capture()
+	}
+	return s.execOn(ts[0], t2, wire.OpLMove, opLMove, args, out, now, base)
+}
