@@ -271,34 +271,31 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 		return fateFailed, wire.Errorf(wire.CodeTooLarge,
 			"%s request of %d bytes exceeds the daemon's maximum frame size of %d bytes (--max-frame); nothing was sent", cl.op, size, c.maxFrame)
 	}
+	var idle bool
 	if cl.blocking {
 		if !c.push {
 			c.mu.Unlock()
 			return fateFailed, fmt.Errorf("cyberdb: %s: %w: the daemon at %s does not speak the push extension (PROTOCOL.md 3.1), without which a blocking call would hold up every call sharing its connection; upgrade cyberdbd",
 				cl.op, errors.ErrUnsupported, c.p.dialer.display)
 		}
-		// Always through the writer, which parks it as it writes it.
-		c.nextID = id
-		cl.id = id
 		c.blocked.Add(1)
-		cl.state = stateQueued
-		c.queue = append(c.queue, cl)
-		c.mu.Unlock()
-		c.kickWriter()
-		return fateNone, nil
+		idle = c.load.Load() == 0
+	} else {
+		idle = c.load.Add(1) == 1
 	}
 	c.nextID = id
 	cl.id = id
-	if c.load.Add(1) == 1 && !c.writing && len(c.queue) == 0 {
+	if idle && !c.writing && len(c.queue) == 0 {
 		// The connection is idle (no other call queued or awaiting a
-		// reply): write it ourselves rather than wake the writer, sparing
-		// a goroutine hand-off to a caller that is alone. Under
-		// concurrency calls go to the writer instead, which sends all
-		// that queued meanwhile with one write: a caller writing inline
-		// each time would make one system call per call.
+		// reply; parked ones do not count): write it ourselves rather
+		// than wake the writer, sparing a goroutine hand-off to a caller
+		// that is alone. Under concurrency calls go to the writer
+		// instead, which sends all that queued meanwhile with one write:
+		// a caller writing inline each time would make one system call
+		// per call.
 		c.writing = true
 		cl.state = stateInFlight
-		c.fifo = append(c.fifo, cl)
+		c.track(cl)
 		buf := c.inline[:0]
 		c.mu.Unlock()
 		buf = cl.appendFrame(buf)
@@ -326,6 +323,19 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 	c.mu.Unlock()
 	c.kickWriter()
 	return fateNone, nil
+}
+
+// track records a call being written as awaiting its reply: in fifo, or
+// parked by id for a blocking one. Called with mu held.
+func (c *conn) track(cl *call) {
+	if !cl.blocking {
+		c.fifo = append(c.fifo, cl)
+		return
+	}
+	if c.parked == nil {
+		c.parked = make(map[uint64]*call)
+	}
+	c.parked[cl.id] = cl
 }
 
 func (c *conn) kickWriter() {
@@ -472,14 +482,7 @@ func (c *conn) writeLoop() {
 					continue
 				}
 				cl.state = stateInFlight
-				if cl.blocking {
-					if c.parked == nil {
-						c.parked = make(map[uint64]*call)
-					}
-					c.parked[cl.id] = cl
-				} else {
-					c.fifo = append(c.fifo, cl)
-				}
+				c.track(cl)
 				batch[n] = cl
 				n++
 			}
