@@ -157,7 +157,10 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	opts := map[string]any{"client": p.cfg.clientName, "push": true}
+	opts := map[string]any{"client": p.cfg.clientName}
+	if !p.rawFrames {
+		opts["push"] = true // PROTOCOL.md 3.1: blocking calls must not hold up the others
+	}
 	pw, err := p.dialer.password() // tcp:// only
 	if err != nil {
 		return nil, false, err

@@ -19,8 +19,9 @@ import (
 // soon as their reader notices; they are replaced lazily, by the next call
 // that needs one.
 type pool struct {
-	cfg    config
-	dialer dialer
+	cfg       config
+	dialer    dialer
+	rawFrames bool // DialRaw: connections for the caller's own frames, without the push extension
 
 	conns atomic.Pointer[[]*conn]   // shared connections, read without locking
 	hooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
