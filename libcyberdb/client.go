@@ -8,14 +8,6 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
-// Executor is what table handles and batches run on: a *Client (calls go
-// to the shared pool) or a *Conn (calls go to one pinned connection). It
-// is implemented only by this package.
-type Executor interface {
-	exec(ctx context.Context, cl *call) error
-	client() *Client
-}
-
 // Client is a connection pool to one cyberdb daemon. Create one per
 // process with Open and share it between all goroutines; its methods are
 // safe for concurrent use.
@@ -87,8 +79,6 @@ func (c *Client) Close() error { return c.p.close() }
 
 // Stats reports the Client's connections and call counters.
 func (c *Client) Stats() Stats { return c.p.statsNow() }
-
-func (c *Client) client() *Client { return c }
 
 func (c *Client) exec(ctx context.Context, cl *call) error {
 	return c.p.run(ctx, cl, c.p)
@@ -208,7 +198,7 @@ func (c *Client) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, err
 	return do(ctx, c, op, args...)
 }
 
-func do(ctx context.Context, x Executor, op wire.Op, args ...any) (wire.Raw, error) {
+func do(ctx context.Context, x executor, op wire.Op, args ...any) (wire.Raw, error) {
 	cl := newCall(op)
 	defer cl.release()
 	cl.daemonText = true
@@ -252,8 +242,6 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 	pc.tableOps.x = pc
 	return pc, nil
 }
-
-func (pc *Conn) client() *Client { return pc.c }
 
 // get returns the Conn's connection, dialing a new one when it is lost
 // or expired. One caller dials at a time; the others wait for it, or for

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // CyberDB's first example, as the package documentation has it: create a
@@ -358,4 +359,48 @@ func Example_expiry() {
 	// Output:
 	// bob
 	// got the lock
+}
+
+// fakeDicts is a fake daemon for unit tests: dict tables in a map. It
+// implements the two operations the code under test uses, and fails on
+// the others.
+type fakeDicts map[string]map[string]string
+
+func (f fakeDicts) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, error) {
+	var table, key, value string
+	for i, dst := range []*string{&table, &key, &value}[:min(len(args), 3)] {
+		if err := wire.Unmarshal(args[i].(wire.Raw), dst); err != nil {
+			return nil, err
+		}
+	}
+	switch op {
+	case wire.OpDSet:
+		if f[table] == nil {
+			f[table] = map[string]string{}
+		}
+		f[table][key] = value
+		return wire.Marshal(nil)
+	case wire.OpDGet:
+		v, ok := f[table][key]
+		if !ok {
+			return nil, libcyberdb.ErrNotFound
+		}
+		return wire.Marshal(v)
+	}
+	return nil, fmt.Errorf("fakeDicts: %s not implemented", op)
+}
+
+// A handle on a fake Executor, for a unit test that needs no daemon (a
+// test that wants the real one starts it with cyberdbtest.New).
+func ExampleExecutor() {
+	ctx := context.Background()
+	sessions := libcyberdb.NewDict[string, string](fakeDicts{}, "sessions")
+	sessions.Set(ctx, "alice", "f3a9")
+	v, err := sessions.Get(ctx, "alice")
+	fmt.Println(v, err)
+	_, err = sessions.Get(ctx, "bob")
+	fmt.Println(errors.Is(err, libcyberdb.ErrNotFound))
+	// Output:
+	// f3a9 <nil>
+	// true
 }
