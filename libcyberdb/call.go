@@ -2,6 +2,7 @@ package libcyberdb
 
 import (
 	"sync"
+	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -49,6 +50,12 @@ type call struct {
 
 	// Set by exec on success.
 	result wire.Raw // the result item, aliasing reply
+
+	// WithTimeout's bound (connect.go): expire is timer.C while it runs,
+	// else nil. The timer stays with the recycled call.
+	timer   *time.Timer
+	timeout time.Duration
+	expire  <-chan time.Time
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}

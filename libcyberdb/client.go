@@ -65,6 +65,7 @@ func configure(addr string, opts []Option) (config, dialer, error) {
 	if err := prepareLocal(&cfg, &d); err != nil { // Unix sockets: WithServerUID (serveruid.go)
 		return config{}, dialer{}, err
 	}
+	d.custom = cfg.conn.dial
 	return cfg, d, nil
 }
 
@@ -114,6 +115,9 @@ const (
 func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 	if cl.encErr != nil {
 		return cl.encErr
+	}
+	if p.cfg.conn.timeout > 0 && cl.startTimer(ctx, p.cfg.conn.timeout) { // WithTimeout (connect.go)
+		defer cl.stopTimer()
 	}
 	resends, readRetries := 0, 0
 	last := false // the budget is spent: this is the attempt on a new connection
@@ -228,6 +232,8 @@ type Conn struct {
 	cn      *conn         // nil, or a dead one, until get dials another
 	dialing chan struct{} // closed when the dial under way ends; nil if none
 	closed  bool
+
+	fixed bool // WithOnConnect's: never dials another, and Close does nothing
 }
 
 // Conn opens a connection for the caller's exclusive use. Pinned
@@ -257,6 +263,10 @@ func (pc *Conn) get(ctx context.Context) (*conn, error) {
 		if cn := pc.cn; cn != nil && !cn.unusable.Load() {
 			pc.mu.Unlock()
 			return cn, nil
+		}
+		if pc.fixed {
+			pc.mu.Unlock()
+			return nil, fmt.Errorf("cyberdb: the new connection was lost during WithOnConnect's function: %w", ErrConnClosed)
 		}
 		if wait := pc.dialing; wait != nil {
 			pc.mu.Unlock()
@@ -327,7 +337,7 @@ func (pc *Conn) ID() uint64 {
 func (pc *Conn) Close() error {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.closed {
+	if pc.closed || pc.fixed {
 		return nil
 	}
 	pc.closed = true

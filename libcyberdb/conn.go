@@ -35,6 +35,12 @@ type conn struct {
 	load     atomic.Int32 // calls queued or awaiting a reply
 	unusable atomic.Bool  // dead or retired: takes no new calls
 	retired  atomic.Bool  // close once load drops to 0
+	stale    atomic.Bool  // idle for WithHealthCheck's period: check before use (connect.go)
+
+	// Guarded by pool.mu: the request counter (nextID) as the cleaner
+	// last saw it, and when (markIdleLocked).
+	seenID uint64
+	seenAt time.Time
 
 	mu       sync.Mutex
 	queue    []*call // waiting for the writer
@@ -86,7 +92,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 			var ioErr bool
 			cn, ioErr, err = p.handshake(ctx, nc)
 			if err == nil {
-				return cn, nil
+				return p.connected(ctx, cn) // WithOnConnect (connect.go)
 			}
 			nc.Close()
 			// A daemon that dies or stops as we connect resets the
@@ -230,6 +236,9 @@ func (p *pool) handshakeErr(ctx context.Context, err error) error {
 // start runs the connection's goroutines; called with p.mu held and the
 // pool open, so that Close's wg.Wait sees them.
 func (c *conn) start() {
+	if c.br == nil {
+		return // already started (WithOnConnect: connected)
+	}
 	c.p.wg.Add(2)
 	go c.readLoop(c.br)
 	go c.writeLoop()
@@ -309,6 +318,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 	case <-cl.done:
 		return
 	case <-ctx.Done():
+	case <-cl.expire: // WithTimeout (connect.go)
 	}
 	c.mu.Lock()
 	if cl.state == stateQueued || cl.state == stateInFlight {
@@ -318,7 +328,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 		c.mu.Unlock()
 		c.load.Add(-1)
 		c.afterDone()
-		cl.fate, cl.err = fateCanceled, ctx.Err()
+		cl.fate, cl.err = fateCanceled, cl.canceled(ctx)
 		return
 	}
 	c.mu.Unlock()
