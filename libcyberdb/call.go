@@ -56,6 +56,8 @@ type call struct {
 	timer   *time.Timer
 	timeout time.Duration
 	expire  <-chan time.Time
+
+	src connSource // while the Call hooks run (hooks.go)
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}

@@ -82,7 +82,7 @@ func (c *Client) Close() error { return c.p.close() }
 func (c *Client) Stats() Stats { return c.p.statsNow() }
 
 func (c *Client) exec(ctx context.Context, cl *call) error {
-	return c.p.run(ctx, cl, c.p)
+	return c.p.exec(ctx, cl, c.p) // through the Call hooks, if any (hooks.go)
 }
 
 // connSource is where run takes connections from: the pool's shared ones
@@ -313,7 +313,7 @@ func (pc *Conn) fresh(ctx context.Context) (*conn, func(), error) {
 }
 
 func (pc *Conn) exec(ctx context.Context, cl *call) error {
-	return pc.c.p.run(ctx, cl, pc)
+	return pc.c.p.exec(ctx, cl, pc)
 }
 
 // Do is Client.Do on this connection.

@@ -52,7 +52,8 @@ type conn struct {
 	closeErr error  // set when we close the connection on purpose
 	inline   []byte // the inline writer's buffer; owned by whoever set writing
 
-	br *bufio.Reader // the handshake's reader, handed to readLoop
+	br    *bufio.Reader // the handshake's reader, handed to readLoop
+	flush FlushFunc     // the Flush hooks around writes; nil: none (hooks.go)
 
 	kick       chan struct{} // capacity 1: the queue is not empty
 	quit       chan struct{} // closed when the reader ends
@@ -86,7 +87,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	var last error
 	for {
 		p.stats.dialAttempts.Add(1)
-		nc, err := p.dialer.dial(ctx)
+		nc, err := p.openConn(ctx) // through the Dial hooks, if any (hooks.go)
 		if err == nil {
 			var cn *conn
 			var ioErr bool
@@ -239,6 +240,7 @@ func (c *conn) start() {
 	if c.br == nil {
 		return // already started (WithOnConnect: connected)
 	}
+	c.flush = c.flushChain()
 	c.p.wg.Add(2)
 	go c.readLoop(c.br)
 	go c.writeLoop()
@@ -275,7 +277,7 @@ func (c *conn) enqueue(cl *call) (fate, error) {
 		buf := c.inline[:0]
 		c.mu.Unlock()
 		buf = cl.appendFrame(buf)
-		_, err := c.nc.Write(buf)
+		err := c.write(buf, 1)
 		if cap(buf) > 64<<10 {
 			buf = nil
 		}
@@ -424,7 +426,7 @@ func (c *conn) writeLoop() {
 			spare = batch[:0]
 			var err error
 			if len(wbuf) > 0 {
-				_, err = c.nc.Write(wbuf)
+				err = c.write(wbuf, n)
 			}
 			c.mu.Lock()
 			c.writing = false

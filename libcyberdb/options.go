@@ -53,6 +53,7 @@ type config struct {
 	serverUID   *int         // WithServerUID (serveruid.go)
 	now         func() time.Time
 	conn        connectConfig // WithDialer, WithOnConnect, WithTimeout, WithHealthCheck (connect.go)
+	hooks       []Hook        // WithHooks (hooks.go)
 }
 
 func defaultConfig() config {

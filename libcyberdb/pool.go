@@ -21,6 +21,7 @@ import (
 type pool struct {
 	cfg    config
 	dialer dialer
+	hooks  hookChains // WithHooks (hooks.go)
 
 	conns atomic.Pointer[[]*conn] // shared connections, read without locking
 
@@ -54,6 +55,7 @@ func newPool(cfg config, d dialer) *pool {
 		done:    make(chan struct{}),
 	}
 	p.conns.Store(&[]*conn{})
+	p.composeHooks()
 	return p
 }
 
