@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"testing"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
+	"github.com/cyberdb/cyberdb/libcyberdb/cyberdbtest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -403,4 +406,59 @@ func ExampleExecutor() {
 	// Output:
 	// f3a9 <nil>
 	// true
+}
+
+// A Client set up for a service: a bound on calls without a deadline,
+// tables made on every new connection, and a hook that logs slow calls
+// (the README's "In a service" example).
+func Example_service() {
+	ctx := context.Background()
+	slowCalls := libcyberdb.Hook{
+		Call: func(next libcyberdb.CallFunc) libcyberdb.CallFunc {
+			return func(ctx context.Context, call *libcyberdb.Call) error {
+				start := time.Now()
+				err := next(ctx, call)
+				if took := time.Since(start); took > 50*time.Millisecond {
+					slog.Warn("slow cyberdb call", "op", call.Op(), "table", call.Table(), "took", took, "err", err)
+				}
+				return err
+			}
+		},
+	}
+	c, err := libcyberdb.Open(ctx, "",
+		libcyberdb.WithTimeout(2*time.Second), // calls whose context has no deadline (default 10 s)
+		libcyberdb.WithOnConnect(func(ctx context.Context, cn *libcyberdb.Conn) error {
+			// Each new connection, after a restart of the daemon too.
+			return cn.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists())
+		}),
+		libcyberdb.WithHooks(slowCalls),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.Drop(ctx, "hits")
+
+	n, err := libcyberdb.NewDict[string, int](c, "hits").Incr(ctx, "/home", 1)
+	fmt.Println(n, err)
+	// Output: 1 <nil>
+}
+
+// countHit is the code under test in TestCountHit.
+func countHit(ctx context.Context, c *libcyberdb.Client, page string) (int, error) {
+	if err := c.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists()); err != nil {
+		return 0, err
+	}
+	return libcyberdb.NewDict[string, int](c, "hits").Incr(ctx, page, 1)
+}
+
+// The README's test with a daemon of its own (package cyberdbtest).
+func TestCountHit(t *testing.T) {
+	db := cyberdbtest.New(t) // a real daemon on a temporary socket, stopped when the test ends
+	ctx := context.Background()
+	for want := 1; want <= 3; want++ {
+		if n, err := countHit(ctx, db.Client, "/home"); err != nil || n != want {
+			t.Fatalf("countHit: %d, %v; want %d", n, err, want)
+		}
+	}
 }
