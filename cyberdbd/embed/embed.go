@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("embed: flag %q: set Config.Socket or Config.DataDir instead", f)
 		}
 	}
-	o, err := options.Parse(cfg.Flags, nil)
+	o, err := options.Parse(cfg.Flags, io.Discard)
 	if err != nil {
 		return nil, fmt.Errorf("embed: %w", err)
 	}
