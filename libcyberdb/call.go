@@ -51,11 +51,10 @@ type call struct {
 	// Set by exec on success.
 	result wire.Raw // the result item, aliasing reply
 
-	// WithTimeout's bound (connect.go): expire is timer.C while it runs,
-	// else nil. The timer stays with the recycled call.
-	timer   *time.Timer
+	// WithTimeout's bound (connect.go): the tick of the pool's clock at
+	// which the call expires, 0 for none; and the bound, for the message.
+	expires int64
 	timeout time.Duration
-	expire  <-chan time.Time
 
 	src connSource // while the Call hooks run (hooks.go)
 }
@@ -83,6 +82,7 @@ func (cl *call) release() {
 	cl.reply = cl.reply[:0]
 	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
 	cl.daemonText = false
+	cl.expires = 0
 	callPool.Put(cl)
 }
 

@@ -116,9 +116,7 @@ func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 	if cl.encErr != nil {
 		return cl.encErr
 	}
-	if p.cfg.conn.timeout > 0 && cl.startTimer(ctx, p.cfg.conn.timeout) { // WithTimeout (connect.go)
-		defer cl.stopTimer()
-	}
+	cl.expires = p.expiry(ctx, cl) // WithTimeout (connect.go)
 	resends, readRetries := 0, 0
 	last := false // the budget is spent: this is the attempt on a new connection
 	for attempt := 1; ; attempt++ {

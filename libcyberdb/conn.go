@@ -316,11 +316,18 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 		cl.fate, cl.err = f, err
 		return
 	}
-	select {
-	case <-cl.done:
-		return
-	case <-ctx.Done():
-	case <-cl.expire: // WithTimeout (connect.go)
+	tick := c.p.ticks.channel(cl) // nil unless WithTimeout bounds cl (connect.go)
+	for {
+		select {
+		case <-cl.done:
+			return
+		case <-ctx.Done():
+		case <-tick:
+			if tick = c.p.ticks.next(cl); tick != nil {
+				continue // not expired yet
+			}
+		}
+		break
 	}
 	c.mu.Lock()
 	if cl.state == stateQueued || cl.state == stateInFlight {

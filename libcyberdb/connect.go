@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -135,25 +137,84 @@ func (p *pool) connected(ctx context.Context, cn *conn) (*conn, error) {
 	return cn, nil
 }
 
-// startTimer starts cl's WithTimeout bound when ctx has no deadline; the
-// caller calls stopTimer when the call is over. The timer is kept with
-// the call, which is recycled, so that the bound costs no allocation.
-func (cl *call) startTimer(ctx context.Context, d time.Duration) bool {
-	if _, ok := ctx.Deadline(); ok {
-		return false
-	}
-	if cl.timer == nil {
-		cl.timer = time.NewTimer(d)
-	} else {
-		cl.timer.Reset(d)
-	}
-	cl.timeout, cl.expire = d, cl.timer.C
-	return true
+// tickClock bounds the calls that WithTimeout applies to without a timer
+// per call (a timer's start and stop cost a few hundred nanoseconds, a
+// tenth of a pipelined call): a goroutine per Client, started by the
+// first such call, ticks timeoutTicks times per time-out, closing a
+// channel at each tick; a waiting call wakes at each tick and gives up
+// once the tick count reaches its expiry. A call expires between one
+// time-out and one time-out plus a tick after it started.
+type tickClock struct {
+	n    atomic.Int64                  // ticks so far
+	ch   atomic.Pointer[chan struct{}] // closed at the next tick
+	once sync.Once                     // starts the goroutine
 }
 
-func (cl *call) stopTimer() {
-	cl.timer.Stop() // since Go 1.23, no stale tick is left in C
-	cl.expire = nil
+// timeoutTicks is how many ticks make a time-out.
+const timeoutTicks = 8
+
+func (t *tickClock) init() {
+	ch := make(chan struct{})
+	t.ch.Store(&ch)
+}
+
+// expiry returns the tick at which cl expires when WithTimeout bounds it
+// (ctx has no deadline), else 0; it starts the clock the first time.
+func (p *pool) expiry(ctx context.Context, cl *call) int64 {
+	if p.cfg.conn.timeout <= 0 {
+		return 0
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return 0
+	}
+	p.ticks.once.Do(p.startTicks)
+	cl.timeout = p.cfg.conn.timeout
+	// +1: the current tick is partly gone.
+	return p.ticks.n.Load() + timeoutTicks + 1
+}
+
+func (p *pool) startTicks() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return // calls fail with ErrClosed: nothing to bound
+	}
+	p.wg.Add(1)
+	go p.tickLoop(max(p.cfg.conn.timeout/timeoutTicks, time.Millisecond))
+}
+
+func (p *pool) tickLoop(period time.Duration) {
+	defer p.wg.Done()
+	tk := time.NewTicker(period)
+	defer tk.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tk.C:
+		}
+		next := make(chan struct{})
+		old := p.ticks.ch.Swap(&next)
+		p.ticks.n.Add(1) // before the close: a woken call sees the new count
+		close(*old)
+	}
+}
+
+// channel is what a call waits on for WithTimeout: nil when it has no
+// bound.
+func (t *tickClock) channel(cl *call) <-chan struct{} {
+	if cl.expires == 0 {
+		return nil
+	}
+	return *t.ch.Load()
+}
+
+// next is channel after a tick: nil once cl has expired.
+func (t *tickClock) next(cl *call) <-chan struct{} {
+	if t.n.Load() >= cl.expires {
+		return nil
+	}
+	return *t.ch.Load()
 }
 
 // canceled is why a call stopped waiting: its context, or its WithTimeout

@@ -22,6 +22,7 @@ type pool struct {
 	cfg    config
 	dialer dialer
 	hooks  hookChains // WithHooks (hooks.go)
+	ticks  tickClock  // WithTimeout's clock (connect.go)
 
 	conns atomic.Pointer[[]*conn] // shared connections, read without locking
 
@@ -56,6 +57,7 @@ func newPool(cfg config, d dialer) *pool {
 	}
 	p.conns.Store(&[]*conn{})
 	p.composeHooks()
+	p.ticks.init()
 	return p
 }
 
