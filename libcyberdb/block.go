@@ -82,11 +82,15 @@ func (l *List[V]) MoveWait(ctx context.Context, dst *List[V], from, to End, time
 // lists are tried in the order given; each must exist. See List.PopWait
 // for the time-out and results. For typed values use PopWaitFirst.
 func (t tableOps) PopWait(ctx context.Context, from End, timeout time.Duration, tables ...string) (table string, value wire.Raw, ok bool, err error) {
-	return PopWaitFirst[wire.Raw](ctx, t.x, from, timeout, tables...)
+	return popWaitFirst[wire.Raw](ctx, t.x, from, timeout, tables...)
 }
 
 // PopWaitFirst is Client.PopWait that decodes the value as a V.
 func PopWaitFirst[V any](ctx context.Context, x Executor, from End, timeout time.Duration, tables ...string) (table string, v V, ok bool, err error) {
+	return popWaitFirst[V](ctx, asExecutor(x), from, timeout, tables...)
+}
+
+func popWaitFirst[V any](ctx context.Context, x executor, from End, timeout time.Duration, tables ...string) (table string, v V, ok bool, err error) {
 	if len(tables) == 0 {
 		return "", v, false, fmt.Errorf("cyberdb: PopWait: %w: no list named", ErrBadRequest)
 	}
@@ -138,7 +142,7 @@ func (cl *call) appendTimeout() {
 
 // finishBlocking runs a blocking call and decodes its [table, value]
 // result (null: the time-out ended, or the call was cancelled).
-func finishBlocking[V any](ctx context.Context, x Executor, table string, cl *call, byCtx bool) (src string, v V, ok bool, err error) {
+func finishBlocking[V any](ctx context.Context, x executor, table string, cl *call, byCtx bool) (src string, v V, ok bool, err error) {
 	defer cl.release()
 	if err := x.exec(ctx, cl); err != nil {
 		return "", v, false, err

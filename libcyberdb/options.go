@@ -52,6 +52,8 @@ type config struct {
 	remote      remoteConfig // TLS and password options for tcp:// (tls.go)
 	serverUID   *int         // WithServerUID (serveruid.go)
 	now         func() time.Time
+	conn        connectConfig // WithDialer, WithOnConnect, WithTimeout, WithHealthCheck (connect.go)
+	hooks       []Hook        // WithHooks (hooks.go)
 }
 
 func defaultConfig() config {
@@ -64,6 +66,7 @@ func defaultConfig() config {
 		dialTimeout: DefaultDialTimeout,
 		clientName:  name,
 		now:         time.Now,
+		conn:        defaultConnectConfig(),
 	}
 }
 
@@ -108,7 +111,8 @@ type dialer struct {
 	network, address string // for messages and net.Dialer
 	display          string // the address as the user wrote it
 	remote           *remoteDialer
-	serverUID        *int // Unix sockets: the uid that must serve it (serveruid.go)
+	serverUID        *int     // Unix sockets: the uid that must serve it (serveruid.go)
+	custom           DialFunc // WithDialer (connect.go)
 }
 
 func (d dialer) dial(ctx context.Context) (net.Conn, error) {

@@ -49,6 +49,9 @@ type Config struct {
 	// Reparse reads the configuration again for Reload: the command line
 	// and the --config file. Nil: Reload fails, saying so.
 	Reparse func() (*options.Options, error)
+	// Clock is where the store reads the time for expiry; nil: the
+	// system clock. Tests move it (package embed's FastForward).
+	Clock store.Clock
 }
 
 // Notifier hears the daemon's progress; systemd.Notifier tells systemd.
@@ -140,7 +143,7 @@ func New(cfg Config) (*Daemon, error) {
 		level:       cfg.LogLevel,
 		notify:      cfg.Notifier,
 		reparse:     cfg.Reparse,
-		st:          store.New(),
+		st:          newStore(cfg.Clock),
 		mem:         memlimit.New(o.MemoryLimit()),
 		data:        &dataDir{},
 		unix:        cfg.Unix,
@@ -305,6 +308,14 @@ func (d *Daemon) stop(ctx context.Context, graceful bool) (err error) {
 		}
 	})
 	return err
+}
+
+// newStore returns the store, reading clock when one is given.
+func newStore(clock store.Clock) *store.Store {
+	if clock == nil {
+		return store.New()
+	}
+	return store.New(store.WithClock(clock))
 }
 
 // info adds the data dir's and the memory limit's figures to INFO.
