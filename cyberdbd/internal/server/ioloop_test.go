@@ -861,8 +861,14 @@ func TestConnHalfClose(t *testing.T) {
 
 // Case 11: when Config.Durable fails, a connection with replies to writes
 // is closed without them (conn.go flush, ioLoop.flushAll); connections
-// that only read keep working.
+// that only read keep working. DurableSlow: the same, with Durable called
+// off the event loops (ioLoop.commit).
 func TestConnDurableError(t *testing.T) {
+	t.Run("inline", func(t *testing.T) { testConnDurableError(t, false) })
+	t.Run("DurableSlow", func(t *testing.T) { testConnDurableError(t, true) })
+}
+
+func testConnDurableError(t *testing.T, slow bool) {
 	inModes(t, func(t *testing.T, m ioMode) {
 		var fail atomic.Bool
 		var calls atomic.Int64
@@ -873,7 +879,7 @@ func TestConnDurableError(t *testing.T) {
 			}
 			return nil
 		}
-		ts := startTestServer(t, m, Config{Durable: durable})
+		ts := startTestServer(t, m, Config{Durable: durable, DurableSlow: slow})
 		setup := ts.dial()
 		setup.hello(1)
 		setup.dictWith("d", "k", "v")
