@@ -167,7 +167,9 @@ const chunk = 10_000
 
 func redisSystem(sock, which string, n int) (*system, error) {
 	// Two clients: the reader's connection is its own.
-	opt := rueidis.ClientOption{InitAddress: []string{sock}, DisableCache: true,
+	// Slow ops take seconds on a loaded machine: longer than rueidis's
+	// default time-out for a reply.
+	opt := rueidis.ClientOption{InitAddress: []string{sock}, DisableCache: true, ConnWriteTimeout: 5 * time.Minute,
 		DialFn: func(string, *net.Dialer, *tls.Config) (net.Conn, error) { return net.Dial("unix", sock) }}
 	reader, err := rueidis.NewClient(opt)
 	if err != nil {
