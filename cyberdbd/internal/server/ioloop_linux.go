@@ -425,6 +425,13 @@ func (l *ioLoop) resolve(n int) {
 		if c == nil || c.offLoop {
 			continue
 		}
+		if c.synced && ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			// Gone while its replies wait for a Durable call: they can
+			// reach nobody, and the hang-up, reported until the
+			// descriptor closes, would spin the loop meanwhile.
+			l.closeLocked(c, "client closed")
+			continue
+		}
 		if c.parked {
 			// Waiting for its parked request (no push): asked only for
 			// hang-ups. A peer gone cancels it; a half-close does not.
