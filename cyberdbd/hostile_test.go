@@ -487,10 +487,10 @@ func TestHugeRequestDoesNotStallLoop(t *testing.T) {
 	if _, err := hog.NetConn().Write(big); err != nil {
 		t.Fatal(err)
 	}
-	r, err := hog.Read()
+	err := readLong(hog) // a race-enabled daemon on a loaded machine took over Read's 10 s
 	took := time.Since(start)
-	if err != nil || r.Err != nil {
-		t.Fatalf("the big request: %+v, %v", r, err)
+	if err != nil {
+		t.Fatalf("the big request: %v", err)
 	}
 	time.Sleep(50 * time.Millisecond)
 	p99, worst, pings := p.finish(t)
