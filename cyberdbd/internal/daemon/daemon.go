@@ -22,6 +22,7 @@ import (
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
@@ -176,6 +177,7 @@ func New(cfg Config) (*Daemon, error) {
 		AllowUIDs:        uids,
 		AllowGIDs:        gids,
 		Durable:          d.data.durable,
+		DurableSlow:      o.Fsync == persist.FsyncAlways,
 		Save:             d.data.save,
 		Info:             d.info,
 	}, d.st)
