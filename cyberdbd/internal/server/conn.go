@@ -246,14 +246,23 @@ func (c *conn) final(e *wire.Error) {
 }
 
 func (c *conn) flush() error {
-	if len(c.out) == 0 {
+	// c.out is read under wmu: on a goroutine-served connection without
+	// push, the reply to its parked request is appended to c.out by the
+	// goroutine that delivers it (deliverAsync), which may run as soon as
+	// the request is parked, while this flush runs before waitParked.
+	c.shared.wmu.Lock()
+	empty := len(c.out) == 0
+	c.shared.wmu.Unlock()
+	if empty {
 		return nil
 	}
 	if c.dirty && c.s.cfg.Durable != nil {
 		// Group commit: one wait covers every write of this burst.
 		c.dirty = false
 		if err := c.s.cfg.Durable(); err != nil {
+			c.shared.wmu.Lock()
 			c.out = c.out[:0] // their writes may not be durable: no reply
+			c.shared.wmu.Unlock()
 			c.log.Warn("closing connection: its writes could not be made durable", "err", err)
 			return err
 		}
