@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -94,6 +93,12 @@ type shared struct {
 	gone        bool
 	unpark      chan struct{}
 	interrupted atomic.Bool
+
+	// What the clients op shows (observe.go), and a monitor that waits
+	// for its reply to be written before its pushes may follow (guarded
+	// by wmu; monitor.go).
+	stats connStats
+	arm   *monitorSub
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -123,6 +128,7 @@ func (c *conn) serve() {
 	c.gone = true // a reply to a parked request now gives its value back
 	c.cancelAll()
 	c.shared.wmu.Unlock()
+	c.s.unsubscribeConn(c.shared)
 	c.log.Debug("connection closed", "reason", reason)
 }
 
@@ -260,6 +266,18 @@ func (c *conn) flush() error {
 	}
 	c.shared.wmu.Lock() // replies to parked requests are written by other goroutines
 	defer c.shared.wmu.Unlock()
+	c.shared.stats.pending.Store(int64(len(c.out)))
+	defer c.shared.stats.pending.Store(0)
+	if m := c.shared.arm; m != nil {
+		// The monitor's reply goes out with this write: its pushes,
+		// written under wmu too, come after it.
+		c.shared.arm = nil
+		defer func() {
+			m.mu.Lock()
+			m.armed = true
+			m.mu.Unlock()
+		}()
+	}
 	var err error
 	if lim := c.s.outLimit; (lim.Soft > 0 && len(c.out) > lim.Soft) || (lim.Hard > 0 && len(c.out) > lim.Hard) {
 		err = c.writeLimited(lim)
@@ -313,7 +331,9 @@ func (c *conn) handle(body []byte) {
 		return
 	}
 	out, start := wire.BeginReply(c.out, req.ID)
+	began := time.Now()
 	out, err = c.exec(req, out)
+	c.observe(req, began, err)
 	if c.parkedNow {
 		c.parkedNow = false
 		c.out = out[:start]
@@ -339,9 +359,6 @@ func (c *conn) handle(body []byte) {
 		return
 	}
 	c.out = wire.EndFrame(out, start)
-	if c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "args", req.Args.Len())
-	}
 }
 
 // errPushID0 answers a request with id 0 on a push connection, where ids
@@ -399,6 +416,9 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 			return wire.AppendNull(out), nil
 		}
 		return out, wire.Errorf(wire.CodeBadRequest, "save: this server has no data directory configured")
+	}
+	if res, err, ok := c.execAdmin(req, out); ok {
+		return res, err
 	}
 	if req.Op.IsBlocking() {
 		id := req.ID
@@ -479,6 +499,7 @@ func (c *conn) doHello(args wire.Args, out []byte) ([]byte, error) {
 	c.hello = true
 	if name, ok := opts["client"].(string); ok {
 		c.log = c.log.With("client", name)
+		c.shared.stats.name.Store(&name)
 	}
 	if p, ok := opts["push"].(wire.Raw); ok && len(p) == 1 && p[0] == 0xf5 {
 		c.push = true // PROTOCOL.md 3.1
