@@ -526,18 +526,20 @@ func (s *Server) doLatency(args wire.Args, out []byte) ([]byte, error) {
 	if err := args.Want(0, 1); err != nil {
 		return out, err
 	}
+	reset := false
 	if args.Has(0) {
-		reset, err := args.Bool(0)
-		if err != nil {
+		var err error
+		if reset, err = args.Bool(0); err != nil {
 			return out, err
 		}
-		if reset {
-			for i := range s.obs.lat {
-				s.obs.lat[i].Reset()
-			}
+	}
+	out, err := wire.AppendMarshal(out, s.latencies())
+	if reset { // after reading: the reply has what was reset
+		for i := range s.obs.lat {
+			s.obs.lat[i].Reset()
 		}
 	}
-	return wire.AppendMarshal(out, s.latencies())
+	return out, err
 }
 
 func (s *Server) doConfigGet(args wire.Args, out []byte) ([]byte, error) {
