@@ -53,6 +53,7 @@ type connStats struct {
 	uid      int64     // -1: unknown (TCP)
 	addr     string    // "unix", or the TCP peer's address
 	name     atomic.Pointer[string]
+	push     atomic.Bool // HELLO asked for push
 	requests atomic.Uint64
 	lastNano atomic.Int64 // when the last request ended, unix ns
 	pending  atomic.Int64 // replies being written to a full socket (goroutine-served connections)
@@ -75,16 +76,21 @@ func (c *conn) setPeer() {
 }
 
 // observe accounts for request req of c, which ran from start and failed
-// with err (nil: it succeeded).
+// with err (nil: it succeeded). Its clock reading is the start of the
+// next request of the burst (conn.clk).
 func (c *conn) observe(req wire.Request, start time.Time, err error) {
 	now := time.Now()
+	c.clk = now
 	d := now.Sub(start)
 	s := c.s
 	if int(req.Op) < len(s.obs.lat) {
 		s.obs.lat[req.Op].Observe(d)
 	}
-	c.shared.stats.requests.Add(1)
-	c.shared.stats.lastNano.Store(now.UnixNano())
+	st := &c.shared.stats
+	st.requests.Add(1)
+	if ns := now.UnixNano(); ns-st.lastNano.Load() >= int64(time.Millisecond) {
+		st.lastNano.Store(ns) // idle to the millisecond: no locked store per request of a burst
+	}
 	if t := s.obs.slowNanos.Load(); t > 0 && int64(d) >= t {
 		s.obs.slow.add(c, req, now, d)
 	}
@@ -335,7 +341,7 @@ type clientInfo struct {
 func (s *Server) clientOf(c *conn, pending int64, now time.Time) clientInfo {
 	st := &c.shared.stats
 	ci := clientInfo{ID: c.id, PID: st.pid, Addr: st.addr, AgeMs: now.Sub(st.since).Milliseconds(),
-		Requests: st.requests.Load(), Pending: pending, Push: c.push}
+		Requests: st.requests.Load(), Pending: pending, Push: st.push.Load()}
 	if st.uid >= 0 {
 		uid := st.uid
 		ci.UID = &uid
@@ -386,7 +392,7 @@ func (s *Server) kill(id uint64) bool {
 	for c := range s.conns {
 		if c.id == id {
 			s.mu.Unlock()
-			c.log.Info("connection closed by kill_client")
+			s.log.Info("connection closed by kill_client", "conn", id) // not c.log: its goroutine sets it at HELLO
 			_ = c.nc.Close()
 			return true
 		}
