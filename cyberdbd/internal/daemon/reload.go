@@ -130,6 +130,8 @@ func (d *Daemon) apply(o *options.Options) error {
 	now.MaxMemory = o.MaxMemory
 	d.srv.SetSlowLog(o.SlowLogThreshold, o.SlowLogLen)
 	now.SlowLogThreshold, now.SlowLogLen = o.SlowLogThreshold, o.SlowLogLen
+	d.srv.SetLatencyTracking(o.LatencyTracking)
+	now.LatencyTracking = o.LatencyTracking
 	for _, hook := range d.reloadHooks {
 		if err := hook(); err != nil {
 			errs = append(errs, err)

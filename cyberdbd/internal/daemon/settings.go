@@ -51,6 +51,9 @@ func (s settings) Set(name, value string) error {
 	case "slowlog-threshold", "slowlog-max-len":
 		d.srv.SetSlowLog(o.SlowLogThreshold, o.SlowLogLen)
 		now.SlowLogThreshold, now.SlowLogLen = o.SlowLogThreshold, o.SlowLogLen
+	case "latency-tracking":
+		d.srv.SetLatencyTracking(o.LatencyTracking)
+		now.LatencyTracking = o.LatencyTracking
 	case "max-memory":
 		d.mem.SetLimit(o.MemoryLimit())
 		now.MaxMemory = o.MaxMemory

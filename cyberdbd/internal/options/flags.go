@@ -71,6 +71,7 @@ func (o *Options) flagSet(help io.Writer) *flag.FlagSet {
 	fs.Var(levelValue{&o.LogLevel}, "log-level", "log `level`: debug (each connection, and each request with its table, key and duration), info, warn or error; live: cyberdb config set log-level debug")
 	fs.DurationVar(&o.SlowLogThreshold, "slowlog-threshold", o.SlowLogThreshold, "keep requests that take at least this `duration` in the slow log (cyberdb slowlog); 0 turns it off. Live: cyberdb config set slowlog-threshold 5ms")
 	fs.IntVar(&o.SlowLogLen, "slowlog-max-len", o.SlowLogLen, "`entries` the slow log keeps, the newest; live")
+	fs.BoolVar(&o.LatencyTracking, "latency-tracking", o.LatencyTracking, "keep per-op latency histograms (cyberdb latency, info, Prometheus): a clock reading per request, a few percent of pipelined throughput (README, \"Seeing what the daemon does\"); live")
 	fs.StringVar(&o.Metrics, "metrics", o.Metrics, "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9981); off by default (under systemd: cyberdbd-metrics.socket). No password: bind it to loopback or a trusted network")
 
 	fs.StringVar(&o.TCP, "tcp", o.TCP, "also listen on TCP at `ADDR` (e.g. 0.0.0.0:9980) for clients on other hosts, with TLS and a password; off by default (under systemd: cyberdbd-tcp.socket)")

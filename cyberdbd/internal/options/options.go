@@ -58,6 +58,7 @@ type Options struct {
 	// socket).
 	SlowLogThreshold time.Duration `flag:"slowlog-threshold"`
 	SlowLogLen       int           `flag:"slowlog-max-len"`
+	LatencyTracking  bool          `flag:"latency-tracking"`
 	Metrics          string        `flag:"metrics"`
 
 	// The TCP listener for other hosts (README, "Remote hosts").
@@ -160,6 +161,7 @@ func Default() *Options {
 		LogLevel:         slog.LevelInfo,
 		SlowLogThreshold: 10 * time.Millisecond,
 		SlowLogLen:       server.DefaultSlowLogLen,
+		LatencyTracking:  true,
 		HandshakeTimeout: server.DefaultHandshakeTimeout,
 		PasswordChange:   "close",
 		MaxTCPUnauth:     server.DefaultMaxTCPUnauth,

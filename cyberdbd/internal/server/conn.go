@@ -310,9 +310,17 @@ func (c *conn) flush() error {
 
 // handle executes one request frame and queues its reply.
 func (c *conn) handle(body []byte) {
+	// Timed (observe.go: the latency histograms, the slow log or a
+	// monitor want it), a request reads the clock once; untimed, a burst
+	// reads it once, for the connection's idle time.
+	timed := c.s.obs.timed.Load()
 	began := c.clk
 	if began.IsZero() {
 		began = time.Now()
+		if !timed {
+			c.clk = began
+			c.shared.stats.lastNano.Store(began.UnixNano())
+		}
 	}
 	req, items, err := wire.DecodeRequestInto(body, c.items)
 	c.items = items
@@ -346,7 +354,11 @@ func (c *conn) handle(body []byte) {
 	}
 	out, start := wire.BeginReply(c.out, req.ID)
 	out, err = c.exec(req, out)
-	c.observe(req, began, err)
+	if timed {
+		c.observe(req, began, err)
+	} else {
+		c.shared.stats.requests.Add(1)
+	}
 	if c.parkedNow {
 		c.parkedNow = false
 		c.out = out[:start]

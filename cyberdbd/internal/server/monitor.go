@@ -161,6 +161,7 @@ func (c *conn) doMonitor(args wire.Args, out []byte) ([]byte, error) {
 	}
 	s.obs.mons[m] = struct{}{}
 	s.obs.monitors.Add(1)
+	s.obs.retime()
 	s.obs.monMu.Unlock()
 	go s.runMonitor(m)
 	c.log.Info("monitor started", "sub", m.id)
@@ -174,6 +175,7 @@ func (s *Server) unsubscribe(m *monitorSub) bool {
 	if ok {
 		delete(s.obs.mons, m)
 		s.obs.monitors.Add(-1)
+		s.obs.retime()
 		close(m.stop)
 	}
 	s.obs.monMu.Unlock()

@@ -35,6 +35,8 @@ const DefaultSlowLogLen = 128
 type observer struct {
 	lat       [256]latency.Histogram // by op; ops over 255 are unknown and never run
 	slowNanos atomic.Int64           // requests at least this long are logged; 0: none
+	tracking  atomic.Bool            // the latency histograms are kept (SetLatencyTracking)
+	timed     atomic.Bool            // tracking, a slow log or a monitor: requests are timed (retime)
 	slow      slowLog
 
 	monitors atomic.Int32 // subscribed monitors: publish runs only while > 0
@@ -83,7 +85,7 @@ func (c *conn) observe(req wire.Request, start time.Time, err error) {
 	c.clk = now
 	d := now.Sub(start)
 	s := c.s
-	if int(req.Op) < len(s.obs.lat) {
+	if int(req.Op) < len(s.obs.lat) && s.obs.tracking.Load() {
 		s.obs.lat[req.Op].Observe(d)
 	}
 	st := &c.shared.stats
@@ -110,6 +112,22 @@ func (s *Server) SetSlowLog(threshold time.Duration, length int) {
 	}
 	s.obs.slowNanos.Store(int64(threshold))
 	s.obs.slow.resize(length)
+	s.obs.retime()
+}
+
+// SetLatencyTracking turns the per-op latency histograms on or off, live
+// (--latency-tracking). Off, and with no slow log and no monitor, requests
+// are not timed at all: a pipelined burst reads the clock once.
+func (s *Server) SetLatencyTracking(on bool) {
+	s.obs.tracking.Store(on)
+	s.obs.retime()
+}
+
+// retime decides whether requests are timed. A request that races a
+// change is timed or not as it read the flag: at worst one request is
+// missed by a slow log or monitor just turned on.
+func (o *observer) retime() {
+	o.timed.Store(o.tracking.Load() || o.slowNanos.Load() > 0 || o.monitors.Load() > 0)
 }
 
 // LatencySnapshot returns op's latency histogram (Prometheus).

@@ -47,6 +47,9 @@ type Config struct {
 	SlowLog    time.Duration
 	SlowLogLen int
 	Settings   Settings
+	// NoLatencyTracking turns the per-op latency histograms off
+	// (SetLatencyTracking changes it live).
+	NoLatencyTracking bool
 
 	// IOLoops is how many event loops serve Unix-socket connections, each
 	// from one goroutine with its own epoll set (Linux; ioloop_linux.go).
@@ -148,6 +151,7 @@ func New(cfg Config, st *store.Store) *Server {
 		warns:     newWarnLimits(),
 	}
 	s.partial.limit = cfg.MaxPartialMemory
+	s.obs.tracking.Store(!cfg.NoLatencyTracking)
 	s.SetSlowLog(cfg.SlowLog, cfg.SlowLogLen)
 	return s
 }
