@@ -3,6 +3,7 @@
 package server
 
 import (
+	"sync"
 	"time"
 )
 
@@ -28,12 +29,13 @@ func (s *Server) findLoopConn(c *conn) (*ioLoop, *loopConn) {
 	return nil, nil
 }
 
-// onLoop runs fn on l's goroutine and waits for it, up to monitorHandoff:
-// false if it did not run in time (a wedged or ended loop).
-func (l *ioLoop) onLoop(fn func()) bool {
+// onLoop runs fn on l's goroutine and waits for it, up to wait: false if
+// it did not run in time (a wedged, busy or ended loop). fn may still run
+// later: it must be safe then.
+func (l *ioLoop) onLoop(fn func(), wait time.Duration) bool {
 	done := make(chan struct{})
 	l.do(func() { fn(); close(done) })
-	t := time.NewTimer(monitorHandoff)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-done:
@@ -59,26 +61,56 @@ func (s *Server) currentLoop(c *conn) *ioLoop {
 }
 
 // clients lists l's connections; cur is the loop running the caller.
+//
+// The unsent replies are the loop's to read, so the listing runs on it.
+// A caller on another loop waits for it briefly only: two loops listing
+// each other's connections at once would otherwise wait for each other.
+// Past that, the connections are listed from what other goroutines may
+// read, with pending_bytes -1 (unknown).
 func (l *ioLoop) clients(now time.Time, cur *ioLoop) []clientInfo {
-	var out []clientInfo
-	run := l.onLoop
 	if l == cur {
-		run = func(fn func()) bool { fn(); return true }
+		return l.listClients(now)
 	}
-	ok := run(func() {
-		for _, c := range l.snapshot() {
-			if c.closed {
-				continue
-			}
-			pending := int64(0)
-			if !c.offLoop {
-				pending = int64(len(c.out) - c.wpos)
-			}
-			out = append(out, l.s.clientOf(&c.conn, pending, now))
+	wait := monitorHandoff
+	if cur != nil {
+		wait = 100 * time.Millisecond
+	}
+	var (
+		mu  sync.Mutex
+		out []clientInfo
+		got bool
+	)
+	ok := l.onLoop(func() {
+		list := l.listClients(now)
+		mu.Lock()
+		out, got = list, true
+		mu.Unlock()
+	}, wait)
+	mu.Lock()
+	defer mu.Unlock()
+	if ok && got {
+		return out
+	}
+	got = true // a late run of the listing is dropped
+	out = nil
+	for _, c := range l.snapshot() { // immutable fields and atomics only
+		out = append(out, l.s.clientOf(&c.conn, -1, now))
+	}
+	return out
+}
+
+// listClients lists l's connections. On l's goroutine.
+func (l *ioLoop) listClients(now time.Time) []clientInfo {
+	var out []clientInfo
+	for _, c := range l.snapshot() {
+		if c.closed {
+			continue
 		}
-	})
-	if !ok {
-		return nil
+		pending := int64(0)
+		if !c.offLoop {
+			pending = int64(len(c.out) - c.wpos)
+		}
+		out = append(out, l.s.clientOf(&c.conn, pending, now))
 	}
 	return out
 }
@@ -117,29 +149,42 @@ func (l *ioLoop) kill(id uint64) bool {
 // monitorBuffer, so that a lost push was queued instead of b.
 func (m *monitorSub) writeLoop(b []byte) (alive, overflow bool) {
 	l, c := m.loop, m.lc
+	// The state the loop's run reports; a run that comes after the wait
+	// gave up reports to nobody (onLoop's timeout), hence its own lock.
+	type result struct{ alive, overflow, busy bool }
+	var (
+		mu  sync.Mutex
+		res result
+	)
 	for {
-		busy := false
 		ran := l.onLoop(func() {
+			var r result
 			switch {
 			case c.closed || c.closeBy != "":
-				return
 			case c.offLoop: // its request's goroutine owns it for now
-				busy, alive = true, true
-				return
+				r.busy, r.alive = true, true
+			default:
+				r.alive = true
+				frames := b
+				if len(c.out)-c.wpos > monitorBuffer {
+					r.overflow = true
+					frames = lostFrame(m.id, "the monitor did not keep up: its connection read too slowly; monitor again")
+				}
+				c.out = append(c.out, frames...)
+				l.queue(c)
 			}
-			alive = true
-			if len(c.out)-c.wpos > monitorBuffer {
-				overflow = true
-				b = lostFrame(m.id, "the monitor did not keep up: its connection read too slowly; monitor again")
-			}
-			c.out = append(c.out, b...)
-			l.queue(c)
-		})
+			mu.Lock()
+			res = r
+			mu.Unlock()
+		}, monitorHandoff)
 		if !ran {
 			return false, false
 		}
-		if !busy {
-			return alive, overflow
+		mu.Lock()
+		r := res
+		mu.Unlock()
+		if !r.busy {
+			return r.alive, r.overflow
 		}
 		time.Sleep(time.Millisecond)
 	}
