@@ -120,18 +120,7 @@ func (c *conn) doMonitor(args wire.Args, out []byte) ([]byte, error) {
 	}
 	s := c.s
 	if !on {
-		s.obs.monMu.Lock()
-		var mine *monitorSub
-		for m := range s.obs.mons {
-			if m.c == c.shared {
-				mine = m
-			}
-		}
-		s.obs.monMu.Unlock()
-		if mine != nil {
-			s.unsubscribe(mine)
-		}
-		return wire.AppendBool(out, mine != nil), nil
+		return wire.AppendBool(out, s.unsubscribeConn(c.shared)), nil
 	}
 	if !c.push {
 		return out, wire.Errorf(wire.CodeBadRequest,
@@ -198,10 +187,11 @@ func (s *Server) stopMonitors() {
 	}
 }
 
-// unsubscribeConn ends the monitor of a closed connection, if any.
-func (s *Server) unsubscribeConn(sh *shared) {
+// unsubscribeConn ends the monitor of a connection (monitor false, or it
+// closed), and reports whether it had one.
+func (s *Server) unsubscribeConn(sh *shared) bool {
 	if s.obs.monitors.Load() == 0 {
-		return
+		return false
 	}
 	s.obs.monMu.Lock()
 	var mine *monitorSub
@@ -211,9 +201,7 @@ func (s *Server) unsubscribeConn(sh *shared) {
 		}
 	}
 	s.obs.monMu.Unlock()
-	if mine != nil {
-		s.unsubscribe(mine)
-	}
+	return mine != nil && s.unsubscribe(mine)
 }
 
 // runMonitor hands m's pushes to its connection until m ends.
