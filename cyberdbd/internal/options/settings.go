@@ -43,7 +43,7 @@ func (o *Options) With(name, value string) (*Options, error) {
 		return nil, fmt.Errorf("no setting %q (cyberdbd --help lists them; names are the flags' without --)", name)
 	}
 	if !slices.Contains(LiveSettings, name) {
-		return nil, fmt.Errorf("%s can only change at restart: set it in the --config file or on the command line, then restart "+
+		return nil, fmt.Errorf("%s needs a restart to change: set it in the --config file or on the command line, then restart "+
 			"(systemctl restart cyberdbd refuses no client); live settings: %v", name, LiveSettings)
 	}
 	c := *o

@@ -23,13 +23,14 @@ func TestCLIAdmin(t *testing.T) {
 	if code != 0 || len(lines) != 3 {
 		t.Fatalf("slowlog get 3: exit %d, %q", code, out)
 	}
+	// Newest first: this command's HELLO, then the sort.
 	var e map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e["op"] != "lsort" || e["table"] != "l" ||
+	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil || e["op"] != "lsort" || e["table"] != "l" ||
 		!strings.HasPrefix(e["client"].(string), "pid ") {
-		t.Errorf("newest slow entry %q (%v)", lines[0], err)
+		t.Errorf("second newest slow entry %q (%v); want the lsort (the newest is this command's HELLO)", lines[1], err)
 	}
 	c.ok("", "slowlog", "reset")
-	c.ok("1\n", "slowlog", "len") // the reset itself, over 1ns
+	c.ok("2\n", "slowlog", "len") // the reset itself, and this command's HELLO, over 1ns
 	c.fails(2, "slowlog takes get [N], len or reset", "slowlog", "tail")
 
 	out, _, _ = c.run("latency")
