@@ -379,8 +379,7 @@ func (c *conn) handle(body []byte) {
 		err = wire.Errorf(wire.CodeTooLarge, "the reply would exceed 4 GiB; read the table in pages (dscan, lrange)")
 	}
 	if err != nil {
-		c.out = out[:start]
-		c.replyErr(req.ID, req.Op, wire.AsError(err))
+		c.out = wire.AppendError(out[:start], req.ID, wire.AsError(err)) // logged by observe, with its table, key and duration
 		return
 	}
 	c.out = wire.EndFrame(out, start)

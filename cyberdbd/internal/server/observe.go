@@ -99,8 +99,14 @@ func (c *conn) observe(req wire.Request, start time.Time, err error) {
 	if s.obs.monitors.Load() > 0 {
 		s.publish(c, req, now, d, err)
 	}
-	if err == nil && c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "table", tableOf(req), "key", keyOf(req), "duration", d)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		if err == nil {
+			c.log.Debug("request", "id", req.ID, "op", req.Op.String(), "table", tableOf(req), "key", keyOf(req), "duration", d)
+		} else {
+			e := wire.AsError(err)
+			c.log.Debug("request failed", "id", req.ID, "op", req.Op.String(), "table", tableOf(req), "key", keyOf(req), "duration", d,
+				"code", e.Code.String(), "msg", e.Message)
+		}
 	}
 }
 
