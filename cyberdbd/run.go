@@ -45,6 +45,7 @@ func run(ctx context.Context, o *options.Options, level *slog.LevelVar, log *slo
 		LogLevel:  level,
 		Unix:      passed.Unix,
 		TCP:       passed.TCP,
+		Metrics:   passed.Metrics,
 		Activated: passed.Activated,
 		Notifier:  sd,
 		// A reload reads the same command line and --config file again.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,13 +88,13 @@ func TestActivationKeepsSocket(t *testing.T) {
 // not know is a broken unit: the daemon says so and exits.
 func TestActivationRefusesUnknownSocket(t *testing.T) {
 	s := daemontest.HoldSocket(t)
-	cmd := s.Command(t, daemontest.ActivationOptions{FDName: "metrics"})
+	cmd := s.Command(t, daemontest.ActivationOptions{FDName: "stats"})
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v, want status 1\n%s", err, out)
 	}
-	if !strings.Contains(string(out), `named "metrics"`) || !strings.Contains(string(out), "FileDescriptorName=unix") {
+	if !strings.Contains(string(out), `named "stats"`) || !strings.Contains(string(out), "FileDescriptorName=unix") {
 		t.Fatalf("unhelpful error:\n%s", out)
 	}
 }
@@ -152,6 +153,59 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 	if _, err := os.Lstat(socket); err != nil {
 		t.Fatalf("the daemon removed the activated socket: %v", err)
+	}
+}
+
+// TestMetricsSocketActivation: under systemd-socket-activate with a
+// Unix socket named "unix" and a TCP one named "metrics" (what
+// cyberdbd.socket and cyberdbd-metrics.socket pass), the daemon serves
+// its tables on the first and /metrics on the second, with no --metrics.
+func TestMetricsSocketActivation(t *testing.T) {
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not found (Debian package systemd; .ci/run installs it)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	bin := daemontest.Binary(t)
+	socket := filepath.Join(daemontest.ShortTempDir(t), "cyberdb.sock")
+	var out daemontest.Buffer
+	cmd := exec.Command(tool, "--listen="+socket, "--listen="+addr, "--fdname=unix:metrics", bin)
+	cmd.Dir = filepath.Dir(socket)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	for i := 0; !strings.Contains(out.String(), "Listening on "+socket); i++ {
+		if i == 500 {
+			t.Fatalf("systemd-socket-activate did not listen within 5s:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	svcPing(t, socket) // the first connection starts the daemon
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape the activated metrics socket: %v\n%s", err, out.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `cyberdb_requests_total{op="ping"}`) {
+		t.Fatalf("/metrics: %s\n%s", resp.Status, body)
 	}
 }
 

@@ -149,6 +149,11 @@ func TestTCPListener(t *testing.T) {
 			{wire.OpBatch, []any{[]any{[]any{wire.OpCreateList, "stolen-batch"}}}},
 			{wire.OpDrop, []any{"remote"}},
 			{wire.OpInfo, nil},
+			{wire.OpClients, nil},
+			{wire.OpKillClient, []any{1}},
+			{wire.OpConfigSet, []any{"log-level", "debug"}},
+			{wire.OpSlowLog, []any{"get"}},
+			{wire.OpMonitor, nil},
 		} {
 			_, err := c.Call(op.op, op.args...)
 			wantCode(t, err, wire.CodeHandshake)

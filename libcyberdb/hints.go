@@ -41,6 +41,10 @@ var goMethods = map[wire.Op]string{
 	wire.OpLAppendLeft: "List.AppendLeft", wire.OpLPopLeft: "List.PopLeft", wire.OpLExtendLeft: "List.ExtendLeft",
 	wire.OpLRotate: "List.Rotate", wire.OpLMove: "List.Move", wire.OpLBPop: "List.PopWait", wire.OpLBMove: "List.MoveWait",
 	wire.OpGuard: "Batch guards", wire.OpCancel: "a cancelled context",
+
+	wire.OpSlowLog: "Client.SlowLog", wire.OpLatency: "Client.Latency", wire.OpMonitor: "Client.Monitor",
+	wire.OpClients: "Client.Clients", wire.OpKillClient: "Client.KillClient", wire.OpConfigGet: "Client.Config",
+	wire.OpConfigSet: "Client.SetConfig",
 }
 
 // opsByName maps the protocol's op names to ops.

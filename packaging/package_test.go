@@ -19,6 +19,7 @@ var packagedFiles = []string{
 	"/etc/default/cyberdbd",
 	"/usr/bin/cyberdb",
 	"/usr/bin/cyberdbd",
+	"/usr/lib/systemd/system/cyberdbd-metrics.socket",
 	"/usr/lib/systemd/system/cyberdbd-tcp.socket",
 	"/usr/lib/systemd/system/cyberdbd.service",
 	"/usr/lib/systemd/system/cyberdbd.socket",

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { daemontest.Main(m) }
 // root is the top of the source tree.
 const root = ".."
 
-var units = []string{"cyberdbd.service", "cyberdbd.socket", "cyberdbd-tcp.socket"}
+var units = []string{"cyberdbd.service", "cyberdbd.socket", "cyberdbd-tcp.socket", "cyberdbd-metrics.socket"}
 
 // maxExposure is the highest `systemd-analyze security` score allowed for
 // cyberdbd.service: what Debian's redis-server.service scores.

@@ -102,6 +102,18 @@ const (
 	OpGuard       Op = 68 // [t, kind, arg...]                 -> null, or guard_failed
 )
 
+// Observability and administration (PROTOCOL.md 6.9). None of them is
+// journaled; on a TCP listener, like every op, they need the password.
+const (
+	OpSlowLog    Op = 90 // ["get", n?] | ["len"] | ["reset"]  -> [entry...] | uint | null
+	OpLatency    Op = 91 // [reset?]                  -> {op: {"count", "p50_us", "p99_us", "p999_us", "max_us"}}
+	OpMonitor    Op = 92 // [on?]                     -> {"sub": id} (push connections); [false] -> bool
+	OpClients    Op = 93 // []                        -> [{"id", "pid", "uid", "addr", ...}...]
+	OpKillClient Op = 94 // [conn id]                 -> bool: it was open and is being closed
+	OpConfigGet  Op = 95 // [name?]                   -> [[name, value, live]...]
+	OpConfigSet  Op = 96 // [name, value]             -> null
+)
+
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
@@ -110,7 +122,7 @@ const (
 //	60-68  deque and queue ops, cancel, guard (issue 15); 69 free
 //	70-79  expiry (issue 14); 77 free
 //	80-89  reserved: events (issue 16)
-//	90-99  reserved: observability and administration (issue 17)
+//	90-96  observability and administration (issue 17); 97-99 free
 
 // opKind says which kind of table an op addresses.
 type opKind uint8
@@ -206,6 +218,14 @@ var opTable = [256]opInfo{
 	OpLBMove:      {"lbmove", true, kindNone},
 	OpCancel:      {"cancel", false, kindNone},
 	OpGuard:       {"guard", true, kindNone},
+
+	OpSlowLog:    {"slowlog", false, kindNone},
+	OpLatency:    {"latency", false, kindNone},
+	OpMonitor:    {"monitor", false, kindNone},
+	OpClients:    {"clients", false, kindNone},
+	OpKillClient: {"kill_client", false, kindNone},
+	OpConfigGet:  {"config_get", false, kindNone},
+	OpConfigSet:  {"config_set", false, kindNone},
 }
 
 // growsOps are the write ops that may add data: over the daemon's

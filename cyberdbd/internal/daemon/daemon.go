@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type Config struct {
 	// activation), which the daemon serves and closes. When Unix is empty
 	// it listens at Options.Socket; it listens at Options.TCP when set.
 	Unix, TCP []net.Listener
+	// Metrics are sockets systemd passed for the Prometheus endpoint
+	// (metrics.go); else it listens at Options.Metrics when set.
+	Metrics []net.Listener
 	// Activated says Unix and TCP came from systemd, for the log.
 	Activated bool
 	// Notifier hears what the daemon does (systemd); nil: nobody.
@@ -88,6 +92,7 @@ type Daemon struct {
 	data      *dataDir
 	unix      []net.Listener // served like --socket
 	tcp       *tcpListener   // nil: no TCP listener
+	metrics   *metricsServer // nil: no Prometheus endpoint (metrics.go)
 	activated bool
 
 	serveErr chan error // the first error of each Serve; buffered for all
@@ -126,7 +131,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.Options = options.Default()
 	}
 	o := cfg.Options
-	listeners := append(cfg.Unix[:len(cfg.Unix):len(cfg.Unix)], cfg.TCP...)
+	listeners := slices.Concat(cfg.Unix, cfg.TCP, cfg.Metrics)
 	closeAll := func() {
 		for _, l := range listeners {
 			l.Close()
@@ -169,17 +174,21 @@ func New(cfg Config) (*Daemon, error) {
 		MaxFrame:    int(o.MaxFrame),
 		IOLoops:     o.Loops(),
 
-		PartialTimeout:   o.PartialTimeout,
-		MaxPartialMemory: int64(o.MaxPartialMemory),
-		OutputLimit:      &o.OutputLimit,
-		MaxOutputMemory:  o.OutputMemory(),
-		Logger:           d.log,
-		AllowUIDs:        uids,
-		AllowGIDs:        gids,
-		Durable:          d.data.durable,
-		DurableSlow:      o.Fsync == persist.FsyncAlways,
-		Save:             d.data.save,
-		Info:             d.info,
+		PartialTimeout:    o.PartialTimeout,
+		MaxPartialMemory:  int64(o.MaxPartialMemory),
+		OutputLimit:       &o.OutputLimit,
+		MaxOutputMemory:   o.OutputMemory(),
+		Logger:            d.log,
+		AllowUIDs:         uids,
+		AllowGIDs:         gids,
+		Durable:           d.data.durable,
+		DurableSlow:       o.Fsync == persist.FsyncAlways,
+		Save:              d.data.save,
+		Info:              d.info,
+		SlowLog:           o.SlowLogThreshold,
+		SlowLogLen:        o.SlowLogLen,
+		NoLatencyTracking: !o.LatencyTracking,
+		Settings:          settings{d},
 	}, d.st)
 
 	// systemd's sockets, or the one at --socket (listen.go).
@@ -201,6 +210,14 @@ func New(cfg Config) (*Daemon, error) {
 	d.tcp = tcp
 	if tcp != nil && len(tcp.ls) > len(cfg.TCP) {
 		listeners = append(listeners, tcp.ls[len(cfg.TCP):]...)
+	}
+	// The Prometheus endpoint, if --metrics or systemd's "metrics" socket.
+	if d.metrics, err = newMetricsServer(d, o.Metrics, cfg.Metrics); err != nil {
+		closeAll()
+		return nil, err
+	}
+	if d.metrics != nil && len(cfg.Metrics) == 0 {
+		listeners = append(listeners, d.metrics.ls...)
 	}
 	// Lock the data dir, load the snapshot and replay the log (data.go).
 	if err := d.data.open(o, d.st, d.log, d.notify); err != nil {
@@ -234,6 +251,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		for _, l := range d.tcp.ls {
 			go func() { d.serveErr <- d.srv.ServeTCP(l, d.tcp.config) }()
 		}
+	}
+	if d.metrics != nil {
+		d.metrics.start(d.log)
 	}
 	d.installTestHooks() // test builds only (testhooks.go); nothing in a release
 
@@ -296,6 +316,9 @@ func (d *Daemon) stop(ctx context.Context, graceful bool) (err error) {
 					l.Close()
 				}
 			}
+		}
+		if d.metrics != nil {
+			d.metrics.stop() // before the data dir closes: scrapes read it
 		}
 		if err = d.srv.Shutdown(ctx); err != nil && graceful {
 			d.log.Warn("connections closed before their requests finished", "err", err)

@@ -128,6 +128,10 @@ func (d *Daemon) apply(o *options.Options) error {
 	}
 	d.mem.SetLimit(o.MemoryLimit())
 	now.MaxMemory = o.MaxMemory
+	d.srv.SetSlowLog(o.SlowLogThreshold, o.SlowLogLen)
+	now.SlowLogThreshold, now.SlowLogLen = o.SlowLogThreshold, o.SlowLogLen
+	d.srv.SetLatencyTracking(o.LatencyTracking)
+	now.LatencyTracking = o.LatencyTracking
 	for _, hook := range d.reloadHooks {
 		if err := hook(); err != nil {
 			errs = append(errs, err)

@@ -68,7 +68,11 @@ func (o *Options) flagSet(help io.Writer) *flag.FlagSet {
 		"replies a connection may leave unread, as `HARD[,SOFT,DURATION]`: past HARD bytes, or past SOFT bytes for DURATION, it is closed (as Redis's client-output-buffer-limit); 0 for no limit")
 	fs.Var(&o.MaxOutputMemory, "max-output-memory",
 		"unread replies in `bytes` across all connections: past it, a connection over the --output-limit soft size is closed at once; 0 for no limit")
-	fs.Var(levelValue{&o.LogLevel}, "log-level", "log `level`: debug (each connection and request), info, warn or error")
+	fs.Var(levelValue{&o.LogLevel}, "log-level", "log `level`: debug (each connection, and each request with its table, key and duration), info, warn or error; live: cyberdb config set log-level debug")
+	fs.DurationVar(&o.SlowLogThreshold, "slowlog-threshold", o.SlowLogThreshold, "keep requests that take at least this `duration` in the slow log (cyberdb slowlog); 0 turns it off. Live: cyberdb config set slowlog-threshold 5ms")
+	fs.IntVar(&o.SlowLogLen, "slowlog-max-len", o.SlowLogLen, "`entries` the slow log keeps, the newest; live")
+	fs.BoolVar(&o.LatencyTracking, "latency-tracking", o.LatencyTracking, "keep per-op latency histograms (cyberdb latency, info, Prometheus): a clock reading per request, a few percent of pipelined throughput (README, \"Seeing what the daemon does\"); live")
+	fs.StringVar(&o.Metrics, "metrics", o.Metrics, "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9981); off by default (under systemd: cyberdbd-metrics.socket). No password: bind it to loopback or a trusted network")
 
 	fs.StringVar(&o.TCP, "tcp", o.TCP, "also listen on TCP at `ADDR` (e.g. 0.0.0.0:9980) for clients on other hosts, with TLS and a password; off by default (under systemd: cyberdbd-tcp.socket)")
 	fs.StringVar(&o.TLSCert, "tls-cert", o.TLSCert, "the TCP listener's TLS certificate, a PEM `FILE` (make one with 'cyberdbd gen-cert'); reloaded on SIGHUP")
@@ -118,8 +122,10 @@ Examples:
 
 Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
 SIGHUP re-reads the --config file and applies what can change live (log-level,
-and the TCP listener's certificate, key, client CA and password; a changed
-password closes the sessions of the old one, see --password-change).
+slowlog-threshold, slowlog-max-len, max-memory, and the TCP listener's
+certificate, key, client CA and password; a changed password closes the
+sessions of the old one, see --password-change). 'cyberdb config set' changes
+the first four at run time too, until the next SIGHUP or restart.
 Under systemd, cyberdbd takes its sockets from the .socket units (README, "Run
 as a service").
 `

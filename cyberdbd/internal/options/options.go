@@ -51,6 +51,16 @@ type Options struct {
 
 	LogLevel slog.Level `flag:"log-level"`
 
+	// Seeing what the daemon does (issue 17). SlowLogThreshold: requests
+	// that take at least this long go to the slow log (0: none); both
+	// change live (config_set, SIGHUP). Metrics: the address of the
+	// Prometheus endpoint ("": none, unless systemd passes the "metrics"
+	// socket).
+	SlowLogThreshold time.Duration `flag:"slowlog-threshold"`
+	SlowLogLen       int           `flag:"slowlog-max-len"`
+	LatencyTracking  bool          `flag:"latency-tracking"`
+	Metrics          string        `flag:"metrics"`
+
 	// The TCP listener for other hosts (README, "Remote hosts").
 	TCP              string         `flag:"tcp"` // "" unless given: systemd may pass the socket instead
 	TLSCert          string         `flag:"tls-cert"`
@@ -149,6 +159,9 @@ func Default() *Options {
 		OutputLimit:      server.DefaultOutputLimit,
 		MaxOutputMemory:  server.DefaultMaxOutputMemory,
 		LogLevel:         slog.LevelInfo,
+		SlowLogThreshold: 10 * time.Millisecond,
+		SlowLogLen:       server.DefaultSlowLogLen,
+		LatencyTracking:  true,
 		HandshakeTimeout: server.DefaultHandshakeTimeout,
 		PasswordChange:   "close",
 		MaxTCPUnauth:     server.DefaultMaxTCPUnauth,
@@ -205,6 +218,17 @@ func (o *Options) Validate() error {
 	}
 	if o.GCPercent < -1 {
 		return fmt.Errorf("--gc-percent %d: want a percentage, or -1 to turn the collector off", o.GCPercent)
+	}
+	if o.SlowLogThreshold < 0 {
+		return fmt.Errorf("--slowlog-threshold %s: must not be negative (0 turns the slow log off)", o.SlowLogThreshold)
+	}
+	if o.SlowLogLen < 1 || o.SlowLogLen > 1<<20 {
+		return fmt.Errorf("--slowlog-max-len %d: want 1 to 1048576 entries", o.SlowLogLen)
+	}
+	if o.Metrics != "" {
+		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
+			return fmt.Errorf("--metrics %q: want HOST:PORT, e.g. 127.0.0.1:9981: %v", o.Metrics, err)
+		}
 	}
 	if o.LogLevel != slog.LevelDebug && o.LogLevel != slog.LevelInfo && o.LogLevel != slog.LevelWarn && o.LogLevel != slog.LevelError {
 		return fmt.Errorf("--log-level %v: want debug, info, warn or error", o.LogLevel)

@@ -322,7 +322,7 @@ func (l *appendLog) run() {
 				synced := l.db.failed() == nil
 				if synced {
 					failpoint("log-fsync")
-					if err := cur.f.Sync(); err != nil {
+					if err := l.db.timedSync(cur.f); err != nil {
 						l.db.fail(cur.seq, fmt.Errorf("fsync %s: %w", cur.path, err))
 						synced = false
 					}
@@ -363,7 +363,7 @@ func (l *appendLog) writeOut(data []byte, start int64) {
 		return
 	}
 	failpoint("log-fsync")
-	if err := l.cur.f.Sync(); err != nil {
+	if err := l.db.timedSync(l.cur.f); err != nil {
 		l.db.fail(l.cur.seq, fmt.Errorf("fsync %s: %w", l.cur.path, err))
 		l.broadcast()
 		return
@@ -386,7 +386,7 @@ func (l *appendLog) switchTo(seg *segment, at int64) {
 		} else {
 			l.size.Add(int64(len(seal)))
 			failpoint("log-fsync")
-			if err := old.f.Sync(); err != nil {
+			if err := l.db.timedSync(old.f); err != nil {
 				l.db.fail(old.seq, fmt.Errorf("fsync %s: %w", old.path, err))
 			}
 		}
@@ -478,7 +478,7 @@ func (l *appendLog) syncEverySecond() {
 		seg := l.cur
 		if target > synced && l.db.failed() == nil {
 			failpoint("log-fsync")
-			err = seg.f.Sync()
+			err = l.db.timedSync(seg.f)
 		}
 		if err == nil {
 			// Under fileMu: cur is still seg, so segTarget is its offset.

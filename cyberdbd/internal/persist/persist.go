@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/latency"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -63,6 +64,12 @@ type DB struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	closed  bool
+
+	// For metrics (Metrics): the log's fsyncs, and the failures of
+	// fsyncs and snapshots. Atomic: no lock.
+	fsyncs        latency.Histogram
+	fsyncFailures atomic.Uint64
+	snapFailures  atomic.Uint64
 }
 
 type refusal struct {
@@ -163,6 +170,7 @@ func (db *DB) fail(seg uint64, err error) {
 	db.infoMu.Lock()
 	db.lastFsyncErr = err
 	db.infoMu.Unlock()
+	db.fsyncFailures.Add(1)
 }
 
 // failed returns the error writes get, or nil.
@@ -195,6 +203,9 @@ func (db *DB) snapshot() error {
 	dur := time.Since(start)
 	db.infoMu.Lock()
 	db.lastSnapDur, db.lastSnapErr = dur, err
+	if err != nil {
+		db.snapFailures.Add(1)
+	}
 	if err == nil {
 		db.lastSnapAt, db.lastSnapSize = start, st.Bytes
 		db.snapshots++
@@ -410,4 +421,38 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// Metrics are the persistence figures Prometheus exports.
+type Metrics struct {
+	Fsyncs        latency.Snapshot // the log's fsyncs
+	FsyncFailures uint64           // disk errors that made writes be refused
+	SnapFailures  uint64           // snapshots that failed
+	LogBytes      int64            // bytes in the log segments of this run
+	Snapshots     int64            // snapshots taken since start
+	LastSnapshot  time.Time        // zero: none yet
+	LastSnapDur   time.Duration
+	LastSnapBytes int64
+	WritesRefused bool // the data dir failed: writes are refused
+}
+
+// Metrics reads db's figures.
+func (db *DB) Metrics() Metrics {
+	m := Metrics{Fsyncs: db.fsyncs.Snapshot(), FsyncFailures: db.fsyncFailures.Load(), SnapFailures: db.snapFailures.Load(),
+		WritesRefused: db.refusal.Load() != nil}
+	if db.alog != nil {
+		m.LogBytes = db.alog.size.Load()
+	}
+	db.infoMu.Lock()
+	m.Snapshots, m.LastSnapshot, m.LastSnapDur, m.LastSnapBytes = db.snapshots, db.lastSnapAt, db.lastSnapDur, db.lastSnapSize
+	db.infoMu.Unlock()
+	return m
+}
+
+// timedSync fsyncs f, counting its time in db's fsync histogram.
+func (db *DB) timedSync(f interface{ Sync() error }) error {
+	start := time.Now()
+	err := f.Sync()
+	db.fsyncs.Observe(time.Since(start))
+	return err
 }

@@ -12,7 +12,11 @@ import (
 // benchServer runs an in-process server on a Unix socket and returns a
 // connected, HELLO'd raw client.
 func benchServer(b testing.TB) (net.Conn, *bufio.Reader) {
-	h, err := startHarness(Config{IOLoops: 1}, nil) // the daemon's default on small machines
+	return benchServerWith(b, Config{IOLoops: 1}) // the daemon's default on small machines
+}
+
+func benchServerWith(b testing.TB, cfg Config) (net.Conn, *bufio.Reader) {
+	h, err := startHarness(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,6 +42,15 @@ func benchServer(b testing.TB) (net.Conn, *bufio.Reader) {
 // per write, as redis-benchmark -P 16. Allocations are the server's and
 // this client's together; the client side allocates nothing per request.
 func BenchmarkPipelinedGet(b *testing.B) { benchPipelined(b, wire.OpDGet) }
+
+// BenchmarkPipelinedGetUntimed is BenchmarkPipelinedGet with
+// --latency-tracking=false (and no slow log, no monitor): what timing
+// every request costs is the difference (README, "Seeing what the daemon
+// does").
+func BenchmarkPipelinedGetUntimed(b *testing.B) {
+	nc, r := benchServerWith(b, Config{IOLoops: 1, NoLatencyTracking: true})
+	runPipelined(b, nc, r, pipelinedBatch(wire.OpDGet, 32))
+}
 func BenchmarkPipelinedSet(b *testing.B) { benchPipelined(b, wire.OpDSet) }
 
 // BenchmarkPipelinedSetMedium sets 24 KiB values, run on the loop;
@@ -64,7 +77,10 @@ func pipelinedBatch(op wire.Op, size int) []byte {
 
 func benchPipelinedValue(b *testing.B, op wire.Op, size int) {
 	nc, r := benchServer(b)
-	batch := pipelinedBatch(op, size)
+	runPipelined(b, nc, r, pipelinedBatch(op, size))
+}
+
+func runPipelined(b *testing.B, nc net.Conn, r *bufio.Reader, batch []byte) {
 	b.SetBytes(int64(len(batch) / 16))
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()

@@ -65,6 +65,16 @@
 // stream cannot be resynchronised without reading the body. Nothing a peer
 // sends can crash the daemon or delay other connections.
 //
+// # What the daemon is doing
+//
+// Every request is timed where it completes (observe.go): per-op latency
+// histograms (package latency), the slow log, and, while someone
+// monitors, a push to each monitor (monitor.go), bounded per monitor and
+// dropped with a lost push when its client does not keep up. clients and
+// kill_client reach a loop's connections through the loop (ioLoop.do), so
+// that only the loop touches them. Live settings (config_get, config_set)
+// are the daemon's (Config.Settings).
+//
 // # Shutdown
 //
 // [Server.Shutdown] stops accepting, lets every request already read finish
@@ -85,7 +95,12 @@
 //     run off the loop, handed back), ioLoop.syncMu (a Durable call's
 //     result), workPool.mu (its queue), ioLoop.wmu (the loop's eventfd),
 //     memBudget.mu (the partial budget's waiters), throttle.mu and
-//     logLimiter.mu (TCP logins, rate-limited warnings), health.Queue's.
+//     logLimiter.mu (TCP logins, rate-limited warnings), health.Queue's,
+//     slowLog.mu;
+//  4. observer.monMu (the monitors; clients takes it under Server.mu),
+//     then monitorSub.mu; neither is held while waiting for a loop, and
+//     clients and kill_client hold Server.mu and ioLoop.mu only to look
+//     connections up, never while they wait for a loop's round.
 //
 // None is held while a request runs, so no lock of the store or of
 // persistence is ever taken under one of them, and none of them is taken

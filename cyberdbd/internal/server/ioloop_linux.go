@@ -689,6 +689,7 @@ func (l *ioLoop) settle(c *loopConn, progressed bool) {
 // not executed: a partial request, or requests held back while the replies
 // already queued drain (paused).
 func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
+	c.clk = time.Time{} // a new burst: its first request reads the clock (conn.clk)
 	work := 0
 	for len(b) >= wire.FrameHeaderSize {
 		if len(c.out)-c.wpos >= flushAt {
@@ -968,6 +969,7 @@ func (l *ioLoop) startOffLoop(c *loopConn) {
 	c.events = 0
 	l.s.workers.submit(func() {
 		body, rest, _ := wire.SplitFrame(c.buf[:c.n], -1) // whole: execute checked it
+		c.clk = time.Time{}
 		c.handle(body)
 		c.n = copy(c.buf, rest)
 		l.savedMu.Lock()

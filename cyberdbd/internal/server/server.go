@@ -46,6 +46,17 @@ type Config struct {
 	DurableSlow bool
 	Info        func(map[string]any)
 
+	// What the daemon is doing (observe.go). Requests that take at least
+	// SlowLog go to the slow log (0: none; SetSlowLog changes it live),
+	// which keeps SlowLogLen entries (0: DefaultSlowLogLen). Settings
+	// answers config_get and config_set (nil: they fail).
+	SlowLog    time.Duration
+	SlowLogLen int
+	Settings   Settings
+	// NoLatencyTracking turns the per-op latency histograms off
+	// (SetLatencyTracking changes it live).
+	NoLatencyTracking bool
+
 	// IOLoops is how many event loops serve Unix-socket connections, each
 	// from one goroutine with its own epoll set (Linux; ioloop_linux.go).
 	// 0 serves each connection from a goroutine of its own, as TCP
@@ -86,6 +97,7 @@ type Server struct {
 	opCount      [256]atomic.Uint64 // requests of authenticated connections, by known op
 	unknownOps   atomic.Uint64      // and those with an op number no op has
 	blockedTotal atomic.Uint64      // blocking requests parked since start
+	obs          observer           // latency, slow log, monitors (observe.go)
 
 	partial  memBudget    // memory held for requests still arriving (limits.go)
 	outTotal atomic.Int64 // unsent replies of the connections whose socket is full
@@ -146,6 +158,8 @@ func New(cfg Config, st *store.Store) *Server {
 		warns:     newWarnLimits(),
 	}
 	s.partial.limit = cfg.MaxPartialMemory
+	s.obs.tracking.Store(!cfg.NoLatencyTracking)
+	s.SetSlowLog(cfg.SlowLog, cfg.SlowLogLen)
 	return s
 }
 
@@ -224,6 +238,7 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 		return
 	}
 	c := newConn(s, nc, id)
+	c.setPeer()
 	c.tcp = tl
 	if tl != nil && !tl.reserve(s, c) { // --max-tcp-conns, --max-tcp-unauth-conns
 		s.nconns.Add(-1)
@@ -331,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.wake()
 	}
 	s.mu.Unlock()
+	s.stopMonitors()
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -395,6 +411,8 @@ func (s *Server) info() map[string]any {
 		"io_loops":          s.ioLoops(),
 		"blocked_requests":  s.store.Waiting(),
 		"blocked_total":     s.blockedTotal.Load(),
+		"latency_us":        s.latencyInfo(), // op -> "p50/p99/p99.9"
+		"slowlog_len":       s.obs.slow.len(),
 	}
 	s.tcpInfo(m)
 	if s.cfg.Info != nil {

@@ -198,7 +198,8 @@ func parseBatchOp(raw wire.Raw) (b batchOp) {
 	b.what = b.op.String()
 	b.args = wire.Args{Op: b.op, Items: parts[1:]}
 	switch b.op {
-	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave:
+	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave,
+		wire.OpSlowLog, wire.OpLatency, wire.OpMonitor, wire.OpClients, wire.OpKillClient, wire.OpConfigGet, wire.OpConfigSet:
 		b.err = errBadRequest("%s cannot be part of a batch: send it on its own", b.op)
 		return b
 	case wire.OpBatch:

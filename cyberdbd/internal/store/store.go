@@ -184,7 +184,8 @@ func (s *Store) Replay(op wire.Op, args wire.Args, out []byte) ([]byte, error) {
 func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([]byte, error) {
 	args.Op = op
 	switch op {
-	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave:
+	case wire.OpHello, wire.OpPing, wire.OpInfo, wire.OpSave,
+		wire.OpSlowLog, wire.OpLatency, wire.OpMonitor, wire.OpClients, wire.OpKillClient, wire.OpConfigGet, wire.OpConfigSet:
 		return out, errBadRequest("%s is answered by the server, not by the store", op)
 	case wire.OpTables:
 		return s.listTables(args, out, nil, now)

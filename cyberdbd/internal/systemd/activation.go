@@ -16,6 +16,8 @@ import (
 const (
 	FDNameUnix = "unix" // cyberdbd.socket: served like --socket
 	FDNameTCP  = "tcp"  // cyberdbd-tcp.socket: for the TCP listener
+	// cyberdbd-metrics.socket: the Prometheus endpoint (plain HTTP).
+	FDNameMetrics = "metrics"
 )
 
 // Sockets are the listening sockets systemd passed.
@@ -25,6 +27,9 @@ type Sockets struct {
 	Unix []net.Listener
 	// TCP are systemd's sockets named "tcp" (or unnamed TCP sockets).
 	TCP []net.Listener
+	// Metrics are systemd's sockets named "metrics": the Prometheus
+	// endpoint (--metrics), so that the service needs no network.
+	Metrics []net.Listener
 	// Activated says systemd passed sockets ($LISTEN_FDS). They belong
 	// to systemd, which keeps them open while cyberdbd restarts, so their
 	// files are never unlinked.
@@ -61,6 +66,8 @@ func Listeners() (*Sockets, error) {
 				ls.Unix = append(ls.Unix, l)
 			case name == FDNameTCP && network == "tcp":
 				ls.TCP = append(ls.TCP, l)
+			case name == FDNameMetrics:
+				ls.Metrics = append(ls.Metrics, l)
 			case strings.HasPrefix(name, "LISTEN_FD_") && network == "unix":
 				ls.Unix = append(ls.Unix, l)
 			case strings.HasPrefix(name, "LISTEN_FD_") && network == "tcp":
@@ -69,7 +76,7 @@ func Listeners() (*Sockets, error) {
 				l.Close()
 				ls.Close()
 				return nil, fmt.Errorf("socket activation: systemd passed a %s socket named %q (%s); cyberdbd takes FileDescriptorName=%s "+
-					"for its Unix socket and FileDescriptorName=%s for TCP: fix the .socket unit", network, name, l.Addr(), FDNameUnix, FDNameTCP)
+					"for its Unix socket, FileDescriptorName=%s for TCP and FileDescriptorName=%s for metrics: fix the .socket unit", network, name, l.Addr(), FDNameUnix, FDNameTCP, FDNameMetrics)
 			}
 		}
 	}
@@ -90,7 +97,7 @@ func Listeners() (*Sockets, error) {
 
 // Close closes every socket (for errors before they are served).
 func (ls *Sockets) Close() {
-	for _, l := range slices.Concat(ls.Unix, ls.TCP) {
+	for _, l := range slices.Concat(ls.Unix, ls.TCP, ls.Metrics) {
 		l.Close()
 	}
 }

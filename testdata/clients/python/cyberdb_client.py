@@ -47,6 +47,9 @@ OP = {
     # 6.4 deque ops, 6.6 blocking pops, 6.7 guards (issue 15)
     "lappendleft": 60, "lpopleft": 61, "lextendleft": 62, "lrotate": 63, "lmove": 64,
     "lbpop": 65, "lbmove": 66, "cancel": 67, "guard": 68,
+    # 6.9 observability and administration (issue 17); older daemons answer unknown_op
+    "slowlog": 90, "latency": 91, "monitor": 92, "clients": 93, "kill_client": 94,
+    "config_get": 95, "config_set": 96,
 }
 OP_NAME = {v: k for k, v in OP.items()}
 
@@ -632,6 +635,31 @@ class Client:
         if value is True:
             self.recv_id(id)  # its null came just before
         return value
+
+    def monitor(self):
+        """Start monitoring (push connections, PROTOCOL.md 6.9): returns the subscription id;
+        the pushes land in self.pushes (next_push reads them)."""
+        mid = self.send(OP["monitor"])
+        _, code, value = self.recv_id(mid)
+        if code != 0:
+            raise CyberDBError(code, ERR_NAME.get(code, "unknown"), value, id=mid)
+        return value["sub"]
+
+    def next_push(self, kinds=("monitor", "lost")):
+        """Return the next push message of one of kinds (a map), reading frames as needed;
+        pushes of other kinds are dropped."""
+        while True:
+            while self.pushes:
+                m = self.pushes.pop(0)
+                if m.get("push") in kinds:
+                    return m
+            reply = self._read_reply()
+            if reply[0] == 0 and reply[1] == 0 and isinstance(reply[2], dict) and "push" in reply[2]:
+                self.pushes.append(reply[2])
+            elif reply[0] != 0:
+                self._stash[reply[0]] = reply
+            else:
+                raise CyberDBError(reply[1], ERR_NAME.get(reply[1], "unknown"), reply[2], id=0)
 
     def batch(self, *ops):
         """Atomic batch: each op is (op, arg1, ...)."""

@@ -873,6 +873,35 @@ class Suite:
         for x in (p, np, other):
             x.close()
 
+    # -- observability and administration (issue 17) ----------------------------------------
+    def test_observability(self):
+        t = self.t("obs")
+        p = Client().connect(self.path)
+        p.hello(client="test_interop.py monitor", push=True)
+        other = self.conn()
+        sub = p.monitor()
+        other.call(OP["create_dict"], t)
+        other.call(OP["dset"], t, "k", "a value")
+        seen = [p.next_push(), p.next_push()]
+        check("monitor: a push per request of other connections, with op, table and key",
+              [(m["push"], m["sub"], m["op"], m["table"], m.get("key")) for m in seen] ==
+              [("monitor", sub, "create_dict", t, None), ("monitor", sub, "dset", t, "k")], repr(seen))
+        check("monitor: never the value", "a value" not in repr(seen))
+        mid = p.send(OP["monitor"], False)
+        check("monitor false: true", p.recv_id(mid)[2] is True)
+        check("slowlog len is a count", isinstance(other.call(OP["slowlog"], "len"), int))
+        lat = other.call(OP["latency"])
+        check("latency: dset's percentiles", lat["dset"]["count"] >= 1 and lat["dset"]["p99_us"] >= lat["dset"]["p50_us"], repr(lat))
+        cl = other.call(OP["clients"])
+        check("clients: our pid on both connections",
+              sum(1 for x in cl if x.get("pid") == os.getpid()) >= 2, repr(cl))
+        got = other.call(OP["config_get"], "slowlog-max-len")
+        check("config_get: [name, value, live]", len(got) == 1 and got[0][0] == "slowlog-max-len" and got[0][2] is True, repr(got))
+        expect_err(other, "config_set of a setting that needs a restart", "bad_request", OP["config_set"], "socket", "/tmp/x")
+        other.call(OP["drop"], t)
+        p.close()
+        other.close()
+
     def test_guards(self, c):
         t = self.t("acct")
         c.call(OP["create_dict"], t, {"alice": 30, "bob": 5})
@@ -890,6 +919,7 @@ class Suite:
     def run(self):
         self.test_handshake()
         self.test_push()
+        self.test_observability()
         c = self.conn()
         self.test_server_ops(c)
         self.test_tables(c)
