@@ -102,6 +102,18 @@ const (
 	OpGuard       Op = 68 // [t, kind, arg...]                 -> null, or guard_failed
 )
 
+// Events: pub/sub, watches and read-cache tracking (PROTOCOL.md 6.7-6.9).
+// All but publish need the push extension (3.1); their pushes name the
+// subscription id their reply gives.
+const (
+	OpPublish     Op = 80 // [channel, message]                -> uint receivers
+	OpSubscribe   Op = 81 // [channel...]                      -> {"sub"}
+	OpPSubscribe  Op = 82 // [pattern...]                      -> {"sub"}
+	OpUnsubscribe Op = 83 // [sub]                             -> bool (it was live)
+	OpWatch       Op = 84 // [t, {"key"|"prefix", "values"}?]  -> {"sub", "seq", "exists", "run"}
+	OpTracking    Op = 85 // [on]                              -> {"sub"} (on), bool (off)
+)
+
 // Op numbers in use and reserved. Every op number is below 256 (the
 // tables below are arrays indexed by op); numbers are never reused.
 //
@@ -109,7 +121,7 @@ const (
 //	20-36  dict                         40-59  list
 //	60-68  deque and queue ops, cancel, guard (issue 15); 69 free
 //	70-79  expiry (issue 14); 77 free
-//	80-89  reserved: events (issue 16)
+//	80-85  events: pub/sub, watch, tracking (issue 16); 86-89 free
 //	90-99  reserved: observability and administration (issue 17)
 
 // opKind says which kind of table an op addresses.
@@ -206,6 +218,13 @@ var opTable = [256]opInfo{
 	OpLBMove:      {"lbmove", true, kindNone},
 	OpCancel:      {"cancel", false, kindNone},
 	OpGuard:       {"guard", true, kindNone},
+
+	OpPublish:     {"publish", false, kindNone},
+	OpSubscribe:   {"subscribe", false, kindNone},
+	OpPSubscribe:  {"psubscribe", false, kindNone},
+	OpUnsubscribe: {"unsubscribe", false, kindNone},
+	OpWatch:       {"watch", false, kindNone},
+	OpTracking:    {"tracking", false, kindNone},
 }
 
 // growsOps are the write ops that may add data: over the daemon's

@@ -40,6 +40,8 @@ type Store struct {
 	wmu   sync.Mutex
 	waits map[string]*waitQueue
 	nwait atomic.Int64
+
+	hookState // watches and read-cache tracking (events.go)
 }
 
 // Stats is what the INFO op reports about the data.
@@ -392,7 +394,9 @@ func (s *Store) claim(name string, write bool) (t *table, locked bool) {
 		s.mu.Lock()
 		if s.tables[name] == nil {
 			name = strings.Clone(name) // it may alias the request (wire.Args.Text)
-			t := &table{name: name}
+			// seq starts above every seq an earlier table of the name
+			// reached (2^32 changes each): a watcher's seq never goes back.
+			t := &table{name: name, seq: uint64(s.born.Add(1)) << 32}
 			t.mu.Lock() // nobody else can see t yet: this never waits
 			s.tables[name] = t
 			s.mu.Unlock()
