@@ -257,6 +257,11 @@ func (c *conn) final(e *wire.Error) {
 }
 
 func (c *conn) flush() error {
+	// Replies to parked requests are appended or written by other
+	// goroutines (deliverAsync), under wmu: c.out is read and cut under
+	// it too.
+	c.shared.wmu.Lock()
+	defer c.shared.wmu.Unlock()
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -269,8 +274,6 @@ func (c *conn) flush() error {
 			return err
 		}
 	}
-	c.shared.wmu.Lock() // replies to parked requests are written by other goroutines
-	defer c.shared.wmu.Unlock()
 	var err error
 	if lim := c.s.outLimit; (lim.Soft > 0 && len(c.out) > lim.Soft) || (lim.Hard > 0 && len(c.out) > lim.Hard) {
 		err = c.writeLimited(lim)
