@@ -194,6 +194,8 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 		return s.execBatch(args, out, now, base)
 	case wire.OpLMove:
 		return s.move(args, out, now, base)
+	case wire.OpPublish, wire.OpSubscribe, wire.OpPSubscribe, wire.OpUnsubscribe, wire.OpWatch, wire.OpTracking:
+		return out, errBadRequest("%s is answered by the server (it needs a connection), not by the store", op)
 	case wire.OpLBPop, wire.OpLBMove, wire.OpCancel:
 		return out, errBadRequest("%s is answered by the server (Store.Block), not by Exec", op)
 	}
