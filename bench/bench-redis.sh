@@ -14,7 +14,7 @@
 #   N=200000      requests per throughput case
 #   KEYS=100000   keyspace of the throughput cases (-r)
 #   LOAD=1000000  entries for the memory and snapshot-load cases
-#   CASES="c50 p16 c200 pooled rss load web"   the cases to run
+#   CASES="c50 p16 c200 pooled rss load web queue"   the cases to run
 #   WEB_SECS=10   duration of each wrk run (web case)
 #   KEEP=1        keep the temp dir (logs, sockets) for a look afterwards
 #   PIN=1         (default, with 2+ CPUs and taskset) run both servers on CPU 0
@@ -35,7 +35,7 @@ RUNS=${RUNS:-3}
 N=${N:-200000}
 KEYS=${KEYS:-100000}
 LOAD=${LOAD:-1000000}
-CASES=${CASES:-"c50 p16 c200 pooled rss load web"}
+CASES=${CASES:-"c50 p16 c200 pooled rss load web queue"}
 WEB_SECS=${WEB_SECS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -77,6 +77,8 @@ say "building cyberdbd and cyberdb"
 (cd "$ROOT" && go build -o "$T/cyberdbd" ./cyberdbd && go build -o "$T/cyberdb" ./libcyberdb/cmd/cyberdb)
 if [[ " $CASES " == *" web "* ]]; then
 	(cd "$ROOT" && go build -o "$T/webapp" ./libcyberdb/examples/webapp)
+fi
+if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* ]]; then
 	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/webapp-redis" .)
 fi
 CDB="$T/cyberdb"
@@ -311,6 +313,34 @@ case_web() {
 	rows+=("web app, 4 workers, wrk -c100|req/s|$rbest|$cbest|hi")
 }
 
+# case_queue: issue 15's work queue. One producer and QUEUE_CONSUMERS (8)
+# consumer processes with blocking pops: cyberdb bench-queue (lbpop through
+# libcyberdb's List.PopWait) against its Redis twin, webapp-redis queue
+# (go-redis RPUSH/BLPOP), same shape: throughput (items/s) of QUEUE_N items
+# pushed in chunks of 64, then latency from push to receipt (p50, p99) of
+# items pushed one at a time at 10,000/s. Alternating runs.
+case_queue() {
+	local run rc cc v
+	declare -A r
+	local qn=${QUEUE_N:-200000} qc=${QUEUE_CONSUMERS:-8}
+	say "== queue: 1 producer, $qc consumer processes, blocking pops ($RUNS runs, alternating)"
+	for ((run = 1; run <= RUNS; run++)); do
+		rc=$("${ON_CLIENT[@]}" "$T/webapp-redis" -redis "$RSOCK" queue -consumers "$qc" -n "$qn" -csv)
+		cc=$("${ON_CLIENT[@]}" "$CDB" bench-queue -s "$CSOCK" --consumers "$qc" -n "$qn" --csv)
+		for side in r c; do
+			local line=$rc
+			[[ $side == c ]] && line=$cc
+			v=$(csv_field queue 2 <<<"$line"); r[$side.ips]=$(best "${r[$side.ips]:-}" "$v" hi)
+			v=$(csv_field queue 3 <<<"$line"); r[$side.p50]=$(best "${r[$side.p50]:-}" "$v" lo)
+			v=$(csv_field queue 4 <<<"$line"); r[$side.p99]=$(best "${r[$side.p99]:-}" "$v" lo)
+		done
+		say "   run $run: redis $rc | cyberdb $cc"
+	done
+	rows+=("queue, $qc consumers: throughput|items/s|${r[r.ips]}|${r[c.ips]}|hi")
+	rows+=("queue: push to receipt|p50 ms|${r[r.p50]}|${r[c.p50]}|lo")
+	rows+=("queue: push to receipt|p99 ms|${r[r.p99]}|${r[c.p99]}|lo")
+}
+
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "redis: $(redis-server --version | grep -o 'v=[^ ]*'); cyberdb: $("$T/cyberdbd" --version 2>&1 | head -1)"
 fresh
@@ -323,7 +353,8 @@ for c in $CASES; do
 	rss) case_rss ;;
 	load) case_load ;;
 	web) case_web ;;
-	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web)"; exit 2 ;;
+	queue) case_queue ;;
+	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue)"; exit 2 ;;
 	esac
 done
 

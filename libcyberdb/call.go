@@ -2,6 +2,7 @@ package libcyberdb
 
 import (
 	"sync"
+	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -39,6 +40,14 @@ type call struct {
 
 	daemonText bool // Do: keep the daemon's error messages as sent (hints.go)
 
+	// A blocking call (lbpop, lbmove) waits in conn.parked once written,
+	// and its caller's context ending cancels it (conn.cancel). Its
+	// time-out argument is the last, from args[timeoutAt]; when
+	// waitUntil is set, a resend recomputes it (block.go).
+	blocking  bool
+	timeoutAt int
+	waitUntil time.Time
+
 	id    uint64 // assigned by the conn at enqueue
 	state int
 	done  chan struct{} // capacity 1: one signal per use
@@ -56,6 +65,7 @@ var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}
 func newCall(op wire.Op) *call {
 	cl := callPool.Get().(*call)
 	cl.op = op
+	cl.blocking = op.IsBlocking()
 	return cl
 }
 
@@ -74,6 +84,7 @@ func (cl *call) release() {
 	cl.reply = cl.reply[:0]
 	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
 	cl.daemonText = false
+	cl.blocking, cl.timeoutAt, cl.waitUntil = false, 0, time.Time{}
 	callPool.Put(cl)
 }
 

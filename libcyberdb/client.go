@@ -189,6 +189,9 @@ func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 		}
 		p.stats.retries.Add(1)
 		cl.reset()
+		if cl.blocking && !cl.waitUntil.IsZero() {
+			cl.appendTimeout() // what is left of it
+		}
 	}
 }
 

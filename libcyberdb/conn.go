@@ -24,22 +24,38 @@ import (
 // previous batch is being written). The reader goroutine matches replies to
 // the calls in flight, which the daemon answers in order.
 //
+// The push extension (PROTOCOL.md 3.1), negotiated in HELLO, lets the
+// daemon answer a blocking call (lbpop, lbmove) after the calls sent
+// after it. Ordinary calls keep their order: they wait in fifo and the
+// reader matches the oldest first, exactly as without push, so their path
+// costs nothing more. A blocking call, once written, waits in parked,
+// by id; the reader looks there only when a reply does not answer the
+// oldest ordinary call. Ids are never reused on a connection (nextID only
+// grows, from 2: HELLO is 1), so they are unique and non-zero, as a push
+// connection requires, and a cancelled call's id cannot be confused with
+// a later one's. Frames [0, 0, {"push": KIND, ...}] go to the push hooks
+// (push.go).
+//
 // Lock order: pool.mu before conn.mu.
 type conn struct {
 	p        *pool
 	nc       net.Conn
-	serverID uint64 // conn_id from HELLO, for messages
-	maxFrame int    // the daemon's max_frame
+	serverID uint64     // conn_id from HELLO, for messages
+	maxFrame int        // the daemon's max_frame
+	push     bool       // the daemon agreed to the push extension in HELLO
+	hooks    *pushHooks // a dedicated push connection's hooks (set before start), or nil: the pool's
 	created  time.Time
 	lastUsed atomic.Int64 // p.now() in Unix nanoseconds, after each write
-	load     atomic.Int32 // calls queued or awaiting a reply
+	load     atomic.Int32 // ordinary calls queued or awaiting a reply
+	blocked  atomic.Int32 // blocking calls queued or parked: not in load, as they do not make the connection busy
 	unusable atomic.Bool  // dead or retired: takes no new calls
-	retired  atomic.Bool  // close once load drops to 0
+	retired  atomic.Bool  // close once load and blocked drop to 0
 
 	mu       sync.Mutex
-	queue    []*call // waiting for the writer
-	fifo     []*call // written, awaiting replies in this order
-	head     int     // fifo[head:] are awaiting replies
+	queue    []*call          // waiting for the writer
+	fifo     []*call          // ordinary calls written, awaiting replies in this order
+	head     int              // fifo[head:] are awaiting replies
+	parked   map[uint64]*call // blocking calls written, awaiting replies in any order, by id
 	nextID   uint64
 	dead     bool   // the reader is finishing: no new calls
 	writing  bool   // a write is in progress (by the writer, or a caller inline)
@@ -141,7 +157,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	opts := map[string]any{"client": p.cfg.clientName}
+	opts := map[string]any{"client": p.cfg.clientName, "push": true}
 	pw, err := p.dialer.password() // tcp:// only
 	if err != nil {
 		return nil, false, err
@@ -176,6 +192,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	var info struct {
 		MaxFrame int    `cbor:"max_frame"`
 		ConnID   uint64 `cbor:"conn_id"`
+		Push     bool   `cbor:"push"`
 	}
 	if err := wire.Unmarshal(r.Result, &info); err != nil {
 		return nil, false, &ProtocolError{Msg: "malformed HELLO result " + wire.Diagnose(r.Result)}
@@ -193,6 +210,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 		nc:         nc,
 		serverID:   info.ConnID,
 		maxFrame:   info.MaxFrame,
+		push:       info.Push,
 		created:    now,
 		nextID:     1,
 		kick:       make(chan struct{}, 1),
@@ -238,10 +256,12 @@ func (c *conn) start() {
 
 // enqueue hands cl to the writer. It returns fateNone on success,
 // fateNotSent if the connection takes no new calls, or fateFailed with an
-// error for a request too large for the daemon.
-func (c *conn) enqueue(cl *call) (fate, error) {
+// error for a request too large for the daemon (or a blocking one on a
+// connection without push). A cancel (urgent) is taken by a retired
+// connection too, as long as it is alive: its target is still parked.
+func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 	c.mu.Lock()
-	if c.dead || c.unusable.Load() {
+	if c.dead || c.unusable.Load() && !urgent {
 		c.mu.Unlock()
 		return fateNotSent, nil
 	}
@@ -251,18 +271,31 @@ func (c *conn) enqueue(cl *call) (fate, error) {
 		return fateFailed, wire.Errorf(wire.CodeTooLarge,
 			"%s request of %d bytes exceeds the daemon's maximum frame size of %d bytes (--max-frame); nothing was sent", cl.op, size, c.maxFrame)
 	}
+	var idle bool
+	if cl.blocking {
+		if !c.push {
+			c.mu.Unlock()
+			return fateFailed, fmt.Errorf("cyberdb: %s: %w: the daemon at %s does not speak the push extension (PROTOCOL.md 3.1), without which a blocking call would hold up every call sharing its connection; upgrade cyberdbd",
+				cl.op, errors.ErrUnsupported, c.p.dialer.display)
+		}
+		c.blocked.Add(1)
+		idle = c.load.Load() == 0
+	} else {
+		idle = c.load.Add(1) == 1
+	}
 	c.nextID = id
 	cl.id = id
-	if c.load.Add(1) == 1 && !c.writing && len(c.queue) == 0 {
+	if idle && !c.writing && len(c.queue) == 0 {
 		// The connection is idle (no other call queued or awaiting a
-		// reply): write it ourselves rather than wake the writer, sparing
-		// a goroutine hand-off to a caller that is alone. Under
-		// concurrency calls go to the writer instead, which sends all
-		// that queued meanwhile with one write: a caller writing inline
-		// each time would make one system call per call.
+		// reply; parked ones do not count): write it ourselves rather
+		// than wake the writer, sparing a goroutine hand-off to a caller
+		// that is alone. Under concurrency calls go to the writer
+		// instead, which sends all that queued meanwhile with one write:
+		// a caller writing inline each time would make one system call
+		// per call.
 		c.writing = true
 		cl.state = stateInFlight
-		c.fifo = append(c.fifo, cl)
+		c.track(cl)
 		buf := c.inline[:0]
 		c.mu.Unlock()
 		buf = cl.appendFrame(buf)
@@ -292,6 +325,19 @@ func (c *conn) enqueue(cl *call) (fate, error) {
 	return fateNone, nil
 }
 
+// track records a call being written as awaiting its reply: in fifo, or
+// parked by id for a blocking one. Called with mu held.
+func (c *conn) track(cl *call) {
+	if !cl.blocking {
+		c.fifo = append(c.fifo, cl)
+		return
+	}
+	if c.parked == nil {
+		c.parked = make(map[uint64]*call)
+	}
+	c.parked[cl.id] = cl
+}
+
 func (c *conn) kickWriter() {
 	select {
 	case c.kick <- struct{}{}:
@@ -301,7 +347,7 @@ func (c *conn) kickWriter() {
 
 // roundTrip sends cl and waits for its fate, or for ctx to end.
 func (c *conn) roundTrip(ctx context.Context, cl *call) {
-	if f, err := c.enqueue(cl); f != fateNone {
+	if f, err := c.enqueue(cl, false); f != fateNone {
 		cl.fate, cl.err = f, err
 		return
 	}
@@ -311,23 +357,59 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 	case <-ctx.Done():
 	}
 	c.mu.Lock()
-	if cl.state == stateQueued || cl.state == stateInFlight {
+	if cl.state == stateQueued || cl.state == stateInFlight && !cl.blocking {
 		// Give up the slot: the writer skips a queued call, and the reader
 		// drops the reply of one in flight.
 		cl.state = stateAbandoned
 		c.mu.Unlock()
-		c.load.Add(-1)
+		c.unload(cl)
 		c.afterDone()
 		cl.fate, cl.err = fateCanceled, ctx.Err()
+		return
+	}
+	if cl.state == stateInFlight { // a blocking call the daemon has or will have parked
+		c.mu.Unlock()
+		c.cancel(cl)
 		return
 	}
 	c.mu.Unlock()
 	<-cl.done // already being completed
 }
 
+// cancel ends the wait of a parked blocking call whose caller gave up: it
+// sends cancel (op 67) for its id and waits for its reply, which the
+// daemon sends at once: null when the call was still waiting (nothing
+// was taken), or the value taken for it just before the cancel arrived.
+// That value was removed from its list for this caller, so it is not
+// dropped: the caller gets it (List.PopWait returns it with a nil error).
+// The wait is as short as any call's on the connection; it ends too when
+// the connection is lost (with the usual fates). The call's id is not
+// reused meanwhile, nor ever (nextID only grows).
+func (c *conn) cancel(cl *call) {
+	cc := newCall(wire.OpCancel).uint(cl.id)
+	f, _ := c.enqueue(cc, true)
+	<-cl.done
+	if f == fateNone {
+		<-cc.done
+	}
+	cc.release()
+}
+
+// unload uncounts a call that leaves the connection.
+func (c *conn) unload(cl *call) {
+	if cl.blocking {
+		c.blocked.Add(-1)
+	} else {
+		c.load.Add(-1)
+	}
+}
+
+// idle reports that no call is queued, in flight or parked.
+func (c *conn) idle() bool { return c.load.Load() == 0 && c.blocked.Load() == 0 }
+
 // afterDone closes a retired connection once its last call is answered.
 func (c *conn) afterDone() {
-	if c.retired.Load() && c.load.Load() == 0 {
+	if c.retired.Load() && c.idle() {
 		c.shutdown(errRetired)
 	}
 }
@@ -400,7 +482,7 @@ func (c *conn) writeLoop() {
 					continue
 				}
 				cl.state = stateInFlight
-				c.fifo = append(c.fifo, cl)
+				c.track(cl)
 				batch[n] = cl
 				n++
 			}
@@ -469,6 +551,12 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			id = r.ID
 		}
 		if id == 0 {
+			if c.push {
+				if kind, msg, ok := pushMessage(body); ok {
+					c.deliverPush(kind, msg) // push.go
+					continue
+				}
+			}
 			// An unsolicited frame: the daemon closes the connection
 			// right after it, and it says what became of our requests.
 			r, err := wire.DecodeReply(body)
@@ -480,16 +568,22 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			return
 		}
 		c.mu.Lock()
-		if c.head >= len(c.fifo) || c.fifo[c.head].id != id {
+		var cl *call
+		if c.head < len(c.fifo) && c.fifo[c.head].id == id {
+			cl = c.fifo[c.head]
+			c.fifo[c.head] = nil
+			c.head++
+			if c.head == len(c.fifo) {
+				c.fifo, c.head = c.fifo[:0], 0
+			}
+		} else if pc, ok := c.parked[id]; ok {
+			// A blocking call's reply, in its place or later (push).
+			cl = pc
+			delete(c.parked, id)
+		} else {
 			c.mu.Unlock()
-			c.finish(&ProtocolError{Msg: fmt.Sprintf("reply with id %d does not answer the oldest request in flight", id)}, nil)
+			c.finish(&ProtocolError{Msg: fmt.Sprintf("reply with id %d answers no request in flight (the oldest is not it, and no blocking request has it)", id)}, nil)
 			return
-		}
-		cl := c.fifo[c.head]
-		c.fifo[c.head] = nil
-		c.head++
-		if c.head == len(c.fifo) {
-			c.fifo, c.head = c.fifo[:0], 0
 		}
 		abandoned := cl.state == stateAbandoned
 		if !abandoned {
@@ -501,7 +595,7 @@ func (c *conn) readLoop(br *bufio.Reader) {
 		}
 		cl.reply = append(cl.reply[:0], body...)
 		cl.fate = fateReply
-		c.load.Add(-1)
+		c.unload(cl)
 		cl.done <- struct{}{}
 		c.afterDone()
 	}
@@ -518,13 +612,23 @@ func (c *conn) readLoop(br *bufio.Reader) {
 //     later ones were not executed;
 //   - when the connection is lost without such a frame, calls without a
 //     reply may or may not have been applied.
+//
+// Parked blocking calls are in flight like the others, and neither the
+// oldest one nor the culprit of a too_large frame (the daemon had read
+// them whole). On shutdown the daemon cancels them without a reply: not
+// executed. Lost without a frame, one may have taken a value whose reply
+// never arrived (fateMaybe): it is a write, so run does not resend it.
 func (c *conn) finish(readErr error, frame *wire.Error) {
 	c.mu.Lock()
 	c.dead = true
 	c.unusable.Store(true)
 	queued := c.queue
 	inflight := c.fifo[c.head:]
-	c.queue, c.fifo, c.head = nil, nil, 0
+	var parked []*call
+	for _, cl := range c.parked {
+		parked = append(parked, cl)
+	}
+	c.queue, c.fifo, c.head, c.parked = nil, nil, 0, nil
 	closeErr := c.closeErr
 	take := func(cls []*call) []*call {
 		n := 0
@@ -537,23 +641,33 @@ func (c *conn) finish(readErr error, frame *wire.Error) {
 		}
 		return cls[:n]
 	}
-	queued, inflight = take(queued), take(inflight)
+	queued, inflight, parked = take(queued), take(inflight), take(parked)
 	c.mu.Unlock()
 
 	_ = c.nc.Close()
 	close(c.quit)
 	<-c.writerDone // the writer reads calls' arguments: wait before handing them back
 	c.p.connGone(c, closeErr == nil)
+	if closeErr != nil {
+		c.lost(closeErr) // push.go
+	} else {
+		c.lost(readErr)
+	}
 
 	complete := func(cl *call, f fate, err error) {
 		cl.fate, cl.err = f, err
-		c.load.Add(-1)
+		c.unload(cl)
 		cl.done <- struct{}{}
 	}
 	for _, cl := range queued {
 		complete(cl, fateNotSent, nil)
 	}
+	// The parked calls go first among those in flight: none of them is
+	// "the oldest" of a too_large frame (i > 0 below).
+	inflight = append(parked, inflight...)
+	first := len(parked)
 	for i, cl := range inflight {
+		i -= first
 		switch {
 		case closeErr != nil:
 			complete(cl, fateFailed, closeErr)
@@ -561,7 +675,7 @@ func (c *conn) finish(readErr error, frame *wire.Error) {
 			complete(cl, fateMaybe, readErr)
 		case frame.Code == wire.CodeShuttingDown || frame.Code == wire.CodeIdleTimeout || frame.Code == wire.CodeAuthFailed:
 			complete(cl, fateNotExecuted, readErr)
-		case frame.Code == wire.CodeTooLarge && i > 0:
+		case frame.Code == wire.CodeTooLarge && i != 0:
 			complete(cl, fateNotExecuted, readErr)
 		default:
 			// too_large for the oldest call; any other reason is final.

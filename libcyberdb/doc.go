@@ -147,6 +147,21 @@
 // says the requests without a reply were not executed: they are resent on
 // a new connection, which reads the password file again.
 //
+// # Blocking pops and work queues
+//
+// List.PopWait, List.MoveWait and Client.PopWait wait for a value (Redis's
+// BLPOP, BRPOP, BLMOVE) without holding up the other calls on their
+// connection: every connection negotiates the protocol's push extension
+// (PROTOCOL.md 3.1), so the daemon parks a blocking request and its reply,
+// matched by id, comes after the replies to later calls. A context that
+// ends cancels the wait on the daemon (a value handed over at that moment
+// is returned, not dropped). A blocking call whose connection is lost
+// without a shutting_down frame is not resent: it may have taken a value.
+// Queue is the reliable-queue pattern on top: jobs move atomically into a
+// per-worker in-progress list, Ack removes them, and Recover requeues the
+// jobs of workers whose lease ran out; see its documentation for the
+// exact guarantees.
+//
 // # Who serves the socket
 //
 // A Unix socket's path says nothing about who listens on it: in a

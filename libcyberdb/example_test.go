@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
@@ -358,4 +359,65 @@ func Example_expiry() {
 	// Output:
 	// bob
 	// got the lock
+}
+
+// Example_queue is the README's reliable-queue pattern.
+func Example_queue() {
+	ctx := context.Background()
+	c, err := libcyberdb.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer func() {
+		tables, _ := c.Tables(ctx)
+		for _, t := range tables {
+			if strings.HasPrefix(t.Name, "emails") {
+				c.Drop(ctx, t.Name)
+			}
+		}
+	}()
+	send := func(job string) error { return nil }
+	turns := 2
+	running := func() bool { turns--; return turns >= 0 } // until SIGTERM, in a real worker
+
+	// A producer.
+	q := libcyberdb.NewQueue[string](c, "emails")
+	if err := q.Create(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := q.Put(ctx, "welcome:bob", "welcome:alice"); err != nil {
+		log.Fatal(err)
+	}
+
+	// A worker process: a lease of 30 s, renewed while it waits; if the
+	// process dies, its job goes back to the queue 30 s later.
+	w, err := q.Worker(ctx, "", 30*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for running() {
+		job, ok, err := w.Take(ctx, 5*time.Second) // blocks up to 5 s: BLMOVE
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			continue // nothing to do yet
+		}
+		if err := send(job); err != nil {
+			continue // not acknowledged: redone after Recover
+		}
+		fmt.Println("sent", job)
+		if err := w.Ack(ctx, job); err != nil {
+			log.Println(err) // ErrLeaseLost: it stalled past its lease
+		}
+	}
+
+	// Anyone, every few seconds: requeue the jobs of dead workers.
+	if _, err := q.Recover(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// sent welcome:bob
+	// sent welcome:alice
 }

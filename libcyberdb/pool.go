@@ -22,7 +22,8 @@ type pool struct {
 	cfg    config
 	dialer dialer
 
-	conns atomic.Pointer[[]*conn] // shared connections, read without locking
+	conns atomic.Pointer[[]*conn]   // shared connections, read without locking
+	hooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
 
 	mu       sync.Mutex
 	list     []*conn // == *conns; written under mu
@@ -275,7 +276,7 @@ func (p *pool) clean() bool {
 		case p.cfg.maxLifetime > 0 && now.Sub(cn.created) >= p.cfg.maxLifetime:
 			p.stats.closedLifetime.Add(1)
 			retire = append(retire, cn)
-		case p.cfg.idleTimeout > 0 && cn.load.Load() == 0 &&
+		case p.cfg.idleTimeout > 0 && cn.idle() &&
 			now.Sub(time.Unix(0, cn.lastUsed.Load())) >= p.cfg.idleTimeout:
 			p.stats.closedIdle.Add(1)
 			retire = append(retire, cn)
@@ -331,7 +332,8 @@ type Stats struct {
 	Open     int // connections open: shared and pinned
 	Pinned   int // of which held by Conns
 	Idle     int // open connections with no call in flight
-	InFlight int // calls queued or awaiting a reply
+	InFlight int // calls queued or awaiting a reply, blocking ones excepted
+	Blocked  int // blocking calls (List.PopWait...) queued or waiting for a value
 
 	Dials         uint64        // connections opened
 	DialErrors    uint64        // connection attempts that gave up
@@ -355,9 +357,9 @@ func (p *pool) statsNow() Stats {
 	s := Stats{PoolSize: p.cfg.poolSize, Open: len(open), Pinned: len(p.pinned)}
 	p.mu.Unlock()
 	for _, cn := range open {
-		l := int(cn.load.Load())
-		s.InFlight += l
-		if l == 0 {
+		s.InFlight += int(cn.load.Load())
+		s.Blocked += int(cn.blocked.Load())
+		if cn.idle() {
 			s.Idle++
 		}
 	}
@@ -375,6 +377,6 @@ func (p *pool) statsNow() Stats {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("open=%d/%d pinned=%d idle=%d inflight=%d dials=%d dial_errors=%d waits=%d timeouts=%d retries=%d reconnects=%d lost=%d closed_idle=%d closed_maxlife=%d",
-		s.Open, s.PoolSize, s.Pinned, s.Idle, s.InFlight, s.Dials, s.DialErrors, s.Waits, s.Timeouts, s.Retries, s.Reconnects, s.LostConns, s.ClosedIdle, s.ClosedMaxLife)
+	return fmt.Sprintf("open=%d/%d pinned=%d idle=%d inflight=%d blocked=%d dials=%d dial_errors=%d waits=%d timeouts=%d retries=%d reconnects=%d lost=%d closed_idle=%d closed_maxlife=%d",
+		s.Open, s.PoolSize, s.Pinned, s.Idle, s.InFlight, s.Blocked, s.Dials, s.DialErrors, s.Waits, s.Timeouts, s.Retries, s.Reconnects, s.LostConns, s.ClosedIdle, s.ClosedMaxLife)
 }

@@ -13,6 +13,7 @@ package daemontest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -176,6 +177,13 @@ func WaitReady(socket string, timeout time.Duration, exited <-chan struct{}) err
 			rc := &Conn{nc: c}
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 			_, err = rc.Hello()
+			if err == nil {
+				// Wait for the daemon to close its end: then this probe
+				// no longer counts against --max-conns (a test of the
+				// limit that dials at once would find it counted).
+				_ = c.(*net.UnixConn).CloseWrite()
+				_, _ = io.Copy(io.Discard, c)
+			}
 			c.Close()
 			if err == nil {
 				return nil

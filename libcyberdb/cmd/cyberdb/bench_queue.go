@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
-	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 	flag "github.com/spf13/pflag"
 )
 
@@ -265,29 +264,20 @@ func (q *queueBench) consume(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	conn, err := c.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	l := libcyberdb.NewList[int64](c, q.list)
 	w := bufio.NewWriter(stdout)
 	fmt.Fprintln(w, "ready")
 	w.Flush()
 	count, last := 0, int64(0)
 	var lat []int64
 	for {
-		res, err := conn.Do(ctx, wire.OpLBPop, []string{q.list}, "left", nil)
+		v, ok, err := l.PopWait(ctx, libcyberdb.Left, 0) // BLPOP list 0
 		now := time.Now().UnixNano()
 		if err != nil {
 			return err
 		}
-		pair, err := wire.SplitArray(res)
-		if err != nil || len(pair) != 2 {
-			return fmt.Errorf("unexpected reply %s", wire.Diagnose(res))
-		}
-		var v int64
-		if err := wire.Unmarshal(pair[1], &v); err != nil {
-			return err
+		if !ok {
+			return fmt.Errorf("a pop without a time-out answered none")
 		}
 		if v < 0 {
 			break

@@ -1,0 +1,155 @@
+package libcyberdb
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// Server push: the seam for subscriptions (watch, pub/sub) and the read
+// cache's invalidations (issue 16).
+//
+// Every connection asks for the push extension in HELLO (PROTOCOL.md 3.1)
+// and conn.push says whether the daemon agreed. On a push connection the
+// daemon may send, between any two replies, a push message [0, 0, {"push":
+// KIND, ...}]. The reader goroutine hands it to the connection's pushHooks:
+// those of a dedicated connection (pool.pushConn), else the pool's
+// (pool.setPushHooks), else nobody (the message is dropped, as are kinds
+// a hook does not know).
+//
+// Ordering. A hook runs on the reader goroutine, so it sees the messages
+// of its connection in the order the daemon sent them, and it runs before
+// the reader hands out any reply that followed the message on the wire.
+// So for the read cache: an invalidation of key k pushed before the reply
+// of a read of k is seen by the hook before the read's caller gets the
+// reply (the caller can then be told "do not cache"); one pushed after it
+// is seen after. A hook must not block, nor call the connection it
+// serves (it would wait for its own reader): the replies of every call on
+// the connection wait while it runs. Hand work to another goroutine.
+//
+// Loss. When a connection ends for any reason (the daemon crashed or
+// stopped, an I/O error, the pool retiring an idle or old connection,
+// Client.Close), lost is called once, on the reader goroutine after the
+// connection left the pool and before the calls it held are failed. The
+// subscriptions made on it are gone, and so is the tracking of the reads
+// it served: subscribe again on another connection, empty the cache.
+//
+// Use, for issue 16:
+//
+//	h := &pushHooks{push: onPush, lost: onLost}
+//	cn, err := c.p.pushConn(ctx, h) // dedicated: subscriptions
+//	err = cn.exec(ctx, newCall(wire.OpSubscribe).text("chan")) // its reply: cl.result
+//	...
+//	cn.retire() // done: closes once its calls are answered
+//
+//	c.p.setPushHooks(h) // or on every shared connection: the read cache
+//
+// A dedicated connection is pinned: it is not shared with other calls
+// nor counted in the pool size, and Client.Close closes it. It is not
+// redialed when lost: lost says so, and the owner dials another.
+type pushHooks struct {
+	// push gets each push message: kind is its "push" field, msg the
+	// whole map. msg aliases the reader's buffer: it is valid until push
+	// returns; copy what you keep.
+	push func(c *conn, kind string, msg wire.Raw)
+	// lost is told why the connection ended (ErrClosed after Client.Close).
+	lost func(c *conn, err error)
+}
+
+// setPushHooks sets the hooks of the pool's shared connections, those
+// open now and those dialed later; nil removes them. Connections pinned by
+// a Conn or dedicated by pushConn are not shared: they keep theirs.
+func (p *pool) setPushHooks(h *pushHooks) { p.hooks.Store(h) }
+
+// pushConn dials a connection dedicated to h: pinned (not shared, not
+// counted in the pool size), with h set before its reader starts so that
+// it misses no message. It fails with errors.ErrUnsupported when the
+// daemon does not speak the push extension.
+func (p *pool) pushConn(ctx context.Context, h *pushHooks) (*conn, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	cn, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !cn.push {
+		_ = cn.nc.Close()
+		return nil, errPushUnsupported(p)
+	}
+	cn.hooks = h
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.addLocked(cn, true); err != nil {
+		return nil, err
+	}
+	return cn, nil
+}
+
+func errPushUnsupported(p *pool) error {
+	return errors.Join(errors.ErrUnsupported,
+		errors.New("cyberdb: the daemon at "+p.dialer.display+" does not speak the push extension (PROTOCOL.md 3.1); upgrade cyberdbd"))
+}
+
+// exec runs cl on this connection only, with the retry rules of the pool
+// (a call never sent is not resent elsewhere: the connection being gone,
+// it fails with ErrConnClosed).
+func (c *conn) exec(ctx context.Context, cl *call) error {
+	return c.p.run(ctx, cl, onConn{c})
+}
+
+// onConn is a connSource of one connection.
+type onConn struct{ c *conn }
+
+func (o onConn) get(context.Context) (*conn, error) {
+	if o.c.unusable.Load() {
+		return nil, ErrConnClosed
+	}
+	return o.c, nil
+}
+
+func (o onConn) fresh(ctx context.Context) (*conn, func(), error) {
+	cn, err := o.get(ctx)
+	return cn, nil, err
+}
+
+// pushMessage recognises a push frame [0, 0, {"push": KIND, ...}] and
+// returns its kind and its map.
+func pushMessage(body []byte) (kind string, msg wire.Raw, ok bool) {
+	id, code, rest, ok := wire.ReplyHead(body)
+	if !ok || id != 0 || code != 0 || len(rest) == 0 || rest[0]>>5 != 5 {
+		return "", nil, false
+	}
+	var m struct {
+		Push *string `cbor:"push"`
+	}
+	if err := wire.Unmarshal(rest, &m); err != nil || m.Push == nil {
+		return "", nil, false
+	}
+	return *m.Push, wire.Raw(rest), true
+}
+
+func (c *conn) pushHooks() *pushHooks {
+	if c.hooks != nil {
+		return c.hooks
+	}
+	return c.p.hooks.Load()
+}
+
+// deliverPush hands a push message to the hooks; called by the reader.
+func (c *conn) deliverPush(kind string, msg wire.Raw) {
+	if h := c.pushHooks(); h != nil && h.push != nil {
+		h.push(c, kind, msg)
+	}
+}
+
+// lost tells the hooks that the connection ended; called once, by finish.
+func (c *conn) lost(err error) {
+	if h := c.pushHooks(); h != nil && h.lost != nil {
+		h.lost(c, err)
+	}
+}
