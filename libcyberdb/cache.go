@@ -118,6 +118,19 @@ func (c *cache) tableFor(table string) *tableCache {
 	return tc
 }
 
+// has and get look key (CBOR) up in tc.
+func (c *cache) has(tc *tableCache, key []byte) bool {
+	_, ok := c.get(tc, key)
+	return ok
+}
+
+func (c *cache) get(tc *tableCache, key []byte) (string, bool) {
+	tc.mu.RLock()
+	v, ok := tc.m[string(key)]
+	tc.mu.RUnlock()
+	return v, ok
+}
+
 // begin registers a read of key in flight.
 func (c *cache) begin(table string, key []byte) *readToken {
 	c.mu.Lock()
@@ -395,14 +408,13 @@ func NewCachedDict[K comparable, V any](c *Client, name string) *CachedDict[K, V
 // Get returns the value at key, from the cache when it holds it;
 // ErrNotFound when the key is absent (absence is not cached).
 func (d *CachedDict[K, V]) Get(ctx context.Context, key K) (V, error) {
+	// The key is encoded on the stack: nothing that keeps it is called
+	// on a hit (a miss encodes it again), so a hit allocates only the
+	// value it returns (TestCachedGetAllocs).
 	var buf [64]byte
 	kb, ok := appendScalar(buf[:0], any(key))
 	if !ok {
-		var err error
-		if kb, err = appendValue(buf[:0], key); err != nil {
-			var zero V
-			return zero, err
-		}
+		return d.miss(ctx, key)
 	}
 	d.tc.mu.RLock()
 	raw, hit := d.tc.m[string(kb)]
@@ -411,8 +423,7 @@ func (d *CachedDict[K, V]) Get(ctx context.Context, key K) (V, error) {
 		d.c.hits.Add(1)
 		return decodeCached[V](raw)
 	}
-	d.c.misses.Add(1)
-	return d.miss(ctx, key, kb)
+	return d.miss(ctx, key)
 }
 
 // GetOr returns the value at key, or def when it is absent.
@@ -438,8 +449,18 @@ func decodeCached[V any](raw string) (V, error) {
 
 // miss reads key (CBOR) on the tracking connection and stores it unless
 // an invalidation crossed it.
-func (d *CachedDict[K, V]) miss(ctx context.Context, key K, kb []byte) (V, error) {
+func (d *CachedDict[K, V]) miss(ctx context.Context, key K) (V, error) {
 	var zero V
+	kb, err := appendValue(nil, key)
+	if err != nil {
+		return zero, err
+	}
+	if !d.c.has(d.tc, kb) {
+		d.c.misses.Add(1)
+	} else if v, ok := d.c.get(d.tc, kb); ok { // a key that is not a scalar
+		d.c.hits.Add(1)
+		return decodeCached[V](v)
+	}
 	cn, err := d.c.tracking(ctx)
 	if err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
