@@ -4,7 +4,10 @@ package main
 // reading cannot make the daemon's memory grow without bound.
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +112,141 @@ func TestSlowSubscriberMemory(t *testing.T) {
 		t.Errorf("lost notices for subscriptions %v, want the channel's (1) and the watch's (2)", lost)
 	}
 	t.Logf("read back in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestPushLatency measures, with the real daemon, the time from a write's
+// acknowledgement (its reply read by the writer) to the invalidation of
+// the key (read-cache tracking) and to the watch event arriving in 8
+// other processes (issue 16's goal: p99 under 1 ms on an idle machine).
+// It logs the figures and asserts only a generous bound (p99 < 50 ms),
+// robust on a loaded machine. Each helper process (this test binary, in
+// TestPushLatencyHelper) tracks the key and watches the table; the k-th
+// invalidation it receives follows the write of the value it read last
+// plus one, and each event carries the value written: both pair exactly
+// with the writer's rounds.
+func TestPushLatency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 8 processes (-short)")
+	}
+	const procs, rounds = 8, 300
+	d := daemontest.Start(t)
+	w := daemontest.DialHello(t, d.Socket)
+	w.MustCall(t, nil, wire.OpCreateDict, "lat")
+	w.MustCall(t, nil, wire.OpDSet, "lat", "k", 0)
+	var helpers []*exec.Cmd
+	var outs []*daemontest.Buffer
+	for range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPushLatencyHelper$")
+		cmd.Env = append(os.Environ(), "CYBERDBD_TEST_LATENCY="+d.Socket)
+		out := &daemontest.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		helpers, outs = append(helpers, cmd), append(outs, out)
+	}
+	t.Cleanup(func() {
+		for _, h := range helpers {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	})
+	for i, o := range outs {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(o.String(), "READY") {
+			if time.Now().After(deadline) {
+				t.Fatalf("helper %d did not start:\n%s", i, o.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	acks := make([]int64, rounds+1)
+	for r := 1; r <= rounds; r++ {
+		w.MustCall(t, nil, wire.OpDSet, "lat", "k", r)
+		acks[r] = time.Now().UnixNano()
+		time.Sleep(3 * time.Millisecond) // the helpers read the key again meanwhile
+	}
+	time.Sleep(200 * time.Millisecond)
+	var inv, ev []time.Duration
+	for i, h := range helpers {
+		_ = h.Process.Signal(os.Interrupt)
+		_ = h.Wait()
+		for _, line := range strings.Split(outs[i].String(), "\n") {
+			var kind string
+			var r int
+			var at int64
+			if n, _ := fmt.Sscanf(line, "%s %d %d", &kind, &r, &at); n != 3 || r < 1 || r > rounds {
+				continue
+			}
+			lat := time.Duration(at - acks[r])
+			if kind == "INV" {
+				inv = append(inv, lat)
+			} else if kind == "EV" {
+				ev = append(ev, lat)
+			}
+		}
+	}
+	report := func(what string, l []time.Duration) time.Duration {
+		if len(l) < procs*rounds/2 {
+			t.Fatalf("%s: only %d of %d arrivals paired", what, len(l), procs*rounds)
+		}
+		slices.Sort(l)
+		p := func(q float64) time.Duration { return l[int(q*float64(len(l)-1))] }
+		t.Logf("write ack -> %s in %d processes: %d arrivals, p50 %v, p99 %v, max %v (negative: before the writer read its reply)",
+			what, procs, len(l), p(0.5), p(0.99), l[len(l)-1])
+		return p(0.99)
+	}
+	if p99 := report("invalidation", inv); p99 > 50*time.Millisecond {
+		t.Errorf("invalidation p99 %v (bound 50 ms on a loaded machine)", p99)
+	}
+	if p99 := report("watch event", ev); p99 > 50*time.Millisecond {
+		t.Errorf("watch event p99 %v (bound 50 ms on a loaded machine)", p99)
+	}
+}
+
+// TestPushLatencyHelper is a process of TestPushLatency: it tracks key k
+// of table lat and watches lat, printing "INV r t" for the invalidation
+// of the write of value r and "EV r t" for its event (t: unix ns).
+func TestPushLatencyHelper(t *testing.T) {
+	socket := os.Getenv("CYBERDBD_TEST_LATENCY")
+	if socket == "" {
+		t.Skip("a process of TestPushLatency")
+	}
+	c := daemontest.Dial(t, socket)
+	c.MustCall(t, nil, wire.OpHello, 1, map[string]any{"push": true})
+	c.MustCall(t, nil, wire.OpTracking, true)
+	c.MustCall(t, nil, wire.OpWatch, "lat", map[string]any{"values": true})
+	var last int
+	c.MustCall(t, &last, wire.OpDGet, "lat", "k")
+	fmt.Println("READY")
+	var readID uint64
+	for {
+		r, err := c.Read()
+		now := time.Now().UnixNano()
+		if err != nil {
+			return
+		}
+		if r.ID != 0 {
+			if r.ID == readID && r.Err == nil {
+				_ = wire.Unmarshal(r.Result, &last)
+			}
+			continue
+		}
+		var p struct {
+			Push  string `cbor:"push"`
+			Value int    `cbor:"value"`
+		}
+		if wire.Unmarshal(r.Result, &p) != nil {
+			continue
+		}
+		switch p.Push {
+		case "invalidate":
+			fmt.Printf("INV %d %d\n", last+1, now)
+			if readID, err = c.Send(wire.OpDGet, "lat", "k"); err != nil { // register again
+				return
+			}
+		case "event":
+			fmt.Printf("EV %d %d\n", p.Value, now)
+		}
+	}
 }
