@@ -42,13 +42,17 @@ func (m Message) Decode(v any) error { return unmarshal(m.Data, v) }
 func (m Message) Text() (string, bool) { return wire.ItemText(m.Data) }
 
 // pushStream is a dedicated push connection and the pushes it received,
-// for one subscription.
+// for one subscription. The reader goroutine appends to items and signals
+// once; the consumer takes everything pending at once: one wake-up per
+// burst, not per message.
 type pushStream struct {
-	p    *pool
-	ch   chan pushItem
-	mu   sync.Mutex
-	cn   *conn
-	full bool // a push did not fit ch: report lost once drained
+	p      *pool
+	signal chan struct{} // capacity 1: items has something
+	mu     sync.Mutex
+	items  []pushItem // at most subBuffer
+	spare  []pushItem // the consumer's last batch, reused
+	cn     *conn
+	full   bool // a push did not fit: report lost once drained
 }
 
 type pushItem struct {
@@ -57,27 +61,38 @@ type pushItem struct {
 	err  error    // the connection ended
 }
 
+func newPushStream(p *pool) *pushStream {
+	return &pushStream{p: p, signal: make(chan struct{}, 1)}
+}
+
+func (s *pushStream) add(it pushItem) {
+	s.mu.Lock()
+	if len(s.items) >= subBuffer {
+		s.full = true
+	} else {
+		s.items = append(s.items, it)
+	}
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
 func (s *pushStream) hooks() *pushHooks {
 	return &pushHooks{
 		push: func(cn *conn, kind string, msg wire.Raw) {
-			select {
-			case s.ch <- pushItem{kind: kind, msg: append(wire.Raw(nil), msg...)}:
-			default:
-				s.mu.Lock()
-				s.full = true
-				s.mu.Unlock()
-			}
+			s.add(pushItem{kind: kind, msg: append(wire.Raw(nil), msg...)})
 		},
-		lost: func(cn *conn, err error) {
-			select {
-			case s.ch <- pushItem{err: err}:
-			default:
-				s.mu.Lock()
-				s.full = true
-				s.mu.Unlock()
-			}
-		},
+		lost: func(cn *conn, err error) { s.add(pushItem{err: err}) },
 	}
+}
+
+// drain forgets what is pending (a new connection starts).
+func (s *pushStream) drain() {
+	s.mu.Lock()
+	s.items, s.full = s.items[:0], false
+	s.mu.Unlock()
 }
 
 // open dials the stream's connection and sends the subscribing call.
@@ -112,30 +127,32 @@ func (s *pushStream) close() {
 	}
 }
 
-// next returns the next push, or lost (true) when some may have been
-// missed since the last.
-func (s *pushStream) next(ctx context.Context) (it pushItem, lost bool, err error) {
+// batch waits for pushes and returns all pending, in order; lost (true)
+// when some may have been missed before them.
+func (s *pushStream) batch(ctx context.Context) (items []pushItem, lost bool, err error) {
+	for {
+		s.mu.Lock()
+		if len(s.items) > 0 || s.full {
+			items, s.items, s.spare = s.items, s.spare[:0], nil
+			lost, s.full = s.full, false
+			s.mu.Unlock()
+			return items, lost, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.signal:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// done gives a batch's slice back for reuse.
+func (s *pushStream) done(items []pushItem) {
+	clear(items)
 	s.mu.Lock()
-	full := s.full && len(s.ch) == 0
-	if full {
-		s.full = false
-	}
+	s.spare = items[:0]
 	s.mu.Unlock()
-	if full {
-		return pushItem{}, true, nil
-	}
-	select {
-	case it := <-s.ch:
-		if it.err != nil {
-			return it, true, nil
-		}
-		if it.kind == "lost" {
-			return it, true, nil
-		}
-		return it, false, nil
-	case <-ctx.Done():
-		return pushItem{}, false, ctx.Err()
-	}
 }
 
 // Subscribe subscribes to channels and returns an iterator of their
@@ -159,7 +176,7 @@ func (c *Client) subscribe(ctx context.Context, op wire.Op, names []string) iter
 			yield(Message{}, fmt.Errorf("cyberdb: %s: name at least one channel", op))
 			return
 		}
-		s := &pushStream{p: c.p, ch: make(chan pushItem, subBuffer)}
+		s := newPushStream(c.p)
 		defer s.close()
 		subscribe := func() error {
 			cl := newCall(op)
@@ -173,16 +190,34 @@ func (c *Client) subscribe(ctx context.Context, op wire.Op, names []string) iter
 			return
 		}
 		for {
-			it, lost, err := s.next(ctx)
+			items, lost, err := s.batch(ctx)
 			if err != nil {
 				yield(Message{}, err)
 				return
 			}
+			for k, it := range items {
+				if it.err != nil || it.kind == "lost" {
+					lost = true
+					items = items[:k]
+					break
+				}
+			}
+			for _, it := range items {
+				if it.kind != "message" {
+					continue
+				}
+				m, ok := parseMessage(it.msg)
+				if !ok {
+					continue
+				}
+				if !yield(m, nil) {
+					return
+				}
+			}
+			s.done(items)
 			if lost {
 				s.close()
-				for len(s.ch) > 0 {
-					<-s.ch // the old connection's
-				}
+				s.drain() // the old connection's
 				if !yield(Message{}, ErrLost) {
 					return
 				}
@@ -190,21 +225,6 @@ func (c *Client) subscribe(ctx context.Context, op wire.Op, names []string) iter
 					yield(Message{}, err)
 					return
 				}
-				continue
-			}
-			if it.kind != "message" {
-				continue
-			}
-			var m struct {
-				Channel string   `cbor:"channel"`
-				Pattern string   `cbor:"pattern"`
-				Data    wire.Raw `cbor:"data"`
-			}
-			if err := wire.Unmarshal(it.msg, &m); err != nil {
-				continue
-			}
-			if !yield(Message{Channel: m.Channel, Pattern: m.Pattern, Data: m.Data}, nil) {
-				return
 			}
 		}
 	}
@@ -304,7 +324,7 @@ func (d *Dict[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 	}
 	return func(yield func(Event[K, V], error) bool) {
 		cl0 := d.x.client()
-		s := &pushStream{p: cl0.p, ch: make(chan pushItem, subBuffer)}
+		s := newPushStream(cl0.p)
 		defer s.close()
 		var run, seq uint64
 		started := false
@@ -337,17 +357,28 @@ func (d *Dict[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 			return
 		}
 		for {
-			it, lost, err := s.next(ctx)
+			items, lost, err := s.batch(ctx)
 			if err != nil {
 				yield(Event[K, V]{}, err)
 				return
 			}
+			missed := lost // this side's buffer overflowed
+			for k, it := range items {
+				if it.err != nil || it.kind == "lost" {
+					lost, missed = true, missed || it.kind == "lost"
+					items = items[:k]
+					break
+				}
+			}
+			for _, it := range items {
+				if !d.yieldEvent(it, &seq, yield) {
+					return
+				}
+			}
+			s.done(items)
 			if lost {
 				s.close()
-				for len(s.ch) > 0 {
-					<-s.ch
-				}
-				missed := it.kind == "lost" || it.err == nil // dropped by the daemon, or by us
+				s.drain()
 				if err := resubscribe(ctx, func() error {
 					m, err := watch()
 					missed = missed || m
@@ -370,44 +401,57 @@ func (d *Dict[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 						return
 					}
 				}
-				continue
-			}
-			if it.kind != "event" {
-				continue
-			}
-			var m struct {
-				Op    string     `cbor:"op"`
-				Seq   uint64     `cbor:"seq"`
-				Key   wire.Raw   `cbor:"key"`
-				Value wire.Raw   `cbor:"value"`
-				Args  []wire.Raw `cbor:"args"`
-			}
-			if err := wire.Unmarshal(it.msg, &m); err != nil {
-				continue
-			}
-			seq = m.Seq
-			ev := Event[K, V]{Op: m.Op, Seq: m.Seq, Args: m.Args}
-			if m.Key != nil {
-				if err := unmarshal(m.Key, &ev.Key); err != nil {
-					if !yield(Event[K, V]{}, err) {
-						return
-					}
-					continue
-				}
-				ev.HasKey = true
-			}
-			if m.Value != nil {
-				if err := unmarshal(m.Value, &ev.Value); err != nil {
-					if !yield(Event[K, V]{}, err) {
-						return
-					}
-					continue
-				}
-				ev.HasValue = true
-			}
-			if !yield(ev, nil) {
-				return
 			}
 		}
 	}
+}
+
+// yieldEvent decodes an "event" push and yields it; false: stop.
+func (d *Dict[K, V]) yieldEvent(it pushItem, seq *uint64, yield func(Event[K, V], error) bool) bool {
+	if it.kind != "event" {
+		return true
+	}
+	var m struct {
+		Op    string     `cbor:"op"`
+		Seq   uint64     `cbor:"seq"`
+		Key   wire.Raw   `cbor:"key"`
+		Value wire.Raw   `cbor:"value"`
+		Args  []wire.Raw `cbor:"args"`
+	}
+	if err := wire.Unmarshal(it.msg, &m); err != nil {
+		return true
+	}
+	*seq = m.Seq
+	ev := Event[K, V]{Op: m.Op, Seq: m.Seq, Args: m.Args}
+	if m.Key != nil {
+		if err := unmarshal(m.Key, &ev.Key); err != nil {
+			return yield(Event[K, V]{}, err)
+		}
+		ev.HasKey = true
+	}
+	if m.Value != nil {
+		if err := unmarshal(m.Value, &ev.Value); err != nil {
+			return yield(Event[K, V]{}, err)
+		}
+		ev.HasValue = true
+	}
+	return yield(ev, nil)
+}
+
+// parseMessage reads a "message" push without reflection (it is the hot
+// path of a subscriber): {"push", "sub", "channel", "pattern"?, "data"}.
+func parseMessage(msg wire.Raw) (m Message, ok bool) {
+	err := wire.Pairs(msg, func(k, v wire.Raw) error {
+		name, _ := wire.ItemText(k)
+		switch name {
+		case "channel":
+			m.Channel, _ = wire.ItemText(v)
+		case "pattern":
+			m.Pattern, _ = wire.ItemText(v)
+		case "data":
+			m.Data = v
+		}
+		return nil
+	})
+	return m, err == nil
 }

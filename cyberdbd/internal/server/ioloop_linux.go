@@ -1083,9 +1083,12 @@ func writeFD(fd int, b []byte) (int, error) {
 // any goroutine).
 func (l *ioLoop) post(c *loopConn, id uint64, d store.Delivery) {
 	l.mailMu.Lock()
+	first := len(l.pushMail) == 0 && len(l.mail) == 0
 	l.mail = append(l.mail, mailItem{c, id, d})
 	l.mailMu.Unlock()
-	l.wake()
+	if first {
+		l.wake() // once per batch of mail: the loop takes it all (takeMail)
+	}
 }
 
 // takeMail queues the replies posted to parked requests. A connection
@@ -1149,9 +1152,12 @@ func (l *ioLoop) cancelOrphans() {
 // goroutine, under store locks: it takes only the leaf mailMu).
 func (l *ioLoop) postPush(c *loopConn) {
 	l.mailMu.Lock()
+	first := len(l.pushMail) == 0 && len(l.mail) == 0
 	l.pushMail = append(l.pushMail, c)
 	l.mailMu.Unlock()
-	l.wake()
+	if first {
+		l.wake() // once per batch of mail: the loop takes it all (takeMail)
+	}
 }
 
 // takePush moves c's queued pushes behind its replies, unless replies
