@@ -14,7 +14,7 @@
 #   N=200000      requests per throughput case
 #   KEYS=100000   keyspace of the throughput cases (-r)
 #   LOAD=1000000  entries for the memory and snapshot-load cases
-#   CASES="c50 p16 c200 pooled rss load web queue"   the cases to run
+#   CASES="c50 p16 c200 pooled rss load web queue pubsub"   the cases to run
 #   WEB_SECS=10   duration of each wrk run (web case)
 #   KEEP=1        keep the temp dir (logs, sockets) for a look afterwards
 #   PIN=1         (default, with 2+ CPUs and taskset) run both servers on CPU 0
@@ -35,7 +35,7 @@ RUNS=${RUNS:-3}
 N=${N:-200000}
 KEYS=${KEYS:-100000}
 LOAD=${LOAD:-1000000}
-CASES=${CASES:-"c50 p16 c200 pooled rss load web queue"}
+CASES=${CASES:-"c50 p16 c200 pooled rss load web queue pubsub"}
 WEB_SECS=${WEB_SECS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -78,7 +78,7 @@ say "building cyberdbd and cyberdb"
 if [[ " $CASES " == *" web "* ]]; then
 	(cd "$ROOT" && go build -o "$T/webapp" ./libcyberdb/examples/webapp)
 fi
-if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* ]]; then
+if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* || " $CASES " == *" pubsub "* ]]; then
 	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/webapp-redis" .)
 fi
 CDB="$T/cyberdb"
@@ -341,6 +341,25 @@ case_queue() {
 	rows+=("queue: push to receipt|p99 ms|${r[r.p99]}|${r[c.p99]}|lo")
 }
 
+# case_pubsub: issue 16's pub/sub. One publisher, PUBSUB_SUBSCRIBERS (64)
+# subscribers each on a connection of its own, PUBSUB_N messages of 64 bytes
+# on one channel published in pipelined batches of 64: cyberdb bench-pubsub
+# (libcyberdb's Subscribe) against webapp-redis pubsub (go-redis
+# PUBLISH/SUBSCRIBE), deliveries per second. Alternating runs.
+case_pubsub() {
+	local run rc cc v rbest='' cbest=''
+	local pn=${PUBSUB_N:-20000} ps=${PUBSUB_SUBSCRIBERS:-64}
+	say "== pubsub: 1 publisher, $ps subscribers ($RUNS runs, alternating)"
+	for ((run = 1; run <= RUNS; run++)); do
+		rc=$("${ON_CLIENT[@]}" "$T/webapp-redis" -redis "$RSOCK" pubsub -subscribers "$ps" -n "$pn" -csv)
+		cc=$("${ON_CLIENT[@]}" "$CDB" bench-pubsub -s "$CSOCK" --subscribers "$ps" -n "$pn" --csv)
+		v=$(csv_field pubsub 2 <<<"$rc"); rbest=$(best "$rbest" "$v" hi)
+		v=$(csv_field pubsub 2 <<<"$cc"); cbest=$(best "$cbest" "$v" hi)
+		say "   run $run: redis $rc | cyberdb $cc"
+	done
+	rows+=("pubsub, 1 publisher, $ps subscribers|deliveries/s|$rbest|$cbest|hi")
+}
+
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "redis: $(redis-server --version | grep -o 'v=[^ ]*'); cyberdb: $("$T/cyberdbd" --version 2>&1 | head -1)"
 fresh
@@ -354,7 +373,8 @@ for c in $CASES; do
 	load) case_load ;;
 	web) case_web ;;
 	queue) case_queue ;;
-	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue)"; exit 2 ;;
+	pubsub) case_pubsub ;;
+	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue pubsub)"; exit 2 ;;
 	esac
 done
 

@@ -169,7 +169,7 @@ func runBenchPubSub(e *env, args []string) error {
 	el := time.Duration(lastAt.Load() - start.UnixNano())
 	rate := float64(got) / el.Seconds()
 	if *csv {
-		fmt.Fprintf(e.stdout, "pubsub,%.0f,%d\n", rate, int64(*subs)*int64(*n)-got)
+		fmt.Fprintf(e.stdout, "\"pubsub\",\"%.0f\",\"%d\"\n", rate, int64(*subs)*int64(*n)-got)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "pubsub: 1 publisher, %d subscribers, %d messages of %d bytes: %d deliveries in %v: %.0f deliveries/s (%d lost, %d lost notices)\n",

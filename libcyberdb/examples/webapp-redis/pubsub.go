@@ -91,7 +91,7 @@ func pubsubMain(addr string, args []string) error {
 	el := time.Duration(lastAt.Load() - start.UnixNano())
 	rate := float64(got) / el.Seconds()
 	if *csv {
-		fmt.Printf("pubsub,%.0f,%d\n", rate, want-got)
+		fmt.Printf("\"pubsub\",\"%.0f\",\"%d\"\n", rate, want-got)
 		return nil
 	}
 	fmt.Printf("pubsub: 1 publisher, %d subscribers, %d messages of %d bytes: %d deliveries in %v: %.0f deliveries/s (%d lost)\n",
