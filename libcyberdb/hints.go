@@ -41,6 +41,8 @@ var goMethods = map[wire.Op]string{
 	wire.OpLAppendLeft: "List.AppendLeft", wire.OpLPopLeft: "List.PopLeft", wire.OpLExtendLeft: "List.ExtendLeft",
 	wire.OpLRotate: "List.Rotate", wire.OpLMove: "List.Move", wire.OpLBPop: "List.PopWait", wire.OpLBMove: "List.MoveWait",
 	wire.OpGuard: "Batch guards", wire.OpCancel: "a cancelled context",
+	wire.OpPublish: "Client.Publish", wire.OpSubscribe: "Client.Subscribe", wire.OpPSubscribe: "Client.PSubscribe",
+	wire.OpUnsubscribe: "ending a Subscribe or Watch loop", wire.OpWatch: "Dict.Watch", wire.OpTracking: "NewCachedDict",
 }
 
 // opsByName maps the protocol's op names to ops.
