@@ -46,7 +46,10 @@ func TestSlowSubscriberMemory(t *testing.T) {
 
 	before := rss(t, d)
 	msg := strings.Repeat("m", 4096)
-	const total = 256 << 20
+	total := 256 << 20
+	if daemontest.Race {
+		total = 64 << 20 // a -race daemon is several times slower
+	}
 	start := time.Now()
 	var frames []byte
 	for sent := 0; sent < total; {
@@ -60,6 +63,7 @@ func TestSlowSubscriberMemory(t *testing.T) {
 			}
 			sent += len(msg)
 		}
+		_ = pub.NetConn().SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := pub.NetConn().Write(frames); err != nil {
 			t.Fatal(err)
 		}
@@ -75,8 +79,8 @@ func TestSlowSubscriberMemory(t *testing.T) {
 	after := rss(t, d)
 	var info map[string]any
 	pub.MustCall(t, &info, wire.OpInfo)
-	t.Logf("pushed 256 MiB at a subscriber that does not read in %v: RSS %d MiB before, %d MiB after; pushed %v, push_lost %v",
-		time.Since(start).Round(time.Millisecond), before/mib, after/mib, info["pushed"], info["push_lost"])
+	t.Logf("pushed %d MiB at a subscriber that does not read in %v: RSS %d MiB before, %d MiB after; pushed %v, push_lost %v",
+		total>>20, time.Since(start).Round(time.Millisecond), before/mib, after/mib, info["pushed"], info["push_lost"])
 	if grow := after - before; grow > 64*mib {
 		t.Errorf("the daemon grew by %d MiB for a subscriber that does not read (bound: 64 MiB)", grow/mib)
 	}
@@ -196,11 +200,15 @@ func TestPushLatency(t *testing.T) {
 			what, procs, len(l), p(0.5), p(0.99), l[len(l)-1])
 		return p(0.99)
 	}
-	if p99 := report("invalidation", inv); p99 > 50*time.Millisecond {
-		t.Errorf("invalidation p99 %v (bound 50 ms on a loaded machine)", p99)
+	bound := 50 * time.Millisecond
+	if daemontest.Race {
+		bound = 500 * time.Millisecond // a -race daemon, on a loaded machine
 	}
-	if p99 := report("watch event", ev); p99 > 50*time.Millisecond {
-		t.Errorf("watch event p99 %v (bound 50 ms on a loaded machine)", p99)
+	if p99 := report("invalidation", inv); p99 > bound {
+		t.Errorf("invalidation p99 %v (bound %v on a loaded machine)", p99, bound)
+	}
+	if p99 := report("watch event", ev); p99 > bound {
+		t.Errorf("watch event p99 %v (bound %v on a loaded machine)", p99, bound)
 	}
 }
 
