@@ -14,7 +14,11 @@
 #   N=200000      requests per throughput case
 #   KEYS=100000   keyspace of the throughput cases (-r)
 #   LOAD=1000000  entries for the memory and snapshot-load cases
-#   CASES="c50 p16 c200 pooled rss load web queue pubsub"   the cases to run
+#   CASES="c50 p16 c200 pooled rss load web queue stall rueidis pubsub"   the cases to run
+#                 (stall: gets on one table while another client runs a slow
+#                 op on a big one; rueidis: 256 goroutines calling Get through
+#                 one libcyberdb.Client vs one rueidis client; both with
+#                 twinbench, in the webapp-redis module)
 #   WEB_SECS=10   duration of each wrk run (web case)
 #   KEEP=1        keep the temp dir (logs, sockets) for a look afterwards
 #   PIN=1         (default, with 2+ CPUs and taskset) run both servers on CPU 0
@@ -35,7 +39,7 @@ RUNS=${RUNS:-3}
 N=${N:-200000}
 KEYS=${KEYS:-100000}
 LOAD=${LOAD:-1000000}
-CASES=${CASES:-"c50 p16 c200 pooled rss load web queue pubsub"}
+CASES=${CASES:-"c50 p16 c200 pooled rss load web queue stall rueidis pubsub"}
 WEB_SECS=${WEB_SECS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -80,6 +84,9 @@ if [[ " $CASES " == *" web "* ]]; then
 fi
 if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* || " $CASES " == *" pubsub "* ]]; then
 	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/webapp-redis" .)
+fi
+if [[ " $CASES " == *" stall "* || " $CASES " == *" rueidis "* ]]; then
+	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/twinbench" ./twinbench)
 fi
 CDB="$T/cyberdb"
 RSOCK="$T/redis.sock"
@@ -360,6 +367,53 @@ case_pubsub() {
 	rows+=("pubsub, 1 publisher, $ps subscribers|deliveries/s|$rbest|$cbest|hi")
 }
 
+# case_stall: issue 17 §1. While one client runs a slow op on a big table
+# (lsort of 2M elements: Redis SORT ... STORE; ltolist of 1M: LRANGE 0 -1;
+# drop of a 1M-entry dict: DEL of a hash; one 4 MiB request of tiny
+# items: RPUSH), another reads a key of another table without a pause
+# (twinbench stall). The figures are those reads' p99 and worst latency,
+# and the slow op's own time; best of RUNS.
+case_stall() {
+	local run which n out rl cl
+	for which in lsort ltolist drop bigreq; do
+		case $which in
+		lsort) n=2000000 ;; ltolist | drop) n=1000000 ;; bigreq) n=4194304 ;;
+		esac
+		declare -A b=()
+		say "== stall: reads of another table while $which ($n) runs ($RUNS runs)"
+		for ((run = 1; run <= RUNS; run++)); do
+			out=$("${ON_CLIENT[@]}" "$T/twinbench" -redis "$RSOCK" -cyberdb "$CSOCK" stall -case "$which" -n "$n")
+			rl=$(grep '^redis,' <<<"$out") cl=$(grep '^cyberdb,' <<<"$out")
+			say "   run $run: redis $rl | cyberdb $cl (system,case,op_ms,gets,p50_us,p99_us,max_us)"
+			IFS=, read -r _ _ rop _ _ rp99 rmax <<<"$rl"
+			IFS=, read -r _ _ cop _ _ cp99 cmax <<<"$cl"
+			b[rop]=$(best "${b[rop]:-}" "$rop" lo) b[cop]=$(best "${b[cop]:-}" "$cop" lo)
+			b[rp99]=$(best "${b[rp99]:-}" "$rp99" lo) b[cp99]=$(best "${b[cp99]:-}" "$cp99" lo)
+			b[rmax]=$(best "${b[rmax]:-}" "$rmax" lo) b[cmax]=$(best "${b[cmax]:-}" "$cmax" lo)
+		done
+		ms() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1000 }'; }
+		rows+=("$which $n: reads of another table|p99 ms|$(ms "${b[rp99]}")|$(ms "${b[cp99]}")|lo")
+		rows+=("$which $n: reads of another table|worst ms|$(ms "${b[rmax]}")|$(ms "${b[cmax]}")|lo")
+		rows+=("$which $n|ms the op took|${b[rop]}|${b[cop]}|lo")
+	done
+}
+
+# case_rueidis: issue 17 §4. 256 goroutines call Get through one client for
+# 5 s: libcyberdb.Client against rueidis on Redis, both pipelining the
+# concurrent calls automatically (twinbench pooled; target 1.5x).
+case_rueidis() {
+	local run out rv cv rbest='' cbest=''
+	say "== rueidis: 256 goroutines, one client each side ($RUNS runs)"
+	for ((run = 1; run <= RUNS; run++)); do
+		out=$("${ON_CLIENT[@]}" "$T/twinbench" -redis "$RSOCK" -cyberdb "$CSOCK" pooled -c 256 -d 5s)
+		rv=$(awk -F, '$1 == "redis" {print $4}' <<<"$out") cv=$(awk -F, '$1 == "cyberdb" {print $4}' <<<"$out")
+		say "   run $run: rueidis on redis $rv, libcyberdb $cv calls/s"
+		rbest=$(best "$rbest" "$rv" hi)
+		cbest=$(best "$cbest" "$cv" hi)
+	done
+	rows+=("get: 256 goroutines, one client (rueidis / libcyberdb)|calls/s|$rbest|$cbest|hi")
+}
+
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "redis: $(redis-server --version | grep -o 'v=[^ ]*'); cyberdb: $("$T/cyberdbd" --version 2>&1 | head -1)"
 fresh
@@ -374,7 +428,9 @@ for c in $CASES; do
 	web) case_web ;;
 	queue) case_queue ;;
 	pubsub) case_pubsub ;;
-	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue pubsub)"; exit 2 ;;
+	stall) case_stall ;;
+	rueidis) case_rueidis ;;
+	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue stall rueidis pubsub)"; exit 2 ;;
 	esac
 done
 

@@ -25,7 +25,7 @@ import (
 // write batch whose connection is lost returns ErrConnClosed (applied
 // entirely or not at all; which one is unknown) and is not resent.
 type Batch struct {
-	x       Executor
+	x       executor
 	ops     []byte
 	n       int
 	setters []func(raw []byte, err error)

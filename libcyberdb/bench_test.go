@@ -30,6 +30,23 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGetHooked is BenchmarkGet through a Call hook that only
+// calls the next function: what the hook seam costs a call (compare with
+// BenchmarkGet, run alternately: the round trip's noise is larger).
+func BenchmarkGetHooked(b *testing.B) {
+	_, c := start(b, WithHooks(Hook{Call: func(next CallFunc) CallFunc { return next }}))
+	ctx := context.Background()
+	must(b, c.CreateDict(ctx, "bench", nil))
+	d := NewDict[string, string](c, "bench")
+	must(b, d.Set(ctx, "key", "value-of-some-length"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Get(ctx, "key"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkSet(b *testing.B) {
 	d := benchDict(b)
 	ctx := context.Background()

@@ -29,6 +29,8 @@ import (
 // was taken (the daemon was told, by a cancel request, and confirmed it).
 // If a value was handed to the call just as ctx ended, the value is
 // returned with a nil error rather than dropped: it has left its list.
+// A value that does not fit V: ok is true and err matches ErrDecode (the
+// value has left its list too; the error shows it).
 //
 // Values are never lost between the daemon and a client that dies or
 // disconnects while waiting: the daemon gives a value to a waiter only
@@ -80,11 +82,15 @@ func (l *List[V]) MoveWait(ctx context.Context, dst *List[V], from, to End, time
 // lists are tried in the order given; each must exist. See List.PopWait
 // for the time-out and results. For typed values use PopWaitFirst.
 func (t tableOps) PopWait(ctx context.Context, from End, timeout time.Duration, tables ...string) (table string, value wire.Raw, ok bool, err error) {
-	return PopWaitFirst[wire.Raw](ctx, t.x, from, timeout, tables...)
+	return popWaitFirst[wire.Raw](ctx, t.x, from, timeout, tables...)
 }
 
 // PopWaitFirst is Client.PopWait that decodes the value as a V.
 func PopWaitFirst[V any](ctx context.Context, x Executor, from End, timeout time.Duration, tables ...string) (table string, v V, ok bool, err error) {
+	return popWaitFirst[V](ctx, asExecutor(x), from, timeout, tables...)
+}
+
+func popWaitFirst[V any](ctx context.Context, x executor, from End, timeout time.Duration, tables ...string) (table string, v V, ok bool, err error) {
 	if len(tables) == 0 {
 		return "", v, false, fmt.Errorf("cyberdb: PopWait: %w: no list named", ErrBadRequest)
 	}
@@ -136,7 +142,7 @@ func (cl *call) appendTimeout() {
 
 // finishBlocking runs a blocking call and decodes its [table, value]
 // result (null: the time-out ended, or the call was cancelled).
-func finishBlocking[V any](ctx context.Context, x Executor, table string, cl *call, byCtx bool) (src string, v V, ok bool, err error) {
+func finishBlocking[V any](ctx context.Context, x executor, table string, cl *call, byCtx bool) (src string, v V, ok bool, err error) {
 	defer cl.release()
 	if err := x.exec(ctx, cl); err != nil {
 		return "", v, false, err
@@ -151,29 +157,36 @@ func finishBlocking[V any](ctx context.Context, x Executor, table string, cl *ca
 		}
 		return "", v, false, nil
 	}
-	pair, derr := wire.SplitArray(cl.result)
+	src, v, err = decodePair[V](cl, table, cl.result)
+	return src, v, err == nil || src != "", err
+}
+
+// decodePair decodes a blocking op's [table, value] result. A value that
+// does not fit V is reported with the table it was taken from (src is
+// set then: the value has left its list).
+func decodePair[V any](cl *call, table string, result []byte) (src string, v V, err error) {
+	pair, derr := wire.SplitArray(result)
 	if derr != nil || len(pair) != 2 {
-		return "", v, false, &ProtocolError{Msg: fmt.Sprintf("%s result is not [table, value] nor null: %s", cl.op, wire.Diagnose(cl.result))}
+		return "", v, &ProtocolError{Msg: fmt.Sprintf("%s result is not [table, value] nor null: %s", cl.op, wire.Diagnose(result))}
 	}
-	if t, isText := wire.ItemText(pair[0]); isText {
-		src = t
-	} else {
-		return "", v, false, &ProtocolError{Msg: fmt.Sprintf("%s result names no table: %s", cl.op, wire.Diagnose(cl.result))}
+	t, isText := wire.ItemText(pair[0])
+	if !isText {
+		return "", v, &ProtocolError{Msg: fmt.Sprintf("%s result names no table: %s", cl.op, wire.Diagnose(result))}
 	}
+	src = t
 	if table == "" {
 		table = src
 	}
 	if raw, isRaw := any(&v).(*wire.Raw); isRaw {
 		*raw = append(wire.Raw(nil), pair[1]...)
-		return src, v, true, nil
+		return src, v, nil
 	}
 	if fv, fast := decodeFast[V](pair[1]); fast {
-		return src, fv, true, nil
+		return src, fv, nil
 	}
 	if uerr := unmarshal(pair[1], &v); uerr != nil {
-		// The value has left its list: say so, and give it as it is.
 		err = decodeErr(cl.op, table, cl.args, cl.nargs, pair[1], &v, uerr)
-		return src, v, true, fmt.Errorf("%w (the value was taken from %q: %s)", err, src, wire.Diagnose(pair[1]))
+		return src, v, fmt.Errorf("%w (the value was taken from %q: %s)", err, src, wire.Diagnose(pair[1]))
 	}
-	return src, v, true, nil
+	return src, v, nil
 }

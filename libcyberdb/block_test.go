@@ -425,3 +425,27 @@ func BenchmarkGetWhileBlocked(b *testing.B) {
 		})
 	}
 }
+
+// Client.Close ends a blocked call at once with ErrClosed; the daemon
+// forgets the waiter (the connection closed), so a value pushed later
+// stays in the list.
+func TestPopWaitClientClose(t *testing.T) {
+	noLeaks(t)
+	d, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateList(ctx, "q", nil))
+	errc := make(chan error, 1)
+	go func() { _, _, err := NewList[int](c, "q").PopWait(ctx, Left, 0); errc <- err }()
+	waitFor(t, "the pop to park", func() bool { return infoInt(t, c, "blocked_requests") == 1 })
+	must(t, c.Close())
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("PopWait after Close: %v, want ErrClosed", err)
+	}
+	c2 := open(t, d.Socket)
+	waitFor(t, "the waiter to go", func() bool { return infoInt(t, c2, "blocked_requests") == 0 })
+	_, err := NewList[int](c2, "q").Append(ctx, 1)
+	must(t, err)
+	if n, err := NewList[int](c2, "q").Len(ctx); n != 1 || err != nil {
+		t.Fatalf("Len = %d, %v: the value went to a closed client", n, err)
+	}
+}

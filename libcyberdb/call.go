@@ -58,6 +58,13 @@ type call struct {
 
 	// Set by exec on success.
 	result wire.Raw // the result item, aliasing reply
+
+	// WithTimeout's bound (connect.go): the tick of the pool's clock at
+	// which the call expires, 0 for none; and the bound, for the message.
+	expires int64
+	timeout time.Duration
+
+	src connSource // while the Call hooks run (hooks.go)
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
@@ -85,6 +92,7 @@ func (cl *call) release() {
 	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
 	cl.daemonText = false
 	cl.blocking, cl.timeoutAt, cl.waitUntil = false, 0, time.Time{}
+	cl.expires = 0
 	callPool.Put(cl)
 }
 

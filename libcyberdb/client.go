@@ -8,14 +8,6 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
-// Executor is what table handles and batches run on: a *Client (calls go
-// to the shared pool) or a *Conn (calls go to one pinned connection). It
-// is implemented only by this package.
-type Executor interface {
-	exec(ctx context.Context, cl *call) error
-	client() *Client
-}
-
 // Client is a connection pool to one cyberdb daemon. Create one per
 // process with Open and share it between all goroutines; its methods are
 // safe for concurrent use.
@@ -73,6 +65,7 @@ func configure(addr string, opts []Option) (config, dialer, error) {
 	if err := prepareLocal(&cfg, &d); err != nil { // Unix sockets: WithServerUID (serveruid.go)
 		return config{}, dialer{}, err
 	}
+	d.custom = cfg.conn.dial
 	return cfg, d, nil
 }
 
@@ -88,10 +81,8 @@ func (c *Client) Close() error { return c.p.close() }
 // Stats reports the Client's connections and call counters.
 func (c *Client) Stats() Stats { return c.p.statsNow() }
 
-func (c *Client) client() *Client { return c }
-
 func (c *Client) exec(ctx context.Context, cl *call) error {
-	return c.p.run(ctx, cl, c.p)
+	return c.p.exec(ctx, cl, c.p) // through the Call hooks, if any (hooks.go)
 }
 
 // connSource is where run takes connections from: the pool's shared ones
@@ -130,6 +121,7 @@ func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 		ca.localWrite(cl, false)
 		defer ca.localWrite(cl, true)
 	}
+	cl.expires = p.expiry(ctx, cl) // WithTimeout (connect.go)
 	resends, readRetries := 0, 0
 	last := false // the budget is spent: this is the attempt on a new connection
 	for attempt := 1; ; attempt++ {
@@ -216,7 +208,7 @@ func (c *Client) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, err
 	return do(ctx, c, op, args...)
 }
 
-func do(ctx context.Context, x Executor, op wire.Op, args ...any) (wire.Raw, error) {
+func do(ctx context.Context, x executor, op wire.Op, args ...any) (wire.Raw, error) {
 	cl := newCall(op)
 	defer cl.release()
 	cl.daemonText = true
@@ -246,6 +238,8 @@ type Conn struct {
 	cn      *conn         // nil, or a dead one, until get dials another
 	dialing chan struct{} // closed when the dial under way ends; nil if none
 	closed  bool
+
+	fixed bool // WithOnConnect's: never dials another, and Close does nothing
 }
 
 // Conn opens a connection for the caller's exclusive use. Pinned
@@ -261,8 +255,6 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 	return pc, nil
 }
 
-func (pc *Conn) client() *Client { return pc.c }
-
 // get returns the Conn's connection, dialing a new one when it is lost
 // or expired. One caller dials at a time; the others wait for it, or for
 // their context, and then look again (if that dial failed, the next
@@ -277,6 +269,10 @@ func (pc *Conn) get(ctx context.Context) (*conn, error) {
 		if cn := pc.cn; cn != nil && !cn.unusable.Load() {
 			pc.mu.Unlock()
 			return cn, nil
+		}
+		if pc.fixed {
+			pc.mu.Unlock()
+			return nil, fmt.Errorf("cyberdb: the new connection was lost during WithOnConnect's function: %w", ErrConnClosed)
 		}
 		if wait := pc.dialing; wait != nil {
 			pc.mu.Unlock()
@@ -323,7 +319,7 @@ func (pc *Conn) fresh(ctx context.Context) (*conn, func(), error) {
 }
 
 func (pc *Conn) exec(ctx context.Context, cl *call) error {
-	return pc.c.p.run(ctx, cl, pc)
+	return pc.c.p.exec(ctx, cl, pc)
 }
 
 // Do is Client.Do on this connection.
@@ -347,7 +343,7 @@ func (pc *Conn) ID() uint64 {
 func (pc *Conn) Close() error {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.closed {
+	if pc.closed || pc.fixed {
 		return nil
 	}
 	pc.closed = true

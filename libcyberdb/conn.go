@@ -50,6 +50,12 @@ type conn struct {
 	blocked  atomic.Int32 // blocking calls queued or parked: not in load, as they do not make the connection busy
 	unusable atomic.Bool  // dead or retired: takes no new calls
 	retired  atomic.Bool  // close once load and blocked drop to 0
+	stale    atomic.Bool  // idle for WithHealthCheck's period: check before use (connect.go)
+
+	// Guarded by pool.mu: the request counter (nextID) as the cleaner
+	// last saw it, and when (markIdleLocked).
+	seenID uint64
+	seenAt time.Time
 
 	mu       sync.Mutex
 	queue    []*call          // waiting for the writer
@@ -62,7 +68,8 @@ type conn struct {
 	closeErr error  // set when we close the connection on purpose
 	inline   []byte // the inline writer's buffer; owned by whoever set writing
 
-	br *bufio.Reader // the handshake's reader, handed to readLoop
+	br    *bufio.Reader // the handshake's reader, handed to readLoop
+	flush FlushFunc     // the Flush hooks around writes; nil: none (hooks.go)
 
 	kick       chan struct{} // capacity 1: the queue is not empty
 	quit       chan struct{} // closed when the reader ends
@@ -96,13 +103,13 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	var last error
 	for {
 		p.stats.dialAttempts.Add(1)
-		nc, err := p.dialer.dial(ctx)
+		nc, err := p.openConn(ctx) // through the Dial hooks, if any (hooks.go)
 		if err == nil {
 			var cn *conn
 			var ioErr bool
 			cn, ioErr, err = p.handshake(ctx, nc)
 			if err == nil {
-				return cn, nil
+				return p.connected(ctx, cn) // WithOnConnect (connect.go)
 			}
 			nc.Close()
 			// A daemon that dies or stops as we connect resets the
@@ -157,7 +164,10 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	opts := map[string]any{"client": p.cfg.clientName, "push": true}
+	opts := map[string]any{"client": p.cfg.clientName}
+	if !p.rawFrames {
+		opts["push"] = true // PROTOCOL.md 3.1: blocking calls must not hold up the others
+	}
 	pw, err := p.dialer.password() // tcp:// only
 	if err != nil {
 		return nil, false, err
@@ -248,6 +258,10 @@ func (p *pool) handshakeErr(ctx context.Context, err error) error {
 // start runs the connection's goroutines; called with p.mu held and the
 // pool open, so that Close's wg.Wait sees them.
 func (c *conn) start() {
+	if c.br == nil {
+		return // already started (WithOnConnect: connected)
+	}
+	c.flush = c.flushChain()
 	c.p.wg.Add(2)
 	go c.readLoop(c.br)
 	go c.writeLoop()
@@ -299,7 +313,7 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 		buf := c.inline[:0]
 		c.mu.Unlock()
 		buf = cl.appendFrame(buf)
-		_, err := c.nc.Write(buf)
+		err := c.write(buf, 1)
 		if cap(buf) > 64<<10 {
 			buf = nil
 		}
@@ -351,10 +365,18 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 		cl.fate, cl.err = f, err
 		return
 	}
-	select {
-	case <-cl.done:
-		return
-	case <-ctx.Done():
+	tick := c.p.ticks.channel(cl) // nil unless WithTimeout bounds cl (connect.go)
+	for {
+		select {
+		case <-cl.done:
+			return
+		case <-ctx.Done():
+		case <-tick:
+			if tick = c.p.ticks.next(cl); tick != nil {
+				continue // not expired yet
+			}
+		}
+		break
 	}
 	c.mu.Lock()
 	if cl.state == stateQueued || cl.state == stateInFlight && !cl.blocking {
@@ -364,7 +386,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 		c.mu.Unlock()
 		c.unload(cl)
 		c.afterDone()
-		cl.fate, cl.err = fateCanceled, ctx.Err()
+		cl.fate, cl.err = fateCanceled, cl.canceled(ctx)
 		return
 	}
 	if cl.state == stateInFlight { // a blocking call the daemon has or will have parked
@@ -496,7 +518,7 @@ func (c *conn) writeLoop() {
 			spare = batch[:0]
 			var err error
 			if len(wbuf) > 0 {
-				_, err = c.nc.Write(wbuf)
+				err = c.write(wbuf, n)
 			}
 			c.mu.Lock()
 			c.writing = false

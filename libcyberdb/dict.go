@@ -25,7 +25,7 @@ func (Item[K, V]) isItem() {} // see locate
 // when the table does not exist, ErrWrongKind when it is a list, and the
 // per-method errors listed below.
 type Dict[K comparable, V any] struct {
-	x    Executor
+	x    executor // asExecutor: the Client or Conn itself, or foreign
 	name string
 	enc  []byte // the name, encoded
 }
@@ -33,7 +33,7 @@ type Dict[K comparable, V any] struct {
 // NewDict returns a handle on the dict table name, on a Client or a Conn.
 // It does not create the table (see CreateDict).
 func NewDict[K comparable, V any](x Executor, name string) *Dict[K, V] {
-	return &Dict[K, V]{x: x, name: name, enc: wire.AppendText(nil, name)}
+	return &Dict[K, V]{x: asExecutor(x), name: name, enc: wire.AppendText(nil, name)}
 }
 
 // Name is the table's name.

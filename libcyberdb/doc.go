@@ -162,6 +162,23 @@
 // jobs of workers whose lease ran out; see its documentation for the
 // exact guarantees.
 //
+// # In a service
+//
+// No call waits forever: one whose context has no deadline is bounded by
+// WithTimeout (DefaultTimeout, 10 s), and fails with an error matching
+// context.DeadlineExceeded if a hung daemon does not answer (a blocking pop is
+// bounded by its own time-out and its context instead). WithDialer
+// replaces net.Dialer; WithOnConnect runs a function on each new
+// connection before it carries calls; WithHealthCheck PINGs a connection
+// idle for a while before its next call. WithHooks installs middleware
+// around each dial, call and pipelined write (Hook), on which the
+// otelcyberdb module builds OpenTelemetry tracing.
+//
+// For tests, package cyberdbtest runs a real daemon inside the test
+// process (cyberdbtest.New(t)), with FastForward for its expiry clock;
+// and since the handles accept any Executor (one method, Do), a unit test
+// can give them a fake (see ExampleExecutor).
+//
 // # Who serves the socket
 //
 // A Unix socket's path says nothing about who listens on it: in a

@@ -323,8 +323,17 @@ func (d *Dict[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 		o(&cfg)
 	}
 	return func(yield func(Event[K, V], error) bool) {
-		cl0 := d.x.client()
-		s := newPushStream(cl0.p)
+		var p *pool
+		switch x := d.x.(type) {
+		case *Client:
+			p = x.p
+		case *Conn:
+			p = x.c.p
+		default:
+			yield(Event[K, V]{}, fmt.Errorf("cyberdb: Watch needs a Dict of a *Client or *Conn, not of a %T", d.x))
+			return
+		}
+		s := newPushStream(p)
 		defer s.close()
 		var run, seq uint64
 		started := false

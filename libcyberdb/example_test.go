@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb"
+	"github.com/cyberdb/cyberdb/libcyberdb/cyberdbtest"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 // CyberDB's first example, as the package documentation has it: create a
@@ -462,3 +466,102 @@ func events(ctx context.Context, c *libcyberdb.Client) error {
 // reload stands for what a program does with a table re-read after a
 // resync.
 func reload(map[string]string) {}
+
+// fakeDicts is a fake daemon for unit tests: dict tables in a map. It
+// implements the two operations the code under test uses, and fails on
+// the others.
+type fakeDicts map[string]map[string]string
+
+func (f fakeDicts) Do(ctx context.Context, op wire.Op, args ...any) (wire.Raw, error) {
+	var table, key, value string
+	for i, dst := range []*string{&table, &key, &value}[:min(len(args), 3)] {
+		if err := wire.Unmarshal(args[i].(wire.Raw), dst); err != nil {
+			return nil, err
+		}
+	}
+	switch op {
+	case wire.OpDSet:
+		if f[table] == nil {
+			f[table] = map[string]string{}
+		}
+		f[table][key] = value
+		return wire.Marshal(nil)
+	case wire.OpDGet:
+		v, ok := f[table][key]
+		if !ok {
+			return nil, libcyberdb.ErrNotFound
+		}
+		return wire.Marshal(v)
+	}
+	return nil, fmt.Errorf("fakeDicts: %s not implemented", op)
+}
+
+// A handle on a fake Executor, for a unit test that needs no daemon (a
+// test that wants the real one starts it with cyberdbtest.New).
+func ExampleExecutor() {
+	ctx := context.Background()
+	sessions := libcyberdb.NewDict[string, string](fakeDicts{}, "sessions")
+	sessions.Set(ctx, "alice", "f3a9")
+	v, err := sessions.Get(ctx, "alice")
+	fmt.Println(v, err)
+	_, err = sessions.Get(ctx, "bob")
+	fmt.Println(errors.Is(err, libcyberdb.ErrNotFound))
+	// Output:
+	// f3a9 <nil>
+	// true
+}
+
+// A Client set up for a service: a bound on calls without a deadline,
+// tables made on every new connection, and a hook that logs slow calls
+// (the README's "In a service" example).
+func Example_service() {
+	ctx := context.Background()
+	slowCalls := libcyberdb.Hook{
+		Call: func(next libcyberdb.CallFunc) libcyberdb.CallFunc {
+			return func(ctx context.Context, call *libcyberdb.Call) error {
+				start := time.Now()
+				err := next(ctx, call)
+				if took := time.Since(start); took > 50*time.Millisecond {
+					slog.Warn("slow cyberdb call", "op", call.Op(), "table", call.Table(), "took", took, "err", err)
+				}
+				return err
+			}
+		},
+	}
+	c, err := libcyberdb.Open(ctx, "",
+		libcyberdb.WithTimeout(2*time.Second), // calls whose context has no deadline (default 10 s)
+		libcyberdb.WithOnConnect(func(ctx context.Context, cn *libcyberdb.Conn) error {
+			// Each new connection, after a restart of the daemon too.
+			return cn.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists())
+		}),
+		libcyberdb.WithHooks(slowCalls),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.Drop(ctx, "hits")
+
+	n, err := libcyberdb.NewDict[string, int](c, "hits").Incr(ctx, "/home", 1)
+	fmt.Println(n, err)
+	// Output: 1 <nil>
+}
+
+// countHit is the code under test in TestCountHit.
+func countHit(ctx context.Context, c *libcyberdb.Client, page string) (int, error) {
+	if err := c.CreateDict(ctx, "hits", nil, libcyberdb.IfNotExists()); err != nil {
+		return 0, err
+	}
+	return libcyberdb.NewDict[string, int](c, "hits").Incr(ctx, page, 1)
+}
+
+// The README's test with a daemon of its own (package cyberdbtest).
+func TestCountHit(t *testing.T) {
+	db := cyberdbtest.New(t) // a real daemon on a temporary socket, stopped when the test ends
+	ctx := context.Background()
+	for want := 1; want <= 3; want++ {
+		if n, err := countHit(ctx, db.Client, "/home"); err != nil || n != want {
+			t.Fatalf("countHit: %d, %v; want %d", n, err, want)
+		}
+	}
+}

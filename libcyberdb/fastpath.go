@@ -78,7 +78,7 @@ func decodeFast[V any](raw []byte) (v V, ok bool) {
 }
 
 // finishValue runs cl and decodes its result as a V.
-func finishValue[V any](ctx context.Context, x Executor, table string, cl *call) (V, error) {
+func finishValue[V any](ctx context.Context, x executor, table string, cl *call) (V, error) {
 	err := x.exec(ctx, cl)
 	if err != nil {
 		cl.release()

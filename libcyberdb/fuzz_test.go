@@ -80,3 +80,37 @@ func FuzzDecodeError(f *testing.F) {
 		check(new(string))
 	})
 }
+
+// FuzzPushFrame feeds the reader's push-frame recogniser and the blocking
+// result decoder arbitrary bodies: they never panic; a frame taken as a
+// push message is [0, 0, map] whose "push" is text, and its msg is that
+// map.
+func FuzzPushFrame(f *testing.F) {
+	enc := func(v any) []byte { b, _ := wire.Marshal(v); return b }
+	f.Add(enc([]any{0, 0, map[string]any{"push": "invalidate", "keys": []string{"a"}}}))
+	f.Add(enc([]any{0, 0, map[string]any{"push": 7}}))
+	f.Add(enc([]any{0, 0, map[string]any{"kind": "x"}}))
+	f.Add(enc([]any{0, 16, "shutting down"}))
+	f.Add(enc([]any{3, 0, []any{"q", 1}}))
+	f.Add([]byte{0x83, 0x00, 0x00, 0xa1})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if kind, msg, ok := pushMessage(body); ok {
+			r, err := wire.DecodeReply(body)
+			if err != nil || r.ID != 0 || r.Err != nil || !bytes.Equal(r.Result, msg) {
+				t.Fatalf("pushMessage(%x) = %q, %x; wire.DecodeReply: %+v, %v", body, kind, msg, r, err)
+			}
+			var m map[string]any
+			if wire.Unmarshal(msg, &m) == nil {
+				if k, isText := m["push"].(string); !isText || k != kind {
+					t.Fatalf("pushMessage(%x) kind %q, map says %v", body, kind, m["push"])
+				}
+			}
+		}
+		// The blocking result decoder on arbitrary results.
+		cl := newCall(wire.OpLBPop)
+		_, _, _ = decodePair[int](cl, "", body)
+		_, _, _ = decodePair[wire.Raw](cl, "q", body)
+		_, _, _ = decodePair[map[string][]int](cl, "", body)
+		cl.release()
+	})
+}

@@ -50,7 +50,7 @@ func (cl *call) slice(s Slice) *call { return cl.optInt(s.Start).optInt(s.Stop).
 // table does not exist, ErrWrongKind when it is a dict, and the per-method
 // errors listed below.
 type List[V any] struct {
-	x    Executor
+	x    executor // asExecutor: the Client or Conn itself, or foreign
 	name string
 	enc  []byte
 }
@@ -58,7 +58,7 @@ type List[V any] struct {
 // NewList returns a handle on the list table name, on a Client or a Conn.
 // It does not create the table (see CreateList).
 func NewList[V any](x Executor, name string) *List[V] {
-	return &List[V]{x: x, name: name, enc: wire.AppendText(nil, name)}
+	return &List[V]{x: asExecutor(x), name: name, enc: wire.AppendText(nil, name)}
 }
 
 // Name is the table's name.

@@ -53,8 +53,10 @@ type config struct {
 	serverUID   *int         // WithServerUID (serveruid.go)
 	now         func() time.Time
 
-	cacheEntries int   // WithCache (cache.go); 0: DefaultCacheEntries
-	cacheBytes   int64 // 0: DefaultCacheBytes
+	cacheEntries int           // WithCache (cache.go); 0: DefaultCacheEntries
+	cacheBytes   int64         // 0: DefaultCacheBytes
+	conn         connectConfig // WithDialer, WithOnConnect, WithTimeout, WithHealthCheck (connect.go)
+	hooks        []Hook        // WithHooks (hooks.go)
 }
 
 func defaultConfig() config {
@@ -67,6 +69,7 @@ func defaultConfig() config {
 		dialTimeout: DefaultDialTimeout,
 		clientName:  name,
 		now:         time.Now,
+		conn:        defaultConnectConfig(),
 	}
 }
 
@@ -119,7 +122,8 @@ type dialer struct {
 	network, address string // for messages and net.Dialer
 	display          string // the address as the user wrote it
 	remote           *remoteDialer
-	serverUID        *int // Unix sockets: the uid that must serve it (serveruid.go)
+	serverUID        *int     // Unix sockets: the uid that must serve it (serveruid.go)
+	custom           DialFunc // WithDialer (connect.go)
 }
 
 func (d dialer) dial(ctx context.Context) (net.Conn, error) {

@@ -19,12 +19,15 @@ import (
 // soon as their reader notices; they are replaced lazily, by the next call
 // that needs one.
 type pool struct {
-	cfg    config
-	dialer dialer
+	cfg       config
+	dialer    dialer
+	rawFrames bool       // DialRaw: connections for the caller's own frames, without the push extension
+	hooks     hookChains // WithHooks (hooks.go)
+	ticks     tickClock  // WithTimeout's clock (connect.go)
 
-	conns atomic.Pointer[[]*conn]   // shared connections, read without locking
-	hooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
-	cache atomic.Pointer[cache]     // the read cache (cache.go), made by the first CachedDict
+	conns     atomic.Pointer[[]*conn]   // shared connections, read without locking
+	pushHooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
+	cache     atomic.Pointer[cache]     // the read cache (cache.go), made by the first CachedDict
 
 	mu       sync.Mutex
 	list     []*conn // == *conns; written under mu
@@ -56,6 +59,8 @@ func newPool(cfg config, d dialer) *pool {
 		done:    make(chan struct{}),
 	}
 	p.conns.Store(&[]*conn{})
+	p.composeHooks()
+	p.ticks.init()
 	return p
 }
 
@@ -85,6 +90,9 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 			}
 		}
 		if best != nil && (bestLoad == 0 || usable >= p.cfg.poolSize) {
+			if !p.checked(ctx, best) { // WithHealthCheck (connect.go)
+				continue
+			}
 			p.endWait(waitStart)
 			return best, nil
 		}
@@ -235,13 +243,15 @@ func (p *pool) unpin(cn *conn) {
 // do: an idle time-out or a lifetime is set, and connections are open. It
 // stops itself when none are left (database/sql does the same).
 func (p *pool) startCleanerLocked() {
-	if p.cleaning || p.closed || (p.cfg.idleTimeout == 0 && p.cfg.maxLifetime == 0) {
+	if p.cleaning || p.closed || (p.cfg.idleTimeout == 0 && p.cfg.maxLifetime == 0 && p.cfg.conn.healthCheck == 0) {
 		return
 	}
 	p.cleaning = true
 	interval := p.cfg.idleTimeout
-	if l := p.cfg.maxLifetime; l > 0 && (interval == 0 || l < interval) {
-		interval = l
+	for _, l := range []time.Duration{p.cfg.maxLifetime, p.cfg.conn.healthCheck} {
+		if l > 0 && (interval == 0 || l < interval) {
+			interval = l
+		}
 	}
 	interval = max(interval/2, 100*time.Millisecond)
 	p.wg.Add(1)
@@ -288,6 +298,7 @@ func (p *pool) clean() bool {
 	if len(retire) > 0 {
 		p.setListLocked(keep)
 	}
+	p.markIdleLocked(now) // WithHealthCheck (connect.go)
 	for cn := range p.pinned {
 		// A pinned connection past its lifetime is replaced at its next call.
 		if p.cfg.maxLifetime > 0 && now.Sub(cn.created) >= p.cfg.maxLifetime && !cn.retired.Load() {

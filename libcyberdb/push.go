@@ -61,7 +61,7 @@ type pushHooks struct {
 // setPushHooks sets the hooks of the pool's shared connections, those
 // open now and those dialed later; nil removes them. Connections pinned by
 // a Conn or dedicated by pushConn are not shared: they keep theirs.
-func (p *pool) setPushHooks(h *pushHooks) { p.hooks.Store(h) }
+func (p *pool) setPushHooks(h *pushHooks) { p.pushHooks.Store(h) }
 
 // pushConn dials a connection dedicated to h: pinned (not shared, not
 // counted in the pool size), with h set before its reader starts so that
@@ -157,7 +157,7 @@ func (c *conn) pushHooks() *pushHooks {
 	if c.hooks != nil {
 		return c.hooks
 	}
-	return c.p.hooks.Load()
+	return c.p.pushHooks.Load()
 }
 
 // deliverPush hands a push message to the hooks; called by the reader.

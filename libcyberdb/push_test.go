@@ -204,3 +204,23 @@ func TestPushConnAndNoPush(t *testing.T) {
 		t.Fatalf("pushConn without push: %v", err)
 	}
 }
+
+// DialRaw's connection is for the caller's own frames, which may use any
+// ids (cyberdb bench sends id 0, and pipelines blocking pops with one id):
+// it does not ask for the push extension, on which the daemon refuses id 0.
+func TestDialRawWithoutPush(t *testing.T) {
+	d, _ := start(t)
+	nc, err := DialRaw(context.Background(), d.Socket)
+	must(t, err)
+	defer nc.Close()
+	req, err := wire.AppendRequest(nil, 0, wire.OpPing)
+	must(t, err)
+	_, err = nc.Write(req)
+	must(t, err)
+	body, err := wire.ReadFrame(nc, nil, -1)
+	must(t, err)
+	r, err := wire.DecodeReply(body)
+	if err != nil || r.ID != 0 || r.Err != nil {
+		t.Fatalf("ping with id 0 on a raw connection: %+v, %v", r, err)
+	}
+}

@@ -58,7 +58,7 @@ func NewQueue[V any](x Executor, name string) *Queue[V] {
 
 // Create creates the queue's tables unless they exist.
 func (q *Queue[V]) Create(ctx context.Context) error {
-	t := tableOps{q.x}
+	t := tableOps{asExecutor(q.x)}
 	if err := t.CreateList(ctx, q.name, nil, IfNotExists()); err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (q *Queue[V]) Worker(ctx context.Context, id string, lease time.Duration) (
 // meanwhile keeps what it takes from then on. Safe to run from several
 // processes at once.
 func (q *Queue[V]) Recover(ctx context.Context) (int, error) {
-	tables, err := tableOps{q.x}.Tables(ctx)
+	tables, err := tableOps{asExecutor(q.x)}.Tables(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -126,7 +126,7 @@ func (q *Queue[V]) Recover(ctx context.Context) (int, error) {
 		}
 		inprog := NewList[V](q.x, t.Name)
 		for {
-			b := &Batch{x: q.x}
+			b := &Batch{x: asExecutor(q.x)}
 			leases.In(b).GuardAbsent(id)
 			inprog.In(b).Move(q.jobs, Right, Left)
 			err := b.Exec(ctx)
@@ -136,7 +136,7 @@ func (q *Queue[V]) Recover(ctx context.Context) (int, error) {
 			}
 			if errors.Is(err, ErrIndexOutOfRange) {
 				// Empty: drop it, unless its worker came back meanwhile.
-				b := &Batch{x: q.x}
+				b := &Batch{x: asExecutor(q.x)}
 				leases.In(b).GuardAbsent(id)
 				inprog.In(b).GuardLen(0)
 				b.Drop(t.Name)
@@ -180,7 +180,7 @@ func (w *Worker[V]) register(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("%w: worker id %q of queue %q is in use by a live worker", ErrLockHeld, w.id, w.q.name)
 	}
-	if err := (tableOps{w.q.x}).CreateList(ctx, w.inprog.name, nil, IfNotExists()); err != nil {
+	if err := (tableOps{asExecutor(w.q.x)}).CreateList(ctx, w.inprog.name, nil, IfNotExists()); err != nil {
 		return err
 	}
 	w.renewedAt = at
@@ -276,7 +276,7 @@ func (w *Worker[V]) Stop(ctx context.Context) error {
 	if _, err := w.lease.Release(ctx); err != nil {
 		return err
 	}
-	b := &Batch{x: w.q.x}
+	b := &Batch{x: asExecutor(w.q.x)}
 	w.inprog.In(b).GuardLen(0)
 	b.Drop(w.inprog.name)
 	if err := b.Exec(ctx); err != nil && !errors.Is(err, ErrGuardFailed) && !errors.Is(err, ErrNoTable) {

@@ -11,13 +11,16 @@ import (
 // 1), and hands the connection over for the caller's own frames: for
 // tools such as "cyberdb bench" that encode requests themselves
 // (PROTOCOL.md sections 2 and 3; the wire package has the encoders). The
-// caller closes it. Programs should use Open.
+// connection does not ask for the push extension (PROTOCOL.md 3.1):
+// replies come in request order, and any ids will do. The caller closes
+// it. Programs should use Open.
 func DialRaw(ctx context.Context, addr string, opts ...Option) (net.Conn, error) {
 	cfg, d, err := configure(addr, opts)
 	if err != nil {
 		return nil, err
 	}
 	p := newPool(cfg, d)
+	p.rawFrames = true // the caller's frames may reuse ids: no push extension
 	cn, err := p.dial(ctx)
 	if err != nil {
 		return nil, err

@@ -80,8 +80,7 @@ func (d dialer) dialUnix(ctx context.Context) (net.Conn, error) {
 			return nil, err
 		}
 	}
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "unix", d.address)
+	nc, err := d.netDial(ctx, "unix", d.address)
 	if err != nil || want == nil {
 		return nc, err
 	}

@@ -27,11 +27,11 @@ type TableInfo struct {
 
 // tableOps are the server and table-management operations, shared by
 // Client and Conn.
-type tableOps struct{ x Executor }
+type tableOps struct{ x executor }
 
 // run executes a call built by fill and decodes its result into out (nil:
 // ignore it).
-func run(ctx context.Context, x Executor, op wire.Op, table string, out any, fill func(*call)) error {
+func run(ctx context.Context, x executor, op wire.Op, table string, out any, fill func(*call)) error {
 	cl := newCall(op)
 	if fill != nil {
 		fill(cl)

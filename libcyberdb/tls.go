@@ -274,8 +274,7 @@ func (d dialer) password() (string, error) {
 
 // dialRemote opens a TCP connection and runs the TLS handshake.
 func (d dialer) dialRemote(ctx context.Context) (net.Conn, error) {
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", d.address)
+	nc, err := d.netDial(ctx, "tcp", d.address)
 	if err != nil || d.remote.tls == nil {
 		return nc, err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/options"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// Reparse reads the configuration again for Reload: the command line
 	// and the --config file. Nil: Reload fails, saying so.
 	Reparse func() (*options.Options, error)
+	// Clock is where the store reads the time for expiry; nil: the
+	// system clock. Tests move it (package embed's FastForward).
+	Clock store.Clock
 }
 
 // Notifier hears the daemon's progress; systemd.Notifier tells systemd.
@@ -140,7 +144,7 @@ func New(cfg Config) (*Daemon, error) {
 		level:       cfg.LogLevel,
 		notify:      cfg.Notifier,
 		reparse:     cfg.Reparse,
-		st:          store.New(),
+		st:          newStore(cfg.Clock),
 		mem:         memlimit.New(o.MemoryLimit()),
 		data:        &dataDir{},
 		unix:        cfg.Unix,
@@ -174,6 +178,7 @@ func New(cfg Config) (*Daemon, error) {
 		AllowUIDs:        uids,
 		AllowGIDs:        gids,
 		Durable:          d.data.durable,
+		DurableSlow:      o.Fsync == persist.FsyncAlways,
 		Save:             d.data.save,
 		Info:             d.info,
 	}, d.st)
@@ -306,6 +311,14 @@ func (d *Daemon) stop(ctx context.Context, graceful bool) (err error) {
 		}
 	})
 	return err
+}
+
+// newStore returns the store, reading clock when one is given.
+func newStore(clock store.Clock) *store.Store {
+	if clock == nil {
+		return store.New()
+	}
+	return store.New(store.WithClock(clock))
 }
 
 // info adds the data dir's and the memory limit's figures to INFO.

@@ -14,7 +14,9 @@ import "sync/atomic"
 //     point called name: a real crash, with no deferred function run and
 //     nothing flushed, at exactly that point (failpoint_on.go). A release
 //     build ignores the variable (failpoint_off.go): an environment
-//     variable must not be able to kill a production daemon.
+//     variable must not be able to kill a production daemon. Such a
+//     binary also reads CYBERDB_FAILPOINT_SLEEP=name=duration, and sleeps
+//     that long at each pass through the point called name: a slow disk.
 //   - A function set with setFailpoint by in-process tests is called with
 //     each name.
 //

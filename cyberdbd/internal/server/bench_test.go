@@ -42,7 +42,7 @@ func BenchmarkPipelinedSet(b *testing.B) { benchPipelined(b, wire.OpDSet) }
 
 // BenchmarkPipelinedSetMedium sets 24 KiB values, run on the loop;
 // BenchmarkPipelinedSetLarge 128 KiB ones, over offLoopFrame, which an
-// event loop runs on a goroutine of their own.
+// event loop runs on its worker pool (startOffLoop).
 func BenchmarkPipelinedSetMedium(b *testing.B) { benchPipelinedValue(b, wire.OpDSet, 24<<10) }
 func BenchmarkPipelinedSetLarge(b *testing.B)  { benchPipelinedValue(b, wire.OpDSet, 128<<10) }
 

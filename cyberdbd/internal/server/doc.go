@@ -14,7 +14,20 @@
 // requests read, and writes the replies of every connection of the round
 // together, after one Config.Durable call covering all their writes. So a
 // request costs at most one read and one write system call, and no
-// goroutine switch.
+// goroutine switch. Under --fsync always (Config.DurableSlow) that call
+// runs off the loop: the connections that wrote wait for it, the others'
+// replies go out at once.
+//
+// # Slow requests
+//
+// A request expected to take more than about 250 µs (cost.go: an op whose
+// cost grows with its table, on a big table; a request carrying many
+// items; a save) does not run on its loop, which would hold up every other
+// connection of the loop for as long: it runs on the server's worker pool
+// (workers.go), bounded to the processors the loops leave, and is answered
+// in order on its own connection, whose later requests wait for it
+// (startOffLoop). The estimate reads the op, the frame's size and the
+// table's published size, without decoding or locking.
 //
 // A connection gets a goroutine of its own (conn.serve) instead when
 // IOLoops is 0, on TCP (TLS needs a goroutine's blocking reads), on
@@ -39,11 +52,10 @@
 // not fit is not read until it does) and must be finished within
 // Config.PartialTimeout; unread replies are bounded per connection
 // (Config.OutputLimit, as Redis's client-output-buffer-limit) and in all
-// (Config.MaxOutputMemory). On an event loop a request bigger than 64 KiB
-// runs on a goroutine of its own while the loop serves the others, as a
-// save does (startOffLoop), and a connection gets at most 64 KiB of
-// requests run per round, so one client holds its loop for about 10 ms at
-// the very worst.
+// (Config.MaxOutputMemory). On an event loop a slow request runs on the
+// worker pool (above), and a connection gets at most 64 KiB of requests
+// run per round (those carrying items counted four times), so one client
+// holds its loop for about 2 ms at the very worst.
 //
 // # Bad input
 //
@@ -70,7 +82,8 @@
 //  1. Server.mu: listeners, the goroutine-served connections, the loops;
 //  2. ioLoop.mu: a loop's connections, which accept adds to;
 //  3. leaves, under which nothing is locked: ioLoop.savedMu (requests
-//     run off the loop, handed back), ioLoop.wmu (the loop's eventfd),
+//     run off the loop, handed back), ioLoop.syncMu (a Durable call's
+//     result), workPool.mu (its queue), ioLoop.wmu (the loop's eventfd),
 //     memBudget.mu (the partial budget's waiters), throttle.mu and
 //     logLimiter.mu (TCP logins, rate-limited warnings), health.Queue's.
 //

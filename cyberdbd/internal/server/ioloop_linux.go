@@ -33,10 +33,11 @@ import (
 // readable connection, answers the whole requests read, and writes the
 // replies; a connection with bytes still unread is reported again in the
 // next round, so one busy client cannot starve the others. The work done
-// for one connection in a round is bounded too: a request bigger than
-// offLoopFrame runs on a goroutine of its own while the loop serves the
-// others (startOffLoop, as a save does), and after roundWork bytes of
-// requests the rest waits for the next round (l.later). A client that
+// for one connection in a round is bounded too: a request expected to be
+// slow (an op on a big table, a big request, a save: cost.go) runs on the
+// server's worker pool while the loop serves the others (startOffLoop),
+// and after roundWork bytes of requests the rest waits for the next round
+// (l.later). A client that
 // stops reading its replies is no longer read from until they drain, so
 // the daemon buffers at most one round of replies for it, within
 // Config.OutputLimit (limits.go).
@@ -106,6 +107,18 @@ type ioLoop struct {
 	// closed (their subscriptions ended) outside mu by cancelOrphans.
 	closedPush []*pushQueue
 
+	// Group commit off the loop (Config.DurableSlow, flushAll): the
+	// replies of connections in syncWait wait for the next Durable call,
+	// those in syncing for the one in flight (committing), while the loop
+	// serves the others. syncMu guards syncDone and syncErr, which the
+	// call's goroutine posts and the loop takes (takeSynced). A leaf.
+	syncWait   []*loopConn
+	syncing    []*loopConn
+	committing bool
+	syncMu     sync.Mutex
+	syncDone   bool
+	syncErr    error
+
 	probes health.Queue // the watchdog's round trips, run each round (ioloop_probe_linux.go); its lock is a leaf
 
 	// wait's callback from Go's poller, made once: a closure made on each
@@ -136,6 +149,8 @@ type loopConn struct {
 	more      bool      // whole requests wait in buf for the next round (in l.later)
 	offLoop   bool      // buf starts with a request run off the loop (startOffLoop)
 	queued    bool      // in the loop's pending list
+	synced    bool      // replies of writes wait for a Durable call off the loop: in l.syncWait or l.syncing
+	syncNext  bool      // in l.syncWait: writes made after the call in flight began
 	closeBy   string    // close once out is written; the reason logged
 	eof       bool      // the client sent all it will: finish its whole requests, then close
 	closed    bool
@@ -306,6 +321,7 @@ func (l *ioLoop) run() {
 		l.resolve(n)
 		l.cancelOrphans()
 		l.takeMail()   // after resolve, which reads the eventfd: no reply is left behind
+		l.takeSynced() // likewise
 		l.probes.Run() // after resolve, which reads the eventfd: no wake-up is lost
 		for _, c := range l.ready {
 			if !c.closed {
@@ -412,6 +428,13 @@ func (l *ioLoop) resolve(n int) {
 		}
 		c := l.conns[ev.Fd]
 		if c == nil || c.offLoop {
+			continue
+		}
+		if c.synced && ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			// Gone while its replies wait for a Durable call: they can
+			// reach nobody, and the hang-up, reported until the
+			// descriptor closes, would spin the loop meanwhile.
+			l.closeLocked(c, "client closed")
 			continue
 		}
 		if c.parked {
@@ -696,10 +719,10 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 		case body == nil:
 			return b // the rest of the frame is still to come
 		}
-		if len(body) > offLoopFrame || l.s.cfg.Save != nil && c.hello && isSave(body) {
-			// A big request, or a snapshot, takes a while: it runs off
-			// the loop once the replies before it are written
-			// (startOffLoop).
+		if len(body) > offLoopFrame || c.hello && l.s.slowRequest(body) {
+			// A big request, an op on a big table, a snapshot: it takes
+			// a while (cost.go), and runs off the loop once the replies
+			// before it are written (startOffLoop).
 			c.offLoop = true
 			l.queue(c)
 			return b
@@ -708,7 +731,7 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 		if c.conn.dirty {
 			l.dirty = true
 		}
-		work += len(b) - len(rest)
+		work += (len(b) - len(rest)) * workWeight(body)
 		b = rest
 		if c.parked {
 			l.queue(c) // the replies before it go out; write asks for hang-ups only
@@ -718,9 +741,14 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 	return b
 }
 
-func isSave(body []byte) bool {
-	op, ok := wire.PeekRequestOp(body)
-	return ok && op == wire.OpSave
+// workWeight is what a request's bytes count for in roundWork: those of
+// the ops that carry many items (up to itemsFrame of them, cost.go) four
+// times, so that the round's work stays about 2 ms at the worst.
+func workWeight(body []byte) int {
+	if op, ok := wire.PeekRequestOp(body); ok && carriesItems[op] {
+		return 4
+	}
+	return 1
 }
 
 // final queues a last error frame and closes c once it is written.
@@ -738,20 +766,29 @@ func (l *ioLoop) final(c *loopConn, e *wire.Error, reason string) {
 }
 
 // flushAll writes the round's replies, after one Durable call for all of
-// their writes.
+// their writes. Under Config.DurableSlow that call runs off the loop
+// (commit): the replies of the connections that wrote wait for it, the
+// others are written now.
 func (l *ioLoop) flushAll() {
 	if len(l.pending) == 0 {
 		return
 	}
 	if l.dirty {
 		l.dirty = false
-		if d := l.s.cfg.Durable; d != nil {
+		if d := l.s.cfg.Durable; d != nil && l.s.cfg.DurableSlow {
+			for _, c := range l.pending {
+				if c.conn.dirty && !c.closed && !c.syncNext {
+					c.conn.dirty = false
+					c.synced, c.syncNext = true, true
+					l.syncWait = append(l.syncWait, c)
+				}
+			}
+			l.commit()
+		} else if d != nil {
 			if err := d(); err != nil {
 				for _, c := range l.pending {
 					if c.conn.dirty && !c.closed {
-						c.out, c.wpos = c.out[:0], 0 // their writes may not be durable: no reply
-						c.log.Warn("closing connection: its writes could not be made durable", "err", err)
-						l.close(c, "write failed: "+err.Error())
+						l.notDurable(c, err)
 					}
 				}
 			}
@@ -759,13 +796,77 @@ func (l *ioLoop) flushAll() {
 	}
 	for _, c := range l.pending {
 		c.queued = false
-		c.conn.dirty = false
-		if !c.closed {
+		if !l.s.cfg.DurableSlow {
+			c.conn.dirty = false
+		}
+		if !c.closed && !c.synced {
 			l.write(c)
 		}
 	}
 	clear(l.pending)
 	l.pending = l.pending[:0]
+}
+
+// notDurable closes c, whose writes could not be made durable: their
+// replies are not sent.
+func (l *ioLoop) notDurable(c *loopConn, err error) {
+	c.out, c.wpos = c.out[:0], 0
+	c.log.Warn("closing connection: its writes could not be made durable", "err", err)
+	l.close(c, "write failed: "+err.Error())
+}
+
+// commit starts a Durable call on a goroutine of its own for the
+// connections in l.syncWait, unless one is in flight: they wait for the
+// next, which takeSynced starts (a call covers only the writes made
+// before it began).
+func (l *ioLoop) commit() {
+	if l.committing || len(l.syncWait) == 0 {
+		return
+	}
+	l.committing = true
+	l.syncing, l.syncWait = l.syncWait, l.syncing[:0]
+	for _, c := range l.syncing {
+		c.syncNext = false
+		c.conn.dirty = false // the call begins after every write made so far
+	}
+	durable := l.s.cfg.Durable
+	go func() {
+		err := durable()
+		l.syncMu.Lock()
+		l.syncDone, l.syncErr = true, err
+		l.syncMu.Unlock()
+		l.wake()
+	}()
+}
+
+// takeSynced queues the replies whose Durable call is done, and starts
+// the next call for those that wrote meanwhile.
+func (l *ioLoop) takeSynced() {
+	if !l.committing {
+		return
+	}
+	l.syncMu.Lock()
+	done, err := l.syncDone, l.syncErr
+	l.syncDone, l.syncErr = false, nil
+	l.syncMu.Unlock()
+	if !done {
+		return
+	}
+	l.committing = false
+	for i, c := range l.syncing {
+		l.syncing[i] = nil
+		if c.closed || c.syncNext {
+			continue // the next call covers it (or it is gone)
+		}
+		c.synced = false
+		if err != nil {
+			l.notDurable(c, err)
+			continue
+		}
+		l.queue(c)
+	}
+	l.syncing = l.syncing[:0]
+	l.commit()
 }
 
 // write writes what it can of c's replies without blocking.
@@ -863,20 +964,19 @@ func (l *ioLoop) uncountOutput(c *loopConn) {
 	c.overSoft = time.Time{}
 }
 
-// startOffLoop runs the request at the start of c.buf (a save, or a big
-// request) on a goroutine of its own, so that it does not stall the loop's
-// other connections. Until it is done the loop leaves c alone: c is out of
-// the epoll set, and the goroutine owns it. takeSaved takes it back.
-//
-// This is the seam for running slow operations off the loops: whatever
-// runs here is answered in order, after the replies before it.
+// startOffLoop runs the request at the start of c.buf (a slow one:
+// slowRequest, cost.go) on the server's worker pool, so that it does not
+// stall the loop's other connections. Until it is done the loop leaves c
+// alone: c is out of the epoll set, and the worker owns it. takeSaved
+// takes it back. It is answered in order, after the replies before it,
+// and the requests after it wait in c.buf until then.
 func (l *ioLoop) startOffLoop(c *loopConn) {
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil); err != nil {
 		l.close(c, "epoll_ctl: "+err.Error())
 		return
 	}
 	c.events = 0
-	go func() {
+	l.s.workers.submit(func() {
 		body, rest, _ := wire.SplitFrame(c.buf[:c.n], -1) // whole: execute checked it
 		c.handle(body)
 		c.n = copy(c.buf, rest)
@@ -884,7 +984,7 @@ func (l *ioLoop) startOffLoop(c *loopConn) {
 		l.saved = append(l.saved, c)
 		l.savedMu.Unlock()
 		l.wake()
-	}()
+	})
 }
 
 // takeSaved takes back the connections whose off-loop request is done:

@@ -861,8 +861,14 @@ func TestConnHalfClose(t *testing.T) {
 
 // Case 11: when Config.Durable fails, a connection with replies to writes
 // is closed without them (conn.go flush, ioLoop.flushAll); connections
-// that only read keep working.
+// that only read keep working. DurableSlow: the same, with Durable called
+// off the event loops (ioLoop.commit).
 func TestConnDurableError(t *testing.T) {
+	t.Run("inline", func(t *testing.T) { testConnDurableError(t, false) })
+	t.Run("DurableSlow", func(t *testing.T) { testConnDurableError(t, true) })
+}
+
+func testConnDurableError(t *testing.T, slow bool) {
 	inModes(t, func(t *testing.T, m ioMode) {
 		var fail atomic.Bool
 		var calls atomic.Int64
@@ -873,7 +879,7 @@ func TestConnDurableError(t *testing.T) {
 			}
 			return nil
 		}
-		ts := startTestServer(t, m, Config{Durable: durable})
+		ts := startTestServer(t, m, Config{Durable: durable, DurableSlow: slow})
 		setup := ts.dial()
 		setup.hello(1)
 		setup.dictWith("d", "k", "v")
@@ -1251,4 +1257,55 @@ func TestConnKeptBufferOffLoop(t *testing.T) {
 		t.Fatalf("reply %s, %v: want id 3, ok", wire.Diagnose(reply), err)
 	}
 	t.Logf("the request ran off the loop for %s", time.Since(start).Round(time.Millisecond))
+}
+
+// Under DurableSlow a connection's replies to writes wait for the Durable
+// call off the loop while the loop serves the others: a reader gets its
+// replies while a commit is stuck, the writer gets its reply once the
+// commit returns, in order after its earlier replies, and a writer that
+// hangs up meanwhile is closed at once (not spun on until the commit ends).
+func TestDurableSlowOffLoop(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		release := make(chan struct{})
+		var stuck atomic.Bool
+		durable := func() error {
+			if stuck.Load() {
+				<-release
+			}
+			return nil
+		}
+		ts := startTestServer(t, m, Config{Durable: durable, DurableSlow: true})
+		setup := ts.dial()
+		setup.hello(1)
+		setup.dictWith("d", "k", "v")
+
+		stuck.Store(true)
+		writer := ts.dial()
+		writer.hello(1)
+		writer.send(append(mustReq(2, wire.OpDGet, "d", "k"), mustReq(3, wire.OpDSet, "d", "k2", "x")...))
+		gone := ts.dial()
+		gone.hello(1)
+		gone.send(mustReq(2, wire.OpDSet, "d", "k3", "y"))
+		time.Sleep(50 * time.Millisecond) // both wait for the stuck commit
+
+		reader := ts.dial()
+		reader.hello(1)
+		reader.send(mustReq(2, wire.OpDGet, "d", "k"))
+		if v := decodeResult[string](t, reader.expect(2, wire.CodeOK)); v != "v" {
+			t.Fatalf("dget = %q", v)
+		}
+		if m.loops > 0 {
+			// The loop closes a hung-up connection whose replies wait.
+			gone.nc.Close()
+			ts.waitConns(3)
+		}
+		stuck.Store(false)
+		close(release)
+		writer.expect(2, wire.CodeOK)
+		writer.expect(3, wire.CodeOK)
+		writer.send(mustReq(4, wire.OpDGet, "d", "k2"))
+		if v := decodeResult[string](t, writer.expect(4, wire.CodeOK)); v != "x" {
+			t.Fatalf("dget k2 = %q", v)
+		}
+	})
 }

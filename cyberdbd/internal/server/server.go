@@ -39,7 +39,13 @@ type Config struct {
 	// adds the persistence fields to the info op's map.
 	Durable func() error
 	Save    func() error
-	Info    func(map[string]any)
+	// DurableSlow says Durable waits for fsyncs (--fsync always): an
+	// event loop then calls it on a goroutine of its own and goes on
+	// serving its other connections meanwhile, so that a reply to a read
+	// never waits for other clients' fsyncs. Otherwise a loop calls it
+	// inline: it returns in microseconds, less than the hand-off costs.
+	DurableSlow bool
+	Info        func(map[string]any)
 
 	// IOLoops is how many event loops serve Unix-socket connections, each
 	// from one goroutine with its own epoll set (Linux; ioloop_linux.go).
@@ -111,6 +117,7 @@ type Server struct {
 	wg        sync.WaitGroup            // connection goroutines and event loops
 	loops     []*ioLoop                 // started by the first Serve, then never changed; nil: none
 	loopsOff  bool                      // IOLoops is 0, or starting them failed
+	workers   *workPool                 // the loops' slow requests (workers.go); set with loops
 }
 
 // New returns a server over st.
@@ -296,6 +303,7 @@ func (s *Server) startLoops() {
 		loops = append(loops, l)
 	}
 	s.loops = loops
+	s.workers = newWorkPool(len(loops))
 	for _, l := range loops {
 		s.wg.Add(1)
 		go func() {

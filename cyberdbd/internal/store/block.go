@@ -179,16 +179,24 @@ func (s *Store) wake(name string) {
 }
 
 // serve gives elements of list name to its waiters, oldest first, until
-// the list is empty or nobody waits.
+// the list is empty or nobody waits. A waiter that cannot take a value
+// now (an lbmove whose destination was dropped while it waited) is
+// passed over, so that it does not hold up the waiters behind it: it
+// keeps its place for the next value.
 func (s *Store) serve(name string) {
+	var skipped []*Waiter
 	for {
 		s.wmu.Lock()
-		w := s.firstLocked(name)
+		w := s.nextLocked(name, skipped)
 		s.wmu.Unlock()
 		if w == nil {
 			return
 		}
-		served, d := s.handTo(w, name)
+		served, skip, d := s.handTo(w, name)
+		if skip {
+			skipped = append(skipped, w)
+			continue
+		}
 		if !served {
 			return
 		}
@@ -202,11 +210,29 @@ func (s *Store) serve(name string) {
 	}
 }
 
+// nextLocked is firstLocked passing over the waiters in skip. Must hold
+// wmu.
+func (s *Store) nextLocked(name string, skip []*Waiter) *Waiter {
+	w := s.firstLocked(name)
+	if w == nil || len(skip) == 0 {
+		return w
+	}
+	q := s.waits[name]
+	for _, w := range q.ws[q.head:] {
+		if w.state.Load() == waiting && !slices.Contains(skip, w) {
+			return w
+		}
+	}
+	return nil
+}
+
 // handTo pops from list name for w. served is false when the list had
 // nothing to give (missing, not a list, empty, or the disk refuses
-// writes). d is nil when w had gone meanwhile; otherwise the caller, once
-// handTo has released the locks, delivers it.
-func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
+// writes); skip is true instead when it has, but not for w: w moves into
+// a destination that is missing or not a list. d is nil when w had gone
+// meanwhile; otherwise the caller, once handTo has released the locks,
+// delivers it.
+func (s *Store) handTo(w *Waiter, name string) (served, skip bool, d *Delivery) {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	names := []string{name}
@@ -223,16 +249,18 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 	}()
 	src, dst := ts[0], ts[len(ts)-1]
 	now := s.now()
-	if src == nil || dst == nil || src.kind != kindList || len(src.l.items) == 0 || dst.kind != kindList ||
-		src.expiredAt(now) || dst.expiredAt(now) { // past its deadline a table is gone, to waiters too
-		return false, nil
+	if src == nil || src.kind != kindList || len(src.l.items) == 0 || src.expiredAt(now) { // past its deadline a table is gone, to waiters too
+		return false, false, nil
+	}
+	if dst == nil || dst.kind != kindList || dst.expiredAt(now) {
+		return false, true, nil
 	}
 	j := s.journal.Load()
 	if j != nil && j.precheck(wire.OpLPop) != nil {
-		return false, nil // the disk refuses writes: the waiter times out instead
+		return false, false, nil // the disk refuses writes: the waiter times out instead
 	}
 	if !w.state.CompareAndSwap(waiting, claimed) {
-		return true, nil
+		return true, false, nil
 	}
 	src.capture()
 	if dst != src {
@@ -273,7 +301,7 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 				src.l.pushBack(v)
 			}
 			d.Err = wire.AsError(err)
-			return true, d
+			return true, false, d
 		}
 	}
 	d.Result = popResult(name, v)
@@ -281,7 +309,7 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 		left := w.left
 		d.GiveBack = func() { s.giveBack(name, v, left) }
 	}
-	return true, d
+	return true, false, d
 }
 
 // popResult encodes [name, v].

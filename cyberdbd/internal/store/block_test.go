@@ -131,6 +131,41 @@ func TestBlockMove(t *testing.T) {
 	expect(t, do(t, s, wire.OpLToList, "work"), `["j2"]`)
 }
 
+// An lbmove parked while its destination is dropped cannot take a value:
+// it must not hold up the waiters behind it (a value pushed sat in the
+// list until the first one's time-out, and longer: nothing woke the
+// others then), and it keeps its place for when its destination is back.
+func TestBlockMoveDstDropped(t *testing.T) {
+	s := New()
+	for _, n := range []string{"jobs", "gone", "ok"} {
+		newListTable(t, s, n)
+	}
+	w1, c1 := parked(t, s, wire.OpLBMove, "jobs", "gone", "left", "right", 60000)
+	_, c2 := parked(t, s, wire.OpLBMove, "jobs", "ok", "left", "right", 60000)
+	do(t, s, wire.OpDrop, "gone")
+	do(t, s, wire.OpLAppend, "jobs", "x")
+	expect(t, got(t, c2), `["jobs", "x"]`)
+	expect(t, do(t, s, wire.OpLToList, "ok"), `["x"]`)
+	select {
+	case d := <-c1:
+		t.Fatalf("the move into a dropped list got %s", wire.Diagnose(d.Result))
+	default:
+	}
+	// With no other waiter, the value waits in the list; a new waiter
+	// that can take it is served at once (it parks, then is served).
+	do(t, s, wire.OpLAppend, "jobs", "y")
+	expect(t, do(t, s, wire.OpLToList, "jobs"), `["y"]`)
+	_, c3 := parked(t, s, wire.OpLBMove, "jobs", "ok", "left", "right", 60000)
+	expect(t, got(t, c3), `["jobs", "y"]`)
+	// Its destination back, the first waiter is served again.
+	newListTable(t, s, "gone")
+	do(t, s, wire.OpLAppend, "jobs", "z")
+	expect(t, got(t, c1), `["jobs", "z"]`)
+	if w1.Cancel() || s.Waiting() != 0 {
+		t.Fatalf("waiting %d", s.Waiting())
+	}
+}
+
 // TestBlockRace: many producers and blocking consumers; every value is
 // delivered exactly once, to a waiter or left in the list.
 func TestBlockRace(t *testing.T) {

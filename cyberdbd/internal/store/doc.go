@@ -73,7 +73,10 @@
 // tables op takes a table's read lock, after the store lock is released,
 // only to count a dict in which a deadline may have passed unswept). The
 // sweeper takes the locks as a write op does: the gate shared, then one
-// table's lock, then briefly the store lock (release).
+// table's lock, then briefly the store lock (release). The server keeps
+// the same promise for its event loops: it reads a table's published size
+// (Store.Size) to send an op that will take long to a worker, so that the
+// loop goes on serving ops on other tables meanwhile.
 //
 // # Persistence hooks
 //

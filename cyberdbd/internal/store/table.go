@@ -143,3 +143,18 @@ func (u *undoLog) rollback() {
 	}
 	u.steps = nil
 }
+
+// Size returns the number of entries or elements of the table named name
+// as of its last write (0 when there is none), without its lock: the
+// server reads it to decide, before running a request, whether an op whose
+// cost grows with its table should run off the event loops. It takes the
+// store lock for the map lookup only, and does not allocate.
+func (s *Store) Size(name []byte) int64 {
+	s.mu.RLock()
+	t := s.tables[string(name)]
+	s.mu.RUnlock()
+	if t == nil {
+		return 0
+	}
+	return t.pubLen.Load()
+}
