@@ -14,7 +14,7 @@
 #   N=200000      requests per throughput case
 #   KEYS=100000   keyspace of the throughput cases (-r)
 #   LOAD=1000000  entries for the memory and snapshot-load cases
-#   CASES="c50 p16 c200 pooled rss load web queue stall rueidis"   the cases to run
+#   CASES="c50 p16 c200 pooled rss load web queue stall rueidis pubsub"   the cases to run
 #                 (stall: gets on one table while another client runs a slow
 #                 op on a big one; rueidis: 256 goroutines calling Get through
 #                 one libcyberdb.Client vs one rueidis client; both with
@@ -39,7 +39,7 @@ RUNS=${RUNS:-3}
 N=${N:-200000}
 KEYS=${KEYS:-100000}
 LOAD=${LOAD:-1000000}
-CASES=${CASES:-"c50 p16 c200 pooled rss load web queue stall rueidis"}
+CASES=${CASES:-"c50 p16 c200 pooled rss load web queue stall rueidis pubsub"}
 WEB_SECS=${WEB_SECS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -82,7 +82,7 @@ say "building cyberdbd and cyberdb"
 if [[ " $CASES " == *" web "* ]]; then
 	(cd "$ROOT" && go build -o "$T/webapp" ./libcyberdb/examples/webapp)
 fi
-if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* ]]; then
+if [[ " $CASES " == *" web "* || " $CASES " == *" queue "* || " $CASES " == *" pubsub "* ]]; then
 	(cd "$ROOT/libcyberdb/examples/webapp-redis" && go build -o "$T/webapp-redis" .)
 fi
 if [[ " $CASES " == *" stall "* || " $CASES " == *" rueidis "* ]]; then
@@ -348,6 +348,25 @@ case_queue() {
 	rows+=("queue: push to receipt|p99 ms|${r[r.p99]}|${r[c.p99]}|lo")
 }
 
+# case_pubsub: issue 16's pub/sub. One publisher, PUBSUB_SUBSCRIBERS (64)
+# subscribers each on a connection of its own, PUBSUB_N messages of 64 bytes
+# on one channel published in pipelined batches of 64: cyberdb bench-pubsub
+# (libcyberdb's Subscribe) against webapp-redis pubsub (go-redis
+# PUBLISH/SUBSCRIBE), deliveries per second. Alternating runs.
+case_pubsub() {
+	local run rc cc v rbest='' cbest=''
+	local pn=${PUBSUB_N:-20000} ps=${PUBSUB_SUBSCRIBERS:-64}
+	say "== pubsub: 1 publisher, $ps subscribers ($RUNS runs, alternating)"
+	for ((run = 1; run <= RUNS; run++)); do
+		rc=$("${ON_CLIENT[@]}" "$T/webapp-redis" -redis "$RSOCK" pubsub -subscribers "$ps" -n "$pn" -csv)
+		cc=$("${ON_CLIENT[@]}" "$CDB" bench-pubsub -s "$CSOCK" --subscribers "$ps" -n "$pn" --csv)
+		v=$(csv_field pubsub 2 <<<"$rc"); rbest=$(best "$rbest" "$v" hi)
+		v=$(csv_field pubsub 2 <<<"$cc"); cbest=$(best "$cbest" "$v" hi)
+		say "   run $run: redis $rc | cyberdb $cc"
+	done
+	rows+=("pubsub, 1 publisher, $ps subscribers|deliveries/s|$rbest|$cbest|hi")
+}
+
 # case_stall: issue 17 §1. While one client runs a slow op on a big table
 # (lsort of 2M elements: Redis SORT ... STORE; ltolist of 1M: LRANGE 0 -1;
 # drop of a 1M-entry dict: DEL of a hash; one 4 MiB request of tiny
@@ -408,9 +427,10 @@ for c in $CASES; do
 	load) case_load ;;
 	web) case_web ;;
 	queue) case_queue ;;
+	pubsub) case_pubsub ;;
 	stall) case_stall ;;
 	rueidis) case_rueidis ;;
-	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue stall rueidis)"; exit 2 ;;
+	*) say "unknown case $c (known: c50 p16 c200 pooled rss load web queue stall rueidis pubsub)"; exit 2 ;;
 	esac
 done
 

@@ -116,6 +116,11 @@ func (p *pool) run(ctx context.Context, cl *call, src connSource) error {
 	if cl.encErr != nil {
 		return cl.encErr
 	}
+	if ca := p.cache.Load(); ca != nil && cl.op.IsWrite() {
+		// This process's writes keep its read cache right (cache.go).
+		ca.localWrite(cl, false)
+		defer ca.localWrite(cl, true)
+	}
 	cl.expires = p.expiry(ctx, cl) // WithTimeout (connect.go)
 	resends, readRetries := 0, 0
 	last := false // the budget is spent: this is the attempt on a new connection

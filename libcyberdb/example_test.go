@@ -426,6 +426,47 @@ func Example_queue() {
 	// sent welcome:alice
 }
 
+// events is the README's events snippet, compiled with the examples: its
+// loops run until ctx ends. TestSubscribePublish, TestWatch and
+// TestCachedGet run the same calls.
+func events(ctx context.Context, c *libcyberdb.Client) error {
+	// Publish/subscribe: fire and forget, like Redis's.
+	n, err := c.Publish(ctx, "config", map[string]any{"flag": "on"})
+	fmt.Println("received by", n, "subscriptions", err)
+	for m, err := range c.Subscribe(ctx, "config") { // or c.PSubscribe(ctx, "news.*")
+		if errors.Is(err, libcyberdb.ErrLost) {
+			continue // this subscriber was too slow: messages were dropped; it goes on
+		}
+		if err != nil {
+			return err // ctx ended
+		}
+		fmt.Println(m.Channel, string(m.Data))
+	}
+
+	// Watching a table (or one key: WatchKey(k); text keys with a prefix: WatchPrefix(p)).
+	flags := libcyberdb.NewDict[string, string](c, "flags")
+	for ev, err := range flags.Watch(ctx, libcyberdb.WatchValues(), libcyberdb.WatchResync()) {
+		if err != nil {
+			return err
+		}
+		if ev.Resynced { // events may have been missed (daemon restart, too slow): ev.Snapshot is the table now
+			reload(ev.Snapshot)
+			continue
+		}
+		fmt.Println(ev.Seq, ev.Op, ev.Key, ev.Value) // "dset", "ddel", "dincr", "expired", "evicted", "dclear", "drop"...
+	}
+
+	// The read cache: Get served from this process's memory, kept coherent by the daemon.
+	cached := libcyberdb.NewCachedDict[string, string](c, "flags")
+	mode, err := cached.Get(ctx, "mode") // a round trip the first time, then ~200 ns
+	fmt.Println(mode, err)
+	return nil
+}
+
+// reload stands for what a program does with a table re-read after a
+// resync.
+func reload(map[string]string) {}
+
 // fakeDicts is a fake daemon for unit tests: dict tables in a map. It
 // implements the two operations the code under test uses, and fails on
 // the others.

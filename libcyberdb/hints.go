@@ -42,6 +42,9 @@ var goMethods = map[wire.Op]string{
 	wire.OpLRotate: "List.Rotate", wire.OpLMove: "List.Move", wire.OpLBPop: "List.PopWait", wire.OpLBMove: "List.MoveWait",
 	wire.OpGuard: "Batch guards", wire.OpCancel: "a cancelled context",
 
+	wire.OpPublish: "Client.Publish", wire.OpSubscribe: "Client.Subscribe", wire.OpPSubscribe: "Client.PSubscribe",
+	wire.OpUnsubscribe: "ending a Subscribe or Watch loop", wire.OpWatch: "Dict.Watch", wire.OpTracking: "NewCachedDict",
+
 	wire.OpSlowLog: "Client.SlowLog", wire.OpLatency: "Client.Latency", wire.OpMonitor: "Client.Monitor",
 	wire.OpClients: "Client.Clients", wire.OpKillClient: "Client.KillClient", wire.OpConfigGet: "Client.Config",
 	wire.OpConfigSet: "Client.SetConfig",

@@ -52,8 +52,11 @@ type config struct {
 	remote      remoteConfig // TLS and password options for tcp:// (tls.go)
 	serverUID   *int         // WithServerUID (serveruid.go)
 	now         func() time.Time
-	conn        connectConfig // WithDialer, WithOnConnect, WithTimeout, WithHealthCheck (connect.go)
-	hooks       []Hook        // WithHooks (hooks.go)
+
+	cacheEntries int           // WithCache (cache.go); 0: DefaultCacheEntries
+	cacheBytes   int64         // 0: DefaultCacheBytes
+	conn         connectConfig // WithDialer, WithOnConnect, WithTimeout, WithHealthCheck (connect.go)
+	hooks        []Hook        // WithHooks (hooks.go)
 }
 
 func defaultConfig() config {
@@ -96,6 +99,14 @@ func WithDialTimeout(d time.Duration) Option {
 			c.dialTimeout = d
 		}
 	}
+}
+
+// WithCache bounds the Client's read cache (CachedDict): at most entries
+// entries and bytes bytes of keys and values; 0 keeps the default
+// (DefaultCacheEntries, DefaultCacheBytes). Past a bound, entries drawn at
+// random are dropped.
+func WithCache(entries int, bytes int64) Option {
+	return func(c *config) { c.cacheEntries, c.cacheBytes = entries, bytes }
 }
 
 // WithClientName sets the name sent in HELLO and shown in the daemon's

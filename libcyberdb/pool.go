@@ -27,6 +27,7 @@ type pool struct {
 
 	conns     atomic.Pointer[[]*conn]   // shared connections, read without locking
 	pushHooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
+	cache     atomic.Pointer[cache]     // the read cache (cache.go), made by the first CachedDict
 
 	mu       sync.Mutex
 	list     []*conn // == *conns; written under mu
@@ -356,6 +357,14 @@ type Stats struct {
 	LostConns     uint64        // connections lost (daemon stopped or crashed, I/O error)
 	ClosedIdle    uint64        // connections closed by WithIdleTimeout
 	ClosedMaxLife uint64        // connections retired by WithMaxLifetime
+
+	// The read cache (CachedDict): reads served from it, reads that went
+	// to the daemon, invalidations received (pushes of the daemon, each
+	// of one or more keys, "lost" included), entries dropped to keep
+	// within WithCache's bounds; entries and bytes held now.
+	CacheHits, CacheMisses, CacheInvalidations, CacheEvictions uint64
+	CacheEntries                                               int
+	CacheBytes                                                 int64
 }
 
 func (p *pool) statsNow() Stats {
@@ -367,6 +376,13 @@ func (p *pool) statsNow() Stats {
 	}
 	s := Stats{PoolSize: p.cfg.poolSize, Open: len(open), Pinned: len(p.pinned)}
 	p.mu.Unlock()
+	if c := p.cache.Load(); c != nil {
+		s.CacheHits, s.CacheMisses = c.hits.Load(), c.misses.Load()
+		s.CacheInvalidations, s.CacheEvictions = c.invalidations.Load(), c.dropped.Load()
+		c.mu.Lock()
+		s.CacheEntries, s.CacheBytes = c.entries, c.bytes
+		c.mu.Unlock()
+	}
 	for _, cn := range open {
 		s.InFlight += int(cn.load.Load())
 		s.Blocked += int(cn.blocked.Load())

@@ -102,6 +102,18 @@ const (
 	OpGuard       Op = 68 // [t, kind, arg...]                 -> null, or guard_failed
 )
 
+// Events: pub/sub, watches and read-cache tracking (PROTOCOL.md 6.7-6.9).
+// All but publish need the push extension (3.1); their pushes name the
+// subscription id their reply gives.
+const (
+	OpPublish     Op = 80 // [channel, message]                -> uint receivers
+	OpSubscribe   Op = 81 // [channel...]                      -> {"sub"}
+	OpPSubscribe  Op = 82 // [pattern...]                      -> {"sub"}
+	OpUnsubscribe Op = 83 // [sub]                             -> bool (it was live)
+	OpWatch       Op = 84 // [t, {"key"|"prefix", "values"}?]  -> {"sub", "seq", "exists", "run"}
+	OpTracking    Op = 85 // [on]                              -> {"sub"} (on), bool (off)
+)
+
 // Observability and administration (PROTOCOL.md 6.9). None of them is
 // journaled; on a TCP listener, like every op, they need the password.
 const (
@@ -121,7 +133,7 @@ const (
 //	20-36  dict                         40-59  list
 //	60-68  deque and queue ops, cancel, guard (issue 15); 69 free
 //	70-79  expiry (issue 14); 77 free
-//	80-89  reserved: events (issue 16)
+//	80-85  events: pub/sub, watch, tracking (issue 16); 86-89 free
 //	90-96  observability and administration (issue 17); 97-99 free
 
 // opKind says which kind of table an op addresses.
@@ -219,13 +231,19 @@ var opTable = [256]opInfo{
 	OpCancel:      {"cancel", false, kindNone},
 	OpGuard:       {"guard", true, kindNone},
 
-	OpSlowLog:    {"slowlog", false, kindNone},
-	OpLatency:    {"latency", false, kindNone},
-	OpMonitor:    {"monitor", false, kindNone},
-	OpClients:    {"clients", false, kindNone},
-	OpKillClient: {"kill_client", false, kindNone},
-	OpConfigGet:  {"config_get", false, kindNone},
-	OpConfigSet:  {"config_set", false, kindNone},
+	OpPublish:     {"publish", false, kindNone},
+	OpSubscribe:   {"subscribe", false, kindNone},
+	OpPSubscribe:  {"psubscribe", false, kindNone},
+	OpUnsubscribe: {"unsubscribe", false, kindNone},
+	OpWatch:       {"watch", false, kindNone},
+	OpTracking:    {"tracking", false, kindNone},
+	OpSlowLog:     {"slowlog", false, kindNone},
+	OpLatency:     {"latency", false, kindNone},
+	OpMonitor:     {"monitor", false, kindNone},
+	OpClients:     {"clients", false, kindNone},
+	OpKillClient:  {"kill_client", false, kindNone},
+	OpConfigGet:   {"config_get", false, kindNone},
+	OpConfigSet:   {"config_set", false, kindNone},
 }
 
 // growsOps are the write ops that may add data: over the daemon's

@@ -178,6 +178,7 @@ func New(cfg Config) (*Daemon, error) {
 		MaxPartialMemory:  int64(o.MaxPartialMemory),
 		OutputLimit:       &o.OutputLimit,
 		MaxOutputMemory:   o.OutputMemory(),
+		MaxPushBuffer:     int(o.MaxPushBuffer),
 		Logger:            d.log,
 		AllowUIDs:         uids,
 		AllowGIDs:         gids,

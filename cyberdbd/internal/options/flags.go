@@ -68,6 +68,8 @@ func (o *Options) flagSet(help io.Writer) *flag.FlagSet {
 		"replies a connection may leave unread, as `HARD[,SOFT,DURATION]`: past HARD bytes, or past SOFT bytes for DURATION, it is closed (as Redis's client-output-buffer-limit); 0 for no limit")
 	fs.Var(&o.MaxOutputMemory, "max-output-memory",
 		"unread replies in `bytes` across all connections: past it, a connection over the --output-limit soft size is closed at once; 0 for no limit")
+	fs.Var(&o.MaxPushBuffer, "max-push-buffer",
+		"server-pushed messages (pub/sub, watch events, cache invalidations) a push connection may leave unread, in `bytes`: past it, the subscription whose message does not fit is dropped and its client told so (a \"lost\" push)")
 	fs.Var(levelValue{&o.LogLevel}, "log-level", "log `level`: debug (each connection, and each request with its table, key and duration), info, warn or error; live: cyberdb config set log-level debug")
 	fs.DurationVar(&o.SlowLogThreshold, "slowlog-threshold", o.SlowLogThreshold, "keep requests that take at least this `duration` in the slow log (cyberdb slowlog); 0 turns it off. Live: cyberdb config set slowlog-threshold 5ms")
 	fs.IntVar(&o.SlowLogLen, "slowlog-max-len", o.SlowLogLen, "`entries` the slow log keeps, the newest; live")

@@ -48,6 +48,7 @@ type Options struct {
 	MaxPartialMemory Size               `flag:"max-partial-memory"` // 0: the larger of 256MiB and twice MaxFrame
 	OutputLimit      server.OutputLimit `flag:"output-limit"`       // zero: no limit
 	MaxOutputMemory  Size               `flag:"max-output-memory"`  // 0: no limit
+	MaxPushBuffer    Size               `flag:"max-push-buffer"`    // per push connection
 
 	LogLevel slog.Level `flag:"log-level"`
 
@@ -158,6 +159,7 @@ func Default() *Options {
 		PartialTimeout:   server.DefaultPartialTimeout,
 		OutputLimit:      server.DefaultOutputLimit,
 		MaxOutputMemory:  server.DefaultMaxOutputMemory,
+		MaxPushBuffer:    server.DefaultMaxPushBuffer,
 		LogLevel:         slog.LevelInfo,
 		SlowLogThreshold: 10 * time.Millisecond,
 		SlowLogLen:       server.DefaultSlowLogLen,
@@ -247,6 +249,9 @@ func (o *Options) validateLimits() error {
 	if o.MaxPartialMemory > 0 && o.MaxPartialMemory < o.MaxFrame+4 {
 		return fmt.Errorf("--max-partial-memory %s: must hold at least one frame of --max-frame %s; raise it, or lower --max-frame",
 			o.MaxPartialMemory, o.MaxFrame)
+	}
+	if o.MaxPushBuffer < 1<<10 || o.MaxPushBuffer > 1<<30 {
+		return fmt.Errorf("--max-push-buffer %s: must be 1KiB to 1GiB", o.MaxPushBuffer)
 	}
 	if o.MaxOutputMemory < 0 {
 		return fmt.Errorf("--max-output-memory %s: must not be negative", o.MaxOutputMemory)

@@ -60,6 +60,14 @@ type conn struct {
 	parkedNow bool
 	deliverTo func(id uint64, d store.Delivery) // nil: deliverAsync
 
+	// Pushes (push.go): the queue, made by the first subscription;
+	// notifyPush, set by an event loop, tells it the queue has frames
+	// (nil: flushPushAsync); tracker, the read-cache tracking that dget
+	// registers with (stopped: a plain dget).
+	pq         *pushQueue
+	notifyPush func()
+	tracker    *store.Tracker
+
 	// Goroutine-served connections only: wmu guards writes to nc, gone
 	// and blocked (deliveries write from their own goroutines); unpark
 	// wakes waitParked; interrupted tells waitParked's helper that its
@@ -137,6 +145,9 @@ func (c *conn) serve() {
 	c.cancelAll()
 	c.shared.wmu.Unlock()
 	c.s.unsubscribeConn(c.shared)
+	if c.pq != nil {
+		c.pq.close()
+	}
 	c.log.Debug("connection closed", "reason", reason)
 }
 
@@ -458,11 +469,17 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 		defer c.shared.wmu.Unlock()
 		return c.block(req, out, deliver)
 	}
+	if req.Op >= wire.OpPublish && req.Op <= wire.OpTracking {
+		return c.execPush(req, out)
+	}
+	if c.tracker != nil && req.Op == wire.OpDGet {
+		return c.s.store.ExecTracked(req.Op, req.Args, out, c.tracker)
+	}
 	return c.s.store.Exec(req.Op, req.Args, out)
 }
 
 // Features are announced in the HELLO reply.
-var Features = []string{"batch", "scan", "cas", "incr", "pipelining", "ttl", "evict", "push", "deque", "blocking", "guards"}
+var Features = []string{"batch", "scan", "cas", "incr", "pipelining", "ttl", "evict", "push", "deque", "blocking", "guards", "pubsub", "watch", "tracking"}
 
 // helloOptions reads HELLO's options: a map with text keys. A text value
 // becomes a string, anything else stays a wire.Raw. Tags are opaque here

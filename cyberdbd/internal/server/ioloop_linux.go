@@ -99,9 +99,13 @@ type ioLoop struct {
 	// goroutine served them (deliver), taken by the loop each round
 	// (takeMail). A leaf. orphans are the waiters of connections closed
 	// this round, cancelled by the loop outside mu (cancelOrphans).
-	mailMu  sync.Mutex
-	mail    []mailItem
-	orphans []*store.Waiter
+	mailMu   sync.Mutex
+	mail     []mailItem
+	pushMail []*loopConn // connections whose push queue has frames (push.go)
+	orphans  []*store.Waiter
+	// closedPush are the push queues of connections closed this round,
+	// closed (their subscriptions ended) outside mu by cancelOrphans.
+	closedPush []*pushQueue
 
 	// Group commit off the loop (Config.DurableSlow, flushAll): the
 	// replies of connections in syncWait wait for the next Durable call,
@@ -269,6 +273,7 @@ func (l *ioLoop) adopt(c *conn) error {
 	}
 	lc := &loopConn{conn: *c, fd: fd, idleSince: time.Now(), events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
 	lc.deliverTo = func(id uint64, d store.Delivery) { l.post(lc, id, d) }
+	lc.notifyPush = func() { l.postPush(lc) }
 	ev := syscall.EpollEvent{Events: lc.events, Fd: int32(fd)}
 	// Registered before the loop knows fd: an event meanwhile is ignored
 	// and, level-triggered, reported again.
@@ -867,6 +872,7 @@ func (l *ioLoop) takeSynced() {
 
 // write writes what it can of c's replies without blocking.
 func (l *ioLoop) write(c *loopConn) {
+again:
 	for c.wpos < len(c.out) {
 		n, err := writeFD(c.fd, c.out[c.wpos:])
 		if err == syscall.EINTR {
@@ -889,7 +895,11 @@ func (l *ioLoop) write(c *loopConn) {
 		}
 		c.wpos += n
 	}
-	// All written.
+	// All written: pushes queued meanwhile go next.
+	if c.pq != nil && c.closeBy == "" && c.pq.pending() {
+		c.out, c.wpos = c.pq.take(c.out[:0]), 0
+		goto again
+	}
 	l.uncountOutput(c)
 	if cap(c.out) > 4*flushAt {
 		c.out = nil // don't pin a huge reply buffer
@@ -1063,6 +1073,9 @@ func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 		l.orphans = append(l.orphans, w) // cancelled outside mu: see cancelOrphans
 	}
 	c.conn.blocked = nil
+	if c.pq != nil {
+		l.closedPush = append(l.closedPush, c.pq)
+	}
 	c.log.Debug("connection closed", "reason", reason)
 }
 
@@ -1172,9 +1185,12 @@ func writeFD(fd int, b []byte) (int, error) {
 // any goroutine).
 func (l *ioLoop) post(c *loopConn, id uint64, d store.Delivery) {
 	l.mailMu.Lock()
+	first := len(l.pushMail) == 0 && len(l.mail) == 0
 	l.mail = append(l.mail, mailItem{c, id, d})
 	l.mailMu.Unlock()
-	l.wake()
+	if first {
+		l.wake() // once per batch of mail: the loop takes it all (takeMail)
+	}
 }
 
 // takeMail queues the replies posted to parked requests. A connection
@@ -1184,7 +1200,12 @@ func (l *ioLoop) takeMail() {
 	l.mailMu.Lock()
 	mail := l.mail
 	l.mail = nil
+	pushes := l.pushMail
+	l.pushMail = nil
 	l.mailMu.Unlock()
+	for _, c := range pushes {
+		l.takePush(c)
+	}
 	for i := range mail {
 		m := &mail[i]
 		c := m.c
@@ -1222,4 +1243,36 @@ func (l *ioLoop) cancelOrphans() {
 		l.orphans[i] = nil
 	}
 	l.orphans = l.orphans[:0]
+	for i, q := range l.closedPush {
+		q.close()
+		l.closedPush[i] = nil
+	}
+	l.closedPush = l.closedPush[:0]
+}
+
+// postPush tells the loop that c's push queue has frames (Push: any
+// goroutine, under store locks: it takes only the leaf mailMu).
+func (l *ioLoop) postPush(c *loopConn) {
+	l.mailMu.Lock()
+	first := len(l.pushMail) == 0 && len(l.mail) == 0
+	l.pushMail = append(l.pushMail, c)
+	l.mailMu.Unlock()
+	if first {
+		l.wake() // once per batch of mail: the loop takes it all (takeMail)
+	}
+}
+
+// takePush moves c's queued pushes behind its replies, unless replies
+// already wait for the socket to drain: write takes them once it has.
+// So what a client that stops reading makes the loop hold is bounded by
+// flushAt plus the push queue's bound.
+func (l *ioLoop) takePush(c *loopConn) {
+	if c.closed || c.closeBy != "" || c.pq == nil || len(c.out)-c.wpos >= flushAt || !c.blocked.IsZero() {
+		return
+	}
+	n := len(c.out)
+	c.out = c.pq.take(c.out)
+	if len(c.out) > n {
+		l.queue(c)
+	}
 }

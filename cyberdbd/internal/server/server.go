@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"sync"
@@ -76,6 +77,12 @@ type Config struct {
 	MaxPartialMemory int64
 	OutputLimit      *OutputLimit
 	MaxOutputMemory  int64
+
+	// MaxPushBuffer bounds each push connection's queue of server-pushed
+	// messages not yet written, in bytes (push.go): past it, the
+	// subscription whose message did not fit is dropped with a "lost"
+	// push. Default DefaultMaxPushBuffer.
+	MaxPushBuffer int
 }
 
 // DefaultMaxConns is the default for Config.MaxConns.
@@ -103,6 +110,11 @@ type Server struct {
 	outTotal atomic.Int64 // unsent replies of the connections whose socket is full
 	outLimit OutputLimit
 	warns    *warnLimits
+
+	ps       pubsub        // channel and pattern subscriptions (pubsub.go)
+	run      uint64        // this run's id, random: watch replies give it (a restart changes it)
+	pushed   atomic.Uint64 // pushes queued since start
+	pushLost atomic.Uint64 // pushes that did not fit a connection's queue (push.go)
 
 	// mu guards listeners, conns, loops and loopsOff, and orders new
 	// connections against Shutdown: accept adds one (to conns, or to a
@@ -140,6 +152,9 @@ func New(cfg Config, st *store.Store) *Server {
 	if cfg.MaxPartialMemory <= 0 {
 		cfg.MaxPartialMemory = max(DefaultMaxPartialMemory, 2*int64(cfg.MaxFrame))
 	}
+	if cfg.MaxPushBuffer <= 0 {
+		cfg.MaxPushBuffer = DefaultMaxPushBuffer
+	}
 	if cfg.MaxOutputMemory == 0 {
 		cfg.MaxOutputMemory = DefaultMaxOutputMemory
 	}
@@ -156,6 +171,7 @@ func New(cfg Config, st *store.Store) *Server {
 		conns:     make(map[*conn]struct{}),
 		outLimit:  outLimit,
 		warns:     newWarnLimits(),
+		run:       rand.Uint64(),
 	}
 	s.partial.limit = cfg.MaxPartialMemory
 	s.obs.tracking.Store(!cfg.NoLatencyTracking)
@@ -401,6 +417,8 @@ func (s *Server) info() map[string]any {
 		"expired":           st.Expired,
 		"expired_tables":    st.ExpiredTables,
 		"evicted":           st.Evicted,
+		"pushed":            s.pushed.Load(),
+		"push_lost":         s.pushLost.Load(),
 		"ttl_entries":       st.TTLs,
 		"memory_bytes":      ms.Sys - ms.HeapReleased,
 		"heap_bytes":        ms.HeapAlloc,

@@ -283,8 +283,16 @@ func (s *Store) handTo(w *Waiter, name string) (served, skip bool, d *Delivery) 
 		}
 		args = wire.Args{Op: op, Items: []wire.Raw{wire.AppendText(nil, name)}}
 	}
-	if j != nil {
-		if err := record(j.record, op, args); err != nil {
+	src.seq++
+	if dst != src {
+		dst.seq++
+	}
+	var held []*table
+	if s.hookCount() > 0 {
+		held = []*table{src, dst}
+	}
+	if j != nil || held != nil {
+		if err := s.record(j, held, op, args); err != nil {
 			if w.move {
 				moveValue(dst.l, src.l, w.toLeft, w.left)
 			} else if w.left {

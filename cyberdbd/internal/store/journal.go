@@ -67,14 +67,22 @@ func (j *journal) precheck(op wire.Op) error {
 	return nil
 }
 
-func record(fn JournalFunc, op wire.Op, args wire.Args) error {
-	err := fn(op, args)
-	if err == nil {
-		return nil
+// record writes one record to the journal j (nil: none) and, once it is
+// written, derives from it the watch events and cache invalidations of
+// the change (emit), when held (the locked tables it changed) is not nil.
+// It is the one place every applied change passes through.
+func (s *Store) record(j *journal, held []*table, op wire.Op, args wire.Args) error {
+	if j != nil {
+		if err := j.record(op, args); err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				return we
+			}
+			return wire.Errorf(wire.CodeIO, "%s was not applied: it could not be written to the journal: %v", op, err)
+		}
 	}
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return we
+	if held != nil {
+		s.emit(held, op, args)
 	}
-	return wire.Errorf(wire.CodeIO, "%s was not applied: it could not be written to the journal: %v", op, err)
+	return nil
 }

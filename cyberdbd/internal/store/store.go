@@ -40,6 +40,8 @@ type Store struct {
 	wmu   sync.Mutex
 	waits map[string]*waitQueue
 	nwait atomic.Int64
+
+	hookState // watches and read-cache tracking (events.go)
 }
 
 // Stats is what the INFO op reports about the data.
@@ -193,6 +195,8 @@ func (s *Store) exec(op wire.Op, args wire.Args, out []byte, now, base int64) ([
 		return s.execBatch(args, out, now, base)
 	case wire.OpLMove:
 		return s.move(args, out, now, base)
+	case wire.OpPublish, wire.OpSubscribe, wire.OpPSubscribe, wire.OpUnsubscribe, wire.OpWatch, wire.OpTracking:
+		return out, errBadRequest("%s is answered by the server (it needs a connection), not by the store", op)
 	case wire.OpLBPop, wire.OpLBMove, wire.OpCancel:
 		return out, errBadRequest("%s is answered by the server (Store.Block), not by Exec", op)
 	}
@@ -393,7 +397,9 @@ func (s *Store) claim(name string, write bool) (t *table, locked bool) {
 		s.mu.Lock()
 		if s.tables[name] == nil {
 			name = strings.Clone(name) // it may alias the request (wire.Args.Text)
-			t := &table{name: name}
+			// seq starts above every seq an earlier table of the name
+			// reached (2^32 changes each): a watcher's seq never goes back.
+			t := &table{name: name, seq: uint64(s.born.Add(1)) << 32}
 			t.mu.Lock() // nobody else can see t yet: this never waits
 			s.tables[name] = t
 			s.mu.Unlock()

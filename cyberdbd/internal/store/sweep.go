@@ -94,33 +94,41 @@ func (s *Store) journalEffects(j *journal, tables []*table, op wire.Op, args wir
 			err = e
 		}
 	}
+	hooked := s.hookCount() > 0
+	var held []*table // the tables for emit; nil: nobody watches or tracks
+	if hooked {
+		held = tables
+	}
 	timed := 0
 	for _, t := range tables {
+		if ok || t.fxDropped || len(t.fxExpired) > 0 || len(t.fxEvicted) > 0 {
+			t.seq++
+		}
 		timed += t.fxTimed
-		if j != nil {
+		if j != nil || hooked {
 			if t.fxDropped {
-				keep(record(j.record, wire.OpDrop, wire.Args{Op: wire.OpDrop, Items: []wire.Raw{wire.AppendText(nil, t.name)}}))
+				keep(s.record(j, held, wire.OpDrop, wire.Args{Op: wire.OpDrop, Items: []wire.Raw{wire.AppendText(nil, t.name)}}))
 			}
-			keep(journalRemove(j, t.name, reasonExpired, t.fxExpired))
+			keep(s.journalRemove(j, held, t.name, reasonExpired, t.fxExpired))
 		}
 		t.fxDropped, t.fxExpired = false, t.fxExpired[:0]
 	}
-	if j != nil && ok && err == nil {
+	if (j != nil || hooked) && ok && err == nil {
 		switch t := tables[0]; {
 		case timed == 0:
-			keep(record(j.record, op, args))
+			keep(s.record(j, held, op, args))
 		case timed == 1 && len(tables) == 1 && op != wire.OpBatch && len(t.fxAt) > 0:
-			keep(record(j.record, op, t.rewriteAt(args)))
+			keep(s.record(j, held, op, t.rewriteAt(args)))
 		default:
-			keep(record(j.record, wire.OpTimed, t.timedArgs(op, args, base)))
+			keep(s.record(j, held, wire.OpTimed, t.timedArgs(op, args, base)))
 		}
 	}
 	for _, t := range tables {
 		t.fxTimed, t.fxAt = 0, t.fxAt[:0]
 	}
 	for _, t := range tables {
-		if j != nil {
-			keep(journalRemove(j, t.name, reasonEvicted, t.fxEvicted))
+		if j != nil || hooked {
+			keep(s.journalRemove(j, held, t.name, reasonEvicted, t.fxEvicted))
 		}
 		t.fxEvicted, t.fxWritten = t.fxEvicted[:0], t.fxWritten[:0]
 	}
@@ -155,7 +163,7 @@ func (t *table) timedArgs(op wire.Op, args wire.Args, base int64) wire.Args {
 }
 
 // journalRemove journals keys of table name as dremove records.
-func journalRemove(j *journal, name, reason string, keys []string) error {
+func (s *Store) journalRemove(j *journal, held []*table, name, reason string, keys []string) error {
 	for len(keys) > 0 {
 		n := min(len(keys), dremoveChunk)
 		items := make([]wire.Raw, 0, 2+n)
@@ -163,7 +171,7 @@ func journalRemove(j *journal, name, reason string, keys []string) error {
 		for _, k := range keys[:n] {
 			items = append(items, wire.Raw(k))
 		}
-		if err := record(j.record, wire.OpDRemove, wire.Args{Op: wire.OpDRemove, Items: items}); err != nil {
+		if err := s.record(j, held, wire.OpDRemove, wire.Args{Op: wire.OpDRemove, Items: items}); err != nil {
 			return err
 		}
 		keys = keys[n:]

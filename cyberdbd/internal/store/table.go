@@ -38,6 +38,16 @@ type table struct {
 	d       *dict // when kind == kindDict
 	l       *list // when kind == kindList
 	expires int64 // the table's deadline, unix ms; 0: none (expiry.go)
+	// seq counts the write ops that changed the table (each once, with
+	// what they expired or evicted) since the daemon started or the name
+	// was last created: watch events carry it (events.go).
+	seq uint64
+
+	// Read-cache tracking (events.go): the trackers that read each key
+	// (by its CBOR). tmu guards track, taken under mu (shared by a
+	// registering read, exclusive by an invalidating write).
+	tmu   sync.Mutex
+	track map[string][]trackReg
 
 	// What the write op running on the table did besides its own change
 	// (mu held for writing), for the journal: Exec and batch write it out

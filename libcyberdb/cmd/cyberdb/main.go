@@ -65,7 +65,7 @@ const (
 	groupBench  = "benchmarks"
 )
 
-var groups = []string{groupServer, groupTables, groupDict, groupList, groupBench}
+var groups = []string{groupServer, groupTables, groupDict, groupList, groupEvents, groupBench}
 
 var (
 	commands    = map[string]*command{}

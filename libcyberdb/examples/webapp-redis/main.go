@@ -39,7 +39,7 @@ func main() {
 	fs := flag.NewFlagSet("webapp-redis", flag.ExitOnError)
 	addr := fs.String("redis", "/tmp/redis.sock", "Redis's address: a Unix socket path, or host:port")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage:\n  webapp-redis [-redis ADDR] init\n  webapp-redis [-redis ADDR] serve [-workers N] [-addr :8080]\n  webapp-redis [-redis ADDR] queue [-consumers N] [-n N] [-csv]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage:\n  webapp-redis [-redis ADDR] init\n  webapp-redis [-redis ADDR] serve [-workers N] [-addr :8080]\n  webapp-redis [-redis ADDR] queue [-consumers N] [-n N] [-csv]\n  webapp-redis [-redis ADDR] pubsub [-subscribers N] [-n N] [-csv]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.Parse(os.Args[1:])
@@ -58,6 +58,8 @@ func main() {
 		err = worker(*addr)
 	case "queue": // the queue benchmark's Redis side (queue.go)
 		err = queueMain(*addr, args)
+	case "pubsub": // the pub/sub benchmark's Redis side (pubsub.go)
+		err = pubsubMain(*addr, args)
 	default:
 		fs.Usage()
 		os.Exit(2)

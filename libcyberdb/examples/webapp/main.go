@@ -82,6 +82,15 @@ func initTables(socket string) error {
 	if err := c.CreateDict(ctx, "sessions", nil, libcyberdb.DefaultTTL(sessionTTL), libcyberdb.IfNotExists()); err != nil {
 		return err
 	}
+	// A feature flag every worker reads on every request, through its
+	// read cache: a change shows in every worker within a millisecond or
+	// so, with no restart and no polling.
+	if err := c.CreateDict(ctx, "flags", nil, libcyberdb.IfNotExists()); err != nil {
+		return err
+	}
+	if _, err := libcyberdb.NewDict[string, string](c, "flags").SetIfAbsent(ctx, "beta", "off"); err != nil {
+		return err
+	}
 	return libcyberdb.NewDict[string, string](c, "centre").Set(ctx, "content", "Hello CyberDB!")
 }
 
@@ -155,6 +164,9 @@ func worker(socket string) error {
 	defer c.Close()
 	centre := libcyberdb.NewDict[string, string](c, "centre")
 	sessions := libcyberdb.NewDict[string, int](c, "sessions")
+	// Served from this process's memory after the first read; the daemon
+	// invalidates it when the flag changes (README, "the read cache").
+	flags := libcyberdb.NewCachedDict[string, string](c, "flags")
 	pid := strconv.Itoa(os.Getpid())
 
 	mux := http.NewServeMux()
@@ -166,6 +178,11 @@ func worker(socket string) error {
 			json.NewEncoder(w).Encode(map[string]any{"code": 0, "error": err.Error()})
 		}
 		content, err := centre.Get(r.Context(), "content")
+		if err != nil {
+			fail(err)
+			return
+		}
+		beta, err := flags.GetOr(r.Context(), "beta", "off")
 		if err != nil {
 			fail(err)
 			return
@@ -194,7 +211,8 @@ func worker(socket string) error {
 			Code    int    `json:"code"`
 			Content string `json:"content"`
 			Visits  int    `json:"visits"`
-		}{1, content, visits.Value()})
+			Beta    string `json:"beta"`
+		}{1, content, visits.Value(), beta})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -113,10 +113,52 @@ func TestWebapp(t *testing.T) {
 		t.Fatalf("the session's time left: %v %v %v", left, ok, err)
 	}
 
+	// The feature flag, read through each worker's cache: "off", then,
+	// once another process turns it on, "on" from every worker within
+	// moments, with no restart.
+	flags := libcyberdb.NewDict[string, string](c, "flags")
+	seen := map[string]bool{}
+	for i := 0; i < 30; i++ {
+		if got := getBeta(t, client, url); got["beta"] != "off" {
+			t.Fatalf("beta before the change: %v", got)
+		}
+	}
+	if err := flags.Set(ctx, "beta", "on"); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	deadline := changed.Add(5 * time.Second)
+	for len(seen) < len(pids) {
+		got := getBeta(t, client, url)
+		if got["beta"] == "on" {
+			seen[got["pid"].(string)] = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the change, only workers %v serve the new flag (last answer: %v)", seen, got)
+		}
+	}
+	t.Logf("every worker (%d) served the new flag %v after the change", len(seen), time.Since(changed).Round(time.Millisecond))
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("webapp serve after SIGTERM: %v", err)
 	}
+}
+
+// getBeta fetches / and returns its JSON with the answering worker's pid.
+func getBeta(t *testing.T, client *http.Client, url string) map[string]any {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	got["pid"] = resp.Header.Get("X-Worker-Pid")
+	return got
 }

@@ -47,6 +47,9 @@ OP = {
     # 6.4 deque ops, 6.6 blocking pops, 6.7 guards (issue 15)
     "lappendleft": 60, "lpopleft": 61, "lextendleft": 62, "lrotate": 63, "lmove": 64,
     "lbpop": 65, "lbmove": 66, "cancel": 67, "guard": 68,
+    # events (issue 16, PROTOCOL.md 6.8): all but publish need push
+    "publish": 80, "subscribe": 81, "psubscribe": 82, "unsubscribe": 83, "watch": 84,
+    "tracking": 85,
     # 6.9 observability and administration (issue 17); older daemons answer unknown_op
     "slowlog": 90, "latency": 91, "monitor": 92, "clients": 93, "kill_client": 94,
     "config_get": 95, "config_set": 96,
@@ -645,21 +648,49 @@ class Client:
             raise CyberDBError(code, ERR_NAME.get(code, "unknown"), value, id=mid)
         return value["sub"]
 
-    def next_push(self, kinds=("monitor", "lost")):
-        """Return the next push message of one of kinds (a map), reading frames as needed;
-        pushes of other kinds are dropped."""
+    # -- server push (PROTOCOL.md 6.8) ---------------------------------------------------------
+    def subscribe(self, *channels):
+        """Subscribe to channels (needs hello(push=True)); returns the subscription id."""
+        return self.call(OP["subscribe"], *channels)["sub"]
+
+    def psubscribe(self, *patterns):
+        """Subscribe to Redis glob patterns; returns the subscription id."""
+        return self.call(OP["psubscribe"], *patterns)["sub"]
+
+    def unsubscribe(self, sub):
+        return self.call(OP["unsubscribe"], sub)
+
+    def publish(self, channel, message):
+        """Publish; returns how many subscriptions received it."""
+        return self.call(OP["publish"], channel, message)
+
+    def watch(self, table, key=None, prefix=None, values=False):
+        """Watch a table (one key, or text keys with a prefix); returns the reply map
+        {"sub", "seq", "exists", "run"}."""
+        opts = {}
+        if key is not None:
+            opts["key"] = key
+        if prefix is not None:
+            opts["prefix"] = prefix
+        if values:
+            opts["values"] = True
+        return self.call(OP["watch"], table, opts)
+
+    def next_push(self, kind=None):
+        """Return the next push message (of kind, a text or a tuple of them, when given: others
+        are skipped), reading frames as needed. Replies read meanwhile are kept for recv_id."""
         while True:
             while self.pushes:
                 m = self.pushes.pop(0)
-                if m.get("push") in kinds:
+                if kind is None or m.get("push") == kind or (isinstance(kind, tuple) and m.get("push") in kind):
                     return m
             reply = self._read_reply()
             if reply[0] == 0 and reply[1] == 0 and isinstance(reply[2], dict) and "push" in reply[2]:
                 self.pushes.append(reply[2])
-            elif reply[0] != 0:
-                self._stash[reply[0]] = reply
-            else:
+            elif reply[0] == 0:
                 raise CyberDBError(reply[1], ERR_NAME.get(reply[1], "unknown"), reply[2], id=0)
+            else:
+                self._stash[reply[0]] = reply
 
     def batch(self, *ops):
         """Atomic batch: each op is (op, arg1, ...)."""

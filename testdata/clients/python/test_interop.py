@@ -902,6 +902,48 @@ class Suite:
         p.close()
         other.close()
 
+    def test_events(self):
+        t = self.t("ev")
+        sub = Client().connect(self.path)
+        sub.hello(client="test_interop.py", push=True)
+        pub = self.conn()
+        expect_err(pub, "events: subscribe without push is bad_request", "bad_request", OP["subscribe"], "x")
+        ch = self.t("chan")
+        sid = sub.subscribe(ch)
+        pid = sub.psubscribe(self.t("ch*"))
+        n = pub.publish(ch, {"n": 1})
+        check("pubsub: publish counts the channel and the pattern subscription", n == 2, repr(n))
+        m1, m2 = sub.next_push("message"), sub.next_push("message")
+        check("pubsub: the channel's message", m1 == {"push": "message", "sub": sid, "channel": ch, "data": {"n": 1}}, repr(m1))
+        check("pubsub: the pattern's message", m2.get("sub") == pid and m2.get("pattern") == self.t("ch*"), repr(m2))
+        check("pubsub: unsubscribe", sub.unsubscribe(sid) is True and sub.unsubscribe(sid) is False)
+        check("pubsub: after unsubscribe the pattern only", pub.publish(ch, "x") == 1)
+        sub.next_push("message")
+
+        pub.call(OP["create_dict"], t)
+        w = sub.watch(t, values=True)
+        check("watch: the reply", w.get("exists") is True and isinstance(w.get("seq"), int) and "run" in w, repr(w))
+        kw = sub.watch(t, key="k")
+        pub.call(OP["dset"], t, "a", 1)
+        pub.call(OP["dincr"], t, "k", 2)
+        pub.batch((OP["dset"], t, "k", "v"), (OP["ddel"], t, "a"))
+        evs = [sub.next_push("event") for _ in range(5)]
+        mine = [(e["op"], e.get("key"), e.get("value"), e["seq"] - w["seq"]) for e in evs if e["sub"] == w["sub"]]
+        check("watch: events in apply order with values and seq (a batch shares one)",
+              mine == [("dset", "a", 1, 1), ("dincr", "k", 2, 2), ("dset", "k", "v", 3), ("ddel", "a", None, 3)], repr(mine))
+        keyed = [(e["op"], e.get("key")) for e in evs if e["sub"] == kw["sub"]]
+        check("watch: a key watch sees its key only", keyed == [("dincr", "k")], repr(keyed))
+
+        tr = sub.call(OP["tracking"], True)["sub"]
+        check("tracking: a read", sub.call(OP["dget"], t, "k") == "v")
+        pub.call(OP["dset"], t, "k", "w")
+        inv = sub.next_push("invalidate")
+        check("tracking: the write of a key read pushes its invalidation",
+              inv == {"push": "invalidate", "sub": tr, "table": t, "keys": ["k"]}, repr(inv))
+        pub.call(OP["drop"], t)
+        sub.close()
+        pub.close()
+
     def test_guards(self, c):
         t = self.t("acct")
         c.call(OP["create_dict"], t, {"alice": 30, "bob": 5})
@@ -934,6 +976,7 @@ class Suite:
         self.test_expiry(c)
         self.test_deque(c)
         self.test_guards(c)
+        self.test_events()
         c.close()
         self.test_framing()
 

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// pushHello sends HELLO asking for the push extension.
+func (c *rawClient) pushHello(id uint64) {
+	c.t.Helper()
+	c.send(mustReq(id, wire.OpHello, 1, map[string]any{"push": true}))
+	c.expect(id, wire.CodeOK)
+}
+
+// next reads frames until the reply to id (pushes read meanwhile are
+// returned too).
+func (c *rawClient) next() (wire.Reply, map[string]any) {
+	c.t.Helper()
+	body := c.frame()
+	r, err := wire.DecodeReply(body)
+	if err != nil {
+		c.t.Fatalf("bad frame %s: %v", wire.Diagnose(body), err)
+	}
+	if r.ID == 0 && r.Code == wire.CodeOK {
+		var m map[string]any
+		if err := wire.Unmarshal(r.Result, &m); err != nil {
+			c.t.Fatalf("push %s: %v", wire.Diagnose(body), err)
+		}
+		return r, m
+	}
+	return r, nil
+}
+
+// push reads one frame and requires a push of kind.
+func (c *rawClient) push(kind string) map[string]any {
+	c.t.Helper()
+	r, m := c.next()
+	if m == nil || m["push"] != kind {
+		c.t.Fatalf("want a %q push, got id %d code %s %v", kind, r.ID, r.Code, m)
+	}
+	return m
+}
+
+func subID(t *testing.T, r wire.Reply) uint64 {
+	t.Helper()
+	m := decodeResult[map[string]any](t, r)
+	id, ok := m["sub"].(uint64)
+	if !ok || id == 0 {
+		t.Fatalf("reply %v has no sub id", m)
+	}
+	return id
+}
+
+func TestPubSub(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		ts := startTestServer(t, m, Config{})
+		sub, pub, psub := ts.dial(), ts.dial(), ts.dial()
+		sub.pushHello(1)
+		pub.hello(1)
+		psub.pushHello(1)
+
+		pub.send(mustReq(2, wire.OpSubscribe, "news"))
+		pub.expect(2, wire.CodeBadRequest) // no push: refused
+
+		sub.send(mustReq(2, wire.OpSubscribe, "news", "weather"))
+		id := subID(t, sub.expect(2, wire.CodeOK))
+		psub.send(mustReq(2, wire.OpPSubscribe, "n?ws", "w*"))
+		pid := subID(t, psub.expect(2, wire.CodeOK))
+
+		pub.send(mustReq(3, wire.OpPublish, "news", "hello"))
+		if n := decodeResult[int](t, pub.expect(3, wire.CodeOK)); n != 2 {
+			t.Fatalf("publish reached %d subscriptions, want 2", n)
+		}
+		msg := sub.push("message")
+		if msg["sub"] != id || msg["channel"] != "news" || msg["data"] != "hello" || msg["pattern"] != nil {
+			t.Fatalf("subscriber got %v", msg)
+		}
+		msg = psub.push("message")
+		if msg["sub"] != pid || msg["channel"] != "news" || msg["pattern"] != "n?ws" {
+			t.Fatalf("pattern subscriber got %v", msg)
+		}
+		pub.send(mustReq(4, wire.OpPublish, "nobody", 1))
+		if n := decodeResult[int](t, pub.expect(4, wire.CodeOK)); n != 0 {
+			t.Fatalf("publish to no subscriber reached %d", n)
+		}
+		sub.send(mustReq(3, wire.OpUnsubscribe, id))
+		if !decodeResult[bool](t, sub.expect(3, wire.CodeOK)) {
+			t.Fatal("unsubscribe of a live subscription said false")
+		}
+		pub.send(mustReq(5, wire.OpPublish, "weather", "rain"))
+		if n := decodeResult[int](t, pub.expect(5, wire.CodeOK)); n != 1 {
+			t.Fatalf("after unsubscribe, publish reached %d, want 1 (the pattern)", n)
+		}
+		psub.push("message")
+		// The subscriber got nothing more: its next frame is its own reply.
+		sub.send(mustReq(4, wire.OpPing))
+		if r, m := sub.next(); m != nil || r.ID != 4 {
+			t.Fatalf("after unsubscribe got %v %v", r, m)
+		}
+	})
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, c := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"*", "", true}, {"a*", "abc", true}, {"a*c", "abbbc", true}, {"a*c", "abcd", false},
+		{"h?llo", "hello", true}, {"h?llo", "hllo", false}, {"h[ae]llo", "hallo", true},
+		{"h[^e]llo", "hello", false}, {"h[^e]llo", "hallo", true}, {"h[a-b]llo", "hbllo", true},
+		{`h\*llo`, "h*llo", true}, {`h\*llo`, "hello", false}, {"[", "[", true}, {"news.*", "news.sport", true},
+	} {
+		if got := globMatch(c.pat, c.s); got != c.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", c.pat, c.s, got, c.want)
+		}
+	}
+}
+
+func TestWatch(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		ts := startTestServer(t, m, Config{})
+		w, kw, wr := ts.dial(), ts.dial(), ts.dial()
+		w.pushHello(1)
+		kw.pushHello(1)
+		wr.hello(1)
+		wr.dictWith("flags", "a", 1)
+
+		w.send(mustReq(2, wire.OpWatch, "flags", map[string]any{"values": true}))
+		r := w.expect(2, wire.CodeOK)
+		res := decodeResult[map[string]any](t, r)
+		if res["exists"] != true || res["seq"] == nil {
+			t.Fatalf("watch reply %v", res)
+		}
+		seq0 := res["seq"].(uint64)
+		kw.send(mustReq(2, wire.OpWatch, "flags", map[string]any{"key": "b"}))
+		kid := subID(t, kw.expect(2, wire.CodeOK))
+
+		wr.send(mustReq(4, wire.OpDSet, "flags", "a", 2))
+		wr.expect(4, wire.CodeOK)
+		ev := w.push("event")
+		if ev["op"] != "dset" || ev["key"] != "a" || ev["value"] != uint64(2) || ev["seq"] != seq0+1 || ev["table"] != "flags" {
+			t.Fatalf("event %v (seq0 %d)", ev, seq0)
+		}
+		wr.send(mustReq(5, wire.OpDIncr, "flags", "b", 5))
+		wr.expect(5, wire.CodeOK)
+		ev = w.push("event")
+		if ev["op"] != "dincr" || ev["key"] != "b" || ev["value"] != uint64(5) || ev["seq"] != seq0+2 {
+			t.Fatalf("event %v", ev)
+		}
+		ev = kw.push("event") // the key watcher saw only b
+		if ev["sub"] != kid || ev["key"] != "b" || ev["value"] != nil {
+			t.Fatalf("key watcher got %v", ev)
+		}
+		// A batch: its events in batch order, together.
+		wr.send(mustReq(6, wire.OpBatch, []any{
+			[]any{wire.OpDSet, "flags", "x", "1"},
+			[]any{wire.OpDDel, "flags", "a"},
+			[]any{wire.OpDGet, "flags", "b"},
+		}))
+		wr.expect(6, wire.CodeOK)
+		e1, e2 := w.push("event"), w.push("event")
+		if e1["op"] != "dset" || e1["key"] != "x" || e2["op"] != "ddel" || e2["key"] != "a" || e1["seq"] != e2["seq"] || e1["seq"] != seq0+3 {
+			t.Fatalf("batch events %v %v", e1, e2)
+		}
+		wr.send(mustReq(7, wire.OpDrop, "flags"))
+		wr.expect(7, wire.CodeOK)
+		if ev := w.push("event"); ev["op"] != "drop" {
+			t.Fatalf("drop event %v", ev)
+		}
+		if ev := kw.push("event"); ev["op"] != "drop" {
+			t.Fatalf("key watcher: drop event %v", ev)
+		}
+		// A list table, created after the watch.
+		w.send(mustReq(3, wire.OpWatch, "jobs"))
+		res = decodeResult[map[string]any](t, w.expect(3, wire.CodeOK))
+		if res["exists"] != false {
+			t.Fatalf("watch of a missing table: %v", res)
+		}
+		wr.send(append(mustReq(8, wire.OpCreateList, "jobs"), mustReq(9, wire.OpLAppend, "jobs", "j1")...))
+		wr.expect(8, wire.CodeOK)
+		wr.expect(9, wire.CodeOK)
+		if ev := w.push("event"); ev["op"] != "create_list" {
+			t.Fatalf("create event %v", ev)
+		}
+		ev = w.push("event")
+		if ev["op"] != "lappend" || fmt.Sprint(ev["args"]) != "[j1]" {
+			t.Fatalf("lappend event %v", ev)
+		}
+	})
+}
+
+func TestTracking(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		ts := startTestServer(t, m, Config{})
+		rd, wr := ts.dial(), ts.dial()
+		rd.pushHello(1)
+		wr.hello(1)
+		wr.dictWith("cfg", "k", "v1")
+
+		rd.send(mustReq(2, wire.OpTracking, true))
+		tid := subID(t, rd.expect(2, wire.CodeOK))
+		rd.send(mustReq(3, wire.OpDGet, "cfg", "k"))
+		rd.expect(3, wire.CodeOK)
+		rd.send(mustReq(4, wire.OpDGet, "cfg", "absent", nil))
+		rd.expect(4, wire.CodeOK)
+
+		wr.send(mustReq(4, wire.OpDSet, "cfg", "k", "v2"))
+		wr.expect(4, wire.CodeOK)
+		inv := rd.push("invalidate")
+		if inv["sub"] != tid || inv["table"] != "cfg" || fmt.Sprint(inv["keys"]) != "[k]" {
+			t.Fatalf("invalidate %v", inv)
+		}
+		// Once per registration: a second write sends nothing.
+		wr.send(mustReq(5, wire.OpDSet, "cfg", "k", "v3"))
+		wr.expect(5, wire.CodeOK)
+		// The miss was registered too.
+		wr.send(mustReq(6, wire.OpDSet, "cfg", "absent", 1))
+		wr.expect(6, wire.CodeOK)
+		if inv := rd.push("invalidate"); fmt.Sprint(inv["keys"]) != "[absent]" {
+			t.Fatalf("invalidate of the miss: %v", inv)
+		}
+		rd.send(mustReq(5, wire.OpDGet, "cfg", "k"))
+		rd.expect(5, wire.CodeOK)
+		wr.send(mustReq(7, wire.OpDClear, "cfg"))
+		wr.expect(7, wire.CodeOK)
+		if inv := rd.push("invalidate"); inv["keys"] != nil {
+			t.Fatalf("a clear invalidates the whole table: %v", inv)
+		}
+		rd.send(mustReq(6, wire.OpTracking, false))
+		if !decodeResult[bool](t, rd.expect(6, wire.CodeOK)) {
+			t.Fatal("tracking off said it was not on")
+		}
+	})
+}
+
+// TestPushOverflow: a subscriber that stops reading gets its subscription
+// dropped with a "lost" push, the daemon holds at most the bound, and the
+// connection still serves requests.
+func TestPushOverflow(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		ts := startTestServer(t, m, Config{MaxPushBuffer: 64 << 10})
+		sub, pub := ts.dial(), ts.dial()
+		sub.pushHello(1)
+		pub.hello(1)
+		_ = sub.nc.SetReadBuffer(4 << 10)
+		sub.send(mustReq(2, wire.OpSubscribe, "firehose"))
+		id := subID(t, sub.expect(2, wire.CodeOK))
+		big := strings.Repeat("x", 1000)
+		const n = 20000 // 20 MB: far over the socket buffers and the bound
+		reached := 0
+		for i := 0; i < n; i += 100 {
+			var b []byte
+			for j := 0; j < 100; j++ {
+				b = append(b, mustReq(uint64(10+i+j), wire.OpPublish, "firehose", big)...)
+			}
+			pub.send(b)
+			for j := 0; j < 100; j++ {
+				reached += decodeResult[int](t, pub.expect(uint64(10+i+j), wire.CodeOK))
+			}
+		}
+		if reached >= n || ts.srv.pushLost.Load() == 0 {
+			t.Fatalf("%d of %d messages reached the subscriber that does not read, none lost", reached, n)
+		}
+		// Now it reads: messages, then the lost notice, then nothing more.
+		sub.send(mustReq(3, wire.OpPing))
+		got, lost, pong := 0, false, false
+		for !pong {
+			r, p := sub.next()
+			switch {
+			case p == nil && r.ID == 3:
+				pong = true
+			case p != nil && p["push"] == "message":
+				if lost {
+					t.Fatal("a message after the lost notice")
+				}
+				got++
+			case p != nil && p["push"] == "lost":
+				if p["sub"] != id || lost {
+					t.Fatalf("lost %v", p)
+				}
+				lost = true
+			default:
+				t.Fatalf("unexpected frame %v %v", r, p)
+			}
+		}
+		if !lost || got != reached {
+			t.Fatalf("read %d messages (publish counted %d), lost notice %v", got, reached, lost)
+		}
+		pub.send(mustReq(1<<20, wire.OpPublish, "firehose", "after"))
+		if n := decodeResult[int](t, pub.expect(1<<20, wire.CodeOK)); n != 0 {
+			t.Fatalf("the dropped subscription still receives: %d", n)
+		}
+		_ = time.Second
+	})
+}

@@ -1,0 +1,333 @@
+package libcyberdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSubscribePublish(t *testing.T) {
+	_, c := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan Message, 10)
+	ready := make(chan struct{})
+	go func() {
+		defer close(got)
+		first := true
+		for m, err := range c.PSubscribe(ctx, "news.*") {
+			if err != nil {
+				return
+			}
+			if first {
+				first = false
+			}
+			got <- m
+		}
+	}()
+	go func() {
+		// Wait until the subscription is live: publish until one receives.
+		for {
+			n, err := c.Publish(ctx, "news.probe", "probe")
+			if err != nil || n > 0 {
+				close(ready)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	<-ready
+	n, err := c.Publish(ctx, "news.sport", map[string]any{"score": 3})
+	if err != nil || n != 1 {
+		t.Fatalf("Publish = %d, %v; want 1 receiver", n, err)
+	}
+	for m := range got {
+		if m.Channel == "news.probe" {
+			continue
+		}
+		var v map[string]int
+		if m.Channel != "news.sport" || m.Pattern != "news.*" || m.Decode(&v) != nil || v["score"] != 3 {
+			t.Fatalf("message %+v", m)
+		}
+		break
+	}
+	cancel()
+	for range got {
+	}
+}
+
+// TestSubscribeLost: a consumer that stops reading gets ErrLost, then
+// messages again.
+func TestSubscribeLost(t *testing.T) {
+	d := startWith(t, "--max-push-buffer=64KiB")
+	c := open(t, d.Socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type item struct {
+		m   Message
+		err error
+	}
+	items := make(chan item)
+	go func() {
+		defer close(items)
+		for m, err := range c.Subscribe(ctx, "firehose") {
+			select {
+			case items <- item{m, err}: // the test reads only when it wants: a slow consumer
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for { // live?
+		if n, _ := c.Publish(ctx, "firehose", "probe"); n == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	big := make([]byte, 4096)
+	for i := 0; i < 3*subBuffer; i++ { // past what the iterator buffers
+		if _, err := c.Publish(ctx, "firehose", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for it := range items {
+		if errors.Is(it.err, ErrLost) {
+			break
+		}
+		if it.err != nil {
+			t.Fatal(it.err)
+		}
+	}
+	// Subscribed again: a new message arrives.
+	go func() {
+		for ctx.Err() == nil {
+			_, _ = c.Publish(ctx, "firehose", "after")
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for it := range items {
+		if it.err != nil && !errors.Is(it.err, ErrLost) {
+			t.Fatal(it.err)
+		}
+		if s, _ := it.m.Text(); s == "after" {
+			cancel()
+			break
+		}
+	}
+	for range items {
+	}
+}
+
+func TestWatch(t *testing.T) {
+	_, c := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := NewDict[string, int](c, "w")
+	must(t, c.CreateDict(ctx, "w", nil))
+	events := make(chan Event[string, int], 100)
+	go func() {
+		defer close(events)
+		for ev, err := range d.Watch(ctx, WatchValues()) {
+			if err != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	// The watch is live once a change shows up.
+	var first Event[string, int]
+	for first.Op == "" {
+		must(t, d.Set(ctx, "probe", 1))
+		select {
+		case first = <-events:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for len(events) > 0 {
+		<-events
+	}
+	must(t, d.Set(ctx, "a", 1))
+	if _, err := d.Incr(ctx, "a", 41); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d.Delete(ctx, "a"))
+	var got []string
+	for range 3 {
+		ev := <-events
+		got = append(got, fmt.Sprint(ev.Op, " ", ev.Key, " ", ev.Value, " ", ev.HasValue))
+	}
+	if fmt.Sprint(got) != "[dset a 1 true dincr a 42 true ddel a 0 false]" {
+		t.Fatalf("events %q", got)
+	}
+	cancel()
+	for range events {
+	}
+}
+
+// TestWatchResync: the daemon restarts; the watch comes back with a
+// Resynced marker holding the table as re-read.
+func TestWatchResync(t *testing.T) {
+	d := startWith(t, "--data-dir="+t.TempDir())
+	c := open(t, d.Socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dict := NewDict[string, int](c, "r")
+	must(t, c.CreateDict(ctx, "r", nil))
+	events := make(chan Event[string, int], 100)
+	go func() {
+		defer close(events)
+		for ev, err := range dict.Watch(ctx, WatchResync()) {
+			if err != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	for {
+		must(t, dict.Set(ctx, "x", 1))
+		select {
+		case <-events:
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	must(t, c.Save(ctx))
+	d.Kill(t)
+	d.Restart(t)
+	must(t, dict.Set(ctx, "y", 2))
+	for {
+		select {
+		case ev := <-events:
+			if ev.Resynced {
+				if ev.Snapshot["x"] != 1 {
+					t.Fatalf("snapshot %v", ev.Snapshot)
+				}
+				cancel()
+				for range events {
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no Resynced marker after a restart")
+		}
+	}
+}
+
+// TestCachedGet: hits, own writes, another client's writes.
+func TestCachedGet(t *testing.T) {
+	d, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "flags", nil))
+	raw := NewDict[string, string](c, "flags")
+	must(t, raw.Set(ctx, "mode", "a"))
+	cd := NewCachedDict[string, string](c, "flags")
+	for i := range 3 {
+		v, err := cd.Get(ctx, "mode")
+		if err != nil || v != "a" {
+			t.Fatalf("get %d: %q %v", i, v, err)
+		}
+	}
+	if st := c.Stats(); st.CacheHits != 2 || st.CacheMisses != 1 || st.CacheEntries != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Our own write: never an older value once acknowledged.
+	must(t, cd.Set(ctx, "mode", "b"))
+	if v, _ := cd.Get(ctx, "mode"); v != "b" {
+		t.Fatalf("after our own write: %q", v)
+	}
+	// Another process's write: invalidated by the daemon.
+	other := open(t, d.Socket)
+	must(t, NewDict[string, string](other, "flags").Set(ctx, "mode", "c"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := cd.Get(ctx, "mode")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "c" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %q 5s after another client's write", v)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c.Stats().CacheInvalidations == 0 {
+		t.Fatal("no invalidation counted")
+	}
+	if _, err := cd.Get(ctx, "absent"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("absent key: %v", err)
+	}
+	// The connection is lost (daemon restart): the cache is emptied.
+	d.Kill(t)
+	d.Restart(t)
+	_ = c.CreateDict(ctx, "flags", nil) // (kept if the daemon has a data dir)
+	must(t, raw.Set(ctx, "mode", "z"))
+	if v, err := cd.Get(ctx, "mode"); err != nil || v != "z" {
+		t.Fatalf("after a restart: %q %v", v, err)
+	}
+}
+
+// TestCacheCrossingRace: a read's reply and an invalidation of its key
+// cross: the reply comes (the value it read is old by then), the
+// invalidation follows before the cache stores the value. The value is
+// returned but not stored, so the next Get reads the new one. Without the
+// rule (an in-flight read poisoned by an invalidation), the stale value
+// is cached until the key changes again.
+func TestCacheCrossingRace(t *testing.T) {
+	d, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "t", nil))
+	other := open(t, d.Socket)
+	od := NewDict[string, string](other, "t")
+	must(t, od.Set(ctx, "k", "old"))
+	cd := NewCachedDict[string, string](c, "t")
+	var once sync.Once
+	testHookBeforeStore = func(table, key string) {
+		once.Do(func() {
+			// The read of "old" is answered; now another client writes,
+			// and the daemon pushes the invalidation, which the tracking
+			// connection's reader handles before we store.
+			inv := c.Stats().CacheInvalidations
+			must(t, od.Set(ctx, "k", "new"))
+			for c.Stats().CacheInvalidations == inv {
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
+	}
+	defer func() { testHookBeforeStore = nil }()
+	if v, err := cd.Get(ctx, "k"); err != nil || v != "old" {
+		t.Fatalf("first Get: %q %v", v, err)
+	}
+	if v, err := cd.Get(ctx, "k"); err != nil || v != "new" {
+		t.Fatalf("second Get: %q %v: a stale value was cached across the invalidation", v, err)
+	}
+}
+
+// TestCacheBounds: the cache holds at most its entries.
+func TestCacheBounds(t *testing.T) {
+	_, c := start(t, WithCache(10, 0))
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "b", nil))
+	cd := NewCachedDict[int, int](c, "b")
+	for i := range 100 {
+		must(t, cd.Set(ctx, i, i))
+		if v, err := cd.Get(ctx, i); err != nil || v != i {
+			t.Fatal(v, err)
+		}
+	}
+	if st := c.Stats(); st.CacheEntries > 10 || st.CacheEvictions == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// startWith runs a fresh daemon with flags.
+func startWith(t *testing.T, flags ...string) *daemontest.Daemon {
+	t.Helper()
+	return daemontest.Start(t, flags...)
+}
