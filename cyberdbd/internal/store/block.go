@@ -156,6 +156,22 @@ func (s *Store) firstLocked(name string) *Waiter {
 	return nil
 }
 
+// nextLocked returns the oldest waiter still waiting on name that is not
+// in skip, or nil. Must hold wmu.
+func (s *Store) nextLocked(name string, skip map[*Waiter]bool) *Waiter {
+	w := s.firstLocked(name)
+	if w == nil || !skip[w] {
+		return w
+	}
+	q := s.waits[name]
+	for _, w := range q.ws[q.head:] {
+		if w.state.Load() == waiting && !skip[w] {
+			return w
+		}
+	}
+	return nil
+}
+
 func (s *Store) hasWaiters(name string) bool {
 	if s.nwait.Load() == 0 {
 		return false
@@ -180,17 +196,30 @@ func (s *Store) wake(name string) {
 
 // serve gives elements of list name to its waiters, oldest first, until
 // the list is empty or nobody waits.
+//
+// A waiter that cannot take from name now (an lbmove whose destination is
+// missing, not a list, or expired) keeps waiting and its place, and is
+// skipped: the waiters behind it are served, rather than leaving the
+// value in the list while they wait.
 func (s *Store) serve(name string) {
+	var skip map[*Waiter]bool
 	for {
 		s.wmu.Lock()
-		w := s.firstLocked(name)
+		w := s.nextLocked(name, skip)
 		s.wmu.Unlock()
 		if w == nil {
 			return
 		}
-		served, d := s.handTo(w, name)
-		if !served {
+		h, d := s.handTo(w, name)
+		switch h {
+		case handEmpty:
 			return
+		case handSkip:
+			if skip == nil {
+				skip = make(map[*Waiter]bool)
+			}
+			skip[w] = true
+			continue
 		}
 		if d != nil { // w is ours: no lock is held now
 			w.leave()
@@ -202,11 +231,17 @@ func (s *Store) serve(name string) {
 	}
 }
 
-// handTo pops from list name for w. served is false when the list had
-// nothing to give (missing, not a list, empty, or the disk refuses
-// writes). d is nil when w had gone meanwhile; otherwise the caller, once
-// handTo has released the locks, delivers it.
-func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
+// What handTo did.
+const (
+	handServed = iota // a value (or an error) for w, or w had gone
+	handEmpty         // the list has nothing to give (missing, not a list, empty, or the disk refuses writes)
+	handSkip          // w cannot take from it now: its lbmove destination is not a list
+)
+
+// handTo pops from list name for w. d is nil when w had gone meanwhile
+// (or when nothing was served); otherwise the caller, once handTo has
+// released the locks, delivers it.
+func (s *Store) handTo(w *Waiter, name string) (h int, d *Delivery) {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	names := []string{name}
@@ -223,16 +258,18 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 	}()
 	src, dst := ts[0], ts[len(ts)-1]
 	now := s.now()
-	if src == nil || dst == nil || src.kind != kindList || len(src.l.items) == 0 || dst.kind != kindList ||
-		src.expiredAt(now) || dst.expiredAt(now) { // past its deadline a table is gone, to waiters too
-		return false, nil
+	if src == nil || src.kind != kindList || len(src.l.items) == 0 || src.expiredAt(now) { // past its deadline a table is gone, to waiters too
+		return handEmpty, nil
+	}
+	if dst == nil || dst.kind != kindList || dst.expiredAt(now) {
+		return handSkip, nil
 	}
 	j := s.journal.Load()
 	if j != nil && j.precheck(wire.OpLPop) != nil {
-		return false, nil // the disk refuses writes: the waiter times out instead
+		return handEmpty, nil // the disk refuses writes: the waiter times out instead
 	}
 	if !w.state.CompareAndSwap(waiting, claimed) {
-		return true, nil
+		return handServed, nil
 	}
 	src.capture()
 	if dst != src {
@@ -265,7 +302,7 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 				src.l.pushBack(v)
 			}
 			d.Err = wire.AsError(err)
-			return true, d
+			return handServed, d
 		}
 	}
 	d.Result = popResult(name, v)
@@ -273,7 +310,7 @@ func (s *Store) handTo(w *Waiter, name string) (served bool, d *Delivery) {
 		left := w.left
 		d.GiveBack = func() { s.giveBack(name, v, left) }
 	}
-	return true, d
+	return handServed, d
 }
 
 // popResult encodes [name, v].
@@ -314,6 +351,16 @@ func (s *Store) giveBack(name, v string, left bool) {
 // MaxBlockMillis is the longest time-out a blocking request may give, in
 // milliseconds (about 35 years); a longer one, like null, waits forever.
 const MaxBlockMillis = 1 << 40
+
+// isHugeUint says whether argument i is an unsigned integer beyond the
+// int64 range (2^63 .. 2^64-1, or a bignum): a time-out that waits for ever.
+func isHugeUint(a wire.Args, i int) bool {
+	if !a.Has(i) || (a.Items[i][0]>>5 != 0 && a.Items[i][0] != 0xc2) {
+		return false
+	}
+	n, ok := wire.DecodeNumber(a.Items[i])
+	return ok && !n.IsFloat && n.Int.Sign() > 0 && !n.Int.IsInt64()
+}
 
 // Block runs a blocking op, lbpop or lbmove. If it can be answered at
 // once (a list has a value and no waiter is ahead; or its time-out is 0)
@@ -374,7 +421,10 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		return out, nil, errBadRequest("%s is not a blocking op", op)
 	}
 	ms, forever := int64(0), true
-	if raw, has, err := args.OptInt(timeoutArg); err != nil {
+	if isHugeUint(args, timeoutArg) {
+		// Beyond int64, and so beyond MaxBlockMillis: for ever, as
+		// PROTOCOL.md 6.6 says of every time-out from 2^40 ms on.
+	} else if raw, has, err := args.OptInt(timeoutArg); err != nil {
 		return out, nil, err
 	} else if has {
 		if raw < 0 {
