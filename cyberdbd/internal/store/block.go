@@ -340,12 +340,33 @@ func (s *Store) acquireAll(names []string) []*table {
 // giveBack puts v back at the end of list name it was popped from, as a
 // journaled append, when its waiter's connection went away before the
 // reply was sent. If the list is gone by then, so is the value.
+//
+// It is not refused over --max-memory: the value was in the list a moment
+// ago, and pops go on over the limit (PROTOCOL.md 6.5), so refusing it
+// would lose the value.
 func (s *Store) giveBack(name, v string, left bool) {
 	op := wire.OpLAppend
 	if left {
 		op = wire.OpLAppendLeft
 	}
-	_, _ = s.Exec(op, wire.Args{Items: []wire.Raw{wire.AppendText(nil, name), wire.Raw(v)}}, nil)
+	args := wire.Args{Op: op, Items: []wire.Raw{wire.AppendText(nil, name), wire.Raw(v)}}
+	if s.giveBackLocked(op, name, args) {
+		s.wake(name) // after the unlocks, as exec does
+	}
+}
+
+func (s *Store) giveBackLocked(op wire.Op, name string, args wire.Args) bool {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	t := s.acquire(name, true)
+	if t == nil {
+		return false
+	}
+	t.capture()
+	defer s.release(t, true)
+	now := s.now()
+	_, err := s.execOn(t, nil, op, handler(op), args, nil, now, now, false)
+	return err == nil
 }
 
 // MaxBlockMillis is the longest time-out a blocking request may give, in
@@ -611,5 +632,5 @@ func (s *Store) moveLocked(src, dst string, args wire.Args, out []byte, now, bas
 	for _, t := range ts {
 		t.capture()
 	}
-	return s.execOn(ts[0], t2, wire.OpLMove, opLMove, args, out, now, base)
+	return s.execOn(ts[0], t2, wire.OpLMove, opLMove, args, out, now, base, true)
 }
