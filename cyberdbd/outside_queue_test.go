@@ -889,3 +889,98 @@ func TestOutsideStuckMoveBlocksNobody(t *testing.T) {
 		expectCall(t, admin, `[]`, wire.OpLToList, "src")
 	})
 }
+
+// TestOutsideParkedEdges: a list named twice in one lbpop, the 1024-list
+// bound, blocking ops and cancel refused in a batch, a half-closed push
+// connection still answered, and lbmove from a list to itself while
+// another waits on it.
+func TestOutsideParkedEdges(t *testing.T) {
+	d := daemontest.Start(t)
+	admin := daemontest.DialHello(t, d.Socket)
+	admin.MustCall(t, nil, wire.OpCreateList, "q")
+	p := dialPush(t, d.Socket)
+
+	// Named twice: one value, and nothing left behind.
+	p.sendID(1, wire.OpLBPop, []string{"q", "q"}, "left", nil)
+	p.sendID(2, wire.OpLBPop, []string{"q"}, "left", nil)
+	p.sendID(3, wire.OpPing)
+	p.expect(`3 "PONG"`)
+	admin.MustCall(t, nil, wire.OpLAppend, "q", "a", "b", "c")
+	p.expect(`1 ["q", "a"]`, `2 ["q", "b"]`)
+	expectCall(t, admin, `["c"]`, wire.OpLToList, "q")
+	admin.MustCall(t, nil, wire.OpLClear, "q")
+	p.sendID(4, wire.OpLBPop, []string{"q", "q", "q"}, "right", nil)
+	p.sendID(5, wire.OpCancel, 4)
+	p.expect("4 null", "5 true")
+	waitBlocked(t, admin, 0)
+
+	names := make([]string, 1025)
+	for i := range names {
+		names[i] = "q"
+	}
+	p.sendID(6, wire.OpLBPop, names, "left", 0)
+	p.expect("6 bad_request")
+	p.sendID(7, wire.OpLBPop, names[:1024], "left", 0)
+	p.expect("7 null")
+
+	for _, item := range [][]any{
+		{wire.OpLBPop, []string{"q"}, "left", 0},
+		{wire.OpLBMove, "q", "q", "left", "right", 0},
+		{wire.OpCancel, 1},
+	} {
+		expectCall(t, admin, "bad_request", wire.OpBatch, []any{item})
+	}
+
+	// lbmove q -> q and an lbpop behind it: the value goes round once,
+	// then to the lbpop.
+	p.sendID(8, wire.OpLBMove, "q", "q", "left", "right", nil)
+	p.sendID(9, wire.OpLBPop, []string{"q"}, "left", nil)
+	p.sendID(10, wire.OpPing)
+	p.expect(`10 "PONG"`)
+	admin.MustCall(t, nil, wire.OpLAppend, "q", "v")
+	p.expect(`8 ["q", "v"]`, `9 ["q", "v"]`)
+	expectCall(t, admin, `[]`, wire.OpLToList, "q")
+
+	// Half-close: the parked request is still answered, with a value
+	// that arrives later, then the connection closes.
+	h := dialPush(t, d.Socket)
+	h.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
+	h.sendID(2, wire.OpLBPop, []string{"q"}, "left", 100)
+	h.sendID(3, wire.OpPing)
+	h.expect(`3 "PONG"`)
+	daemontest.Must(t, h.NetConn().(*net.UnixConn).CloseWrite())
+	time.Sleep(50 * time.Millisecond)
+	admin.MustCall(t, nil, wire.OpLAppend, "q", "late")
+	h.expect(`1 ["q", "late"]`, `2 null`)
+	if r, err := h.Read(); err == nil {
+		t.Fatalf("after a half-close and every reply: %s, want the close", renderReply(r))
+	}
+	waitBlocked(t, admin, 0)
+}
+
+// TestOutsideShutdownCancelsParked: on SIGTERM a parked request gets no
+// reply, the shutting_down frame says it was not executed, and the list
+// keeps its values after the restart.
+func TestOutsideShutdownCancelsParked(t *testing.T) {
+	d := daemontest.Start(t, "--fsync=always")
+	admin := daemontest.DialHello(t, d.Socket)
+	admin.MustCall(t, nil, wire.OpCreateList, "q")
+	admin.MustCall(t, nil, wire.OpCreateList, "other", []string{"x"})
+	p := dialPush(t, d.Socket)
+	p.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
+	p.sendID(2, wire.OpLBMove, "q", "other", "left", "right", nil)
+	p.sendID(3, wire.OpPing)
+	p.expect(`3 "PONG"`)
+	daemontest.Must(t, d.Signal(os.Interrupt))
+	p.expect("0 shutting_down")
+	if r, err := p.Read(); err == nil {
+		t.Fatalf("after shutting_down: %s", renderReply(r))
+	}
+	if exited, err := d.Wait(10 * time.Second); !exited || err != nil {
+		t.Fatalf("daemon did not stop cleanly: %v %v", exited, err)
+	}
+	d.Restart(t)
+	admin = daemontest.DialHello(t, d.Socket)
+	expectCall(t, admin, `[]`, wire.OpLToList, "q")
+	expectCall(t, admin, `["x"]`, wire.OpLToList, "other")
+}
