@@ -554,3 +554,67 @@ func TestOutsideLongExpirySoak(t *testing.T) {
 		}
 	}
 }
+
+// TestOutsideGuardsOnExpiredTables: a table past its deadline is gone for
+// guards too (PROTOCOL.md 5: "like a dropped one"), swept or not, alone
+// and in a batch, and a batch that creates it again sees the new one.
+func TestOutsideGuardsOnExpiredTables(t *testing.T) {
+	d := daemontest.Start(t)
+	c := daemontest.DialHello(t, d.Socket)
+	for round := 0; round < 10; round++ {
+		dn, ln := fmt.Sprintf("d%d", round), fmt.Sprintf("l%d", round)
+		c.MustCall(t, nil, wire.OpCreateDict, dn, map[string]int{"k": 1})
+		c.MustCall(t, nil, wire.OpCreateList, ln, []int{1, 2})
+		at := nowMs() + 20
+		c.MustCall(t, nil, wire.OpExpire, dn, map[string]any{"at": at})
+		c.MustCall(t, nil, wire.OpExpire, ln, map[string]any{"at": at})
+		for nowMs() < at+1 {
+			time.Sleep(time.Millisecond)
+		}
+		for _, ck := range []struct {
+			want string
+			op   wire.Op
+			args []any
+		}{
+			{"guard_failed", wire.OpGuard, []any{dn, "exists"}},
+			{"guard_failed", wire.OpGuard, []any{ln, "exists"}},
+			{"guard_failed", wire.OpGuard, []any{ln, "len", 2}},
+			{"guard_failed", wire.OpGuard, []any{ln, "len", 0}},
+			{"guard_failed", wire.OpGuard, []any{dn, "eq", "k", 1}},
+			{"guard_failed", wire.OpGuard, []any{dn, "absent", "k"}},
+			{"guard_failed", wire.OpBatch, []any{[]any{[]any{wire.OpGuard, dn, "exists"}}}},
+			{"no_such_table", wire.OpLMove, []any{ln, ln, "left", "right"}},
+			{"no_such_table", wire.OpLRotate, []any{ln}},
+			{"no_such_table", wire.OpTTL, []any{dn}},
+			{"false", wire.OpExists, []any{ln}},
+			{"[null, null, null]", wire.OpBatch, []any{[]any{
+				[]any{wire.OpCreateList, ln, []int{7}},
+				[]any{wire.OpGuard, ln, "len", 1},
+				[]any{wire.OpGuard, ln, "exists"},
+			}}},
+			{"null", wire.OpTTL, []any{ln}},
+		} {
+			if got := call(t, c, ck.op, ck.args...); got != ck.want {
+				t.Fatalf("round %d: %s %v after the table's deadline: got %s, want %s", round, ck.op, ck.args, got, ck.want)
+			}
+		}
+	}
+	// Guards in a batch see the items before them; a failing one rolls
+	// back an lmove and an expire.
+	c.MustCall(t, nil, wire.OpCreateList, "a", []int{1, 2, 3})
+	c.MustCall(t, nil, wire.OpCreateList, "b")
+	expectCall(t, c, "guard_failed", wire.OpBatch, []any{
+		[]any{wire.OpLMove, "a", "b", "left", "left"},
+		[]any{wire.OpExpire, "a", map[string]any{"ttl": 0}},
+		[]any{wire.OpGuard, "b", "len", 1},
+		[]any{wire.OpGuard, "a", "exists"},
+	})
+	expectCall(t, c, "[1, 2, 3]", wire.OpLToList, "a")
+	expectCall(t, c, "null", wire.OpTTL, "a")
+	expectCall(t, c, "[]", wire.OpLToList, "b")
+	expectCall(t, c, "bad_request", wire.OpGuard, "a", "len")
+	expectCall(t, c, "bad_request", wire.OpGuard, "a", "len", 1.0)
+	expectCall(t, c, "bad_request", wire.OpGuard, "a", "nope")
+	expectCall(t, c, "wrong_kind", wire.OpGuard, "a", "absent", "k")
+	expectCall(t, c, "guard_failed", wire.OpGuard, "missing", "absent", "k")
+}
