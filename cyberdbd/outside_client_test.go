@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"testing"
@@ -267,4 +268,79 @@ func TestOutsideQueueKill(t *testing.T) {
 		t.Fatalf("jobs lost %v, duplicated %v (acked %d, in the queue %d)", lost, twice, len(acked), len(jobs))
 	}
 	t.Logf("acked %d before the kill, %d back in the queue", len(acked), len(jobs))
+}
+
+// TestOutsideDictTTLEdges: libcyberdb's deadline methods at their edges,
+// as their doc comments promise them.
+func TestOutsideDictTTLEdges(t *testing.T) {
+	d := daemontest.Start(t)
+	ctx := context.Background()
+	c := daemontest.Open(t, libcyberdb.Open, d.Socket)
+	daemontest.Must(t, c.CreateDict(ctx, "d", nil))
+	dict := libcyberdb.NewDict[string, int](c, "d")
+	has := func(k string) bool {
+		t.Helper()
+		ok, err := dict.Has(ctx, k)
+		daemontest.Must(t, err)
+		return ok
+	}
+	// "A deadline in the past removes the key at once", however far past:
+	// the zero time.Time and a time before 1970 included.
+	for i, at := range []time.Time{time.Now().Add(-time.Hour), time.Unix(0, 0), time.Unix(-5, 0), {}} {
+		k := fmt.Sprintf("past%d", i)
+		daemontest.Must(t, dict.Set(ctx, k, 1))
+		ok, err := dict.ExpireAt(ctx, k, at)
+		if err != nil || !ok {
+			t.Errorf("ExpireAt(%v): %v %v", at, ok, err)
+		}
+		if has(k) {
+			t.Errorf("ExpireAt(%v): the key is still there", at)
+		}
+		// The same deadline as a write option.
+		if err := dict.Set(ctx, k, 2, libcyberdb.ExpireAt(at)); err != nil {
+			t.Errorf("Set with ExpireAt(%v): %v", at, err)
+		} else if has(k) {
+			t.Errorf("Set with ExpireAt(%v): the key is there", at)
+		}
+	}
+	// "A ttl of 0 or less removes the key at once."
+	for i, ttl := range []time.Duration{0, -time.Millisecond, time.Duration(math.MinInt64)} {
+		k := fmt.Sprintf("neg%d", i)
+		daemontest.Must(t, dict.Set(ctx, k, 1))
+		ok, err := dict.Expire(ctx, k, ttl)
+		if err != nil || !ok {
+			t.Errorf("Expire(%v): %v %v", ttl, ok, err)
+		}
+		if has(k) {
+			t.Errorf("Expire(%v): the key is still there", ttl)
+		}
+	}
+	// A positive ttl under a millisecond does not remove the key at once
+	// (TTL's doc: "at least 1ms").
+	daemontest.Must(t, dict.Set(ctx, "tiny", 1, libcyberdb.TTL(time.Microsecond)))
+	daemontest.Must(t, dict.Set(ctx, "k", 1))
+	if ok, err := dict.Expire(ctx, "k", 10*time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	left, hasDL, err := dict.TTL(ctx, "k")
+	if err != nil || !hasDL || left > 10*time.Hour || left < 10*time.Hour-time.Minute {
+		t.Fatalf("TTL: %v %v %v", left, hasDL, err)
+	}
+	if ok, err := dict.Persist(ctx, "k"); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, hasDL, err := dict.TTL(ctx, "k"); err != nil || hasDL {
+		t.Fatalf("TTL after Persist: %v %v", hasDL, err)
+	}
+	if _, _, err := dict.TTL(ctx, "absent"); !errors.Is(err, libcyberdb.ErrNotFound) {
+		t.Fatalf("TTL of an absent key: %v", err)
+	}
+	// Far deadlines: the protocol takes "at" up to 2^47 ms (year 6429).
+	far := time.UnixMilli(1 << 47)
+	if err := dict.Set(ctx, "far", 1, libcyberdb.ExpireAt(far)); err != nil {
+		t.Errorf("ExpireAt(%v): %v", far, err)
+	}
+	if _, err := dict.GetEx(ctx, "k", 0); err == nil {
+		t.Errorf("GetEx with ttl 0: no error (its doc: ttl must be positive)")
+	}
 }
