@@ -1024,3 +1024,36 @@ func TestOutsideShutdownCancelsParked(t *testing.T) {
 	expectCall(t, admin, `[]`, wire.OpLToList, "q")
 	expectCall(t, admin, `["x"]`, wire.OpLToList, "other")
 }
+
+// TestOutsideBatchEndsListWithWaiter: a batch that pushes and then expires
+// or drops the list, or moves the value on, leaves nothing for a waiter on
+// it; a new list of the name serves it afterwards.
+func TestOutsideBatchEndsListWithWaiter(t *testing.T) {
+	d := daemontest.Start(t)
+	admin := daemontest.DialHello(t, d.Socket)
+	admin.MustCall(t, nil, wire.OpCreateList, "q")
+	admin.MustCall(t, nil, wire.OpCreateList, "elsewhere")
+	p := dialPush(t, d.Socket)
+	p.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
+	p.sendID(2, wire.OpPing)
+	p.expect(`2 "PONG"`)
+	admin.MustCall(t, nil, wire.OpBatch, []any{
+		[]any{wire.OpLAppend, "q", "g1"},
+		[]any{wire.OpLMove, "q", "elsewhere", "left", "right"},
+	})
+	admin.MustCall(t, nil, wire.OpBatch, []any{
+		[]any{wire.OpLAppend, "q", "g2"},
+		[]any{wire.OpExpire, "q", map[string]any{"ttl": 0}},
+	})
+	expectCall(t, admin, "false", wire.OpExists, "q")
+	admin.MustCall(t, nil, wire.OpCreateList, "q")
+	admin.MustCall(t, nil, wire.OpBatch, []any{
+		[]any{wire.OpLAppend, "q", "g3"},
+		[]any{wire.OpDrop, "q"},
+	})
+	expectCall(t, admin, "false", wire.OpExists, "q")
+	expectCall(t, admin, `["g1"]`, wire.OpLToList, "elsewhere")
+	admin.MustCall(t, nil, wire.OpCreateList, "q", []string{"real"})
+	p.expect(`1 ["q", "real"]`)
+	expectCall(t, admin, `[]`, wire.OpLToList, "q")
+}
