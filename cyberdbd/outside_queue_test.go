@@ -302,24 +302,29 @@ func TestOutsideCancelRacesDelivery(t *testing.T) {
 	d := daemontest.Start(t)
 	admin := daemontest.DialHello(t, d.Socket)
 	admin.MustCall(t, nil, wire.OpCreateList, "q")
+	admin.MustCall(t, nil, wire.OpCreateList, "dst")
 	p := dialPush(t, d.Socket)
 	rounds := 300
 	won, lost := 0, 0
 	for i := 0; i < rounds; i++ {
 		id := uint64(2*i + 1)
 		val := "v" + strconv.Itoa(i)
-		p.sendID(id, wire.OpLBPop, []string{"q"}, "left", nil)
+		move := i%2 == 1
+		if move {
+			p.sendID(id, wire.OpLBMove, "q", "dst", "left", "right", nil)
+		} else {
+			p.sendID(id, wire.OpLBPop, []string{"q"}, "left", nil)
+		}
 		// Make sure it is parked before the race.
 		p.sendID(id+1000000, wire.OpPing)
 		p.expect(fmt.Sprintf("%d \"PONG\"", id+1000000))
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if i%3 == 0 {
-				time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
-			}
-			admin.MustCall(t, nil, wire.OpLAppend, "q", val)
-		}()
+		// The push and the cancel leave at nearly the same moment, on two
+		// connections: either may win.
+		if _, err := admin.Send(wire.OpLAppend, "q", val); err != nil {
+			t.Fatal(err)
+		}
+		for spin := time.Now(); time.Since(spin) < time.Duration(i%8)*40*time.Microsecond; {
+		}
 		p.sendID(id+1, wire.OpCancel, id)
 		var gotVal, gotNull bool
 		var cancelRes string
@@ -346,21 +351,25 @@ func TestOutsideCancelRacesDelivery(t *testing.T) {
 				t.Fatalf("round %d: cancel false but the waiter got null", i)
 			}
 		}
-		<-done
-		var left []string
+		if r, err := admin.Read(); err != nil || r.Err != nil {
+			t.Fatalf("round %d: lappend: %v %v", i, err, r.Err)
+		}
+		var left, moved []string
 		admin.MustCall(t, &left, wire.OpLToList, "q")
+		admin.MustCall(t, &moved, wire.OpLToList, "dst")
 		switch {
 		case cancelRes == "true" && gotNull && !gotVal:
 			won++
-			if len(left) != 1 || left[0] != val {
-				t.Fatalf("round %d: cancel won but the list holds %v", i, left)
+			if len(left) != 1 || left[0] != val || len(moved) != 0 {
+				t.Fatalf("round %d: cancel won but the list holds %v, dst %v", i, left, moved)
 			}
 			admin.MustCall(t, nil, wire.OpLClear, "q")
 		case cancelRes == "false" && gotVal && !gotNull:
 			lost++
-			if len(left) != 0 {
-				t.Fatalf("round %d: value delivered and still in the list %v", i, left)
+			if len(left) != 0 || (move && (len(moved) != 1 || moved[0] != val)) || (!move && len(moved) != 0) {
+				t.Fatalf("round %d: value delivered; list %v, dst %v", i, left, moved)
 			}
+			admin.MustCall(t, nil, wire.OpLClear, "dst")
 		default:
 			t.Fatalf("round %d: cancel %s, null %v, value %v", i, cancelRes, gotNull, gotVal)
 		}
