@@ -30,20 +30,9 @@ type pushConn struct {
 	t testing.TB
 }
 
-func dialPush(t testing.TB, socket string) pushConn {
+func dialPush(t *testing.T, socket string) pushConn {
 	t.Helper()
-	c := daemontest.Dial(t, socket)
-	res, err := c.Call(wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "outside", "push": true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h struct {
-		Push bool `cbor:"push"`
-	}
-	if err := wire.Unmarshal(res, &h); err != nil || !h.Push {
-		t.Fatalf("HELLO with push: %s", wire.Diagnose(res))
-	}
-	return pushConn{c, t}
+	return pushConn{helloPush(t, socket), t}
 }
 
 // sendID writes one request with the given id.
