@@ -26,8 +26,10 @@ type WriteOption struct {
 // millisecond, at least 1ms). d must be positive.
 func TTL(d time.Duration) WriteOption { return WriteOption{"ttl", durationMS(d)} }
 
-// ExpireAt gives the entry the deadline t.
-func ExpireAt(t time.Time) WriteOption { return WriteOption{"at", t.UnixMilli()} }
+// ExpireAt gives the entry the deadline t; a t in the past (the zero
+// Time and times before 1970 included) stores an entry that is gone at
+// once, as Dict.ExpireAt does.
+func ExpireAt(t time.Time) WriteOption { return WriteOption{"at", max(t.UnixMilli(), 1)} }
 
 // KeepTTL keeps the deadline the entry has (none if it has none); a new
 // entry gets the table's default TTL, if any (Redis's KEEPTTL).

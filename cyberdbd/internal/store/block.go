@@ -344,7 +344,38 @@ func (s *Store) giveBack(name, v string, left bool) {
 	if left {
 		op = wire.OpLAppendLeft
 	}
-	_, _ = s.Exec(op, wire.Args{Items: []wire.Raw{wire.AppendText(nil, name), wire.Raw(v)}}, nil)
+	args := wire.Args{Op: op, Items: []wire.Raw{wire.AppendText(nil, name), wire.Raw(v)}}
+	if s.giveBackLocked(op, name, args) {
+		s.wake(name) // after the unlocks, as exec does
+	}
+}
+
+// giveBackLocked runs the give-back's append under the gate and the
+// list's lock. It is not refused over --max-memory: the value was in the
+// list a moment ago, and pops go on over the limit (PROTOCOL.md 6.5), so
+// refusing it would lose the value.
+func (s *Store) giveBackLocked(op wire.Op, name string, args wire.Args) bool {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	t := s.acquire(name, true)
+	if t == nil {
+		return false
+	}
+	t.capture()
+	defer s.release(t, true)
+	now := s.now()
+	_, err := s.execOn(t, nil, op, handler(op), args, nil, now, now, false)
+	return err == nil
+}
+
+// isHugeUint says whether argument i is an unsigned integer beyond the
+// int64 range (2^63 .. 2^64-1, or a bignum): a time-out that waits for ever.
+func isHugeUint(a wire.Args, i int) bool {
+	if !a.Has(i) || (a.Items[i][0]>>5 != 0 && a.Items[i][0] != 0xc2) {
+		return false
+	}
+	n, ok := wire.DecodeNumber(a.Items[i])
+	return ok && !n.IsFloat && n.Int.Sign() > 0 && !n.Int.IsInt64()
 }
 
 // MaxBlockMillis is the longest time-out a blocking request may give, in
@@ -410,7 +441,10 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		return out, nil, errBadRequest("%s is not a blocking op", op)
 	}
 	ms, forever := int64(0), true
-	if raw, has, err := args.OptInt(timeoutArg); err != nil {
+	if isHugeUint(args, timeoutArg) {
+		// Beyond int64, and so beyond MaxBlockMillis: for ever, as
+		// PROTOCOL.md 6.6 says of every time-out from 2^40 ms on.
+	} else if raw, has, err := args.OptInt(timeoutArg); err != nil {
 		return out, nil, err
 	} else if has {
 		if raw < 0 {
@@ -597,5 +631,5 @@ func (s *Store) moveLocked(src, dst string, args wire.Args, out []byte, now, bas
 	for _, t := range ts {
 		t.capture()
 	}
-	return s.execOn(ts[0], t2, wire.OpLMove, opLMove, args, out, now, base)
+	return s.execOn(ts[0], t2, wire.OpLMove, opLMove, args, out, now, base, true)
 }

@@ -148,7 +148,7 @@ func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker)
 		return out, errNoSuchTable(name)
 	}
 	now := s.now()
-	res, err := s.execOn(t, nil, op, opDGet, args, out, now, now)
+	res, err := s.execOn(t, nil, op, opDGet, args, out, now, now, true)
 	if err == nil || wire.AsError(err).Code == wire.CodeKeyNotFound {
 		// (A miss is cacheable too: the client may keep "absent".)
 		key, kerr := args.Value(1)

@@ -238,12 +238,16 @@ func (s *Store) exec1(op wire.Op, fn opFunc, name string, args wire.Args, out []
 		t.capture() // a snapshot is being taken: keep its copy first
 	}
 	defer s.release(t, write)
-	return s.execOn(t, nil, op, fn, args, out, now, base)
+	return s.execOn(t, nil, op, fn, args, out, now, base, true)
 }
 
 // execOn runs op on the locked table t (and t2, lmove's destination),
 // journaling it, and what it found expired or evicted, when it writes.
-func (s *Store) execOn(t, t2 *table, op wire.Op, fn opFunc, args wire.Args, out []byte, now, base int64) ([]byte, error) {
+//
+// limit applies --max-memory (SetOverMemory); only giving a popped value
+// back (giveBack), which adds nothing that was not there a moment ago,
+// goes without it.
+func (s *Store) execOn(t, t2 *table, op wire.Op, fn opFunc, args wire.Args, out []byte, now, base int64, limit bool) ([]byte, error) {
 	write := op.IsWrite()
 	c := call{s: s, t: t, t2: t2, args: args, now: now, base: base}
 	j := s.journal.Load()
@@ -259,7 +263,7 @@ func (s *Store) execOn(t, t2 *table, op wire.Op, fn opFunc, args wire.Args, out 
 		}
 	}
 	create := op == wire.OpCreateDict || op == wire.OpCreateList
-	if write && op.Grows() && s.overMemory.Load() && !t.isCache() && (create || !t.expiredAt(now)) {
+	if limit && write && op.Grows() && s.overMemory.Load() && !t.isCache() && (create || !t.expiredAt(now)) {
 		// (A write to an expired table gets no_such_table, as if it were gone.)
 		return out, errOutOfMemory(op, t.name)
 	}

@@ -255,6 +255,7 @@ func (s *Store) evictFor(t *table, now int64, bytes0 int64, live0 int, grows boo
 	for (d.maxLen > 0 && d.live > d.maxLen) || need > 0 {
 		pos := d.victim(now, t.fxWritten)
 		if pos < 0 {
+			s.evictOwn(t, now)
 			return
 		}
 		kv := d.entries[pos].kv
@@ -263,6 +264,32 @@ func (s *Store) evictFor(t *table, now int64, bytes0 int64, live0 int, grows boo
 			s.expireEntry(t, pos, nil) // no undo: the op succeeded
 			continue
 		}
+		t.fxEvicted = append(t.fxEvicted, kv[:keyLen(kv)])
+		d.removeAt(pos)
+		s.evicted.Add(1)
+	}
+}
+
+// evictOwn is evictFor's last resort, when only entries the write stored
+// are left and the table still holds more than its max_len: a write that
+// alone stores more than max_len entries keeps the last max_len it
+// stored, as Python's deque(maxlen=n).extend does, rather than leave the
+// table over its bound.
+func (s *Store) evictOwn(t *table, now int64) {
+	d := t.d
+	for _, k := range t.fxWritten {
+		if d.maxLen == 0 || d.live <= d.maxLen {
+			return
+		}
+		pos := d.find([]byte(k))
+		if pos < 0 {
+			continue // written twice: gone already
+		}
+		if d.expired(pos, now) {
+			s.expireEntry(t, pos, nil)
+			continue
+		}
+		kv := d.entries[pos].kv
 		t.fxEvicted = append(t.fxEvicted, kv[:keyLen(kv)])
 		d.removeAt(pos)
 		s.evicted.Add(1)
@@ -290,8 +317,15 @@ func (d *dict) victim(now int64, keep []string) int {
 		return false
 	}
 	drawn := 0
-	for tries := 0; tries < 8*evictSamples && drawn < evictSamples; tries++ {
-		pos := rand.IntN(n)
+	// A table of few entries is looked at whole: drawing five at random
+	// from three (with replacement) misses the least recently used one
+	// an eighth of the time, and a small cache is where users check.
+	small := n <= 2*evictSamples
+	for tries := 0; (small && tries < n) || (!small && tries < 8*evictSamples && drawn < evictSamples); tries++ {
+		pos := tries
+		if !small {
+			pos = rand.IntN(n)
+		}
 		if d.entries[pos].dead() || kept(pos) {
 			continue
 		}
