@@ -281,6 +281,13 @@ func (c *conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
+	if c.pq != nil {
+		// Pushes queued before these replies go out first (the push
+		// writer takes them under wmu too: flushPushAsync).
+		if pb := c.pq.take(nil); len(pb) > 0 {
+			c.out = append(pb, c.out...)
+		}
+	}
 	if c.dirty && c.s.cfg.Durable != nil {
 		// Group commit: one wait covers every write of this burst.
 		c.dirty = false

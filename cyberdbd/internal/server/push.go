@@ -227,8 +227,14 @@ func (c *conn) flushPushAsync() {
 	go func() {
 		var buf []byte
 		for {
+			// Taken under wmu, as flush takes what is left before a
+			// reply: whoever holds wmu writes every push queued so far,
+			// so pushes keep their order, and come before the replies
+			// sent after them.
+			c.shared.wmu.Lock()
 			buf = q.take(buf[:0])
 			if len(buf) == 0 {
+				c.shared.wmu.Unlock()
 				q.mu.Lock()
 				if len(q.buf) == 0 {
 					q.flushing = false
@@ -238,7 +244,6 @@ func (c *conn) flushPushAsync() {
 				q.mu.Unlock()
 				continue
 			}
-			c.shared.wmu.Lock()
 			if !c.gone {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := c.nc.Write(buf); err != nil {
