@@ -46,6 +46,7 @@ func NewCollector(c Stats, labels prometheus.Labels) *Collector {
 		m("connections_pinned", "Connections held by Conns.", g, func(s libcyberdb.Stats) float64 { return float64(s.Pinned) }),
 		m("connections_idle", "Open connections with no call in flight.", g, func(s libcyberdb.Stats) float64 { return float64(s.Idle) }),
 		m("calls_in_flight", "Calls queued or awaiting a reply.", g, func(s libcyberdb.Stats) float64 { return float64(s.InFlight) }),
+		m("calls_blocked", "Blocking calls (PopWait, MoveWait) waiting for a value.", g, func(s libcyberdb.Stats) float64 { return float64(s.Blocked) }),
 		m("dials_total", "Connections opened.", k, func(s libcyberdb.Stats) float64 { return float64(s.Dials) }),
 		m("dial_errors_total", "Connection attempts that gave up.", k, func(s libcyberdb.Stats) float64 { return float64(s.DialErrors) }),
 		m("waits_total", "Calls that waited for another call's dial.", k, func(s libcyberdb.Stats) float64 { return float64(s.Waits) }),
@@ -56,6 +57,12 @@ func NewCollector(c Stats, labels prometheus.Labels) *Collector {
 		m("lost_connections_total", "Connections lost (daemon stopped or crashed, I/O error).", k, func(s libcyberdb.Stats) float64 { return float64(s.LostConns) }),
 		m("closed_idle_total", "Connections closed by WithIdleTimeout.", k, func(s libcyberdb.Stats) float64 { return float64(s.ClosedIdle) }),
 		m("closed_max_lifetime_total", "Connections retired by WithMaxLifetime.", k, func(s libcyberdb.Stats) float64 { return float64(s.ClosedMaxLife) }),
+		m("cache_hits_total", "CachedDict reads served from the process's own cache.", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheHits) }),
+		m("cache_misses_total", "CachedDict reads that went to the daemon.", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheMisses) }),
+		m("cache_invalidations_total", "Invalidations the daemon pushed to the read cache (lost notices included).", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheInvalidations) }),
+		m("cache_evictions_total", "Read-cache entries dropped to stay within WithCache's bounds.", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheEvictions) }),
+		m("cache_entries", "Entries held by the read cache.", g, func(s libcyberdb.Stats) float64 { return float64(s.CacheEntries) }),
+		m("cache_bytes", "Bytes held by the read cache.", g, func(s libcyberdb.Stats) float64 { return float64(s.CacheBytes) }),
 	}}
 }
 

@@ -41,8 +41,8 @@ cyberdb_client_retries_total{client="test"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cyberdb_client_pool_size", "cyberdb_client_retries_total"); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 15 {
-		t.Errorf("%d metrics (%v); want 15", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 22 {
+		t.Errorf("%d metrics (%v); want 22", n, err)
 	}
 	if got := testutil.ToFloat64(gaugeOf(t, reg, "cyberdb_client_dials_total")); got < 1 {
 		t.Errorf("dials_total %v after a ping", got)
