@@ -566,9 +566,6 @@ func TestOutsideStorm(t *testing.T) {
 	// Half of the connections stop reading while values are pushed: a
 	// reply that cannot be written gives its value back.
 	t.Run("racing", func(t *testing.T) {
-		if os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: a parked reply whose write fails loses its value (see TestOutsideDeadReaderGivesBack)")
-		}
 		testStorm(t, true)
 	})
 }
@@ -805,11 +802,6 @@ func TestOutsideStormKill(t *testing.T) {
 // (shutdown of its reading side: the server's write fails) must not eat
 // the value: it goes to the next waiter, or stays in the list.
 func TestOutsideDeadReaderGivesBack(t *testing.T) {
-	if os.Getenv("CYBERDB_DEFECTS") == "" {
-		t.Skip("defect: a parked request's reply whose write fails (EPIPE: the client shut its reading side, or closed just after the value was claimed) " +
-			"loses the value: server/block.go deliverAsync only logs the write error, and the event loop does the same; " +
-			"PROTOCOL.md 6.6 says it goes back to its list. CYBERDB_DEFECTS=1 runs it.")
-	}
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
 		d := daemontest.Start(t, ioModel)
 		admin := daemontest.DialHello(t, d.Socket)

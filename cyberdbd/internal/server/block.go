@@ -101,6 +101,36 @@ func (c *conn) cancelAll() bool {
 	return all
 }
 
+// pendingGiveBack is the give-back (store.Delivery.GiveBack) of a value
+// whose reply is queued in a connection's out and ends at offset end:
+// if the connection fails or closes before out[:end] is written, the
+// value goes back to its list. Once written whole to the socket, the reply
+// counts as delivered, even if the client dies without reading it: the
+// server cannot tell the two apart (PROTOCOL.md 6.6).
+type pendingGiveBack struct {
+	end int
+	fn  func()
+}
+
+// unwritten returns the give-backs of gbs whose replies were not written
+// whole when the first n bytes of their out were.
+func unwritten(gbs []pendingGiveBack, n int) []pendingGiveBack {
+	for i, g := range gbs {
+		if g.end > n {
+			return gbs[i:]
+		}
+	}
+	return nil
+}
+
+// giveBack runs the give-backs of gbs; never under a lock of the store
+// or of an event loop.
+func giveBack(gbs []pendingGiveBack) {
+	for _, g := range gbs {
+		g.fn()
+	}
+}
+
 // Goroutine-served connections (conn.serve).
 
 // deliverAsync answers parked request id of a goroutine-served connection:
@@ -114,21 +144,30 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 		}
 		frame := appendDelivery(nil, id, d)
 		c.shared.wmu.Lock()
-		gone := c.gone
-		if !gone {
+		undelivered := c.gone
+		if !undelivered {
 			delete(c.blocked, id)
 			if !c.push {
-				c.out = append(c.out, frame...) // the connection's goroutine waits for it (waitParked)
+				// The connection's goroutine waits for it (waitParked)
+				// and writes it; flush gives the value back if it could
+				// not write it whole.
+				c.out = append(c.out, frame...)
+				if d.GiveBack != nil {
+					c.shared.giveBacks = append(c.shared.giveBacks, pendingGiveBack{end: len(c.out), fn: d.GiveBack})
+				}
 			} else {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := c.nc.Write(frame); err != nil {
+					// Not written whole (EPIPE: the client shut its
+					// reading side or is gone): the value goes back.
 					c.log.Debug("reply to a parked request failed", "id", id, "err", err)
+					undelivered = true
 				}
 				c.writeDL = time.Time{}
 			}
 		}
 		c.shared.wmu.Unlock()
-		if gone && d.GiveBack != nil {
+		if undelivered && d.GiveBack != nil {
 			d.GiveBack()
 		}
 		if !c.push {
