@@ -942,11 +942,6 @@ func TestOutsideParkedEdges(t *testing.T) {
 // (PROTOCOL.md 3.1, 4.).
 func TestOutsideHalfCloseWithParked(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
-		if os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: after a half-close with parked requests, --io-loops answers them but never closes the connection " +
-				"(the client waits for EOF for ever), and --io-loops=0 closes at once without answering them (nothing is lost: " +
-				"they are cancelled); PROTOCOL.md 3.1 (4.) says: answer them when answered, then close. CYBERDB_DEFECTS=1 runs it.")
-		}
 		d := daemontest.Start(t, ioModel)
 		admin := daemontest.DialHello(t, d.Socket)
 		admin.MustCall(t, nil, wire.OpCreateList, "q")
@@ -985,6 +980,29 @@ func TestOutsideHalfCloseWithParked(t *testing.T) {
 		if _, err := h2.Read(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("after a half-close with nothing parked: %v", err)
 		}
+	})
+}
+
+// TestHalfCloseThenGoneCancelsParked: a client that half-closed with a
+// parked request and then closes altogether is not waited for: its
+// parked request is cancelled, and a value pushed later stays in the list.
+func TestHalfCloseThenGoneCancelsParked(t *testing.T) {
+	forEachIOModel(t, func(t *testing.T, ioModel string) {
+		d := daemontest.Start(t, ioModel)
+		admin := daemontest.DialHello(t, d.Socket)
+		admin.MustCall(t, nil, wire.OpCreateList, "q")
+		h := dialPush(t, d.Socket)
+		h.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
+		h.sendID(2, wire.OpPing)
+		h.expect(`2 "PONG"`)
+		waitBlocked(t, admin, 1)
+		daemontest.Must(t, h.NetConn().(*net.UnixConn).CloseWrite())
+		time.Sleep(50 * time.Millisecond)
+		waitBlocked(t, admin, 1) // half-closed: still waiting
+		daemontest.Must(t, h.NetConn().Close())
+		waitBlocked(t, admin, 0) // gone: cancelled
+		admin.MustCall(t, nil, wire.OpLAppend, "q", "v")
+		expectCall(t, admin, `["v"]`, wire.OpLToList, "q")
 	})
 }
 

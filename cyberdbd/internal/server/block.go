@@ -170,13 +170,41 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 		if undelivered && d.GiveBack != nil {
 			d.GiveBack()
 		}
-		if !c.push {
-			select {
-			case c.unpark <- struct{}{}:
-			default:
-			}
+		// Without push, waitParked waits for it; with push, drainParked
+		// after a half-close.
+		select {
+		case c.unpark <- struct{}{}:
+		default:
 		}
 	}()
+}
+
+// drainParked holds a goroutine-served push connection whose client
+// half-closed until its parked requests are answered: their replies still
+// go out, then the connection closes (PROTOCOL.md 3.1). It stops waiting
+// when the server shuts down (the rest is cancelled, and the last frame
+// says so) or when the client is gone altogether (peerGone; serve then
+// cancels the rest).
+func (c *conn) drainParked() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for c.hasBlocked() {
+		select {
+		case <-c.unpark:
+		case <-tick.C:
+			if c.s.closing.Load() {
+				c.shared.wmu.Lock()
+				all := c.cancelAll()
+				c.shared.wmu.Unlock()
+				if all { // else a reply is on its way: the close comes after it
+					c.final(errShuttingDown)
+					return
+				}
+			} else if peerGone(c.nc) {
+				return
+			}
+		}
+	}
 }
 
 // waitParked holds a goroutine-served connection without push while its

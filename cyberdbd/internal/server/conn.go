@@ -202,7 +202,9 @@ func (c *conn) loop() string {
 			reason := c.readFailed(err)
 			// Replies to the requests read with the end of the stream
 			// (a client that half-closed, or stopped mid-frame) still go out.
-			_ = c.flush()
+			if ferr := c.flush(); ferr == nil && c.push && errors.Is(err, io.EOF) {
+				c.drainParked() // and those of its parked requests, when they come
+			}
 			return reason
 		}
 		c.handle(body)

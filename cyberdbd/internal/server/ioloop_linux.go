@@ -556,6 +556,16 @@ func (l *ioLoop) process(c *loopConn) {
 		c.n = copy(c.buf, rest)
 	} // else nothing ran: no copy of a big partial frame onto itself, every round
 	l.settle(c, c.n < before)
+	l.endIfAnswered(c)
+	if c.wpos < len(c.out) {
+		l.queue(c)
+	}
+}
+
+// endIfAnswered closes c once its replies are written when the client
+// sent all it will and every request of it was answered, its parked ones
+// included (PROTOCOL.md 3.1: after a half-close, they are still answered).
+func (l *ioLoop) endIfAnswered(c *loopConn) {
 	if c.eof && !c.paused && !c.more && !c.offLoop && !c.parked && len(c.conn.blocked) == 0 && c.closeBy == "" {
 		c.closeBy = "client closed"
 		if c.n > 0 {
@@ -563,9 +573,6 @@ func (l *ioLoop) process(c *loopConn) {
 		}
 		c.n = 0
 		l.queue(c) // closed once its replies are written
-	}
-	if c.wpos < len(c.out) {
-		l.queue(c)
 	}
 }
 
@@ -1245,6 +1252,8 @@ func (l *ioLoop) takeMail() {
 				l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
 			}
 			l.resume = append(l.resume, c) // the requests it holds after the parked one
+		} else {
+			l.endIfAnswered(c) // a half-closed push connection's last parked request
 		}
 		mail[i] = mailItem{}
 	}
