@@ -1076,33 +1076,20 @@ func TestOutsideParkedIsNotIdle(t *testing.T) {
 		admin.MustCall(t, nil, wire.OpCreateList, "q")
 		p := dialPush(t, d.Socket)
 		p.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
-		// --io-loops=0: waitParked's read-ahead (server/block.go) runs under
-		// the idle read deadline and takes its time-out for a hang-up.
-		nonPush := ioModel != "--io-loops=0" || os.Getenv("CYBERDB_DEFECTS") != ""
-		var np *daemontest.Conn
-		var nid uint64
-		if nonPush {
-			np = daemontest.DialHello(t, d.Socket)
-			nid, _ = np.Send(wire.OpLBPop, []string{"q"}, "right", nil)
-		}
+		np := daemontest.DialHello(t, d.Socket)
+		nid, _ := np.Send(wire.OpLBPop, []string{"q"}, "right", nil)
 		for i := 0; i < 9; i++ { // the admin connection stays busy
 			time.Sleep(100 * time.Millisecond)
 			admin.MustCall(t, nil, wire.OpPing)
 		}
 		admin.MustCall(t, nil, wire.OpLAppend, "q", "a", "b")
 		p.expect(`1 ["q", "a"]`)
-		if !nonPush {
-			admin.MustCall(t, nil, wire.OpLPop, "q")
-			t.Log("defect: with --io-loops=0 a connection without push whose blocking pop waits longer than --idle-timeout is closed " +
-				"(no frame; the request is cancelled, nothing lost); CYBERDB_DEFECTS=1 checks it")
-		} else if r, err := np.Read(); err != nil || r.ID != nid || wire.Diagnose(r.Result) != `["q", "b"]` {
+		if r, err := np.Read(); err != nil || r.ID != nid || wire.Diagnose(r.Result) != `["q", "b"]` {
 			t.Fatalf("a connection without push whose lbpop was parked for 3 idle time-outs: %v %v; list q now %s",
 				err, renderReply(r), call(t, admin, wire.OpLToList, "q"))
 		}
 		// Idle again now: closed with idle_timeout (TestOutsideIdleAfterParked).
-		if ioModel != "--io-loops=0" {
-			p.expect("0 idle_timeout")
-		}
+		p.expect("0 idle_timeout")
 
 		admin = daemontest.DialHello(t, d.Socket)
 		many := dialPush(t, d.Socket)
@@ -1125,10 +1112,6 @@ func TestOutsideParkedIsNotIdle(t *testing.T) {
 // connection is idle again and --idle-timeout closes it.
 func TestOutsideIdleAfterParked(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
-		if ioModel == "--io-loops=0" && os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: with --io-loops=0 a push connection that has had a parked request (answered, timed out or cancelled) " +
-				"is never closed by --idle-timeout again. CYBERDB_DEFECTS=1 runs it.")
-		}
 		d := daemontest.Start(t, ioModel, "--idle-timeout=300ms")
 		admin := daemontest.DialHello(t, d.Socket)
 		admin.MustCall(t, nil, wire.OpCreateList, "q")

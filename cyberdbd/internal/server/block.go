@@ -164,6 +164,7 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 					undelivered = true
 				}
 				c.writeDL = time.Time{}
+				c.armIdle()
 			}
 		}
 		c.shared.wmu.Unlock()
@@ -177,6 +178,43 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 		default:
 		}
 	}()
+}
+
+// idleWait's states.
+const (
+	idleNone    uint32 = iota
+	idleWaiting        // reading with no deadline while requests are parked
+	idleArmed          // armIdle set the idle deadline of that read
+)
+
+// armIdle gives a push connection's read the --idle-timeout deadline that
+// it began without because requests were parked, once the last of them was
+// answered: else a connection that has had a parked request would never
+// be closed for idleness again. Must hold wmu.
+func (c *conn) armIdle() {
+	if len(c.blocked) > 0 || !c.shared.idleWait.CompareAndSwap(idleWaiting, idleArmed) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	// Checked after setting the deadline, which may have replaced the
+	// interrupt of Shutdown or EndOldSessions.
+	if c.s.closing.Load() || (c.session != nil && c.tcp.cfg.Password.stale(c.session.gen.Load())) {
+		c.interrupt()
+	}
+}
+
+// endIdleWait ends the state armIdle looks for, when the read that began
+// without a deadline returned or a frame began to arrive: the deadline
+// last set is then unknown to the loop (readDL) if armIdle set one.
+func (c *conn) endIdleWait() {
+	if c.shared.idleWait.Load() == idleNone {
+		return
+	}
+	c.shared.wmu.Lock()
+	if c.shared.idleWait.Swap(idleNone) == idleArmed {
+		c.readDL = time.Unix(2, 0) // unknown: the loop sets its own again
+	}
+	c.shared.wmu.Unlock()
 }
 
 // drainParked holds a goroutine-served push connection whose client
@@ -214,6 +252,13 @@ func (c *conn) drainParked() {
 // byte that arrives stays buffered for the loop. It returns false when
 // the connection is to end.
 func (c *conn) waitParked() bool {
+	// The read-ahead is not a wait for a request: no idle deadline
+	// (PROTOCOL.md 6.6: a connection with a parked request is not idle).
+	c.readDL = time.Unix(2, 0)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if c.s.closing.Load() || (c.session != nil && c.tcp.cfg.Password.stale(c.session.gen.Load())) {
+		c.interrupt() // undone just now: Shutdown's or EndOldSessions'
+	}
 	hup := make(chan struct{})
 	helperDone := make(chan struct{})
 	go func() {

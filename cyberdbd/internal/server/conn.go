@@ -119,6 +119,13 @@ type shared struct {
 	// giveBacks: the values of parked requests whose replies deliverAsync
 	// appended to out (no push) and flush has not written yet.
 	giveBacks []pendingGiveBack
+
+	// idleWait (block.go: armIdle): idleWaiting while the connection's
+	// goroutine reads with no deadline only because requests of it are
+	// parked; idleArmed once the last of them was answered and
+	// deliverAsync set the idle deadline. Changed under wmu (read
+	// without it to skip taking it).
+	idleWait atomic.Uint32
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -171,9 +178,16 @@ func (c *conn) loop() string {
 			}
 		}
 		if c.r.Buffered() == 0 {
+			// Under wmu: deliverAsync may arm the idle deadline of a
+			// read that began with requests parked (idleWait).
+			c.shared.wmu.Lock()
 			var deadline time.Time
-			if idle > 0 && !c.hasBlocked() { // a connection waiting for a pop is not idle
-				deadline = time.Now().Add(idle)
+			if idle > 0 {
+				if len(c.blocked) == 0 {
+					deadline = time.Now().Add(idle)
+				} else {
+					c.shared.idleWait.Store(idleWaiting) // a connection waiting for a pop is not idle
+				}
 			}
 			deadline = c.readDeadline(deadline) // TCP: the handshake time-out until HELLO
 			if !deadline.Equal(c.readDL) {
@@ -182,6 +196,7 @@ func (c *conn) loop() string {
 				c.readDL = deadline
 				_ = c.nc.SetReadDeadline(deadline)
 			}
+			c.shared.wmu.Unlock()
 			// Checked after setting the deadline: Shutdown sets closing
 			// before it interrupts, so one of the two is always seen.
 			if c.s.closing.Load() {
@@ -193,6 +208,7 @@ func (c *conn) loop() string {
 			}
 		}
 		body, err := c.readFrame()
+		c.endIdleWait()
 		if errors.Is(err, wire.ErrEmptyFrame) {
 			// Still in sync with the stream: answer and carry on.
 			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
@@ -648,6 +664,7 @@ func (c *conn) frameBuffered() bool {
 // that a stream of frames split across reads does not move it on each. It
 // returns false when the server is shutting down.
 func (c *conn) startPartial() bool {
+	c.endIdleWait() // from now on, the partial time-out's deadline
 	c.partialBy = time.Now().Add(c.s.cfg.PartialTimeout)
 	dl := c.readDeadline(c.partialBy) // TCP before HELLO: the handshake's, if earlier
 	if c.readDL.IsZero() || c.readDL.After(dl) || c.readDL.Before(dl.Add(-time.Second)) {
