@@ -566,9 +566,6 @@ func TestOutsideStorm(t *testing.T) {
 	// Half of the connections stop reading while values are pushed: a
 	// reply that cannot be written gives its value back.
 	t.Run("racing", func(t *testing.T) {
-		if os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: a parked reply whose write fails loses its value (see TestOutsideDeadReaderGivesBack)")
-		}
 		testStorm(t, true)
 	})
 }
@@ -805,11 +802,6 @@ func TestOutsideStormKill(t *testing.T) {
 // (shutdown of its reading side: the server's write fails) must not eat
 // the value: it goes to the next waiter, or stays in the list.
 func TestOutsideDeadReaderGivesBack(t *testing.T) {
-	if os.Getenv("CYBERDB_DEFECTS") == "" {
-		t.Skip("defect: a parked request's reply whose write fails (EPIPE: the client shut its reading side, or closed just after the value was claimed) " +
-			"loses the value: server/block.go deliverAsync only logs the write error, and the event loop does the same; " +
-			"PROTOCOL.md 6.6 says it goes back to its list. CYBERDB_DEFECTS=1 runs it.")
-	}
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
 		d := daemontest.Start(t, ioModel)
 		admin := daemontest.DialHello(t, d.Socket)
@@ -950,11 +942,6 @@ func TestOutsideParkedEdges(t *testing.T) {
 // (PROTOCOL.md 3.1, 4.).
 func TestOutsideHalfCloseWithParked(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
-		if os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: after a half-close with parked requests, --io-loops answers them but never closes the connection " +
-				"(the client waits for EOF for ever), and --io-loops=0 closes at once without answering them (nothing is lost: " +
-				"they are cancelled); PROTOCOL.md 3.1 (4.) says: answer them when answered, then close. CYBERDB_DEFECTS=1 runs it.")
-		}
 		d := daemontest.Start(t, ioModel)
 		admin := daemontest.DialHello(t, d.Socket)
 		admin.MustCall(t, nil, wire.OpCreateList, "q")
@@ -993,6 +980,29 @@ func TestOutsideHalfCloseWithParked(t *testing.T) {
 		if _, err := h2.Read(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("after a half-close with nothing parked: %v", err)
 		}
+	})
+}
+
+// TestHalfCloseThenGoneCancelsParked: a client that half-closed with a
+// parked request and then closes altogether is not waited for: its
+// parked request is cancelled, and a value pushed later stays in the list.
+func TestHalfCloseThenGoneCancelsParked(t *testing.T) {
+	forEachIOModel(t, func(t *testing.T, ioModel string) {
+		d := daemontest.Start(t, ioModel)
+		admin := daemontest.DialHello(t, d.Socket)
+		admin.MustCall(t, nil, wire.OpCreateList, "q")
+		h := dialPush(t, d.Socket)
+		h.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
+		h.sendID(2, wire.OpPing)
+		h.expect(`2 "PONG"`)
+		waitBlocked(t, admin, 1)
+		daemontest.Must(t, h.NetConn().(*net.UnixConn).CloseWrite())
+		time.Sleep(50 * time.Millisecond)
+		waitBlocked(t, admin, 1) // half-closed: still waiting
+		daemontest.Must(t, h.NetConn().Close())
+		waitBlocked(t, admin, 0) // gone: cancelled
+		admin.MustCall(t, nil, wire.OpLAppend, "q", "v")
+		expectCall(t, admin, `["v"]`, wire.OpLToList, "q")
 	})
 }
 
@@ -1066,33 +1076,20 @@ func TestOutsideParkedIsNotIdle(t *testing.T) {
 		admin.MustCall(t, nil, wire.OpCreateList, "q")
 		p := dialPush(t, d.Socket)
 		p.sendID(1, wire.OpLBPop, []string{"q"}, "left", nil)
-		// --io-loops=0: waitParked's read-ahead (server/block.go) runs under
-		// the idle read deadline and takes its time-out for a hang-up.
-		nonPush := ioModel != "--io-loops=0" || os.Getenv("CYBERDB_DEFECTS") != ""
-		var np *daemontest.Conn
-		var nid uint64
-		if nonPush {
-			np = daemontest.DialHello(t, d.Socket)
-			nid, _ = np.Send(wire.OpLBPop, []string{"q"}, "right", nil)
-		}
+		np := daemontest.DialHello(t, d.Socket)
+		nid, _ := np.Send(wire.OpLBPop, []string{"q"}, "right", nil)
 		for i := 0; i < 9; i++ { // the admin connection stays busy
 			time.Sleep(100 * time.Millisecond)
 			admin.MustCall(t, nil, wire.OpPing)
 		}
 		admin.MustCall(t, nil, wire.OpLAppend, "q", "a", "b")
 		p.expect(`1 ["q", "a"]`)
-		if !nonPush {
-			admin.MustCall(t, nil, wire.OpLPop, "q")
-			t.Log("defect: with --io-loops=0 a connection without push whose blocking pop waits longer than --idle-timeout is closed " +
-				"(no frame; the request is cancelled, nothing lost); CYBERDB_DEFECTS=1 checks it")
-		} else if r, err := np.Read(); err != nil || r.ID != nid || wire.Diagnose(r.Result) != `["q", "b"]` {
+		if r, err := np.Read(); err != nil || r.ID != nid || wire.Diagnose(r.Result) != `["q", "b"]` {
 			t.Fatalf("a connection without push whose lbpop was parked for 3 idle time-outs: %v %v; list q now %s",
 				err, renderReply(r), call(t, admin, wire.OpLToList, "q"))
 		}
 		// Idle again now: closed with idle_timeout (TestOutsideIdleAfterParked).
-		if ioModel != "--io-loops=0" {
-			p.expect("0 idle_timeout")
-		}
+		p.expect("0 idle_timeout")
 
 		admin = daemontest.DialHello(t, d.Socket)
 		many := dialPush(t, d.Socket)
@@ -1115,10 +1112,6 @@ func TestOutsideParkedIsNotIdle(t *testing.T) {
 // connection is idle again and --idle-timeout closes it.
 func TestOutsideIdleAfterParked(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, ioModel string) {
-		if ioModel == "--io-loops=0" && os.Getenv("CYBERDB_DEFECTS") == "" {
-			t.Skip("defect: with --io-loops=0 a push connection that has had a parked request (answered, timed out or cancelled) " +
-				"is never closed by --idle-timeout again. CYBERDB_DEFECTS=1 runs it.")
-		}
 		d := daemontest.Start(t, ioModel, "--idle-timeout=300ms")
 		admin := daemontest.DialHello(t, d.Socket)
 		admin.MustCall(t, nil, wire.OpCreateList, "q")

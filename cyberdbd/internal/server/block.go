@@ -101,6 +101,36 @@ func (c *conn) cancelAll() bool {
 	return all
 }
 
+// pendingGiveBack is the give-back (store.Delivery.GiveBack) of a value
+// whose reply is queued in a connection's out and ends at offset end:
+// if the connection fails or closes before out[:end] is written, the
+// value goes back to its list. Once written whole to the socket, the reply
+// counts as delivered, even if the client dies without reading it: the
+// server cannot tell the two apart (PROTOCOL.md 6.6).
+type pendingGiveBack struct {
+	end int
+	fn  func()
+}
+
+// unwritten returns the give-backs of gbs whose replies were not written
+// whole when the first n bytes of their out were.
+func unwritten(gbs []pendingGiveBack, n int) []pendingGiveBack {
+	for i, g := range gbs {
+		if g.end > n {
+			return gbs[i:]
+		}
+	}
+	return nil
+}
+
+// giveBack runs the give-backs of gbs; never under a lock of the store
+// or of an event loop.
+func giveBack(gbs []pendingGiveBack) {
+	for _, g := range gbs {
+		g.fn()
+	}
+}
+
 // Goroutine-served connections (conn.serve).
 
 // deliverAsync answers parked request id of a goroutine-served connection:
@@ -114,30 +144,105 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 		}
 		frame := appendDelivery(nil, id, d)
 		c.shared.wmu.Lock()
-		gone := c.gone
-		if !gone {
+		undelivered := c.gone
+		if !undelivered {
 			delete(c.blocked, id)
 			if !c.push {
-				c.out = append(c.out, frame...) // the connection's goroutine waits for it (waitParked)
+				// The connection's goroutine waits for it (waitParked)
+				// and writes it; flush gives the value back if it could
+				// not write it whole.
+				c.out = append(c.out, frame...)
+				if d.GiveBack != nil {
+					c.shared.giveBacks = append(c.shared.giveBacks, pendingGiveBack{end: len(c.out), fn: d.GiveBack})
+				}
 			} else {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := c.nc.Write(frame); err != nil {
+					// Not written whole (EPIPE: the client shut its
+					// reading side or is gone): the value goes back.
 					c.log.Debug("reply to a parked request failed", "id", id, "err", err)
+					undelivered = true
 				}
 				c.writeDL = time.Time{}
+				c.armIdle()
 			}
 		}
 		c.shared.wmu.Unlock()
-		if gone && d.GiveBack != nil {
+		if undelivered && d.GiveBack != nil {
 			d.GiveBack()
 		}
-		if !c.push {
-			select {
-			case c.unpark <- struct{}{}:
-			default:
-			}
+		// Without push, waitParked waits for it; with push, drainParked
+		// after a half-close.
+		select {
+		case c.unpark <- struct{}{}:
+		default:
 		}
 	}()
+}
+
+// idleWait's states.
+const (
+	idleNone    uint32 = iota
+	idleWaiting        // reading with no deadline while requests are parked
+	idleArmed          // armIdle set the idle deadline of that read
+)
+
+// armIdle gives a push connection's read the --idle-timeout deadline that
+// it began without because requests were parked, once the last of them was
+// answered: else a connection that has had a parked request would never
+// be closed for idleness again. Must hold wmu.
+func (c *conn) armIdle() {
+	if len(c.blocked) > 0 || !c.shared.idleWait.CompareAndSwap(idleWaiting, idleArmed) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	// Checked after setting the deadline, which may have replaced the
+	// interrupt of Shutdown or EndOldSessions.
+	if c.s.closing.Load() || (c.session != nil && c.tcp.cfg.Password.stale(c.session.gen.Load())) {
+		c.interrupt()
+	}
+}
+
+// endIdleWait ends the state armIdle looks for, when the read that began
+// without a deadline returned or a frame began to arrive: the deadline
+// last set is then unknown to the loop (readDL) if armIdle set one.
+func (c *conn) endIdleWait() {
+	if c.shared.idleWait.Load() == idleNone {
+		return
+	}
+	c.shared.wmu.Lock()
+	if c.shared.idleWait.Swap(idleNone) == idleArmed {
+		c.readDL = time.Unix(2, 0) // unknown: the loop sets its own again
+	}
+	c.shared.wmu.Unlock()
+}
+
+// drainParked holds a goroutine-served push connection whose client
+// half-closed until its parked requests are answered: their replies still
+// go out, then the connection closes (PROTOCOL.md 3.1). It stops waiting
+// when the server shuts down (the rest is cancelled, and the last frame
+// says so) or when the client is gone altogether (peerGone; serve then
+// cancels the rest).
+func (c *conn) drainParked() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for c.hasBlocked() {
+		select {
+		case <-c.unpark:
+		case <-tick.C:
+			if c.s.closing.Load() {
+				c.shared.wmu.Lock()
+				all := c.cancelAll()
+				c.shared.wmu.Unlock()
+				if all { // else a reply is on its way: the close comes after it
+					c.final(errShuttingDown)
+					return
+				}
+			} else if peerGone(c.nc) {
+				return
+			}
+		}
+	}
 }
 
 // waitParked holds a goroutine-served connection without push while its
@@ -147,6 +252,13 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 // byte that arrives stays buffered for the loop. It returns false when
 // the connection is to end.
 func (c *conn) waitParked() bool {
+	// The read-ahead is not a wait for a request: no idle deadline
+	// (PROTOCOL.md 6.6: a connection with a parked request is not idle).
+	c.readDL = time.Unix(2, 0)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if c.s.closing.Load() || (c.session != nil && c.tcp.cfg.Password.stale(c.session.gen.Load())) {
+		c.interrupt() // undone just now: Shutdown's or EndOldSessions'
+	}
 	hup := make(chan struct{})
 	helperDone := make(chan struct{})
 	go func() {

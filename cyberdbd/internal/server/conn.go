@@ -115,6 +115,17 @@ type shared struct {
 	// by wmu; monitor.go).
 	stats connStats
 	arm   *monitorSub
+
+	// giveBacks: the values of parked requests whose replies deliverAsync
+	// appended to out (no push) and flush has not written yet.
+	giveBacks []pendingGiveBack
+
+	// idleWait (block.go: armIdle): idleWaiting while the connection's
+	// goroutine reads with no deadline only because requests of it are
+	// parked; idleArmed once the last of them was answered and
+	// deliverAsync set the idle deadline. Changed under wmu (read
+	// without it to skip taking it).
+	idleWait atomic.Uint32
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -143,7 +154,10 @@ func (c *conn) serve() {
 	c.shared.wmu.Lock()
 	c.gone = true // a reply to a parked request now gives its value back
 	c.cancelAll()
+	unsent := c.shared.giveBacks // replies queued in c.out, never written
+	c.shared.giveBacks = nil
 	c.shared.wmu.Unlock()
+	giveBack(unsent)
 	c.s.unsubscribeConn(c.shared)
 	if c.pq != nil {
 		c.pq.close()
@@ -164,9 +178,16 @@ func (c *conn) loop() string {
 			}
 		}
 		if c.r.Buffered() == 0 {
+			// Under wmu: deliverAsync may arm the idle deadline of a
+			// read that began with requests parked (idleWait).
+			c.shared.wmu.Lock()
 			var deadline time.Time
-			if idle > 0 && !c.hasBlocked() { // a connection waiting for a pop is not idle
-				deadline = time.Now().Add(idle)
+			if idle > 0 {
+				if len(c.blocked) == 0 {
+					deadline = time.Now().Add(idle)
+				} else {
+					c.shared.idleWait.Store(idleWaiting) // a connection waiting for a pop is not idle
+				}
 			}
 			deadline = c.readDeadline(deadline) // TCP: the handshake time-out until HELLO
 			if !deadline.Equal(c.readDL) {
@@ -175,6 +196,7 @@ func (c *conn) loop() string {
 				c.readDL = deadline
 				_ = c.nc.SetReadDeadline(deadline)
 			}
+			c.shared.wmu.Unlock()
 			// Checked after setting the deadline: Shutdown sets closing
 			// before it interrupts, so one of the two is always seen.
 			if c.s.closing.Load() {
@@ -186,6 +208,7 @@ func (c *conn) loop() string {
 			}
 		}
 		body, err := c.readFrame()
+		c.endIdleWait()
 		if errors.Is(err, wire.ErrEmptyFrame) {
 			// Still in sync with the stream: answer and carry on.
 			c.out = wire.AppendError(c.out, 0, wire.ErrEmptyFrame)
@@ -195,7 +218,9 @@ func (c *conn) loop() string {
 			reason := c.readFailed(err)
 			// Replies to the requests read with the end of the stream
 			// (a client that half-closed, or stopped mid-frame) still go out.
-			_ = c.flush()
+			if ferr := c.flush(); ferr == nil && c.push && errors.Is(err, io.EOF) {
+				c.drainParked() // and those of its parked requests, when they come
+			}
 			return reason
 		}
 		c.handle(body)
@@ -273,28 +298,40 @@ func (c *conn) final(e *wire.Error) {
 }
 
 func (c *conn) flush() error {
+	undelivered, err := c.flushOut()
+	giveBack(undelivered) // not under wmu: a give-back is a store op
+	return err
+}
+
+// flushOut is flush, under wmu; it returns the give-backs of the parked
+// requests' replies that were not written whole (block.go: pendingGiveBack).
+func (c *conn) flushOut() (undelivered []pendingGiveBack, err error) {
 	// Replies to parked requests are appended or written by other
 	// goroutines (deliverAsync), under wmu: c.out is read and cut under
 	// it too.
 	c.shared.wmu.Lock()
 	defer c.shared.wmu.Unlock()
 	if len(c.out) == 0 {
-		return nil
+		return nil, nil
 	}
+	shift := 0 // bytes put before the replies whose offsets giveBacks holds
 	if c.pq != nil {
 		// Pushes queued before these replies go out first (the push
 		// writer takes them under wmu too: flushPushAsync).
 		if pb := c.pq.take(nil); len(pb) > 0 {
 			c.out = append(pb, c.out...)
+			shift = len(pb)
 		}
 	}
+	gbs := c.shared.giveBacks
+	c.shared.giveBacks = nil
 	if c.dirty && c.s.cfg.Durable != nil {
 		// Group commit: one wait covers every write of this burst.
 		c.dirty = false
 		if err := c.s.cfg.Durable(); err != nil {
 			c.out = c.out[:0] // their writes may not be durable: no reply
 			c.log.Warn("closing connection: its writes could not be made durable", "err", err)
-			return err
+			return gbs, err
 		}
 	}
 	c.shared.stats.pending.Store(int64(len(c.out)))
@@ -309,9 +346,9 @@ func (c *conn) flush() error {
 			m.mu.Unlock()
 		}()
 	}
-	var err error
+	var n int
 	if lim := c.s.outLimit; (lim.Soft > 0 && len(c.out) > lim.Soft) || (lim.Hard > 0 && len(c.out) > lim.Hard) {
-		err = c.writeLimited(lim)
+		n, err = c.writeLimited(lim)
 	} else {
 		// The deadline is moved at most once a second: it is between
 		// writeTimeout-1s and writeTimeout away.
@@ -319,14 +356,17 @@ func (c *conn) flush() error {
 			c.writeDL = now.Add(writeTimeout)
 			_ = c.nc.SetWriteDeadline(c.writeDL)
 		}
-		_, err = c.nc.Write(c.out)
+		n, err = c.nc.Write(c.out)
+	}
+	if err != nil {
+		undelivered = unwritten(gbs, n-shift)
 	}
 	if cap(c.out) > 4*flushAt {
 		c.out = nil // don't pin a huge reply buffer
 	} else {
 		c.out = c.out[:0]
 	}
-	return err
+	return undelivered, err
 }
 
 // handle executes one request frame and queues its reply.
@@ -382,7 +422,15 @@ func (c *conn) handle(body []byte) {
 	}
 	if c.parkedNow {
 		c.parkedNow = false
-		c.out = out[:start]
+		// Without push, its reply may have been appended to c.out
+		// already (deliverAsync, under wmu): then c.out is longer than
+		// start and holds it. Otherwise keep out's buffer, which may
+		// have grown.
+		c.shared.wmu.Lock()
+		if len(c.out) == start {
+			c.out = out[:start]
+		}
+		c.shared.wmu.Unlock()
 		c.dirty = c.dirty || req.Op.IsWrite()
 		c.parked = !c.push
 		c.s.countOp(req.Op)
@@ -616,6 +664,7 @@ func (c *conn) frameBuffered() bool {
 // that a stream of frames split across reads does not move it on each. It
 // returns false when the server is shutting down.
 func (c *conn) startPartial() bool {
+	c.endIdleWait() // from now on, the partial time-out's deadline
 	c.partialBy = time.Now().Add(c.s.cfg.PartialTimeout)
 	dl := c.readDeadline(c.partialBy) // TCP before HELLO: the handshake's, if earlier
 	if c.readDL.IsZero() || c.readDL.After(dl) || c.readDL.Before(dl.Add(-time.Second)) {
@@ -695,7 +744,7 @@ const hardWait = 50 * time.Millisecond
 // hard size: whatever is over Hard must be taken within hardWait, over Soft
 // within SoftFor (at once while the unsent replies of all connections are
 // over Config.MaxOutputMemory), or the connection is closed.
-func (c *conn) writeLimited(lim OutputLimit) error {
+func (c *conn) writeLimited(lim OutputLimit) (int, error) {
 	counted := int64(len(c.out))
 	c.s.outTotal.Add(counted)
 	defer func() { c.s.outTotal.Add(-counted) }()
@@ -720,12 +769,12 @@ func (c *conn) writeLimited(lim OutputLimit) error {
 		counted -= int64(n)
 		if err != nil {
 			if rule != "" && errors.Is(err, os.ErrDeadlineExceeded) {
-				return c.s.outputLimitHit(c.log, rule, len(c.out)-sent)
+				return sent, c.s.outputLimitHit(c.log, rule, len(c.out)-sent)
 			}
-			return err
+			return sent, err
 		}
 	}
-	return nil
+	return sent, nil
 }
 
 func unexpectedEOF(err error) error {

@@ -106,6 +106,10 @@ type ioLoop struct {
 	// closedPush are the push queues of connections closed this round,
 	// closed (their subscriptions ended) outside mu by cancelOrphans.
 	closedPush []*pushQueue
+	// unsent are the give-backs of replies to parked requests that
+	// connections closed this round had not written whole: run outside
+	// mu by cancelOrphans (a give-back is a store op).
+	unsent []pendingGiveBack
 
 	// Group commit off the loop (Config.DurableSlow, flushAll): the
 	// replies of connections in syncWait wait for the next Durable call,
@@ -155,6 +159,10 @@ type loopConn struct {
 	eof       bool      // the client sent all it will: finish its whole requests, then close
 	closed    bool
 	events    uint32 // the epoll events currently asked for
+
+	// giveBacks: the values of the parked requests whose replies are in
+	// out, not yet written whole (block.go: pendingGiveBack).
+	giveBacks []pendingGiveBack
 
 	// Limits (limits.go).
 	charged      int64     // bytes of the server's partial budget held for buf
@@ -548,6 +556,16 @@ func (l *ioLoop) process(c *loopConn) {
 		c.n = copy(c.buf, rest)
 	} // else nothing ran: no copy of a big partial frame onto itself, every round
 	l.settle(c, c.n < before)
+	l.endIfAnswered(c)
+	if c.wpos < len(c.out) {
+		l.queue(c)
+	}
+}
+
+// endIfAnswered closes c once its replies are written when the client
+// sent all it will and every request of it was answered, its parked ones
+// included (PROTOCOL.md 3.1: after a half-close, they are still answered).
+func (l *ioLoop) endIfAnswered(c *loopConn) {
 	if c.eof && !c.paused && !c.more && !c.offLoop && !c.parked && len(c.conn.blocked) == 0 && c.closeBy == "" {
 		c.closeBy = "client closed"
 		if c.n > 0 {
@@ -555,9 +573,6 @@ func (l *ioLoop) process(c *loopConn) {
 		}
 		c.n = 0
 		l.queue(c) // closed once its replies are written
-	}
-	if c.wpos < len(c.out) {
-		l.queue(c)
 	}
 }
 
@@ -895,6 +910,8 @@ again:
 		}
 		c.wpos += n
 	}
+	clear(c.giveBacks) // every reply in out was written whole
+	c.giveBacks = c.giveBacks[:0]
 	// All written: pushes queued meanwhile go next.
 	if c.pq != nil && c.closeBy == "" && c.pq.pending() {
 		c.out, c.wpos = c.pq.take(c.out[:0]), 0
@@ -1068,6 +1085,9 @@ func (l *ioLoop) closeLocked(c *loopConn, reason string) {
 		c.kept = false
 		l.nkept--
 	}
+	// Replies to parked requests not written whole give their values back.
+	l.unsent = append(l.unsent, unwritten(c.giveBacks, c.wpos)...)
+	c.giveBacks = nil
 	c.buf, c.out, c.items, c.rbuf = nil, nil, nil, nil
 	for _, w := range c.conn.blocked {
 		l.orphans = append(l.orphans, w) // cancelled outside mu: see cancelOrphans
@@ -1217,6 +1237,9 @@ func (l *ioLoop) takeMail() {
 		}
 		delete(c.conn.blocked, m.id)
 		c.out = appendDelivery(c.out, m.id, m.d)
+		if m.d.GiveBack != nil {
+			c.giveBacks = append(c.giveBacks, pendingGiveBack{end: len(c.out), fn: m.d.GiveBack})
+		}
 		if m.d.Err == nil {
 			c.conn.dirty = true // its pop was journaled: the reply waits for Durable
 			l.dirty = true
@@ -1229,6 +1252,8 @@ func (l *ioLoop) takeMail() {
 				l.want(c, syscall.EPOLLIN|syscall.EPOLLRDHUP)
 			}
 			l.resume = append(l.resume, c) // the requests it holds after the parked one
+		} else {
+			l.endIfAnswered(c) // a half-closed push connection's last parked request
 		}
 		mail[i] = mailItem{}
 	}
@@ -1248,6 +1273,9 @@ func (l *ioLoop) cancelOrphans() {
 		l.closedPush[i] = nil
 	}
 	l.closedPush = l.closedPush[:0]
+	giveBack(l.unsent)
+	clear(l.unsent)
+	l.unsent = l.unsent[:0]
 }
 
 // postPush tells the loop that c's push queue has frames (Push: any

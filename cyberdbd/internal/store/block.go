@@ -306,7 +306,10 @@ func (s *Store) handTo(w *Waiter, name string) (served, skip bool, d *Delivery) 
 	}
 	d.Result = popResult(name, v)
 	if !w.move {
-		left := w.left
+		// name may alias the request of the writer that woke w (wake),
+		// whose buffer is reused once its request is done; the give-back
+		// runs later, from another goroutine.
+		left, name := w.left, strings.Clone(name)
 		d.GiveBack = func() { s.giveBack(name, v, left) }
 	}
 	return true, false, d
