@@ -4,6 +4,10 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
+// offLoopFrame: a request bigger than this runs off the event loop
+// whatever its op (see ioloop_linux.go's round bounds for why 64 KiB).
+const offLoopFrame = 64 << 10
+
 // Which requests are too slow for an event loop (issue 17 §1). An event
 // loop serves all of its connections from one goroutine, so one request
 // that runs for 700 ms (an lsort of two million elements) holds up every

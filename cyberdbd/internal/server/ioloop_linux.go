@@ -196,9 +196,9 @@ const (
 	// of one-byte items). Running a request off the loop costs about 10 µs
 	// more (two epoll_ctl, a goroutine, a wake-up): at 16 KiB that made
 	// 24 KiB sets 50% slower (BenchmarkPipelinedSetMedium), at 64 KiB it is
-	// a few percent of what such a request costs anyway.
-	offLoopFrame = 64 << 10
-	roundWork    = 64 << 10
+	// a few percent of what such a request costs anyway. (offLoopFrame is
+	// in cost.go, which every OS builds.)
+	roundWork = 64 << 10
 )
 
 func newIOLoop(s *Server) (*ioLoop, error) {
