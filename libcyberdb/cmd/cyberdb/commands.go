@@ -475,13 +475,9 @@ func runIncr(e *env, a []string) error {
 }
 
 func runCAS(e *env, a []string) error {
-	args := []any{a[0], e.arg(a[1])}
-	for _, s := range a[2:] {
-		v, err := e.value(s)
-		if err != nil {
-			return err
-		}
-		args = append(args, v)
+	args, err := e.values([]any{a[0], e.arg(a[1])}, a[2:])
+	if err != nil {
+		return err
 	}
 	return boolCall(e, wire.OpDCAS, args...)
 }
@@ -805,13 +801,9 @@ func runScan(e *env, a []string) error {
 }
 
 func runAppend(e *env, a []string) error {
-	args := []any{a[0]}
-	for _, s := range a[1:] {
-		v, err := e.value(s)
-		if err != nil {
-			return err
-		}
-		args = append(args, v)
+	args, err := e.values([]any{a[0]}, a[1:])
+	if err != nil {
+		return err
 	}
 	return call(e, wire.OpLAppend, args...)
 }

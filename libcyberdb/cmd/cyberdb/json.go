@@ -14,6 +14,18 @@ import (
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
+// values appends the VALUE arguments vs, each read by value, to args.
+func (e *env) values(args []any, vs []string) ([]any, error) {
+	for _, s := range vs {
+		v, err := e.value(s)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, v)
+	}
+	return args, nil
+}
+
 // value reads a VALUE argument: as arg does, or, for "-", from stdin (as
 // arg reads its text; bytes that are not UTF-8 make a byte string).
 func (e *env) value(s string) (any, error) {

@@ -46,13 +46,9 @@ Examples:
 }
 
 func runAppendLeft(e *env, a []string) error {
-	args := []any{a[0]}
-	for _, s := range a[1:] {
-		v, err := e.value(s)
-		if err != nil {
-			return err
-		}
-		args = append(args, v)
+	args, err := e.values([]any{a[0]}, a[1:])
+	if err != nil {
+		return err
 	}
 	return call(e, wire.OpLAppendLeft, args...)
 }
