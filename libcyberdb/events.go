@@ -52,7 +52,8 @@ type pushStream struct {
 	items  []pushItem // at most subBuffer
 	spare  []pushItem // the consumer's last batch, reused
 	cn     *conn
-	full   bool // a push did not fit: report lost once drained
+	full   bool   // a push did not fit: report lost once drained
+	arena  []byte // the block keep carves copies from
 }
 
 type pushItem struct {
@@ -70,6 +71,9 @@ func (s *pushStream) add(it pushItem) {
 	if len(s.items) >= subBuffer {
 		s.full = true
 	} else {
+		if it.msg != nil {
+			it.msg = s.keep(it.msg)
+		}
 		s.items = append(s.items, it)
 	}
 	s.mu.Unlock()
@@ -79,10 +83,30 @@ func (s *pushStream) add(it pushItem) {
 	}
 }
 
+// arenaSize is the size of the blocks keep copies push messages into.
+const arenaSize = 8 << 10
+
+// keep returns a copy of msg (which aliases the reader's buffer), carved
+// from a block shared with the messages before it: one allocation per
+// block, not per message (a subscriber's hottest path). A message the
+// user keeps keeps its block alive; a block is never written again where
+// a message was carved. Called with s.mu held.
+func (s *pushStream) keep(msg wire.Raw) wire.Raw {
+	if len(msg) > arenaSize/4 {
+		return append(wire.Raw(nil), msg...)
+	}
+	if cap(s.arena)-len(s.arena) < len(msg) {
+		s.arena = make([]byte, 0, arenaSize)
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, msg...)
+	return wire.Raw(s.arena[start:len(s.arena):len(s.arena)])
+}
+
 func (s *pushStream) hooks() *pushHooks {
 	return &pushHooks{
 		push: func(cn *conn, kind string, msg wire.Raw) {
-			s.add(pushItem{kind: kind, msg: append(wire.Raw(nil), msg...)})
+			s.add(pushItem{kind: kind, msg: msg}) // add copies msg
 		},
 		lost: func(cn *conn, err error) { s.add(pushItem{err: err}) },
 	}
@@ -450,9 +474,10 @@ func (d *Dict[K, V]) yieldEvent(it pushItem, seq *uint64, yield func(Event[K, V]
 // parseMessage reads a "message" push without reflection (it is the hot
 // path of a subscriber): {"push", "sub", "channel", "pattern"?, "data"}.
 func parseMessage(msg wire.Raw) (m Message, ok bool) {
-	err := wire.Pairs(msg, func(k, v wire.Raw) error {
-		name, _ := wire.ItemText(k)
-		switch name {
+	// msg is a copy of what the reader checked with wire.Pairs
+	// (pushMessage): walked again, not checked again.
+	err := wire.WalkMap(msg, func(k, v wire.Raw) error {
+		switch pushKey(k) {
 		case "channel":
 			m.Channel, _ = wire.ItemText(v)
 		case "pattern":

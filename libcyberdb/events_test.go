@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -330,4 +331,57 @@ func TestCacheBounds(t *testing.T) {
 func startWith(t *testing.T, flags ...string) *daemontest.Daemon {
 	t.Helper()
 	return daemontest.Start(t, flags...)
+}
+
+// TestSubscribeKeepsMessages: messages are copied out of the reader's
+// buffer into shared blocks (pushStream.keep); a message the consumer
+// keeps must stay intact while later ones, small and large, arrive.
+func TestSubscribeKeepsMessages(t *testing.T) {
+	_, c := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 3000
+	msg := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), i%37+i%5*900) }
+	kept := make(chan []Message, 1)
+	go func() {
+		var ms []Message
+		for m, err := range c.Subscribe(ctx, "keep") {
+			if err != nil {
+				break
+			}
+			if m.Channel != "keep" {
+				continue
+			}
+			ms = append(ms, m)
+			if len(ms) == n+1 {
+				break
+			}
+		}
+		kept <- ms
+	}()
+	for { // until the subscription is live
+		k, err := c.Publish(ctx, "keep", "probe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range n {
+		if _, err := c.Publish(ctx, "keep", msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := <-kept
+	// The one probe that reached the subscription, then ours.
+	if len(ms) != n+1 {
+		t.Fatalf("got %d messages, want %d", len(ms), n+1)
+	}
+	for i, m := range ms[1:] {
+		if s, ok := m.Text(); !ok || s != msg(i) {
+			t.Fatalf("message %d: got %d bytes (%.10q...), want %d bytes of %q", i, len(s), s, len(msg(i)), msg(i)[:1])
+		}
+	}
 }

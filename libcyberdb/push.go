@@ -129,7 +129,7 @@ func pushMessage(body []byte) (kind string, msg wire.Raw, ok bool) {
 	// reflection made it a third of a subscriber's CPU (issue 16).
 	found := false
 	err := wire.Pairs(rest, func(k, v wire.Raw) error {
-		if name, isText := wire.ItemText(k); isText && name == "push" && !found {
+		if !found && pushKey(k) == "push" {
 			if kind, found = wire.ItemText(v); found {
 				kind = internKind(kind)
 			}
@@ -140,6 +140,32 @@ func pushMessage(body []byte) (kind string, msg wire.Raw, ok bool) {
 		return "", nil, false
 	}
 	return kind, wire.Raw(rest), true
+}
+
+// pushKey returns the name of the key k of a push message when it is one
+// that this package reads, else "". The daemon sends them as short text
+// in their canonical form, which is compared as bytes: no UTF-8 check and
+// no allocation for each message of a subscriber's stream; another form
+// of the same text goes the long way.
+func pushKey(k wire.Raw) string {
+	if len(k) >= 1 && len(k) <= 24 && k[0] == 0x60|byte(len(k)-1) {
+		switch string(k[1:]) {
+		case "push":
+			return "push"
+		case "channel":
+			return "channel"
+		case "pattern":
+			return "pattern"
+		case "data":
+			return "data"
+		}
+		return ""
+	}
+	switch name, _ := wire.ItemText(k); name {
+	case "push", "channel", "pattern", "data":
+		return name
+	}
+	return ""
 }
 
 // internKind returns kind (which aliases a read buffer) as a string of

@@ -465,3 +465,56 @@ func TestIntArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestPairsRepeatedKeys: a repeated key is found wherever it is, below
+// and past the pairwise comparison's smallMap keys, and in whatever form
+// (a text key with a longer head than needed is the same key).
+func TestPairsRepeatedKeys(t *testing.T) {
+	build := func(n, dupAt, dupOf int, longHead bool) []byte {
+		m := []byte{0xb8, byte(n)}
+		for i := range n {
+			j := i
+			if i == dupAt {
+				j = dupOf
+			}
+			key := fmt.Sprintf("k%02d", j)
+			if longHead && i == dupAt {
+				m = append(m, 0x78, byte(len(key)))
+			} else {
+				m = append(m, 0x60|byte(len(key)))
+			}
+			m = append(m, key...)
+			m = append(m, byte(i%24))
+		}
+		return m
+	}
+	for _, n := range []int{1, 2, 3, smallMap - 1, smallMap, smallMap + 1, 2*smallMap + 3} {
+		calls := 0
+		if err := Pairs(build(n, -1, 0, false), func(k, v Raw) error { calls++; return nil }); err != nil || calls != n {
+			t.Fatalf("%d distinct keys: %v, %d calls", n, err, calls)
+		}
+		for dupAt := 1; dupAt < n; dupAt++ {
+			for _, dupOf := range []int{0, dupAt - 1, dupAt / 2} {
+				for _, long := range []bool{false, true} {
+					calls := 0
+					err := Pairs(build(n, dupAt, dupOf, long), func(k, v Raw) error { calls++; return nil })
+					if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "repeats the key") || calls != 0 {
+						t.Fatalf("%d keys, key %d repeats key %d (long head %v): err %v, %d calls; want a bad_request naming the repeat, no call", n, dupAt, dupOf, long, err, calls)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPairsAllocs: a small map of text keys is checked without allocating.
+func TestPairsAllocs(t *testing.T) {
+	m := []byte{0xa4, 0x64, 'p', 'u', 's', 'h', 0x67, 'm', 'e', 's', 's', 'a', 'g', 'e',
+		0x67, 'c', 'h', 'a', 'n', 'n', 'e', 'l', 0x61, 'c', 0x64, 'd', 'a', 't', 'a', 0x41, 'x', 0x61, 'z', 0}
+	if err := Pairs(m, func(k, v Raw) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Pairs(m, func(k, v Raw) error { return nil }) }); n != 0 {
+		t.Fatalf("Pairs of a 4-key map: %v allocations, want 0", n)
+	}
+}
