@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/clock"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -377,7 +378,7 @@ func (c *conn) handle(body []byte) {
 	timed := c.s.obs.timed.Load()
 	began := c.clk
 	if began.IsZero() {
-		began = time.Now()
+		began = clock.Now()
 		if !timed {
 			c.clk = began
 			c.shared.stats.lastNano.Store(began.UnixNano())

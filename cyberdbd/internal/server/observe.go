@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/clock"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/latency"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -81,7 +82,7 @@ func (c *conn) setPeer() {
 // with err (nil: it succeeded). Its clock reading is the start of the
 // next request of the burst (conn.clk).
 func (c *conn) observe(req wire.Request, start time.Time, err error) {
-	now := time.Now()
+	now := clock.Now()
 	c.clk = now
 	d := now.Sub(start)
 	s := c.s

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/clock"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -37,7 +38,7 @@ type Clock interface{ Now() time.Time }
 
 type systemClock struct{}
 
-func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) Now() time.Time { return clock.Now() } // one clock read, not two: every op reads it
 
 // ManualClock is a Clock that moves only when told to: expiry is tested
 // at, just before and just after a deadline without sleeping.
