@@ -352,6 +352,11 @@ func (l *ioLoop) run() {
 				l.process(c)
 			}
 		}
+		// What this round's writes handed to connections of this loop
+		// (a value for a parked pop, a push) is written in this round's
+		// flush, not after one more round for the wake-up they posted:
+		// a blocked consumer gets its value one round sooner.
+		l.takeMail()
 		l.flushAll()
 		l.feedStarved()
 		if l.s.closing.Load() {
