@@ -93,6 +93,10 @@ func FuzzPushFrame(f *testing.F) {
 	f.Add(enc([]any{0, 16, "shutting down"}))
 	f.Add(enc([]any{3, 0, []any{"q", 1}}))
 	f.Add([]byte{0x83, 0x00, 0x00, 0xa1})
+	f.Add(enc([]any{0, 0, map[string]any{"push": "message", "sub": 1, "channel": "c", "data": "d"}}))
+	// "push" and "channel" with longer heads than needed: the same keys.
+	f.Add([]byte{0x83, 0, 0, 0xa3, 0x78, 4, 'p', 'u', 's', 'h', 0x67, 'm', 'e', 's', 's', 'a', 'g', 'e',
+		0x79, 0, 7, 'c', 'h', 'a', 'n', 'n', 'e', 'l', 0x61, 'c', 0x64, 'd', 'a', 't', 'a', 0x01})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if kind, msg, ok := pushMessage(body); ok {
 			r, err := wire.DecodeReply(body)
@@ -103,6 +107,16 @@ func FuzzPushFrame(f *testing.F) {
 			if wire.Unmarshal(msg, &m) == nil {
 				if k, isText := m["push"].(string); !isText || k != kind {
 					t.Fatalf("pushMessage(%x) kind %q, map says %v", body, kind, m["push"])
+				}
+			}
+			// The subscriber's second pass walks a copy without checking
+			// it again: it must agree with a decoding of the whole map.
+			pm, ok := parseMessage(append(wire.Raw(nil), msg...))
+			var raw map[string]wire.Raw
+			if ok && wire.Unmarshal(msg, &raw) == nil {
+				ch, _ := wire.ItemText(raw["channel"])
+				if pm.Channel != ch || !bytes.Equal(pm.Data, raw["data"]) {
+					t.Fatalf("parseMessage(%x) = %q, %x; the map has %q, %x", msg, pm.Channel, pm.Data, ch, raw["data"])
 				}
 			}
 		}
