@@ -84,7 +84,8 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.conn.timeo
 // that died silently while idle (a network path gone, a daemon frozen)
 // costs one check rather than a call's time-out. A connection the daemon
 // closes (restart, --idle-timeout) is dropped at once, without a check.
-// d <= 0 turns checks off.
+// Stats counts the checks (HealthChecks) and those that failed
+// (HealthChecksFailed). d <= 0 turns checks off.
 func WithHealthCheck(d time.Duration) Option {
 	return func(c *config) { c.conn.healthCheck = max(d, 0) }
 }
@@ -271,6 +272,7 @@ func (p *pool) checked(ctx context.Context, cn *conn) bool {
 	if !cn.stale.Load() || !cn.stale.CompareAndSwap(true, false) {
 		return true
 	}
+	p.stats.healthChecks.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, min(p.cfg.dialTimeout, 2*time.Second))
 	defer cancel()
 	cl := newCall(wire.OpPing)
@@ -290,6 +292,7 @@ func (p *pool) checked(ctx context.Context, cn *conn) bool {
 		// Closed as a lost connection (not shutdown's deliberate close):
 		// a call that took it meanwhile gets the resend rules of a lost
 		// connection, and the pool counts a reconnect.
+		p.stats.healthChecksFailed.Add(1)
 		p.cfg.conn.logCheck(p.dialer.display, cn.serverID, err)
 		cn.unusable.Store(true)
 		_ = cn.nc.Close()

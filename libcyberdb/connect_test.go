@@ -234,6 +234,13 @@ func TestHealthCheck(t *testing.T) {
 		case check == 0 && !errors.Is(err, context.DeadlineExceeded):
 			t.Errorf("without health checks: %v, want the call's time-out", err)
 		}
+		s := c.Stats()
+		switch {
+		case check > 0 && (s.HealthChecksFailed != 1 || s.HealthChecks < 1 || s.LostConns != 1):
+			t.Errorf("with health checks: %v, want 1 failed check, and the connection counted as lost", s)
+		case check == 0 && (s.HealthChecks != 0 || s.HealthChecksFailed != 0):
+			t.Errorf("without health checks: %v, want no checks", s)
+		}
 	}
 }
 
