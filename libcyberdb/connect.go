@@ -23,9 +23,8 @@ const (
 	// take seconds.
 	DefaultTimeout = 10 * time.Second
 
-	// DefaultHealthCheck is how long a shared connection may carry no
-	// call before its next use first checks it with a PING
-	// (WithHealthCheck).
+	// DefaultHealthCheck is how long a connection may carry no call
+	// before its next use first checks it with a PING (WithHealthCheck).
 	DefaultHealthCheck = 30 * time.Second
 )
 
@@ -77,15 +76,18 @@ func WithOnConnect(f func(ctx context.Context, c *Conn) error) Option {
 // Opening a connection is bounded by WithDialTimeout.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.conn.timeout = max(d, 0) } }
 
-// WithHealthCheck makes a shared connection that carried no call for d
-// answer a PING before its next call (default DefaultHealthCheck). One
-// that does not answer within the dial time-out (or 2 s, if shorter) is
-// closed and the call goes to another connection, so that a connection
-// that died silently while idle (a network path gone, a daemon frozen)
-// costs one check rather than a call's time-out. A connection the daemon
-// closes (restart, --idle-timeout) is dropped at once, without a check.
-// Stats counts the checks (HealthChecks) and those that failed
-// (HealthChecksFailed). d <= 0 turns checks off.
+// WithHealthCheck makes a connection that carried no call for d answer a
+// PING before its next call (default DefaultHealthCheck): a shared one,
+// and a Conn's alike. One that does not answer within the dial time-out
+// (or 2 s, if shorter) is closed and the call goes to another connection
+// (a Conn dials its next one), so that a connection that died silently
+// while idle (a network path gone, a daemon frozen) costs one check
+// rather than a call's time-out. A connection the daemon closes (restart,
+// --idle-timeout) is dropped at once, without a check. Stats counts the
+// checks (HealthChecks) and those that failed (HealthChecksFailed).
+// The connections that Subscribe and CachedDict dedicate to the daemon's
+// pushes are not checked: they carry no calls to check before. d <= 0
+// turns checks off.
 func WithHealthCheck(d time.Duration) Option {
 	return func(c *config) { c.conn.healthCheck = max(d, 0) }
 }
@@ -241,28 +243,39 @@ func (e *timeoutError) Is(target error) bool { return target == context.Deadline
 // Timeout makes it a net.Error-style time-out.
 func (e *timeoutError) Timeout() bool { return true }
 
-// markIdleLocked notes, for WithHealthCheck, the shared connections that
-// have carried no call since the last look for at least the check's
-// period: their next use checks them first (checked). It reads each
-// connection's request counter, so that calls pay nothing for it. Called
-// by the cleaner with p.mu held.
+// markIdleLocked notes, for WithHealthCheck, the connections, shared or
+// pinned by a Conn, that have carried no call since the last look for at
+// least the check's period: their next use checks them first (checked).
+// It reads each connection's request counter, so that calls pay nothing
+// for it. Called by the cleaner with p.mu held.
 func (p *pool) markIdleLocked(now time.Time) {
 	d := p.cfg.conn.healthCheck
 	if d <= 0 {
 		return
 	}
 	for _, cn := range p.list {
-		cn.mu.Lock()
-		id := cn.nextID
-		cn.mu.Unlock()
-		if id != cn.seenID || cn.seenAt.IsZero() {
-			cn.seenID, cn.seenAt = id, now
-			continue
+		p.markIfIdleLocked(cn, now, d)
+	}
+	for cn := range p.pinned {
+		// A dedicated push connection (subscriptions, the read cache's
+		// invalidations) takes no calls to check before: skipped.
+		if cn.hooks == nil {
+			p.markIfIdleLocked(cn, now, d)
 		}
-		if now.Sub(cn.seenAt) >= d && cn.load.Load() == 0 {
-			cn.stale.Store(true)
-			cn.seenAt = now // checked again after another period, if still idle
-		}
+	}
+}
+
+func (p *pool) markIfIdleLocked(cn *conn, now time.Time, d time.Duration) {
+	cn.mu.Lock()
+	id := cn.nextID
+	cn.mu.Unlock()
+	if id != cn.seenID || cn.seenAt.IsZero() {
+		cn.seenID, cn.seenAt = id, now
+		return
+	}
+	if now.Sub(cn.seenAt) >= d && cn.load.Load() == 0 {
+		cn.stale.Store(true)
+		cn.seenAt = now // checked again after another period, if still idle
 	}
 }
 

@@ -244,6 +244,34 @@ func TestHealthCheck(t *testing.T) {
 	}
 }
 
+// TestHealthCheckConn: a Conn's connection is checked like a shared one:
+// when its path to the daemon died silently while the Conn sat idle, its
+// next call checks it, and goes to a new connection instead of waiting
+// for WithTimeout's bound on the dead one.
+func TestHealthCheckConn(t *testing.T) {
+	d := daemontest.Start(t)
+	ctx := context.Background()
+	var cd countingDialer
+	c := open(t, d.Socket, WithDialer(cd.dial), WithHealthCheck(50*time.Millisecond),
+		WithDialTimeout(500*time.Millisecond), WithTimeout(2*time.Second))
+	pc, err := c.Conn(ctx)
+	must(t, err)
+	defer pc.Close()
+	must(t, pc.Ping(ctx))
+	id, dials := pc.ID(), cd.dials.Load()
+	cd.blackhole()
+	time.Sleep(400 * time.Millisecond) // the cleaner runs every 100ms
+	if err := pc.Ping(ctx); err != nil {
+		t.Fatalf("a Conn's call after its connection died while idle: %v", err)
+	}
+	if pc.ID() == id || cd.dials.Load() != dials+1 {
+		t.Errorf("the Conn's connection %d (now %d) was not replaced by one new dial (%d dials, want %d)", id, pc.ID(), cd.dials.Load(), dials+1)
+	}
+	if s := c.Stats(); s.HealthChecksFailed != 1 {
+		t.Errorf("stats: %v, want 1 failed check", s)
+	}
+}
+
 // TestReconnectBetweenCalls: a daemon restarted between two calls, and a
 // connection the daemon closed for --idle-timeout, cost the next call
 // nothing but a new connection.
