@@ -28,8 +28,10 @@ const (
 	DefaultHealthCheck = 30 * time.Second
 )
 
-// DialFunc opens a network connection, as net.Dialer's DialContext does.
-// network is "unix" or "tcp"; TLS and HELLO come after it.
+// DialFunc opens a connection, as net.Dialer's DialContext does. network
+// is "unix" or "tcp". WithDialer's function opens the network connection
+// only (TLS and HELLO come after it); the next function of a Hook.Dial
+// returns the connection with its HELLO answered.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // connectConfig holds the options of this file (config.conn).
