@@ -282,12 +282,16 @@ func (p *pool) markIfIdleLocked(cn *conn, now time.Time, d time.Duration) {
 }
 
 // checked reports whether cn may take a call: it is not marked stale by
-// markIdleLocked, or it answers a PING. One that does not is closed.
+// markIdleLocked, or it answers a PING. One that does not is closed. A
+// check that the caller's context ends tells nothing about cn: cn stays
+// stale, for its next use to check, and takes the call, which fails on
+// that context.
 func (p *pool) checked(ctx context.Context, cn *conn) bool {
 	if !cn.stale.Load() || !cn.stale.CompareAndSwap(true, false) {
 		return true
 	}
 	p.stats.healthChecks.Add(1)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, min(p.cfg.dialTimeout, 2*time.Second))
 	defer cancel()
 	cl := newCall(wire.OpPing)
@@ -302,6 +306,10 @@ func (p *pool) checked(ctx context.Context, cn *conn) bool {
 	}
 	if cl.state != stateAbandoned {
 		cl.release()
+	}
+	if !ok && cl.fate == fateCanceled && parent.Err() != nil {
+		cn.stale.Store(true)
+		return true
 	}
 	if !ok {
 		// Closed as a lost connection (not shutdown's deliberate close):

@@ -244,6 +244,34 @@ func TestHealthCheck(t *testing.T) {
 	}
 }
 
+// TestHealthCheckCanceled: a check that the caller's context cuts short
+// is not a failed check: the connection (healthy, its daemon stopped for
+// a moment) is kept, not closed as dead, and checked at its next use.
+func TestHealthCheckCanceled(t *testing.T) {
+	d := daemontest.Start(t)
+	t.Cleanup(func() { d.Signal(syscall.SIGCONT) }) // before Stop's SIGTERM
+	ctx := context.Background()
+	var cd countingDialer
+	c := open(t, d.Socket, WithDialer(cd.dial), WithHealthCheck(50*time.Millisecond))
+	must(t, c.Ping(ctx))
+	time.Sleep(400 * time.Millisecond) // idle: marked for a check (the cleaner runs every 100ms)
+	stopDaemon(t, d)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err := c.Ping(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping with a 100ms deadline on a stopped daemon: %v", err)
+	}
+	must(t, d.Signal(syscall.SIGCONT))
+	must(t, c.Ping(ctx))
+	if n := cd.dials.Load(); n != 1 {
+		t.Errorf("%d dials: the connection was replaced, want it kept", n)
+	}
+	if s := c.Stats(); s.HealthChecksFailed != 0 || s.LostConns != 0 || s.HealthChecks < 2 {
+		t.Errorf("stats: %v, want 2 checks or more, none failed, no connection lost", s)
+	}
+}
+
 // TestHealthCheckConn: a Conn's connection is checked like a shared one:
 // when its path to the daemon died silently while the Conn sat idle, its
 // next call checks it, and goes to a new connection instead of waiting
