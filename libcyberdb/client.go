@@ -268,6 +268,12 @@ func (pc *Conn) get(ctx context.Context) (*conn, error) {
 		}
 		if cn := pc.cn; cn != nil && !cn.unusable.Load() {
 			pc.mu.Unlock()
+			// WithHealthCheck, as for the shared connections: one that
+			// died while the Conn sat idle is replaced (below, on the
+			// next turn), not waited on for the call's time-out.
+			if !pc.c.p.checked(ctx, cn) {
+				continue
+			}
 			return cn, nil
 		}
 		if pc.fixed {

@@ -103,15 +103,11 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	var last error
 	for {
 		p.stats.dialAttempts.Add(1)
-		nc, err := p.openConn(ctx) // through the Dial hooks, if any (hooks.go)
+		cn, hello, ioErr, err := p.dialOnce(ctx) // connect and HELLO, through the Dial hooks if any (hooks.go)
 		if err == nil {
-			var cn *conn
-			var ioErr bool
-			cn, ioErr, err = p.handshake(ctx, nc)
-			if err == nil {
-				return p.connected(ctx, cn) // WithOnConnect (connect.go)
-			}
-			nc.Close()
+			return p.connected(ctx, cn) // WithOnConnect (connect.go)
+		}
+		if hello {
 			// A daemon that dies or stops as we connect resets the
 			// connection or answers shutting_down; one at its limits
 			// answers too_many_connections: try again.

@@ -23,14 +23,15 @@ const (
 	// take seconds.
 	DefaultTimeout = 10 * time.Second
 
-	// DefaultHealthCheck is how long a shared connection may carry no
-	// call before its next use first checks it with a PING
-	// (WithHealthCheck).
+	// DefaultHealthCheck is how long a connection may carry no call
+	// before its next use first checks it with a PING (WithHealthCheck).
 	DefaultHealthCheck = 30 * time.Second
 )
 
-// DialFunc opens a network connection, as net.Dialer's DialContext does.
-// network is "unix" or "tcp"; TLS and HELLO come after it.
+// DialFunc opens a connection, as net.Dialer's DialContext does. network
+// is "unix" or "tcp". WithDialer's function opens the network connection
+// only (TLS and HELLO come after it); the next function of a Hook.Dial
+// returns the connection with its HELLO answered.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // connectConfig holds the options of this file (config.conn).
@@ -77,14 +78,18 @@ func WithOnConnect(f func(ctx context.Context, c *Conn) error) Option {
 // Opening a connection is bounded by WithDialTimeout.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.conn.timeout = max(d, 0) } }
 
-// WithHealthCheck makes a shared connection that carried no call for d
-// answer a PING before its next call (default DefaultHealthCheck). One
-// that does not answer within the dial time-out (or 2 s, if shorter) is
-// closed and the call goes to another connection, so that a connection
-// that died silently while idle (a network path gone, a daemon frozen)
-// costs one check rather than a call's time-out. A connection the daemon
-// closes (restart, --idle-timeout) is dropped at once, without a check.
-// d <= 0 turns checks off.
+// WithHealthCheck makes a connection that carried no call for d answer a
+// PING before its next call (default DefaultHealthCheck): a shared one,
+// and a Conn's alike. One that does not answer within the dial time-out
+// (or 2 s, if shorter) is closed and the call goes to another connection
+// (a Conn dials its next one), so that a connection that died silently
+// while idle (a network path gone, a daemon frozen) costs one check
+// rather than a call's time-out. A connection the daemon closes (restart,
+// --idle-timeout) is dropped at once, without a check. Stats counts the
+// checks (HealthChecks) and those that failed (HealthChecksFailed).
+// The connections that Subscribe and CachedDict dedicate to the daemon's
+// pushes are not checked: they carry no calls to check before. d <= 0
+// turns checks off.
 func WithHealthCheck(d time.Duration) Option {
 	return func(c *config) { c.conn.healthCheck = max(d, 0) }
 }
@@ -240,37 +245,53 @@ func (e *timeoutError) Is(target error) bool { return target == context.Deadline
 // Timeout makes it a net.Error-style time-out.
 func (e *timeoutError) Timeout() bool { return true }
 
-// markIdleLocked notes, for WithHealthCheck, the shared connections that
-// have carried no call since the last look for at least the check's
-// period: their next use checks them first (checked). It reads each
-// connection's request counter, so that calls pay nothing for it. Called
-// by the cleaner with p.mu held.
+// markIdleLocked notes, for WithHealthCheck, the connections, shared or
+// pinned by a Conn, that have carried no call since the last look for at
+// least the check's period: their next use checks them first (checked).
+// It reads each connection's request counter, so that calls pay nothing
+// for it. Called by the cleaner with p.mu held.
 func (p *pool) markIdleLocked(now time.Time) {
 	d := p.cfg.conn.healthCheck
 	if d <= 0 {
 		return
 	}
 	for _, cn := range p.list {
-		cn.mu.Lock()
-		id := cn.nextID
-		cn.mu.Unlock()
-		if id != cn.seenID || cn.seenAt.IsZero() {
-			cn.seenID, cn.seenAt = id, now
-			continue
-		}
-		if now.Sub(cn.seenAt) >= d && cn.load.Load() == 0 {
-			cn.stale.Store(true)
-			cn.seenAt = now // checked again after another period, if still idle
+		p.markIfIdleLocked(cn, now, d)
+	}
+	for cn := range p.pinned {
+		// A dedicated push connection (subscriptions, the read cache's
+		// invalidations) takes no calls to check before: skipped.
+		if cn.hooks == nil {
+			p.markIfIdleLocked(cn, now, d)
 		}
 	}
 }
 
+func (p *pool) markIfIdleLocked(cn *conn, now time.Time, d time.Duration) {
+	cn.mu.Lock()
+	id := cn.nextID
+	cn.mu.Unlock()
+	if id != cn.seenID || cn.seenAt.IsZero() {
+		cn.seenID, cn.seenAt = id, now
+		return
+	}
+	if now.Sub(cn.seenAt) >= d && cn.load.Load() == 0 {
+		cn.stale.Store(true)
+		cn.seenAt = now // checked again after another period, if still idle
+	}
+}
+
 // checked reports whether cn may take a call: it is not marked stale by
-// markIdleLocked, or it answers a PING. One that does not is closed.
+// markIdleLocked, or it answers a PING. One that does not is closed. A
+// check that the caller's context ends tells nothing about cn: cn stays
+// stale, for its next use to check, and takes the call, which fails on
+// that context.
 func (p *pool) checked(ctx context.Context, cn *conn) bool {
 	if !cn.stale.Load() || !cn.stale.CompareAndSwap(true, false) {
 		return true
 	}
+	p.stats.healthChecks.Add(1)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, min(p.cfg.dialTimeout, 2*time.Second))
 	defer cancel()
 	cl := newCall(wire.OpPing)
@@ -286,10 +307,15 @@ func (p *pool) checked(ctx context.Context, cn *conn) bool {
 	if cl.state != stateAbandoned {
 		cl.release()
 	}
+	if !ok && cl.fate == fateCanceled && parent.Err() != nil {
+		cn.stale.Store(true)
+		return true
+	}
 	if !ok {
 		// Closed as a lost connection (not shutdown's deliberate close):
 		// a call that took it meanwhile gets the resend rules of a lost
 		// connection, and the pool counts a reconnect.
+		p.stats.healthChecksFailed.Add(1)
 		p.cfg.conn.logCheck(p.dialer.display, cn.serverID, err)
 		cn.unusable.Store(true)
 		_ = cn.nc.Close()

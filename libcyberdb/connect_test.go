@@ -234,6 +234,69 @@ func TestHealthCheck(t *testing.T) {
 		case check == 0 && !errors.Is(err, context.DeadlineExceeded):
 			t.Errorf("without health checks: %v, want the call's time-out", err)
 		}
+		s := c.Stats()
+		switch {
+		case check > 0 && (s.HealthChecksFailed != 1 || s.HealthChecks < 1 || s.LostConns != 1):
+			t.Errorf("with health checks: %v, want 1 failed check, and the connection counted as lost", s)
+		case check == 0 && (s.HealthChecks != 0 || s.HealthChecksFailed != 0):
+			t.Errorf("without health checks: %v, want no checks", s)
+		}
+	}
+}
+
+// TestHealthCheckCanceled: a check that the caller's context cuts short
+// is not a failed check: the connection (healthy, its daemon stopped for
+// a moment) is kept, not closed as dead, and checked at its next use.
+func TestHealthCheckCanceled(t *testing.T) {
+	d := daemontest.Start(t)
+	t.Cleanup(func() { d.Signal(syscall.SIGCONT) }) // before Stop's SIGTERM
+	ctx := context.Background()
+	var cd countingDialer
+	c := open(t, d.Socket, WithDialer(cd.dial), WithHealthCheck(50*time.Millisecond))
+	must(t, c.Ping(ctx))
+	time.Sleep(400 * time.Millisecond) // idle: marked for a check (the cleaner runs every 100ms)
+	stopDaemon(t, d)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err := c.Ping(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping with a 100ms deadline on a stopped daemon: %v", err)
+	}
+	must(t, d.Signal(syscall.SIGCONT))
+	must(t, c.Ping(ctx))
+	if n := cd.dials.Load(); n != 1 {
+		t.Errorf("%d dials: the connection was replaced, want it kept", n)
+	}
+	if s := c.Stats(); s.HealthChecksFailed != 0 || s.LostConns != 0 || s.HealthChecks < 2 {
+		t.Errorf("stats: %v, want 2 checks or more, none failed, no connection lost", s)
+	}
+}
+
+// TestHealthCheckConn: a Conn's connection is checked like a shared one:
+// when its path to the daemon died silently while the Conn sat idle, its
+// next call checks it, and goes to a new connection instead of waiting
+// for WithTimeout's bound on the dead one.
+func TestHealthCheckConn(t *testing.T) {
+	d := daemontest.Start(t)
+	ctx := context.Background()
+	var cd countingDialer
+	c := open(t, d.Socket, WithDialer(cd.dial), WithHealthCheck(50*time.Millisecond),
+		WithDialTimeout(500*time.Millisecond), WithTimeout(2*time.Second))
+	pc, err := c.Conn(ctx)
+	must(t, err)
+	defer pc.Close()
+	must(t, pc.Ping(ctx))
+	id, dials := pc.ID(), cd.dials.Load()
+	cd.blackhole()
+	time.Sleep(400 * time.Millisecond) // the cleaner runs every 100ms
+	if err := pc.Ping(ctx); err != nil {
+		t.Fatalf("a Conn's call after its connection died while idle: %v", err)
+	}
+	if pc.ID() == id || cd.dials.Load() != dials+1 {
+		t.Errorf("the Conn's connection %d (now %d) was not replaced by one new dial (%d dials, want %d)", id, pc.ID(), cd.dials.Load(), dials+1)
+	}
+	if s := c.Stats(); s.HealthChecksFailed != 1 {
+		t.Errorf("stats: %v, want 1 failed check", s)
 	}
 }
 

@@ -1,10 +1,15 @@
 package libcyberdb
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"iter"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -30,10 +35,19 @@ import (
 // goroutine (Call, Dial) or on a connection's writer (Flush), so they must
 // be safe for concurrent use and must not block for long.
 type Hook struct {
-	// Dial wraps each attempt to open a connection: the network dial
-	// (net.Dialer, or WithDialer's function) and, for tcp://, the TLS
-	// handshake; HELLO follows it. A dial that the daemon refuses while it
-	// starts is attempted again, through Dial again.
+	// Dial wraps each attempt to open a connection, from the network
+	// dial (net.Dialer, or WithDialer's function) to the daemon's answer
+	// to HELLO, the TLS handshake (tcp://) and the password included:
+	// next returns a connection ready for calls, or why there is none. So
+	// a dial that connects but whose HELLO fails (ErrAuthFailed, a daemon
+	// that does not answer, one at its connection limits) is a failed
+	// dial, with that error, and its duration is the whole handshake. A
+	// dial that the daemon refuses while it starts or at its limits is
+	// attempted again, through Dial again. WithOnConnect's function runs
+	// after Dial returns, its calls through Call. Dial should return the
+	// connection next returned (or one wrapping it, which then carries
+	// everything after HELLO; to see every byte, wrap connections in
+	// WithDialer's function instead).
 	Dial func(next DialFunc) DialFunc
 	// Call wraps each operation of the typed API, each Do and each
 	// Batch.Exec, from the first attempt to the final result (resends
@@ -107,9 +121,10 @@ func (c *Call) Args() iter.Seq[wire.Raw] {
 func (c *Call) Result() wire.Raw { return c.result }
 
 // hookChains are the Hooks composed: nil where no hook has that field,
-// so that a Client without hooks takes the direct paths.
+// so that a Client without hooks takes the direct paths (dials, rare and
+// slow, always take the same one).
 type hookChains struct {
-	dial  DialFunc
+	dial  []func(DialFunc) DialFunc // composed per attempt (dialOnce), innermost first
 	call  CallFunc
 	flush []func(FlushFunc) FlushFunc // composed per connection (flushChain)
 }
@@ -122,14 +137,10 @@ func (p *pool) composeHooks() {
 			p.hooks.flush = append(p.hooks.flush, f)
 		}
 	}
-	var dial DialFunc
 	var calls CallFunc
 	for i := len(hs) - 1; i >= 0; i-- {
 		if f := hs[i].Dial; f != nil {
-			if dial == nil {
-				dial = func(ctx context.Context, _, _ string) (net.Conn, error) { return p.dialer.dial(ctx) }
-			}
-			dial = f(dial)
+			p.hooks.dial = append(p.hooks.dial, f)
 		}
 		if f := hs[i].Call; f != nil {
 			if calls == nil {
@@ -141,7 +152,7 @@ func (p *pool) composeHooks() {
 			calls = f(calls)
 		}
 	}
-	p.hooks.dial, p.hooks.call = dial, calls
+	p.hooks.call = calls
 }
 
 // exec runs cl on connections from src, through the Call hooks if any.
@@ -155,13 +166,92 @@ func (p *pool) exec(ctx context.Context, cl *call, src connSource) error {
 	return err
 }
 
-// openConn opens a network connection for a dial, through the Dial
-// hooks if any.
-func (p *pool) openConn(ctx context.Context) (net.Conn, error) {
-	if p.hooks.dial == nil {
-		return p.dialer.dial(ctx)
+// attempt is an attempt to open a connection (dialOnce) while the Dial
+// hooks run.
+type attempt struct {
+	mu    sync.Mutex
+	cn    *conn // HELLO answered; taken by dialOnce once the hooks return
+	hello bool  // the network connection was opened: the error is HELLO's
+	ioErr bool  // HELLO's frames could not be exchanged (handshake's ioErr)
+	over  bool  // dialOnce returned: a late connection is not wanted
+}
+
+// dialOnce makes one attempt to open a connection, the network dial and
+// the HELLO exchange, through the Dial hooks if any. On failure, hello
+// reports that the error is HELLO's (the network connection was opened),
+// and ioErr that HELLO's frames could not be exchanged. The hooks are
+// composed for each attempt, around a function that keeps the conn it
+// opened in the attempt (they pass only a net.Conn on): a few closures
+// beside a connect and a round trip.
+func (p *pool) dialOnce(ctx context.Context) (cn *conn, hello, ioErr bool, err error) {
+	a := &attempt{}
+	next := DialFunc(func(ctx context.Context, _, _ string) (net.Conn, error) {
+		nc, err := p.dialer.dial(ctx)
+		if err != nil {
+			a.mu.Lock()
+			a.hello, a.ioErr = false, false // (if a hook calls next again)
+			a.mu.Unlock()
+			return nil, err
+		}
+		cn, ioErr, err := p.handshake(ctx, nc)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.hello, a.ioErr = true, ioErr
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		if a.over {
+			nc.Close() // a hook gave up on next and returned
+			return nil, errors.New("cyberdb: the Dial hook returned before its next function")
+		}
+		if a.cn != nil {
+			_ = a.cn.nc.Close() // a hook called next again: it does not want the first
+		}
+		a.cn = cn
+		return nc, nil
+	})
+	for _, h := range p.hooks.dial {
+		next = h(next)
 	}
-	return p.hooks.dial(ctx, p.dialer.network, p.dialer.address)
+	nc, err := next(ctx, p.dialer.network, p.dialer.address)
+	a.mu.Lock()
+	a.over = true
+	cn, hello, ioErr = a.cn, a.hello, a.ioErr
+	a.cn = nil
+	a.mu.Unlock()
+	switch {
+	case err != nil:
+		if cn != nil {
+			// HELLO succeeded, but a hook failed the dial: the error is
+			// the hook's, not HELLO's.
+			_ = cn.nc.Close()
+			return nil, false, false, err
+		}
+		return nil, hello, ioErr, err
+	case cn == nil:
+		if nc != nil {
+			_ = nc.Close()
+		}
+		return nil, false, false, errors.New("cyberdb: a Dial hook returned a connection that its next function did not open " +
+			"(it had no HELLO): return next's connection, or wrap connections in WithDialer's function")
+	case nc != nil && nc != cn.nc:
+		cn.adopt(nc)
+	}
+	return cn, false, false, nil
+}
+
+// adopt makes nc, which a Dial hook returned in place of the connection
+// it wraps, the one that carries c's frames after HELLO. Anything the
+// daemon sent after its HELLO reply is read first.
+func (c *conn) adopt(nc net.Conn) {
+	var r io.Reader = nc
+	if n := c.br.Buffered(); n > 0 {
+		early, _ := c.br.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	c.nc = nc
+	c.br = bufio.NewReaderSize(r, 64<<10)
 }
 
 // flushChain returns the Flush hooks composed around a write to c, or

@@ -8,7 +8,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
@@ -150,5 +153,163 @@ func TestHookFlushPipelines(t *testing.T) {
 	}
 	if len(log.events) > 0 {
 		t.Errorf("%v", log.events)
+	}
+}
+
+// dialLog is a Dial hook that records each attempt: its error, and when
+// it began and ended.
+type dialLog struct {
+	mu   sync.Mutex
+	recs []dialRecord
+}
+
+type dialRecord struct {
+	err        error
+	begin, end time.Time
+}
+
+func (l *dialLog) hook() Hook {
+	return Hook{Dial: func(next DialFunc) DialFunc {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			begin := time.Now()
+			nc, err := next(ctx, network, addr)
+			l.mu.Lock()
+			l.recs = append(l.recs, dialRecord{err, begin, time.Now()})
+			l.mu.Unlock()
+			return nc, err
+		}
+	}}
+}
+
+func (l *dialLog) all() []dialRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
+}
+
+// TestHookDialIncludesHello: the Dial hook sees the HELLO exchange, not
+// only the connect. A daemon that is stopped (SIGSTOP) accepts connections
+// (the kernel does) but answers no HELLO: each attempt is a failed dial
+// for the hook, ending when the dial time-out does. Resumed while a HELLO
+// waits, the dial succeeds, and the hook's next returns only once the
+// daemon answered.
+func TestHookDialIncludesHello(t *testing.T) {
+	d := daemontest.Start(t)
+	t.Cleanup(func() { d.Signal(syscall.SIGCONT) }) // before Stop's SIGTERM
+	ctx := context.Background()
+	stopDaemon(t, d)
+
+	var failed dialLog
+	begin := time.Now()
+	_, err := Open(ctx, d.Socket, WithHooks(failed.hook()), WithDialTimeout(500*time.Millisecond))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "HELLO") {
+		t.Fatalf("Open of a stopped daemon: %v, want ErrUnavailable for want of HELLO's reply", err)
+	}
+	recs := failed.all()
+	if len(recs) == 0 {
+		t.Fatal("the Dial hook saw no attempt")
+	}
+	for i, r := range recs {
+		if r.err == nil {
+			t.Errorf("attempt %d: the Dial hook saw a dial succeed whose HELLO was never answered", i)
+		}
+	}
+	if last := recs[len(recs)-1]; !errors.Is(last.err, ErrUnavailable) || last.end.Sub(begin) < 500*time.Millisecond {
+		t.Errorf("the last attempt ended %v after Open began, with %v; want the dial time-out (500ms) and ErrUnavailable",
+			last.end.Sub(begin), last.err)
+	}
+
+	var ok dialLog
+	resumed := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		at := time.Now()
+		d.Signal(syscall.SIGCONT)
+		resumed <- at
+	}()
+	c, err := Open(ctx, d.Socket, WithHooks(ok.hook()), WithDialTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("Open of a daemon resumed while HELLO waits: %v", err)
+	}
+	defer c.Close()
+	at := <-resumed
+	recs = ok.all()
+	if len(recs) != 1 || recs[0].err != nil {
+		t.Fatalf("the Dial hook saw %+v, want one successful dial", recs)
+	}
+	if recs[0].end.Before(at) {
+		t.Errorf("the Dial hook's dial ended %v before the daemon resumed to answer its HELLO", at.Sub(recs[0].end))
+	}
+}
+
+// TestHookDialAuthFailed: a login the daemon refuses is a failed dial for
+// the Dial hook, with ErrAuthFailed, though the connection and its TLS
+// handshake succeeded; with the right password the dial succeeds.
+func TestHookDialAuthFailed(t *testing.T) {
+	p := daemontest.NewPKI(t)
+	_, addr, pw := startTCP(t, p)
+	ctx := context.Background()
+	var refused dialLog
+	_, err := Open(ctx, addr, WithTLSCAFile(p.CAFile), WithPassword("wrong"), WithHooks(refused.hook()))
+	if !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("Open with a wrong password: %v, want ErrAuthFailed", err)
+	}
+	if recs := refused.all(); len(recs) != 1 || !errors.Is(recs[0].err, ErrAuthFailed) {
+		t.Errorf("the Dial hook saw %+v, want one dial failed with ErrAuthFailed", recs)
+	}
+	var accepted dialLog
+	c := open(t, addr, WithTLSCAFile(p.CAFile), WithPasswordFile(pw), WithHooks(accepted.hook()))
+	must(t, c.Ping(ctx))
+	if recs := accepted.all(); len(recs) != 1 || recs[0].err != nil {
+		t.Errorf("the Dial hook saw %+v, want one successful dial", recs)
+	}
+}
+
+// countConn counts the bytes written through it.
+type countConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestHookDialWraps: a Dial hook that returns a wrapper of next's
+// connection has its wrapper carry the calls after HELLO; one that
+// returns a connection of its own, which had no HELLO, fails the dial
+// with an error that says so.
+func TestHookDialWraps(t *testing.T) {
+	d := daemontest.Start(t)
+	ctx := context.Background()
+	var written atomic.Int64
+	wrap := Hook{Dial: func(next DialFunc) DialFunc {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := next(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return countConn{nc, &written}, nil
+		}
+	}}
+	c := open(t, d.Socket, WithHooks(wrap))
+	must(t, c.CreateDict(ctx, "t", map[string]int{"k": 1}))
+	if v, err := NewDict[string, int](c, "t").Get(ctx, "k"); err != nil || v != 1 {
+		t.Fatalf("get through a wrapped connection: %v %v", v, err)
+	}
+	if written.Load() == 0 {
+		t.Error("the Dial hook's wrapper carried none of the calls")
+	}
+
+	own := Hook{Dial: func(next DialFunc) DialFunc {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, addr)
+		}
+	}}
+	if _, err := Open(ctx, d.Socket, WithHooks(own)); err == nil || !strings.Contains(err.Error(), "did not open") {
+		t.Errorf("Open with a hook that dials its own connection: %v", err)
 	}
 }

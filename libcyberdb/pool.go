@@ -47,6 +47,8 @@ type pool struct {
 		retries, reconnects             atomic.Uint64
 		closedIdle, closedLifetime      atomic.Uint64
 		lostConns                       atomic.Uint64
+
+		healthChecks, healthChecksFailed atomic.Uint64 // WithHealthCheck (connect.go)
 	}
 }
 
@@ -358,6 +360,11 @@ type Stats struct {
 	ClosedIdle    uint64        // connections closed by WithIdleTimeout
 	ClosedMaxLife uint64        // connections retired by WithMaxLifetime
 
+	// WithHealthCheck: PINGs sent to connections that had carried no call
+	// for its period, and those that were not answered in time (each such
+	// connection is closed and replaced, and counts in LostConns too).
+	HealthChecks, HealthChecksFailed uint64
+
 	// The read cache (CachedDict): reads served from it, reads that went
 	// to the daemon, invalidations received (pushes of the daemon, each
 	// of one or more keys, "lost" included), entries dropped to keep
@@ -400,10 +407,12 @@ func (p *pool) statsNow() Stats {
 	s.LostConns = p.stats.lostConns.Load()
 	s.ClosedIdle = p.stats.closedIdle.Load()
 	s.ClosedMaxLife = p.stats.closedLifetime.Load()
+	s.HealthChecks = p.stats.healthChecks.Load()
+	s.HealthChecksFailed = p.stats.healthChecksFailed.Load()
 	return s
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("open=%d/%d pinned=%d idle=%d inflight=%d blocked=%d dials=%d dial_errors=%d waits=%d timeouts=%d retries=%d reconnects=%d lost=%d closed_idle=%d closed_maxlife=%d",
-		s.Open, s.PoolSize, s.Pinned, s.Idle, s.InFlight, s.Blocked, s.Dials, s.DialErrors, s.Waits, s.Timeouts, s.Retries, s.Reconnects, s.LostConns, s.ClosedIdle, s.ClosedMaxLife)
+	return fmt.Sprintf("open=%d/%d pinned=%d idle=%d inflight=%d blocked=%d dials=%d dial_errors=%d waits=%d timeouts=%d retries=%d reconnects=%d lost=%d closed_idle=%d closed_maxlife=%d health_checks=%d health_checks_failed=%d",
+		s.Open, s.PoolSize, s.Pinned, s.Idle, s.InFlight, s.Blocked, s.Dials, s.DialErrors, s.Waits, s.Timeouts, s.Retries, s.Reconnects, s.LostConns, s.ClosedIdle, s.ClosedMaxLife, s.HealthChecks, s.HealthChecksFailed)
 }

@@ -1,5 +1,5 @@
 // Package cyberdbprom exports a libcyberdb.Client's Stats (its pool,
-// waits, retries and reconnects) as a prometheus.Collector, so that an
+// waits, retries, reconnects and health checks) as a prometheus.Collector, so that an
 // application's /metrics shows its cyberdb client beside the daemon's own
 // metrics (cyberdbd --metrics):
 //
@@ -57,6 +57,8 @@ func NewCollector(c Stats, labels prometheus.Labels) *Collector {
 		m("lost_connections_total", "Connections lost (daemon stopped or crashed, I/O error).", k, func(s libcyberdb.Stats) float64 { return float64(s.LostConns) }),
 		m("closed_idle_total", "Connections closed by WithIdleTimeout.", k, func(s libcyberdb.Stats) float64 { return float64(s.ClosedIdle) }),
 		m("closed_max_lifetime_total", "Connections retired by WithMaxLifetime.", k, func(s libcyberdb.Stats) float64 { return float64(s.ClosedMaxLife) }),
+		m("health_checks_total", "PINGs sent to connections idle for WithHealthCheck's period before their next call.", k, func(s libcyberdb.Stats) float64 { return float64(s.HealthChecks) }),
+		m("health_checks_failed_total", "Health checks not answered in time: the connection was closed and replaced.", k, func(s libcyberdb.Stats) float64 { return float64(s.HealthChecksFailed) }),
 		m("cache_hits_total", "CachedDict reads served from the process's own cache.", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheHits) }),
 		m("cache_misses_total", "CachedDict reads that went to the daemon.", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheMisses) }),
 		m("cache_invalidations_total", "Invalidations the daemon pushed to the read cache (lost notices included).", k, func(s libcyberdb.Stats) float64 { return float64(s.CacheInvalidations) }),

@@ -37,12 +37,15 @@ cyberdb_client_pool_size{client="test"} 3
 # HELP cyberdb_client_retries_total Calls resent after their connection failed.
 # TYPE cyberdb_client_retries_total counter
 cyberdb_client_retries_total{client="test"} 0
+# HELP cyberdb_client_health_checks_failed_total Health checks not answered in time: the connection was closed and replaced.
+# TYPE cyberdb_client_health_checks_failed_total counter
+cyberdb_client_health_checks_failed_total{client="test"} 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cyberdb_client_pool_size", "cyberdb_client_retries_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cyberdb_client_pool_size", "cyberdb_client_retries_total", "cyberdb_client_health_checks_failed_total"); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 22 {
-		t.Errorf("%d metrics (%v); want 22", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 24 {
+		t.Errorf("%d metrics (%v); want 24", n, err)
 	}
 	if got := testutil.ToFloat64(gaugeOf(t, reg, "cyberdb_client_dials_total")); got < 1 {
 		t.Errorf("dials_total %v after a ping", got)

@@ -11,7 +11,9 @@
 // (the socket or host:port). A call that fails records its error and sets
 // the span's status to Error; ErrNotFound (a missing key, a cache miss)
 // is a result, not a failure, and is recorded only as the attribute
-// cyberdb.not_found. Dials are spans named "cyberdb.dial".
+// cyberdb.not_found. Dials are spans named "cyberdb.dial": each attempt,
+// from the connect to the daemon's answer to HELLO (TLS and the password
+// included), with the error of a dial that failed at any of them.
 //
 // It is its own Go module, so that programs that do not trace do not
 // depend on OpenTelemetry.
