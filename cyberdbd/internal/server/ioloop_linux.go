@@ -154,6 +154,8 @@ type loopConn struct {
 	more      bool      // whole requests wait in buf for the next round (in l.later)
 	offLoop   bool      // buf starts with a request run off the loop (startOffLoop)
 	queued    bool      // in the loop's pending list
+	pushed    bool      // pushes were taken for it this round: written first (flushAll)
+	written   bool      // flushAll wrote it in its first pass
 	synced    bool      // replies of writes wait for a Durable call off the loop: in l.syncWait or l.syncing
 	syncNext  bool      // in l.syncWait: writes made after the call in flight began
 	closeBy   string    // close once out is written; the reason logged
@@ -825,12 +827,27 @@ func (l *ioLoop) flushAll() {
 			}
 		}
 	}
+	// Connections that got pushes this round are written first: an
+	// invalidation (or watch event) for another connection of this loop
+	// goes out before the reply to the write that caused it, which was
+	// queued in the same round (PROTOCOL.md 6.8).
+	for _, c := range l.pending {
+		if c.pushed {
+			c.pushed = false
+			if !c.closed && !c.synced {
+				l.write(c)
+				c.written = true
+			}
+		}
+	}
 	for _, c := range l.pending {
 		c.queued = false
 		if !l.s.cfg.DurableSlow {
 			c.conn.dirty = false
 		}
-		if !c.closed && !c.synced {
+		if c.written {
+			c.written = false
+		} else if !c.closed && !c.synced {
 			l.write(c)
 		}
 	}
@@ -1316,6 +1333,7 @@ func (l *ioLoop) takePush(c *loopConn) {
 	n := len(c.out)
 	c.out = c.pq.take(c.out)
 	if len(c.out) > n {
+		c.pushed = true
 		l.queue(c)
 	}
 }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"fmt"
+	"net"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,4 +299,49 @@ func TestPushOverflow(t *testing.T) {
 		}
 		_ = time.Second
 	})
+}
+
+// TestInvalidationBeforeReply: on one event loop, the invalidation a write
+// causes is written before the reply to that write (PROTOCOL.md 6.8): once
+// the writer has its reply, the reader's socket already holds the push.
+func TestInvalidationBeforeReply(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops need Linux")
+	}
+	ts := startTestServer(t, ioMode{"one loop", 1}, Config{})
+	rd, wr := ts.dial(), ts.dial()
+	rd.pushHello(1)
+	wr.hello(1)
+	wr.dictWith("cfg", "k", "v1")
+	rd.send(mustReq(2, wire.OpTracking, true))
+	rd.expect(2, wire.CodeOK)
+	for i := range 200 {
+		id := uint64(10 + i)
+		rd.send(mustReq(id, wire.OpDGet, "cfg", "k"))
+		rd.expect(id, wire.CodeOK)
+		wr.send(mustReq(id, wire.OpDSet, "cfg", "k", i))
+		wr.expect(id, wire.CodeOK)
+		if rd.r.Buffered() == 0 && !readable(t, rd.nc) {
+			t.Fatalf("write %d: the writer has its reply, and the reader's invalidation is not there yet", i)
+		}
+		rd.push("invalidate")
+	}
+}
+
+// readable reports whether nc has bytes to read now, without waiting.
+func readable(t *testing.T, nc *net.UnixConn) bool {
+	t.Helper()
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var buf [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
