@@ -357,7 +357,7 @@ func TestConfigSet(t *testing.T) {
 			live[s[0].(string)] = true
 		}
 	}
-	if len(live) != 5 || !live["latency-tracking"] || !live["log-level"] || !live["slowlog-threshold"] {
+	if len(live) != 6 || !live["tracking-max-keys"] || !live["latency-tracking"] || !live["log-level"] || !live["slowlog-threshold"] {
 		t.Errorf("live settings: %v", live)
 	}
 	c.MustCall(t, nil, wire.OpConfigSet, "log-level", "debug")
