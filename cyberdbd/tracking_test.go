@@ -9,13 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"regexp"
 	"testing"
-	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb"
@@ -154,29 +148,8 @@ func testTrackingMaxKeys(t *testing.T, loops string) {
 // said (nothing read or written since).
 func scrapeTracking(t *testing.T, d *daemontest.Daemon, want trackingInfo) {
 	t.Helper()
-	var addr string
-	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := regexp.MustCompile(`serving Prometheus metrics" addr=(http://\S+)`).FindStringSubmatch(d.Output()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no metrics address logged:\n%s", d.Output())
-		}
-	}
-	resp, err := http.Get(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	keys, ev := fams["cyberdb_tracking_keys"], fams["cyberdb_tracking_evicted_total"]
-	if keys == nil || ev == nil {
-		t.Fatalf("no cyberdb_tracking_keys or cyberdb_tracking_evicted_total")
-	}
-	if k, e := keys.Metric[0].GetGauge().GetValue(), ev.Metric[0].GetCounter().GetValue(); k != float64(want.Keys) || e != float64(want.Evicted) {
+	value := scrapeMetrics(t, metricsAddr(t, d))
+	if k, e := value("cyberdb_tracking_keys", ""), value("cyberdb_tracking_evicted_total", ""); k != float64(want.Keys) || e != float64(want.Evicted) {
 		t.Errorf("metrics: tracking keys %v, evicted %v; info said %d, %d", k, e, want.Keys, want.Evicted)
 	}
 }

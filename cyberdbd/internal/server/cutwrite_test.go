@@ -77,25 +77,8 @@ func TestPushWriteCutCloses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conns := make(chan *cutConn, 4)
-			h, err := startHarness(Config{Logger: discardLogger()}, func(l net.Listener) net.Listener {
+			ts := startWrapped(t, Config{}, func(l net.Listener) net.Listener {
 				return cutListener{Listener: l, conns: conns}
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(h.remove)
-			ts := &testServer{t: t, srv: h.srv, path: h.path}
-			t.Cleanup(func() {
-				ts.mu.Lock()
-				clients := ts.clients
-				ts.mu.Unlock()
-				for _, c := range clients {
-					c.nc.Close()
-				}
-				ts.waitConns(0)
-				if err := ts.shutdown(5 * time.Second); err != nil {
-					t.Errorf("Shutdown: %v", err)
-				}
 			})
 			sub := ts.dial()
 			sc := <-conns
