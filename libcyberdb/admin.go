@@ -156,7 +156,7 @@ func (t tableOps) Config(ctx context.Context, name string) ([]Setting, error) {
 }
 
 // SetConfig changes a live setting (log-level, slowlog-threshold,
-// slowlog-max-len, latency-tracking, max-memory) as its flag would, until the daemon
+// slowlog-max-len, latency-tracking, max-memory, tracking-max-keys) as its flag would, until the daemon
 // reloads its config file or restarts. Others fail with ErrBadRequest,
 // saying they need a restart.
 func (t tableOps) SetConfig(ctx context.Context, name, value string) error {

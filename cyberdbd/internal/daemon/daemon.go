@@ -158,6 +158,7 @@ func New(cfg Config) (*Daemon, error) {
 		stopReloads: make(chan struct{}),
 		applied:     o,
 	}
+	d.st.SetTrackingMaxKeys(int64(o.TrackingMaxKeys))
 	if d.version == "" {
 		d.version = "dev"
 	}

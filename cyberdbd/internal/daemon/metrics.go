@@ -113,6 +113,8 @@ var (
 	descUsedMem    = prometheus.NewDesc("cyberdb_memory_used_bytes", "Live heap as the --max-memory guard last measured it.", nil, nil)
 	descMaxMem     = prometheus.NewDesc("cyberdb_memory_max_bytes", "The --max-memory limit in effect; 0: none.", nil, nil)
 	descOverMem    = prometheus.NewDesc("cyberdb_memory_over_limit", "1 while writes that add data are refused for --max-memory.", nil, nil)
+	descTracked    = prometheus.NewDesc("cyberdb_tracking_keys", "Keys registered by read-cache tracking, over all connections.", nil, nil)
+	descTrackEvict = prometheus.NewDesc("cyberdb_tracking_evicted_total", "Registered keys forgotten, each invalidated first, to stay under --tracking-max-keys.", nil, nil)
 	descBlocked    = prometheus.NewDesc("cyberdb_blocked_requests", "Blocking pops waiting for data.", nil, nil)
 	descFsync      = prometheus.NewDesc("cyberdb_fsync_duration_seconds", "Time of the append-only log's fsyncs.", nil, nil)
 	descFsyncFail  = prometheus.NewDesc("cyberdb_fsync_failures_total", "Disk errors of the log that made the daemon refuse writes.", nil, nil)
@@ -127,7 +129,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descConns, descConnsTotal, descTables, descEntries,
-		descDataBytes, descTTLs, descExpired, descExpTables, descEvicted, descUsedMem, descMaxMem, descOverMem, descBlocked,
+		descDataBytes, descTTLs, descExpired, descExpTables, descEvicted, descUsedMem, descMaxMem, descOverMem, descTracked, descTrackEvict, descBlocked,
 		descFsync, descFsyncFail, descLogBytes, descSnaps, descSnapFail, descLastSnap, descSnapDur, descSnapBytes, descRefused} {
 		ch <- d
 	}
@@ -159,6 +161,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descExpired, float64(st.Expired))
 	counter(descExpTables, float64(st.ExpiredTables))
 	counter(descEvicted, float64(st.Evicted))
+	gauge(descTracked, float64(st.TrackingKeys))
+	counter(descTrackEvict, float64(st.TrackingEvicted))
 	gauge(descUsedMem, float64(d.mem.Used()))
 	gauge(descMaxMem, float64(d.mem.Limit()))
 	gauge(descOverMem, b2f(d.mem.Over()))

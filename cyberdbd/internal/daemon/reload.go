@@ -128,6 +128,8 @@ func (d *Daemon) apply(o *options.Options) error {
 	}
 	d.mem.SetLimit(o.MemoryLimit())
 	now.MaxMemory = o.MaxMemory
+	d.st.SetTrackingMaxKeys(int64(o.TrackingMaxKeys))
+	now.TrackingMaxKeys = o.TrackingMaxKeys
 	d.srv.SetSlowLog(o.SlowLogThreshold, o.SlowLogLen)
 	now.SlowLogThreshold, now.SlowLogLen = o.SlowLogThreshold, o.SlowLogLen
 	d.srv.SetLatencyTracking(o.LatencyTracking)

@@ -57,6 +57,9 @@ func (s settings) Set(name, value string) error {
 	case "max-memory":
 		d.mem.SetLimit(o.MemoryLimit())
 		now.MaxMemory = o.MaxMemory
+	case "tracking-max-keys":
+		d.st.SetTrackingMaxKeys(int64(o.TrackingMaxKeys)) // a lower cap forgets the excess now
+		now.TrackingMaxKeys = o.TrackingMaxKeys
 	}
 	for _, c := range options.Changes(d.applied, &now) {
 		d.log.Info("setting changed (config_set)", "setting", c.Setting, "from", c.From, "to", c.To)

@@ -70,6 +70,8 @@ func (o *Options) flagSet(help io.Writer) *flag.FlagSet {
 		"unread replies in `bytes` across all connections: past it, a connection over the --output-limit soft size is closed at once; 0 for no limit")
 	fs.Var(&o.MaxPushBuffer, "max-push-buffer",
 		"server-pushed messages (pub/sub, watch events, cache invalidations) a push connection may leave unread, in `bytes`: past it, the subscription whose message does not fit is dropped and its client told so (a \"lost\" push)")
+	fs.IntVar(&o.TrackingMaxKeys, "tracking-max-keys", o.TrackingMaxKeys,
+		"`keys` the read cache's tracking may register, over all connections (each key once, as Redis's tracking-table-max-keys): past it the daemon forgets random ones, each invalidated first at the clients that cached it, so a client reading millions of distinct keys cannot make it grow without bound; 0 for no cap. Live")
 	fs.Var(levelValue{&o.LogLevel}, "log-level", "log `level`: debug (each connection, and each request with its table, key and duration), info, warn or error; live: cyberdb config set log-level debug")
 	fs.DurationVar(&o.SlowLogThreshold, "slowlog-threshold", o.SlowLogThreshold, "keep requests that take at least this `duration` in the slow log (cyberdb slowlog); 0 turns it off. Live: cyberdb config set slowlog-threshold 5ms")
 	fs.IntVar(&o.SlowLogLen, "slowlog-max-len", o.SlowLogLen, "`entries` the slow log keeps, the newest; live")
@@ -124,10 +126,11 @@ Examples:
 
 Signals: SIGINT or SIGTERM stop accepting, finish requests in flight and exit 0.
 SIGHUP re-reads the --config file and applies what can change live (log-level,
-slowlog-threshold, slowlog-max-len, max-memory, and the TCP listener's
-certificate, key, client CA and password; a changed password closes the
-sessions of the old one, see --password-change). 'cyberdb config set' changes
-the first four at run time too, until the next SIGHUP or restart.
+slowlog-threshold, slowlog-max-len, latency-tracking, max-memory,
+tracking-max-keys, and the TCP listener's certificate, key, client CA and
+password; a changed password closes the sessions of the old one, see
+--password-change). 'cyberdb config set' changes the first six at run time
+too, until the next SIGHUP or restart.
 Under systemd, cyberdbd takes its sockets from the .socket units (README, "Run
 as a service").
 `

@@ -24,6 +24,7 @@ import (
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/memlimit"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/persist"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/server"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	OutputLimit      server.OutputLimit `flag:"output-limit"`       // zero: no limit
 	MaxOutputMemory  Size               `flag:"max-output-memory"`  // 0: no limit
 	MaxPushBuffer    Size               `flag:"max-push-buffer"`    // per push connection
+	// TrackingMaxKeys: keys registered by read-cache tracking, over all
+	// connections; past it random ones are invalidated and
+	// forgotten (store.SetTrackingMaxKeys). 0: no cap.
+	TrackingMaxKeys int `flag:"tracking-max-keys"`
 
 	LogLevel slog.Level `flag:"log-level"`
 
@@ -127,6 +132,10 @@ func (o *Options) MemoryLimit() int64 {
 	return int64(o.MaxMemory)
 }
 
+// MaxTrackingMaxKeys bounds --tracking-max-keys: a cap past a billion
+// keys (some 100 GB of registrations) is a typo; give 0 for none.
+const MaxTrackingMaxKeys = 1 << 30
+
 // AutoIOLoops is the IOLoops value "auto": DefaultIOLoops() loops, decided
 // on the machine the daemon runs on.
 const AutoIOLoops = -1
@@ -160,6 +169,7 @@ func Default() *Options {
 		OutputLimit:      server.DefaultOutputLimit,
 		MaxOutputMemory:  server.DefaultMaxOutputMemory,
 		MaxPushBuffer:    server.DefaultMaxPushBuffer,
+		TrackingMaxKeys:  store.DefaultTrackingMaxKeys,
 		LogLevel:         slog.LevelInfo,
 		SlowLogThreshold: 10 * time.Millisecond,
 		SlowLogLen:       server.DefaultSlowLogLen,
@@ -252,6 +262,9 @@ func (o *Options) validateLimits() error {
 	}
 	if o.MaxPushBuffer < 1<<10 || o.MaxPushBuffer > 1<<30 {
 		return fmt.Errorf("--max-push-buffer %s: must be 1KiB to 1GiB", o.MaxPushBuffer)
+	}
+	if o.TrackingMaxKeys < 0 || o.TrackingMaxKeys > MaxTrackingMaxKeys {
+		return fmt.Errorf("--tracking-max-keys %d: want 1 to %d keys, or 0 for no cap", o.TrackingMaxKeys, MaxTrackingMaxKeys)
 	}
 	if o.MaxOutputMemory < 0 {
 		return fmt.Errorf("--max-output-memory %s: must not be negative", o.MaxOutputMemory)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,45 @@ func TestMaxMemoryFlag(t *testing.T) {
 		if strings.Contains(l, "--max-memory") && !strings.Contains(l, "(default auto)") {
 			t.Errorf("--max-memory help: %q", l)
 		}
+	}
+}
+
+// TestTrackingMaxKeysFlag: --tracking-max-keys defaults to a million,
+// takes 0 for no cap, refuses what is negative or absurd, and is a live
+// setting that With checks as the flag.
+func TestTrackingMaxKeysFlag(t *testing.T) {
+	o, err := Parse(nil, io.Discard)
+	if err != nil || o.TrackingMaxKeys != 1_000_000 {
+		t.Fatalf("default: %d %v, want 1000000", o.TrackingMaxKeys, err)
+	}
+	for args, want := range map[string]int{"--tracking-max-keys=0": 0, "--tracking-max-keys=1000": 1000, "--tracking-max-keys 1": 1} {
+		if o, err := Parse(strings.Fields(args), io.Discard); err != nil || o.TrackingMaxKeys != want {
+			t.Errorf("%s: %d %v, want %d", args, o.TrackingMaxKeys, err, want)
+		}
+	}
+	for _, bad := range []string{"--tracking-max-keys=-1", "--tracking-max-keys=lots", "--tracking-max-keys=5000000000"} {
+		if _, err := Parse([]string{bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "tracking-max-keys") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	if !slices.Contains(LiveSettings, "tracking-max-keys") {
+		t.Error("tracking-max-keys is not a live setting")
+	}
+	c, err := o.With("tracking-max-keys", "5000")
+	if err != nil || c.TrackingMaxKeys != 5000 || o.TrackingMaxKeys != 1_000_000 {
+		t.Fatalf("With 5000: %v %v (the original now %d)", c, err, o.TrackingMaxKeys)
+	}
+	if _, err := o.With("tracking-max-keys", "-3"); err == nil || !strings.Contains(err.Error(), "tracking-max-keys") {
+		t.Errorf("With -3: %v", err)
+	}
+	found := false
+	for _, v := range c.Values() {
+		if v.Name == "tracking-max-keys" {
+			found = v.Value == "5000"
+		}
+	}
+	if !found {
+		t.Errorf("Values has no tracking-max-keys 5000: %v", c.Values())
 	}
 }
 

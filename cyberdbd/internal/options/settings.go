@@ -12,7 +12,7 @@ import (
 // LiveSettings are the settings that change while the daemon runs, by
 // config_set (cyberdb config set) or a reload (SIGHUP). Every other
 // setting needs a restart.
-var LiveSettings = []string{"log-level", "slowlog-threshold", "slowlog-max-len", "latency-tracking", "max-memory"}
+var LiveSettings = []string{"log-level", "slowlog-threshold", "slowlog-max-len", "latency-tracking", "max-memory", "tracking-max-keys"}
 
 // Value is one setting as config_get shows it.
 type Value struct {

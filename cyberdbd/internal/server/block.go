@@ -155,13 +155,16 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 				if d.GiveBack != nil {
 					c.shared.giveBacks = append(c.shared.giveBacks, pendingGiveBack{end: len(c.out), fn: d.GiveBack})
 				}
+			} else if c.shared.broken.Load() {
+				undelivered = true // the connection is closing: nothing more is written
 			} else {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := c.nc.Write(frame); err != nil {
 					// Not written whole (EPIPE: the client shut its
-					// reading side or is gone): the value goes back.
-					c.log.Debug("reply to a parked request failed", "id", id, "err", err)
+					// reading side or is gone): the value goes back,
+					// and the stream, perhaps cut in the frame, ends.
 					undelivered = true
+					c.writeBroke("the reply to a parked request", err)
 				}
 				c.writeDL = time.Time{}
 				c.armIdle()

@@ -106,8 +106,12 @@ type conn struct {
 // fields' comment); a pointer, so that an event loop's copy of the conn
 // (adopt) shares it.
 type shared struct {
-	wmu         sync.Mutex
-	gone        bool
+	wmu  sync.Mutex
+	gone bool
+	// broken: a write to nc failed, perhaps after part of a frame went
+	// out, so the stream is cut and nothing more may be written (set
+	// under wmu; read without it by the loop to say why it ended).
+	broken      atomic.Bool
 	unpark      chan struct{}
 	interrupted atomic.Bool
 
@@ -216,6 +220,11 @@ func (c *conn) loop() string {
 			continue
 		}
 		if err != nil {
+			if c.shared.broken.Load() {
+				// A goroutine writing pushes or a parked request's
+				// reply failed and closed the connection (writeBroke).
+				return "write failed"
+			}
 			reason := c.readFailed(err)
 			// Replies to the requests read with the end of the stream
 			// (a client that half-closed, or stopped mid-frame) still go out.
@@ -315,6 +324,12 @@ func (c *conn) flushOut() (undelivered []pendingGiveBack, err error) {
 	if len(c.out) == 0 {
 		return nil, nil
 	}
+	if c.shared.broken.Load() {
+		gbs := c.shared.giveBacks
+		c.shared.giveBacks = nil
+		c.out = c.out[:0]
+		return gbs, errStreamBroken
+	}
 	shift := 0 // bytes put before the replies whose offsets giveBacks holds
 	if c.pq != nil {
 		// Pushes queued before these replies go out first (the push
@@ -361,6 +376,7 @@ func (c *conn) flushOut() (undelivered []pendingGiveBack, err error) {
 	}
 	if err != nil {
 		undelivered = unwritten(gbs, n-shift)
+		c.shared.broken.Store(true) // the loop ends; nobody writes after a cut frame
 	}
 	if cap(c.out) > 4*flushAt {
 		c.out = nil // don't pin a huge reply buffer
@@ -368,6 +384,21 @@ func (c *conn) flushOut() (undelivered []pendingGiveBack, err error) {
 		c.out = c.out[:0]
 	}
 	return undelivered, err
+}
+
+// errStreamBroken: an earlier write to the connection failed, perhaps
+// in the middle of a frame; the connection is closing.
+var errStreamBroken = errors.New("an earlier write failed: the stream may be cut in the middle of a frame")
+
+// writeBroke ends a goroutine-served connection whose write by another
+// goroutine than its own (pushes, a parked request's reply, a monitor)
+// failed: part of a frame may have gone out, so nothing may follow it on
+// the stream, as the loop does when its own flush fails. Closing nc ends
+// the connection's read, and its goroutine cleans up. Must hold wmu.
+func (c *conn) writeBroke(what string, err error) {
+	c.shared.broken.Store(true)
+	c.log.Info("closing connection: writing "+what+" failed", "err", err)
+	_ = c.nc.Close()
 }
 
 // handle executes one request frame and queues its reply.

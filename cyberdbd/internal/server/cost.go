@@ -86,6 +86,11 @@ func (s *Server) slowRequest(body []byte) bool {
 	if op == wire.OpSave {
 		return s.cfg.Save != nil
 	}
+	if op == wire.OpConfigSet {
+		// Rare, and lowering tracking-max-keys forgets (and
+		// invalidates) up to millions of registrations at once.
+		return true
+	}
 	if carriesItems[op] && len(body) > itemsFrame {
 		return true
 	}

@@ -72,10 +72,19 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func startTestServer(t *testing.T, m ioMode, cfg Config) *testServer {
 	t.Helper()
 	cfg.IOLoops = m.loops
+	ts := startWrapped(t, cfg, nil)
+	waitLoops(t, ts.srv, m)
+	return ts
+}
+
+// startWrapped is startTestServer with the listener Serve gets wrapped
+// by wrap (startHarness), in the I/O model cfg says.
+func startWrapped(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
-	h, err := startHarness(cfg, nil)
+	h, err := startHarness(cfg, wrap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +111,6 @@ func startTestServer(t *testing.T, m ioMode, cfg Config) *testServer {
 			t.Errorf("Serve did not return after Shutdown")
 		}
 	})
-	waitLoops(t, srv, m)
 	return ts
 }
 

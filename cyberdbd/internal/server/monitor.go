@@ -240,14 +240,13 @@ func (m *monitorSub) writeDirect(b []byte) bool {
 	c := m.conn
 	c.shared.wmu.Lock()
 	defer c.shared.wmu.Unlock()
-	if c.gone {
+	if c.gone || c.shared.broken.Load() {
 		return false
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.writeDL = time.Time{} // the connection's own flush sets its deadline again
 	if _, err := c.nc.Write(b); err != nil {
-		c.log.Info("closing connection: writing its monitor pushes failed", "err", err)
-		_ = c.nc.Close()
+		c.writeBroke("its monitor pushes", err)
 		return false
 	}
 	return true

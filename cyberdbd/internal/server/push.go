@@ -244,10 +244,10 @@ func (c *conn) flushPushAsync() {
 				q.mu.Unlock()
 				continue
 			}
-			if !c.gone {
+			if !c.gone && !c.shared.broken.Load() {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := c.nc.Write(buf); err != nil {
-					c.log.Debug("push write failed", "err", err)
+					c.writeBroke("its pushes", err)
 				}
 				c.writeDL = time.Time{}
 			}

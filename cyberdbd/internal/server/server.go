@@ -419,6 +419,8 @@ func (s *Server) info() map[string]any {
 		"evicted":           st.Evicted,
 		"pushed":            s.pushed.Load(),
 		"push_lost":         s.pushLost.Load(),
+		"tracking_keys":     st.TrackingKeys,
+		"tracking_evicted":  st.TrackingEvicted,
 		"ttl_entries":       st.TTLs,
 		"memory_bytes":      ms.Sys - ms.HeapReleased,
 		"heap_bytes":        ms.HeapAlloc,

@@ -148,6 +148,7 @@ func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker)
 		return out, errNoSuchTable(name)
 	}
 	now := s.now()
+	added := false // a key new to t.track: the cap may be passed
 	res, err := s.execOn(t, nil, op, opDGet, args, out, now, now, true)
 	if err == nil || wire.AsError(err).Code == wire.CodeKeyNotFound {
 		// (A miss is cacheable too: the client may keep "absent".)
@@ -158,7 +159,7 @@ func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker)
 			if t.track == nil {
 				t.track = make(map[string][]trackReg)
 			}
-			regs := t.track[string(key)]
+			regs, had := t.track[string(key)]
 			dup := false
 			for i := range regs {
 				if regs[i].tr == tr {
@@ -169,10 +170,19 @@ func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker)
 			if !dup {
 				t.track[string(key)] = append(regs, trackReg{tr, gen})
 			}
+			if !had {
+				added = s.trackKeyAdded(t)
+			}
 			t.tmu.Unlock()
 		}
 	}
 	s.release(t, false)
+	if added {
+		// Over the cap: forget other keys (this one may go too), their
+		// invalidations queued first. After the table's lock is given
+		// back: trimTracking takes other tables' tmu, one at a time.
+		s.trimTracking(trimBudget)
+	}
 	return res, err
 }
 
@@ -375,14 +385,15 @@ func (s *Store) invalidate(chs []change) {
 			continue
 		}
 		if ch.all {
-			for k, regs := range t.track {
+			for _, regs := range t.track {
 				for _, r := range regs {
 					if !r.tr.closed.Load() && r.gen == r.tr.gen.Load() {
 						add(r.tr, t, nil)
 					}
 				}
-				delete(t.track, k)
 			}
+			s.trackKeysRemoved(t, len(t.track))
+			t.track = nil // a map does not shrink: let a big one go
 		} else {
 			for _, key := range ch.keys {
 				regs, ok := t.track[string(key)]
@@ -390,6 +401,7 @@ func (s *Store) invalidate(chs []change) {
 					continue
 				}
 				delete(t.track, string(key))
+				s.trackKeysRemoved(t, 1)
 				for _, r := range regs {
 					if !r.tr.closed.Load() && r.gen == r.tr.gen.Load() {
 						add(r.tr, t, key)
@@ -400,28 +412,35 @@ func (s *Store) invalidate(chs []change) {
 		t.tmu.Unlock()
 	}
 	for _, v := range todo {
-		var b []byte
-		b, start := wire.BeginReply(b, 0)
-		b = wire.AppendMapHeader(b, 4)
-		b = wire.AppendText(b, "push")
-		b = wire.AppendText(b, "invalidate")
-		b = wire.AppendText(b, "sub")
-		b = wire.AppendUint(b, v.tr.Sub)
-		b = wire.AppendText(b, "table")
-		b = wire.AppendText(b, v.t.name)
-		b = wire.AppendText(b, "keys")
-		if v.all {
-			b = wire.AppendNull(b)
-		} else {
-			b = wire.AppendArrayHeader(b, len(v.keys))
-			for _, k := range v.keys {
-				b = append(b, k...)
-			}
+		v.tr.invalidate(v.t.name, v.keys, v.all)
+	}
+}
+
+// invalidate queues on tr's connection the push that says keys of table
+// (with all: every key of it) are no longer registered:
+// {"push": "invalidate", "sub", "table", "keys": [k...] | null}.
+func (tr *Tracker) invalidate(table string, keys [][]byte, all bool) {
+	var b []byte
+	b, start := wire.BeginReply(b, 0)
+	b = wire.AppendMapHeader(b, 4)
+	b = wire.AppendText(b, "push")
+	b = wire.AppendText(b, "invalidate")
+	b = wire.AppendText(b, "sub")
+	b = wire.AppendUint(b, tr.Sub)
+	b = wire.AppendText(b, "table")
+	b = wire.AppendText(b, table)
+	b = wire.AppendText(b, "keys")
+	if all {
+		b = wire.AppendNull(b)
+	} else {
+		b = wire.AppendArrayHeader(b, len(keys))
+		for _, k := range keys {
+			b = append(b, k...)
 		}
-		b = wire.EndFrame(b, start)
-		if !v.tr.Sink.Push(v.tr.Sub, b) {
-			v.tr.reset() // the client was told "lost": it empties its cache
-		}
+	}
+	b = wire.EndFrame(b, start)
+	if !tr.Sink.Push(tr.Sub, b) {
+		tr.reset() // the client was told "lost": it empties its cache
 	}
 }
 
@@ -518,4 +537,16 @@ type hookState struct {
 	born    atomic.Int64 // tables created (table.seq)
 	hmu     sync.Mutex   // guards watches; a leaf
 	watches map[string][]*Watch
+
+	// The tracking cap (tracking.go): trackMax is --tracking-max-keys
+	// (0: none); trackKeys counts the keys of every table's track map
+	// (a key read by several connections once, as Redis's
+	// tracking_total_keys); trackEvicted, the keys the cap made the
+	// store forget. trmu guards trackTables, the tables whose track map
+	// is not empty: a leaf, taken under a table's tmu.
+	trackMax     atomic.Int64
+	trackKeys    atomic.Int64
+	trackEvicted atomic.Int64
+	trmu         sync.Mutex
+	trackTables  map[*table]struct{}
 }

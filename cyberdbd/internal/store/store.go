@@ -54,6 +54,9 @@ type Stats struct {
 	ExpiredTables int64 // tables dropped because their deadline passed, since start
 	Evicted       int64 // entries cache tables evicted, since start
 	TTLs          int64 // entries with a deadline
+
+	TrackingKeys    int64 // keys registered by read-cache tracking, over all connections (each once)
+	TrackingEvicted int64 // registered keys forgotten (and invalidated) for --tracking-max-keys, since start
 }
 
 // Option configures a Store.
@@ -65,6 +68,7 @@ func WithClock(c Clock) Option { return func(s *Store) { s.clock = c } }
 // New returns an empty store.
 func New(opts ...Option) *Store {
 	s := &Store{tables: make(map[string]*table), waits: make(map[string]*waitQueue), clock: systemClock{}}
+	s.trackMax.Store(DefaultTrackingMaxKeys)
 	for _, o := range opts {
 		o(s)
 	}
@@ -423,6 +427,7 @@ func (s *Store) release(t *table, write bool) {
 	t.publish()
 	if t.kind == kindNone && !t.dropped {
 		t.dropped = true
+		s.untrackTable(t)
 		s.mu.Lock()
 		if s.tables[t.name] == t {
 			delete(s.tables, t.name)
@@ -449,6 +454,7 @@ func (s *Store) Stats() Stats {
 		st.TTLs += t.pubTTLs.Load()
 	}
 	st.Expired, st.ExpiredTables, st.Evicted = s.expired.Load(), s.expiredTables.Load(), s.evicted.Load()
+	st.TrackingKeys, st.TrackingEvicted = s.trackKeys.Load(), s.trackEvicted.Load()
 	return st
 }
 

@@ -73,7 +73,7 @@ connection. Anyone who may use the daemon may do this (see README,
 
 Example:
   cyberdb kill-client 7`, run: runKillClient},
-		{name: "config", group: groupServer, args: "get [NAME] | set NAME VALUE", summary: "show the daemon's settings, or change a live one (log-level, slowlog-threshold, slowlog-max-len, latency-tracking, max-memory)", min: 1, max: 3,
+		{name: "config", group: groupServer, args: "get [NAME] | set NAME VALUE", summary: "show the daemon's settings, or change a live one (log-level, slowlog-threshold, slowlog-max-len, latency-tracking, max-memory, tracking-max-keys)", min: 1, max: 3,
 			ops: []wire.Op{wire.OpConfigGet, wire.OpConfigSet},
 			help: `get prints each setting in effect, one JSON object per line, with
 "live": true for those that set can change while the daemon runs. set takes
@@ -86,7 +86,8 @@ Examples:
   cyberdb config get max-memory
   cyberdb config set log-level debug
   cyberdb config set slowlog-threshold 2ms
-  cyberdb config set max-memory 4GiB`, run: runConfig},
+  cyberdb config set max-memory 4GiB
+  cyberdb config set tracking-max-keys 200000`, run: runConfig},
 	} {
 		register(c)
 	}
