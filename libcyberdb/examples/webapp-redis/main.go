@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -83,8 +85,15 @@ func initKey(addr string) error {
 	defer cancel()
 	c := client(addr)
 	defer c.Close()
-	return c.HSet(ctx, "centre", "content", "Hello CyberDB!").Err()
+	if err := c.HSet(ctx, "centre", "content", "Hello CyberDB!").Err(); err != nil {
+		return err
+	}
+	return c.HSetNX(ctx, "flags", "beta", "off").Err()
 }
+
+// sessionTTL is how long a visitor's session lives after its last visit,
+// as in the cyberdb web app.
+const sessionTTL = 30 * time.Minute
 
 // serve is webapp's: listen once, start the workers on the inherited socket.
 func serve(addr string, args []string) error {
@@ -152,18 +161,55 @@ func worker(addr string) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		content, err := c.HGet(r.Context(), "centre", "content").Result()
+		// The same work as libcyberdb/examples/webapp's handler, as a
+		// go-redis user writes it: the content, the feature flag (a
+		// round trip each time: go-redis has no client-side cache), and
+		// the visitor's session count with its deadline pushed back, in
+		// one MULTI/EXEC.
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Worker-Pid", pid)
-		if err != nil {
+		fail := func(err error) {
 			w.WriteHeader(http.StatusInternalServerError)
 			json.NewEncoder(w).Encode(map[string]any{"code": 0, "error": err.Error()})
+		}
+		content, err := c.HGet(r.Context(), "centre", "content").Result()
+		if err != nil {
+			fail(err)
 			return
 		}
+		beta, err := c.HGet(r.Context(), "flags", "beta").Result()
+		if errors.Is(err, redis.Nil) {
+			beta, err = "off", nil
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		sid := ""
+		if ck, err := r.Cookie("session"); err == nil && len(ck.Value) == 32 {
+			sid = ck.Value
+		} else {
+			var b [16]byte
+			rand.Read(b[:])
+			sid = hex.EncodeToString(b[:])
+		}
+		var visits *redis.IntCmd
+		if _, err := c.TxPipelined(r.Context(), func(p redis.Pipeliner) error {
+			visits = p.Incr(r.Context(), "sessions:"+sid)
+			p.Expire(r.Context(), "sessions:"+sid, sessionTTL)
+			return nil
+		}); err != nil {
+			fail(err)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: sid, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL / time.Second)})
 		json.NewEncoder(w).Encode(struct {
 			Code    int    `json:"code"`
 			Content string `json:"content"`
-		}{1, content})
+			Visits  int    `json:"visits"`
+			Beta    string `json:"beta"`
+		}{1, content, int(visits.Val()), beta})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
