@@ -100,6 +100,9 @@ type conn struct {
 	// Whoever starts a burst zeroes it: loop below, ioLoop.execute, a
 	// request run off the loop.
 	clk time.Time
+	// opTime is the clock reading exec hands the store for expiry
+	// (Store.ExecAt), while handle runs a timed request; zero otherwise.
+	opTime time.Time
 }
 
 // shared is the part of a conn that other goroutines touch (see the
@@ -446,7 +449,15 @@ func (c *conn) handle(body []byte) {
 		return
 	}
 	out, start := wire.BeginReply(c.out, req.ID)
+	if timed {
+		// The clock reading that times the request (the end of the one
+		// before it in the burst, or this burst's start) decides expiry
+		// too: one reading for both. Untimed, a burst reads the clock
+		// once, too stale for expiry: the store reads its own.
+		c.opTime = began
+	}
 	out, err = c.exec(req, out)
+	c.opTime = time.Time{}
 	if timed {
 		c.observe(req, began, err)
 	} else {
@@ -560,9 +571,9 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 		return c.execPush(req, out)
 	}
 	if c.tracker != nil && req.Op == wire.OpDGet {
-		return c.s.store.ExecTracked(req.Op, req.Args, out, c.tracker)
+		return c.s.store.ExecTrackedAt(req.Op, req.Args, out, c.tracker, c.opTime)
 	}
-	return c.s.store.Exec(req.Op, req.Args, out)
+	return c.s.store.ExecAt(req.Op, req.Args, out, c.opTime)
 }
 
 // Features are announced in the HELLO reply.

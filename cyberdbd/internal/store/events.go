@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -135,8 +136,13 @@ func (tr *Tracker) reset() { tr.gen.Add(1) }
 // write of the key after it queues an invalidation for tr (once). Any
 // other op runs as Exec.
 func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker) ([]byte, error) {
+	return s.ExecTrackedAt(op, args, out, tr, time.Time{})
+}
+
+// ExecTrackedAt is ExecTracked deciding expiry at t, as ExecAt.
+func (s *Store) ExecTrackedAt(op wire.Op, args wire.Args, out []byte, tr *Tracker, at time.Time) ([]byte, error) {
 	if op != wire.OpDGet || tr == nil || tr.closed.Load() {
-		return s.Exec(op, args, out)
+		return s.ExecAt(op, args, out, at)
 	}
 	args.Op = op
 	name, err := tableName(args)
@@ -147,7 +153,7 @@ func (s *Store) ExecTracked(op wire.Op, args wire.Args, out []byte, tr *Tracker)
 	if t == nil {
 		return out, errNoSuchTable(name)
 	}
-	now := s.now()
+	now := s.nowAt(at)
 	added := false // a key new to t.track: the cap may be passed
 	res, err := s.execOn(t, nil, op, opDGet, args, out, now, now, true)
 	if err == nil || wire.AsError(err).Code == wire.CodeKeyNotFound {

@@ -628,3 +628,38 @@ func TestTTLMemoryPerEntry(t *testing.T) {
 		t.Fatalf("a deadline costs %.1f bytes an entry, want at most 16", per)
 	}
 }
+
+// TestExecAt: on the system clock, ExecAt decides expiry at the reading
+// its caller took; on another clock (tests, the embedded daemon's fake
+// clock) the reading is ignored and the store's own clock decides.
+func TestExecAt(t *testing.T) {
+	get := mkArgs(t, wire.OpDGet, "d", "k", "gone")
+	read := func(s *Store, at time.Time) string {
+		out, err := s.ExecAt(wire.OpDGet, get, nil, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire.Diagnose(out)
+	}
+
+	sys := New()
+	do(t, sys, wire.OpCreateDict, "d", nil)
+	do(t, sys, wire.OpDSet, "d", "k", "v", ttl(60_000))
+	now := time.Now()
+	if got := read(sys, now); got != `"v"` {
+		t.Fatalf("system clock, at now: %s, want \"v\"", got)
+	}
+	if got := read(sys, now.Add(2*time.Minute)); got != `"gone"` {
+		t.Fatalf("system clock, at now+2m (past the 1m TTL): %s, want the default: the caller's reading was not used", got)
+	}
+	if got := read(sys, time.Time{}); got != `"v"` {
+		t.Fatalf("system clock, no reading: %s, want \"v\"", got)
+	}
+
+	manual, _ := clockStore()
+	do(t, manual, wire.OpCreateDict, "d", nil)
+	do(t, manual, wire.OpDSet, "d", "k", "v", ttl(60_000))
+	if got := read(manual, t0.Add(2*time.Minute)); got != `"v"` {
+		t.Fatalf("manual clock, a reading 2m on: %s, want \"v\": the reading must be ignored", got)
+	}
+}
