@@ -518,3 +518,41 @@ func TestPairsAllocs(t *testing.T) {
 		t.Fatalf("Pairs of a 4-key map: %v allocations, want 0", n)
 	}
 }
+
+// FuzzSplitFlat: splitFlat, the one-pass check and split of flat requests,
+// accepts nothing the library's Wellformed refuses, and splits what it
+// accepts exactly as splitWellformed does; and a flat request decodes the
+// same as through the library.
+func FuzzSplitFlat(f *testing.F) {
+	enc := func(v any) []byte { b, _ := Marshal(v); return b }
+	f.Add(enc([]any{1, 2, "t", "k", "v"}))
+	f.Add(enc([]any{7, 20, "t", []byte{1, 2}, -5, 1.5, true, false, nil}))
+	f.Add([]byte{0x83, 0x01, 0x02, 0x63, 0xff, 0xfe, 0xfd})       // invalid UTF-8
+	f.Add([]byte{0x83, 0x01, 0x02, 0xf8, 0x10})                   // a 2-byte simple value under 32
+	f.Add([]byte{0x83, 0x01, 0x02, 0xe0})                         // simple value 0
+	f.Add([]byte{0x83, 0x01, 0x02, 0x7f, 0x61, 'a', 0xff})        // indefinite text
+	f.Add([]byte{0x82, 0x01, 0x02, 0x00})                         // a byte after the array
+	f.Add([]byte{0x83, 0x01, 0x02, 0xfb, 0, 0, 0, 0, 0, 0, 0, 0}) // a float64
+	f.Add([]byte{0x83, 0x01, 0x02, 0x5a, 0xff, 0xff, 0xff, 0xff}) // a byte string longer than the frame
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, ok := splitFlat(body, nil)
+		if !ok {
+			return
+		}
+		if err := decMode.Wellformed(body); err != nil {
+			t.Fatalf("splitFlat accepted %x, which the library refuses: %v", body, err)
+		}
+		if body[0]>>5 != 4 {
+			t.Fatalf("splitFlat accepted %x, not an array", body)
+		}
+		want := splitWellformed(body, nil)
+		if len(items) != len(want) {
+			t.Fatalf("splitFlat(%x): %d items, splitWellformed %d", body, len(items), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(items[i], want[i]) {
+				t.Fatalf("splitFlat(%x) item %d = %x, splitWellformed %x", body, i, items[i], want[i])
+			}
+		}
+	})
+}
