@@ -366,7 +366,7 @@ func splitFlat(body []byte, items []Raw) ([]Raw, bool) {
 				return items, false
 			}
 			end += int(arg)
-			if major == 3 && !utf8.Valid(body[off+hl : end]) {
+			if major == 3 && !utf8.Valid(body[off+hl:end]) {
 				return items, false
 			}
 		case 7:
