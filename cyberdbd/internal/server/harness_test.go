@@ -23,6 +23,11 @@ type harness struct {
 // name could make the socket path exceed the 108 bytes a Unix socket
 // address holds. The caller shuts the server down and calls remove.
 func startHarness(cfg Config, wrap func(net.Listener) net.Listener) (*harness, error) {
+	return startHarnessStore(cfg, store.New(), wrap)
+}
+
+// startHarnessStore is startHarness serving st.
+func startHarnessStore(cfg Config, st *store.Store, wrap func(net.Listener) net.Listener) (*harness, error) {
 	dir, err := os.MkdirTemp("", "cdbsrv")
 	if err != nil {
 		return nil, err
@@ -37,7 +42,7 @@ func startHarness(cfg Config, wrap func(net.Listener) net.Listener) (*harness, e
 	if wrap != nil {
 		l = wrap(l)
 	}
-	h.srv = New(cfg, store.New())
+	h.srv = New(cfg, st)
 	go func() { h.served <- h.srv.Serve(l) }()
 	return h, nil
 }

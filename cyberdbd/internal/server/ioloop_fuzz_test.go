@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -26,8 +29,11 @@ const fuzzMaxFrame = 1 << 20
 //
 // The two servers live for the whole run, each with its own store: both
 // see the same streams in the same order, so their stores stay identical
-// and HELLO's conn_id matches. info and save requests are taken out of the
-// stream (uptime, memory: their replies legitimately differ). After a
+// and HELLO's conn_id matches. What depends on when a request runs is
+// held still: the stores read a clock that does not move (an entry's
+// deadline, a TTL left), and info, save and blocking ops with a finite
+// time-out are taken out of the stream (uptime, memory; whether the
+// time-out or a value came first). After a
 // difference both servers are replaced, so that one failure does not make
 // the stores, and so the next inputs' replies, differ.
 func FuzzConnStream(f *testing.F) {
@@ -64,42 +70,137 @@ func FuzzConnStream(f *testing.F) {
 	if err := start(); err != nil {
 		f.Fatal(err)
 	}
+	// history holds the inputs the servers have seen since they started:
+	// a difference can come from an earlier input's state, so on one the
+	// whole history is written to a file that TestConnStreamReplay runs
+	// again. The servers are replaced every historyMax inputs.
+	var history [][]byte
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if servers[0] == nil {
 			t.Fatal("no servers: starting them failed after an earlier failure")
 		}
-		in := withoutVaryingOps(data)
-		chunk := fuzzChunk(data)
-		var outs [2][]byte
-		var errs [2]error
-		var wg sync.WaitGroup
-		for i, s := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				outs[i], errs[i] = exchange(s.path, in, chunk)
-			}()
-		}
-		wg.Wait()
-		if errs[0] == nil && errs[1] == nil && bytes.Equal(outs[0], outs[1]) {
-			return
-		}
-		if err := stop(); err != nil {
-			t.Error(err)
-		}
-		if err := start(); err != nil {
-			t.Error(err)
-		}
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("%s: %v", modes[i].name, err)
+		if len(history) == historyMax {
+			history = history[:0]
+			if err := errors.Join(stop(), start()); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if !bytes.Equal(outs[0], outs[1]) {
-			t.Errorf("the I/O models reply differently to a stream of %d bytes written in chunks of %d:\n%s",
-				len(in), chunk, describeDiff(modes[0].name, outs[0], modes[1].name, outs[1]))
+		history = append(history, bytes.Clone(data))
+		diff, err := compareModes(modes, servers, data)
+		if diff == "" && err == nil {
+			return
 		}
+		if err := errors.Join(stop(), start()); err != nil {
+			t.Error(err)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		if diff != "" {
+			if len(history) > 1 {
+				if name, err := writeHistory(history); err != nil {
+					t.Errorf("writing the history: %v", err)
+				} else {
+					diff += fmt.Sprintf("\nthe %d inputs since the servers started are in %s: CYBERDB_FUZZ_REPLAY=%s go test -run TestConnStreamReplay ./cyberdbd/internal/server", len(history), name, name)
+				}
+			}
+			t.Error(diff)
+		}
+		history = history[:0]
 	})
+}
+
+// historyMax is how many inputs FuzzConnStream's servers see before it
+// replaces them.
+const historyMax = 2000
+
+// compareModes sends data (as FuzzConnStream does) to each server, and
+// describes how their replies differ ("" if they do not).
+func compareModes(modes []ioMode, servers [2]*fuzzServer, data []byte) (string, error) {
+	in := withoutVaryingOps(data)
+	chunk := fuzzChunk(data)
+	var outs [2][]byte
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = exchange(s.path, in, chunk)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w", modes[i].name, err)
+		}
+	}
+	if bytes.Equal(outs[0], outs[1]) {
+		return "", errors.Join(errs[:]...)
+	}
+	return fmt.Sprintf("the I/O models reply differently to a stream of %d bytes written in chunks of %d:\n%s",
+		len(in), chunk, describeDiff(modes[0].name, outs[0], modes[1].name, outs[1])), errors.Join(errs[:]...)
+}
+
+// writeHistory writes inputs to a new file in the temp dir, each as a
+// 4-byte big-endian length and the bytes, and returns its name.
+func writeHistory(inputs [][]byte) (string, error) {
+	f, err := os.CreateTemp("", "fuzzconnstream-history-*.bin")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriter(f)
+	for _, in := range inputs {
+		_ = binary.Write(w, binary.BigEndian, uint32(len(in)))
+		_, _ = w.Write(in)
+	}
+	return f.Name(), errors.Join(w.Flush(), f.Close())
+}
+
+// TestConnStreamReplay runs the inputs of a file FuzzConnStream wrote
+// ($CYBERDB_FUZZ_REPLAY) through fresh servers, in order, and reports the
+// first on which the I/O models differ.
+func TestConnStreamReplay(t *testing.T) {
+	name := os.Getenv("CYBERDB_FUZZ_REPLAY")
+	if name == "" {
+		t.Skip("set CYBERDB_FUZZ_REPLAY to a history file FuzzConnStream wrote")
+	}
+	modes := ioModes()
+	if len(modes) < 2 {
+		t.Skipf("only one I/O model on %s", runtime.GOOS)
+	}
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs [][]byte
+	for len(raw) >= 4 {
+		n := int(binary.BigEndian.Uint32(raw))
+		if n > len(raw)-4 {
+			t.Fatalf("%s: cut short", name)
+		}
+		inputs = append(inputs, raw[4:4+n])
+		raw = raw[4+n:]
+	}
+	var servers [2]*fuzzServer
+	for i, m := range modes[:2] {
+		s, err := startFuzzServer(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.stop()
+		servers[i] = s
+	}
+	for i, data := range inputs {
+		diff, err := compareModes(modes, servers, data)
+		if err != nil {
+			t.Errorf("input %d: %v", i, err)
+		}
+		if diff != "" {
+			t.Fatalf("input %d of %d: %s", i, len(inputs), diff)
+		}
+	}
+	t.Logf("%d inputs, no difference", len(inputs))
 }
 
 // fuzzServer is a server of FuzzConnStream.
@@ -109,7 +210,8 @@ type fuzzServer struct {
 }
 
 func startFuzzServer(m ioMode) (*fuzzServer, error) {
-	h, err := startHarness(Config{MaxFrame: fuzzMaxFrame, IOLoops: m.loops, Logger: discardLogger()}, nil)
+	st := store.New(store.WithClock(store.NewManualClock(time.UnixMilli(1_700_000_000_000))))
+	h, err := startHarnessStore(Config{MaxFrame: fuzzMaxFrame, IOLoops: m.loops, Logger: discardLogger()}, st, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +250,8 @@ func fuzzChunk(data []byte) int {
 }
 
 // withoutVaryingOps returns the stream without its info and save
-// requests. Frames that do not decode as requests are kept, and so is
+// requests and its blocking pops and moves with a time-out other than 0
+// (none waits for ever; 0 does not wait). Frames that do not decode as requests are kept, and so is
 // everything from a frame the servers would not read whole (too large or
 // cut short) on.
 func withoutVaryingOps(in []byte) []byte {
@@ -161,7 +264,7 @@ func withoutVaryingOps(in []byte) []byte {
 		end := wire.FrameHeaderSize + int(size)
 		if size > 0 {
 			req, err := wire.DecodeRequest(in[wire.FrameHeaderSize:end])
-			if err == nil && (req.Op == wire.OpInfo || req.Op == wire.OpSave) {
+			if err == nil && (req.Op == wire.OpInfo || req.Op == wire.OpSave || timesOut(req)) {
 				in = in[end:]
 				continue
 			}
@@ -170,6 +273,26 @@ func withoutVaryingOps(in []byte) []byte {
 		in = in[end:]
 	}
 	return append(out, in...)
+}
+
+// timesOut reports whether req is a blocking op whose reply depends on
+// whether its time-out ends before a value comes: lbpop or lbmove with a
+// time-out argument other than 0 (anything else there is an error).
+func timesOut(req wire.Request) bool {
+	var at int
+	switch req.Op {
+	case wire.OpLBPop:
+		at = 2
+	case wire.OpLBMove:
+		at = 4
+	default:
+		return false
+	}
+	if !req.Args.Has(at) {
+		return false // none: waits for ever
+	}
+	ms, err := req.Args.Int(at)
+	return err != nil || ms != 0
 }
 
 // exchange writes in to a new connection in writes of chunk bytes,
