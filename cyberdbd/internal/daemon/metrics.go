@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/latency"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/procs"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -58,11 +59,16 @@ func newMetricsServer(d *Daemon, addr string, passed []net.Listener) (*metricsSe
 		&collector{d: d},
 	)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
-	}))
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		procs.Borrow() // a scrape computes: not on the event loops' processors
+		defer procs.Return()
+		metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "cyberdbd: Prometheus metrics at /metrics")
 	})

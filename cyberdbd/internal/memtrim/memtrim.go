@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/procs"
 )
 
 // The trimmer's thresholds. The daemon is quiet when it allocated less
@@ -113,7 +115,9 @@ func Run(ctx context.Context, log *slog.Logger, every time.Duration, activity fu
 		s.dataBytes, s.conns = activity()
 		if trim, why := tr.step(s); trim {
 			start := time.Now()
+			procs.Borrow() // a collection's marking, off the loops' processors
 			debug.FreeOSMemory()
+			procs.Return()
 			log.Debug("returned free memory to the OS", "why", why, "free", s.free, "heap_in_use", s.inUse, "took", time.Since(start))
 		}
 	}

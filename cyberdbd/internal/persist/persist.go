@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/latency"
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/procs"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -196,6 +197,8 @@ func (db *DB) Wait() error {
 func (db *DB) Save() error { return db.snapshot() }
 
 func (db *DB) snapshot() error {
+	procs.Borrow() // it computes for as long as the tables are big: not on the loops' processors
+	defer procs.Return()
 	db.snapMu.Lock()
 	defer db.snapMu.Unlock()
 	start := time.Now()

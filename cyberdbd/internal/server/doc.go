@@ -96,7 +96,10 @@
 //     result), workPool.mu (its queue), ioLoop.wmu (the loop's eventfd),
 //     memBudget.mu (the partial budget's waiters), throttle.mu and
 //     logLimiter.mu (TCP logins, rate-limited warnings), health.Queue's,
-//     slowLog.mu;
+//     slowLog.mu; procs's lock (internal/procs: Borrow and Return), which
+//     is taken only by workers and goroutine-served connections, never
+//     by a loop, because a Borrow holds it while GOMAXPROCS waits for a
+//     collection cycle to end;
 //  4. observer.monMu (the monitors; clients takes it under Server.mu),
 //     then monitorSub.mu; neither is held while waiting for a loop, and
 //     clients and kill_client hold Server.mu and ioLoop.mu only to look

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cyberdb/cyberdb/cyberdbd/internal/procs"
 	"github.com/cyberdb/cyberdb/cyberdbd/internal/store"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
@@ -282,6 +283,10 @@ func (s *Server) accept(nc net.Conn, tl *tcpListener) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		// A connection with a goroutine of its own computes off the
+		// loops: it borrows the processors they leave (internal/procs).
+		procs.Borrow()
+		defer procs.Return()
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -323,6 +328,7 @@ func (s *Server) startLoops() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer procs.Lean(1)() // while it runs, a loop needs one processor (internal/procs)
 			l.run()
 		}()
 	}
@@ -404,6 +410,7 @@ func (s *Server) info() map[string]any {
 		counts["unknown"] = n // op numbers no op has
 		total += n
 	}
+	pst := procs.Stats()
 	m := map[string]any{
 		"version":           s.cfg.Version,
 		"proto":             wire.ProtocolVersion,
@@ -429,6 +436,9 @@ func (s *Server) info() map[string]any {
 		"go_version":        runtime.Version(),
 		"goroutines":        runtime.NumGoroutine(),
 		"io_loops":          s.ioLoops(),
+		"procs":             pst.Procs,
+		"procs_full":        pst.Full,
+		"procs_changes":     pst.Changes,
 		"blocked_requests":  s.store.Waiting(),
 		"blocked_total":     s.blockedTotal.Load(),
 		"latency_us":        s.latencyInfo(), // op -> "p50/p99/p99.9"
