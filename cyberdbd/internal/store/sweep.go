@@ -320,7 +320,10 @@ func (d *dict) victim(now int64, keep []string) int {
 	// A table of few entries is looked at whole: drawing five at random
 	// from three (with replacement) misses the least recently used one
 	// an eighth of the time, and a small cache is where users check.
-	small := n <= 2*evictSamples
+	// Few live entries, not few slots: removals leave tombstones (at most
+	// 32 or as many as the live entries, removeAt), and drawing among
+	// them made a small cache's choice random again.
+	small := d.live <= 2*evictSamples
 	for tries := 0; (small && tries < n) || (!small && tries < 8*evictSamples && drawn < evictSamples); tries++ {
 		pos := tries
 		if !small {
