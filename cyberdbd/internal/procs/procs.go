@@ -82,8 +82,9 @@ func SetFull(n int) {
 
 // Lean registers n event loops: from Linger on, while no one borrows,
 // GOMAXPROCS is the number of loops registered. The returned func
-// unregisters them. It never waits for a GOMAXPROCS change that lowers
-// it, so a loop may call it.
+// unregisters them. It never lowers GOMAXPROCS itself (a timer does,
+// Linger on), so a loop may call it as it starts; it waits only for the
+// lock, which a Borrow under way holds while it raises GOMAXPROCS.
 func Lean(n int) (release func()) {
 	mu.Lock()
 	defer mu.Unlock()
