@@ -1,5 +1,6 @@
 // Package procs sizes the Go runtime's processors (GOMAXPROCS) to the
-// work the daemon has: one per event loop while only the loops have work,
+// work the daemon has: one per event loop while only the loops have work
+// (and, from 4 loops on, those the collector's mark workers take),
 // every CPU while anything else does.
 //
 // Why: an event loop parks in Go's poller whenever it finds no event.
@@ -132,10 +133,36 @@ func Return() {
 
 // target is the GOMAXPROCS the present state calls for. Must hold mu.
 func target() int {
-	if userSet || loops == 0 || borrows > 0 || loops >= full {
+	if userSet || loops == 0 || borrows > 0 {
 		return full
 	}
-	return loops
+	return min(full, leanProcs(loops))
+}
+
+// leanProcs is the fewest processors that leave n of them to the loops
+// while the collector marks: from 4 processors on, it takes whole ones
+// for its dedicated mark workers (gcMarkWorkers). With 1 to 3 it takes a
+// fraction of each instead, so one loop gets one processor, and 4 loops
+// get 5.
+func leanProcs(n int) int {
+	p := n
+	for p-gcMarkWorkers(p) < n {
+		p++
+	}
+	return p
+}
+
+// gcMarkWorkers is how many of p processors the Go collector dedicates to
+// marking while it runs: a quarter of them, rounded, unless rounding is
+// more than 30% off, then rounded down (runtime/mgcpacer.go,
+// gcControllerState.startCycle, as of Go 1.26).
+func gcMarkWorkers(p int) int {
+	goal := float64(p) * 0.25
+	d := int(goal + 0.5)
+	if e := float64(d)/goal - 1; (e > 0.3 || e < -0.3) && float64(d) > goal {
+		d--
+	}
+	return d
 }
 
 // applyLocked moves GOMAXPROCS towards target: up at once, down Linger
@@ -176,7 +203,7 @@ func setLocked(n int) {
 
 // publishLocked updates what Stats reports. Must hold mu.
 func publishLocked() {
-	stats.Store(&State{Procs: applied, Full: full, Lean: !userSet && loops > 0 && loops < full,
+	stats.Store(&State{Procs: applied, Full: full, Lean: !userSet && loops > 0 && leanProcs(loops) < full,
 		Borrows: borrows, Changes: changes})
 }
 

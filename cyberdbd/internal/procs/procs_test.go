@@ -123,3 +123,19 @@ func TestReturnWithoutBorrowPanics(t *testing.T) {
 	}()
 	Return()
 }
+
+func TestLeanProcsLeaveTheLoopsTheirProcessors(t *testing.T) {
+	want := map[int]int{1: 1, 2: 2, 3: 3, 4: 5, 5: 6, 6: 8, 8: 11, 16: 21}
+	for loops, p := range want {
+		if got := leanProcs(loops); got != p {
+			t.Errorf("leanProcs(%d) = %d, want %d", loops, got, p)
+		}
+	}
+	// The runtime's figures (runtime/mgcpacer.go): fractional workers
+	// only up to 3 processors and at 6 one dedicated, else a quarter.
+	for p, d := range map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1, 7: 2, 8: 2, 16: 4} {
+		if got := gcMarkWorkers(p); got != d {
+			t.Errorf("gcMarkWorkers(%d) = %d, want %d", p, got, d)
+		}
+	}
+}
