@@ -104,10 +104,12 @@ func (t *table) publish() {
 	case kindList:
 		n, b = int64(len(t.l.items)), t.l.bytes
 	}
-	t.pubKind.Store(uint32(t.kind))
-	t.pubLen.Store(n)
-	t.pubBytes.Store(b)
-	t.pubTTLs.Store(ttls)
+	if k := uint32(t.kind); t.pubKind.Load() != k {
+		t.pubKind.Store(k)
+	}
+	publish(&t.pubLen, n)
+	publish(&t.pubBytes, b)
+	publish(&t.pubTTLs, ttls)
 	next := t.expires
 	if t.kind == kindDict && t.d.minDL != 0 && (next == 0 || t.d.minDL < next) {
 		next = t.d.minDL
@@ -115,8 +117,19 @@ func (t *table) publish() {
 	if t.kind == kindNone {
 		next = 0
 	}
-	t.pubExpires.Store(t.expires)
-	t.pubNext.Store(next)
+	publish(&t.pubExpires, t.expires)
+	publish(&t.pubNext, next)
+}
+
+// publish stores v in f unless f holds it already. Every write publishes,
+// and most change none of these figures or one (a set of an existing
+// key); an atomic store is a locked instruction on amd64, a load a plain
+// one (perf, -P 16 sets: publish was 3.5% of the daemon's time). Only the
+// writer, holding mu, stores, so the load cannot miss a concurrent store.
+func publish(f *atomic.Int64, v int64) {
+	if f.Load() != v {
+		f.Store(v)
+	}
 }
 
 // expiredAt reports whether the table's own deadline has passed at now.
