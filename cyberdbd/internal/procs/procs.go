@@ -78,11 +78,10 @@ func SetFull(n int) {
 	initLocked()
 	full = max(1, n)
 	applyLocked()
-	publishLocked()
 }
 
 // Lean registers n event loops: from Linger on, while no one borrows,
-// GOMAXPROCS is the number of loops registered. The returned func
+// GOMAXPROCS is leanProcs of the loops registered (as many, below 4). The returned func
 // unregisters them. It never lowers GOMAXPROCS itself (a timer does,
 // Linger on), so a loop may call it as it starts; it waits only for the
 // lock, which a Borrow under way holds while it raises GOMAXPROCS.
@@ -92,7 +91,6 @@ func Lean(n int) (release func()) {
 	initLocked()
 	loops += n
 	applyLocked()
-	publishLocked()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -100,7 +98,6 @@ func Lean(n int) (release func()) {
 			defer mu.Unlock()
 			loops -= n
 			applyLocked()
-			publishLocked()
 		})
 	}
 }
@@ -115,7 +112,6 @@ func Borrow() {
 	initLocked()
 	borrows++
 	applyLocked()
-	publishLocked()
 }
 
 // Return gives back what Borrow took; the processors go Linger later
@@ -128,7 +124,6 @@ func Return() {
 		panic("procs: Return without Borrow")
 	}
 	applyLocked()
-	publishLocked()
 }
 
 // target is the GOMAXPROCS the present state calls for. Must hold mu.
@@ -168,8 +163,9 @@ func gcMarkWorkers(p int) int {
 // applyLocked moves GOMAXPROCS towards target: up at once, down Linger
 // later, from a timer's goroutine (GOMAXPROCS may wait for a collection
 // cycle: not on an event loop, which Lean is called from), unless it is
-// raised again meanwhile. Must hold mu.
+// raised again meanwhile; and updates what Stats reports. Must hold mu.
 func applyLocked() {
+	defer publishLocked()
 	t := target()
 	switch {
 	case t > applied:
