@@ -48,9 +48,10 @@ type call struct {
 	timeoutAt int
 	waitUntil time.Time
 
-	id    uint64 // assigned by the conn at enqueue
-	state int
-	done  chan struct{} // capacity 1: one signal per use
+	id     uint64 // assigned by the conn at enqueue
+	state  int
+	unsent bool          // its write failed before any byte left (errNothingWritten)
+	done   chan struct{} // capacity 1: one signal per use
 
 	fate  fate
 	err   error  // with fateFailed / fateMaybe: the cause
@@ -90,6 +91,7 @@ func (cl *call) release() {
 	cl.args = cl.args[:0]
 	cl.reply = cl.reply[:0]
 	cl.nargs, cl.encErr, cl.id, cl.state, cl.fate, cl.err, cl.result = 0, nil, 0, stateNew, fateNone, nil, nil
+	cl.unsent = false
 	cl.daemonText = false
 	cl.blocking, cl.timeoutAt, cl.waitUntil = false, 0, time.Time{}
 	cl.expires = 0
@@ -99,6 +101,7 @@ func (cl *call) release() {
 // reset clears the per-attempt state before a resend.
 func (cl *call) reset() {
 	cl.id, cl.state, cl.fate, cl.err, cl.result = 0, stateNew, fateNone, nil, nil
+	cl.unsent = false
 	cl.reply = cl.reply[:0]
 }
 

@@ -326,8 +326,10 @@ func TestConnDialRespectsOtherCallersContext(t *testing.T) {
 	d.Kill(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// An idle Unix connection notices its daemon's end at its next
+		// use (alive, as get does), without waiting for a call.
 		pc.mu.Lock()
-		lost := pc.cn == nil || pc.cn.unusable.Load()
+		lost := pc.cn == nil || pc.cn.unusable.Load() || !pc.cn.alive()
 		pc.mu.Unlock()
 		if lost {
 			break

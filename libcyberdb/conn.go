@@ -21,8 +21,10 @@ import (
 // Callers enqueue calls; the writer goroutine takes the whole queue,
 // encodes it into one buffer and writes it with one system call, so that
 // concurrent calls are pipelined by themselves (the queue fills while the
-// previous batch is being written). The reader goroutine matches replies to
-// the calls in flight, which the daemon answers in order.
+// previous batch is being written). A caller alone on an idle connection
+// writes its call itself. Whoever holds the read side (readside.go: the
+// reader goroutine, or a caller alone reading its own reply) matches
+// replies to the calls in flight, which the daemon answers in order.
 //
 // The push extension (PROTOCOL.md 3.1), negotiated in HELLO, lets the
 // daemon answer a blocking call (lbpop, lbmove) after the calls sent
@@ -68,10 +70,28 @@ type conn struct {
 	closeErr error  // set when we close the connection on purpose
 	inline   []byte // the inline writer's buffer; owned by whoever set writing
 
-	br    *bufio.Reader // the handshake's reader, handed to readLoop
+	// The read side (readside.go), guarded by mu: whether a goroutine
+	// holds it; the caller holding it (nil: the reader goroutine) and the
+	// count of callers that took it; whether interrupt cut that caller's
+	// read with a deadline. ended: finish ran.
+	reading bool
+	rdCall  *call
+	rdSeq   uint64
+	rdIntr  bool
+	ended   bool
+	unix    bool         // a plain Unix socket: callers may read their own replies (selfRead)
+	spoke   bool         // alive found the daemon's end or a frame on a quiet connection: read it
+	rc      syscall.RawConn
+	peekFn  func(fd uintptr) // alive's probe, made once: Control would allocate a closure per call
+	peekN   int
+	peekErr error
+	rd      *frameReader // owned by whoever holds the read side
+
+	br    *bufio.Reader // the handshake's reader, until start
 	flush FlushFunc     // the Flush hooks around writes; nil: none (hooks.go)
 
 	kick       chan struct{} // capacity 1: the queue is not empty
+	rdWake     chan struct{} // capacity 1: the reader goroutine should see whether to read
 	quit       chan struct{} // closed when the reader ends
 	writerDone chan struct{}
 }
@@ -220,11 +240,18 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 		created:    now,
 		nextID:     1,
 		kick:       make(chan struct{}, 1),
+		rdWake:     make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
 	cn.lastUsed.Store(now.UnixNano())
 	cn.br = br
+	if uc, ok := nc.(*net.UnixConn); ok {
+		if rc, err := uc.SyscallConn(); err == nil {
+			cn.unix, cn.rc = true, rc
+			cn.peekFn = cn.peek
+		}
+	}
 	return cn, false, nil
 }
 
@@ -258,8 +285,10 @@ func (c *conn) start() {
 		return // already started (WithOnConnect: connected)
 	}
 	c.flush = c.flushChain()
+	buffered, _ := c.br.Peek(c.br.Buffered()) // what came after HELLO's reply
+	c.rd = newFrameReader(c.nc, buffered)
 	c.p.wg.Add(2)
-	go c.readLoop(c.br)
+	go c.readLoop()
 	go c.writeLoop()
 	c.br = nil
 }
@@ -317,6 +346,9 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 		c.inline = buf
 		c.writing = false
 		more := len(c.queue) > 0
+		if err != nil && errors.Is(err, errNothingWritten) {
+			cl.unsent = true
+		}
 		c.mu.Unlock()
 		if err != nil {
 			c.writeFailed()
@@ -362,6 +394,9 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 		return
 	}
 	tick := c.p.ticks.channel(cl) // nil unless WithTimeout bounds cl (connect.go)
+	if c.selfRead() {
+		c.readOwn(ctx, cl) // readside.go: alone, it reads its own reply
+	}
 	for {
 		select {
 		case <-cl.done:
@@ -406,6 +441,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 func (c *conn) cancel(cl *call) {
 	cc := newCall(wire.OpCancel).uint(cl.id)
 	f, _ := c.enqueue(cc, true)
+	c.wantReader()
 	<-cl.done
 	if f == fateNone {
 		<-cc.done
@@ -453,6 +489,7 @@ func (c *conn) shutdown(reason error) {
 	c.unusable.Store(true)
 	c.mu.Unlock()
 	_ = c.nc.Close()
+	c.kickReader() // an idle connection may have nobody reading: the reader reads the end
 }
 
 func (c *conn) writeLoop() {
@@ -504,21 +541,30 @@ func (c *conn) writeLoop() {
 				batch[n] = cl
 				n++
 			}
+			kick := n > 0 && !c.reading
 			c.mu.Unlock()
+			if kick {
+				c.kickReader() // the callers wait for replies that nobody reads yet
+			}
 
 			wbuf = wbuf[:0]
 			for _, cl := range batch[:n] {
 				wbuf = cl.appendFrame(wbuf)
 			}
-			clear(batch)
-			spare = batch[:0]
 			var err error
 			if len(wbuf) > 0 {
 				err = c.write(wbuf, n)
 			}
 			c.mu.Lock()
 			c.writing = false
+			if err != nil && errors.Is(err, errNothingWritten) {
+				for _, cl := range batch[:n] {
+					cl.unsent = true
+				}
+			}
 			c.mu.Unlock()
+			clear(batch)
+			spare = batch[:0]
 			if err != nil {
 				c.writeFailed()
 				return
@@ -544,79 +590,8 @@ func (c *conn) writeFailed() {
 	if uc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = uc.CloseWrite()
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-}
-
-func (c *conn) readLoop(br *bufio.Reader) {
-	defer c.p.wg.Done()
-	var buf []byte
-	for {
-		body, err := wire.ReadFrame(br, buf, -1)
-		if err != nil {
-			c.finish(err, nil)
-			return
-		}
-		if cap(body) <= 1<<20 {
-			buf = body[:0]
-		}
-		id, _, _, ok := wire.ReplyHead(body)
-		if !ok {
-			r, err := wire.DecodeReply(body)
-			if err != nil {
-				c.finish(&ProtocolError{Msg: "malformed reply " + wire.Diagnose(body)}, nil)
-				return
-			}
-			id = r.ID
-		}
-		if id == 0 {
-			if c.push {
-				if kind, msg, ok := pushMessage(body); ok {
-					c.deliverPush(kind, msg) // push.go
-					continue
-				}
-			}
-			// An unsolicited frame: the daemon closes the connection
-			// right after it, and it says what became of our requests.
-			r, err := wire.DecodeReply(body)
-			if err != nil || r.Err == nil {
-				c.finish(&ProtocolError{Msg: "unexpected frame " + wire.Diagnose(body)}, nil)
-				return
-			}
-			c.finish(fmt.Errorf("the daemon ended the connection: %w", r.Err), r.Err)
-			return
-		}
-		c.mu.Lock()
-		var cl *call
-		if c.head < len(c.fifo) && c.fifo[c.head].id == id {
-			cl = c.fifo[c.head]
-			c.fifo[c.head] = nil
-			c.head++
-			if c.head == len(c.fifo) {
-				c.fifo, c.head = c.fifo[:0], 0
-			}
-		} else if pc, ok := c.parked[id]; ok {
-			// A blocking call's reply, in its place or later (push).
-			cl = pc
-			delete(c.parked, id)
-		} else {
-			c.mu.Unlock()
-			c.finish(&ProtocolError{Msg: fmt.Sprintf("reply with id %d answers no request in flight (the oldest is not it, and no blocking request has it)", id)}, nil)
-			return
-		}
-		abandoned := cl.state == stateAbandoned
-		if !abandoned {
-			cl.state = stateDone
-		}
-		c.mu.Unlock()
-		if abandoned {
-			continue
-		}
-		cl.reply = append(cl.reply[:0], body...)
-		cl.fate = fateReply
-		c.unload(cl)
-		cl.done <- struct{}{}
-		c.afterDone()
-	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	c.kickReader()
 }
 
 // finish ends the connection after the reader stopped, and decides the
@@ -639,6 +614,7 @@ func (c *conn) readLoop(br *bufio.Reader) {
 func (c *conn) finish(readErr error, frame *wire.Error) {
 	c.mu.Lock()
 	c.dead = true
+	c.ended = true
 	c.unusable.Store(true)
 	queued := c.queue
 	inflight := c.fifo[c.head:]
@@ -687,6 +663,9 @@ func (c *conn) finish(readErr error, frame *wire.Error) {
 	for i, cl := range inflight {
 		i -= first
 		switch {
+		case cl.unsent:
+			// Its write failed before any byte left: the daemon was gone.
+			complete(cl, fateNotSent, nil)
 		case closeErr != nil:
 			complete(cl, fateFailed, closeErr)
 		case frame == nil:

@@ -287,6 +287,9 @@ func (p *pool) markIfIdleLocked(cn *conn, now time.Time, d time.Duration) {
 // stale, for its next use to check, and takes the call, which fails on
 // that context.
 func (p *pool) checked(ctx context.Context, cn *conn) bool {
+	if !cn.alive() { // readside.go: a quiet Unix connection whose daemon left
+		return false
+	}
 	if !cn.stale.Load() || !cn.stale.CompareAndSwap(true, false) {
 		return true
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"net"
@@ -275,7 +276,10 @@ func (c *conn) flushChain() FlushFunc {
 // the Flush hooks if any.
 func (c *conn) write(frames []byte, calls int) error {
 	if c.flush == nil {
-		_, err := c.nc.Write(frames)
+		n, err := c.nc.Write(frames)
+		if err != nil && nothingWritten(n, err) {
+			return fmt.Errorf("%w: %w", errNothingWritten, err)
+		}
 		return err
 	}
 	return c.flush(Flush{ConnID: c.serverID, Calls: calls, Frames: frames})

@@ -61,7 +61,14 @@ type pushHooks struct {
 // setPushHooks sets the hooks of the pool's shared connections, those
 // open now and those dialed later; nil removes them. Connections pinned by
 // a Conn or dedicated by pushConn are not shared: they keep theirs.
-func (p *pool) setPushHooks(h *pushHooks) { p.pushHooks.Store(h) }
+func (p *pool) setPushHooks(h *pushHooks) {
+	p.pushHooks.Store(h)
+	// A connection with hooks is read all the time (readside.go): wake
+	// the readers of idle ones, which nobody read.
+	for _, cn := range *p.conns.Load() {
+		cn.kickReader()
+	}
+}
 
 // pushConn dials a connection dedicated to h: pinned (not shared, not
 // counted in the pool size), with h set before its reader starts so that
