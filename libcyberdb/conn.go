@@ -79,8 +79,8 @@ type conn struct {
 	rdSeq   uint64
 	rdIntr  bool
 	ended   bool
-	unix    bool         // a plain Unix socket: callers may read their own replies (selfRead)
-	spoke   bool         // alive found the daemon's end or a frame on a quiet connection: read it
+	unix    bool // a plain Unix socket: callers may read their own replies (selfRead)
+	spoke   bool // alive found the daemon's end or a frame on a quiet connection: read it
 	rc      syscall.RawConn
 	peekFn  func(fd uintptr) // alive's probe, made once: Control would allocate a closure per call
 	peekN   int
