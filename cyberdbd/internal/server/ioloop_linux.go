@@ -1277,6 +1277,10 @@ func (l *ioLoop) takeMail() {
 			l.dirty = true
 		}
 		c.idleSince = l.now
+		// Written first, as pushes are (flushAll): the consumer's wait
+		// ends one write sooner than if it followed the reply to the
+		// append that fed it, queued earlier in the same round.
+		c.pushed = true
 		l.queue(c)
 		if c.parked {
 			c.parked = false
