@@ -397,23 +397,35 @@ const MaxBlockMillis = 1 << 40
 // arguments.
 func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Delivery)) (res []byte, w *Waiter, err error) {
 	args.Op = op
-	w = &Waiter{s: s, deliver: deliver}
-	var timeoutArg int
+	// The request's fields, in locals: the Waiter is made only to park
+	// (a queue's consumers mostly find a value at once). The names alias
+	// the request until then.
+	var (
+		nbuf         [4]string
+		rbuf         [4]wire.Raw
+		names        []string
+		raws         []wire.Raw // the names as sent, for the pops below
+		left, toLeft bool
+		move         bool
+		dst          string
+		margs        wire.Args
+		timeoutArg   int
+	)
 	switch op {
 	case wire.OpLBPop:
 		if args.Len() == 0 {
 			return out, nil, args.Want(2, 3)
 		}
-		if w.names, err = namesArg(args, 0); err != nil {
+		if names, raws, err = namesArg(args, 0, nbuf[:0], rbuf[:0]); err != nil {
 			return out, nil, err
 		}
-		if err := s.checkLists(w.names); err != nil {
+		if err := s.checkLists(names); err != nil {
 			return out, nil, err
 		}
 		if err := args.Want(2, 3); err != nil {
 			return out, nil, err
 		}
-		if w.left, err = endArg(args, 1); err != nil {
+		if left, err = endArg(args, 1); err != nil {
 			return out, nil, err
 		}
 		timeoutArg = 2
@@ -422,7 +434,7 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		if err != nil {
 			return out, nil, err
 		}
-		dst, err := nameArg(args, 1)
+		dst, err = nameArg(args, 1)
 		if err != nil {
 			return out, nil, err
 		}
@@ -432,13 +444,13 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		if err := args.Want(4, 5); err != nil {
 			return out, nil, err
 		}
-		if w.left, err = endArg(args, 2); err != nil {
+		if left, err = endArg(args, 2); err != nil {
 			return out, nil, err
 		}
-		if w.toLeft, err = endArg(args, 3); err != nil {
+		if toLeft, err = endArg(args, 3); err != nil {
 			return out, nil, err
 		}
-		w.names, w.move, w.dst = []string{src}, true, dst
+		names, move = append(nbuf[:0], src), true
 		timeoutArg = 4
 	default:
 		return out, nil, errBadRequest("%s is not a blocking op", op)
@@ -455,31 +467,34 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		}
 		ms, forever = raw, raw >= MaxBlockMillis
 	}
-	if w.move {
-		w.args = wire.Args{Op: wire.OpLMove, Items: slices.Clone(args.Items[:4])}
-		for i, it := range w.args.Items {
-			w.args.Items[i] = slices.Clone(it) // args alias the request
+	if move {
+		margs = wire.Args{Op: wire.OpLMove, Items: slices.Clone(args.Items[:4])}
+		for i, it := range margs.Items {
+			margs.Items[i] = slices.Clone(it) // args alias the request
 		}
 	}
 
-	// At once, if a list has a value and nobody waits on it.
-	for _, name := range w.names {
+	// At once, if a list has a value and nobody waits on it: the result,
+	// [name, value], is appended to out as it is made.
+	for k, name := range names {
 		if s.hasWaiters(name) {
 			continue
 		}
-		var v []byte
-		if w.move {
-			v, err = s.Exec(wire.OpLMove, w.args, nil)
+		mark := len(out)
+		out = wire.AppendText(append(out, 0x82), name)
+		if move {
+			out, err = s.Exec(wire.OpLMove, margs, out)
 		} else {
 			pop := wire.OpLPop
-			if w.left {
+			if left {
 				pop = wire.OpLPopLeft
 			}
-			v, err = s.Exec(pop, wire.Args{Items: []wire.Raw{wire.AppendText(nil, name)}}, nil)
+			out, err = s.Exec(pop, wire.Args{Items: []wire.Raw{raws[k]}}, out)
 		}
 		if err == nil {
-			return append(out, popResult(name, string(v))...), nil, nil
+			return out, nil, nil
 		}
+		out = out[:mark]
 		if c := wire.AsError(err).Code; c != wire.CodeIndexOutOfRange && c != wire.CodeNoSuchTable && c != wire.CodeWrongKind {
 			return out, nil, err // io_error: not applied
 		}
@@ -488,11 +503,12 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		return wire.AppendNull(out), nil, nil
 	}
 
-	// Park.
-	for i, n := range w.names {
-		w.names[i] = strings.Clone(n) // they may alias the request
+	w = &Waiter{s: s, deliver: deliver, names: make([]string, len(names)),
+		left: left, move: move, dst: strings.Clone(dst), toLeft: toLeft, args: margs}
+	for i, n := range names {
+		w.names[i] = strings.Clone(n) // they alias the request
 	}
-	w.dst = strings.Clone(w.dst)
+	// Park.
 	s.wmu.Lock()
 	for _, name := range w.names {
 		q := s.waits[name]
@@ -569,26 +585,30 @@ func nameArg(a wire.Args, i int) (string, error) {
 const maxBlockLists = 1024
 
 // namesArg reads argument i, an array of 1 to maxBlockLists table names.
-func namesArg(a wire.Args, i int) ([]string, error) {
+func namesArg(a wire.Args, i int, names []string, raws []wire.Raw) ([]string, []wire.Raw, error) {
 	if i >= a.Len() || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 4 {
-		return nil, errBadRequest("%s: argument %d must be an array of list table names", a.Op, i+1)
+		return nil, nil, errBadRequest("%s: argument %d must be an array of list table names", a.Op, i+1)
 	}
-	items, err := wire.SplitArray(a.Items[i])
+	raws, err := wire.SplitArrayInto(a.Items[i], raws)
 	if err != nil {
-		return nil, prefixed(err, "%s: argument %d: ", a.Op, i+1)
+		return nil, nil, prefixed(err, "%s: argument %d: ", a.Op, i+1)
 	}
-	if len(items) == 0 || len(items) > maxBlockLists {
-		return nil, errBadRequest("%s: argument %d must name 1 to %d lists, got %d", a.Op, i+1, maxBlockLists, len(items))
+	if len(raws) == 0 || len(raws) > maxBlockLists {
+		return nil, nil, errBadRequest("%s: argument %d must name 1 to %d lists, got %d", a.Op, i+1, maxBlockLists, len(raws))
 	}
-	names := make([]string, len(items))
-	for k, it := range items {
-		var name string
-		if wire.Unmarshal(it, &name) != nil || it[0]>>5 != 3 || name == "" || len(name) > MaxNameLen {
-			return nil, errBadRequest("%s: argument %d, element %d must be a table name: 1 to %d bytes of text", a.Op, i+1, k, MaxNameLen)
+	for k, it := range raws {
+		// Canonical text aliases the request, without the library;
+		// other forms of text (indefinite length) are decoded.
+		name, ok := wire.ItemText(it)
+		if !ok && it[0]>>5 == 3 && wire.Unmarshal(it, &name) == nil {
+			ok = true
 		}
-		names[k] = name
+		if !ok || name == "" || len(name) > MaxNameLen {
+			return nil, nil, errBadRequest("%s: argument %d, element %d must be a table name: 1 to %d bytes of text", a.Op, i+1, k, MaxNameLen)
+		}
+		names = append(names, name)
 	}
-	return names, nil
+	return names, raws, nil
 }
 
 // move runs lmove outside a batch: both tables locked in name order.

@@ -247,3 +247,23 @@ func BenchmarkAppendLeft(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBlockAtOnce: an lbpop that finds a value (what a busy queue's
+// consumers mostly do) next to the append that fed it; allocs/op is what
+// the daemon's collector pays per item.
+func BenchmarkBlockAtOnce(b *testing.B) {
+	s := New()
+	do(b, s, wire.OpCreateList, "q", []int{})
+	bpop := mkArgs(b, wire.OpLBPop, []string{"q"}, "left", 0)
+	push := mkArgs(b, wire.OpLAppend, "q", 7)
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = s.Exec(wire.OpLAppend, push, out[:0])
+		res, w, err := s.Block(wire.OpLBPop, bpop, out[:0], nil)
+		if err != nil || w != nil || len(res) == 0 {
+			b.Fatalf("lbpop: %x %v %v", res, w, err)
+		}
+		out = res
+	}
+}
