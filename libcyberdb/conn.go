@@ -246,7 +246,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	}
 	cn.lastUsed.Store(now.UnixNano())
 	cn.br = br
-	if uc, ok := nc.(*net.UnixConn); ok {
+	if uc, ok := nc.(*net.UnixConn); ok && canPeek {
 		if rc, err := uc.SyscallConn(); err == nil {
 			cn.unix, cn.rc = true, rc
 			cn.peekFn = cn.peek

@@ -173,14 +173,7 @@ func (c *conn) alive() bool {
 
 // peek is alive's probe: n > 0, something to read; n == 0 with no error,
 // the daemon closed; EAGAIN, nothing yet.
-func (c *conn) peek(fd uintptr) {
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if err != nil {
-		n = -1
-	}
-	c.peekN, c.peekErr = n, err
-}
+func (c *conn) peek(fd uintptr) { c.peekN, c.peekErr = peekFD(fd) }
 
 // kickReader wakes the reader goroutine to see whether it must read.
 func (c *conn) kickReader() {
