@@ -17,7 +17,7 @@ import (
 // (matched by id); without push, the connection executes nothing more
 // until that reply is sent, as Redis's BLPOP blocks its connection.
 //
-// The store calls the waiter's deliver function from whatever goroutine
+// The store tells the waiter's connection (conn.Deliver) from whatever goroutine
 // served it (a writer on another connection or loop, or the time-out's
 // timer). The reply reaches the connection through its owner: an event
 // loop's mailbox (ioloop_linux.go: deliverTo), or, for a connection with a
@@ -37,14 +37,24 @@ func (c *conn) hasBlocked() bool {
 	return len(c.blocked) > 0
 }
 
+// Deliver answers parked request id (store.Recipient): through the
+// event loop's mailbox, or from a goroutine of its own (deliverAsync).
+func (c *conn) Deliver(id uint64, d store.Delivery) {
+	if c.deliverTo != nil {
+		c.deliverTo(id, d)
+		return
+	}
+	c.deliverAsync(id, d)
+}
+
 // block runs a blocking op for request id: an immediate answer is appended
 // to out; a parked one sets c.parkedNow (handle then sends nothing now).
-func (c *conn) block(req wire.Request, out []byte, deliver func(store.Delivery)) ([]byte, error) {
+func (c *conn) block(req wire.Request, out []byte) ([]byte, error) {
 	if c.push && c.blocked[req.ID] != nil {
 		return out, wire.Errorf(wire.CodeBadRequest,
 			"%s: request id %d is already used by a blocked request on this connection: ids in flight must be unique on a push connection", req.Op, req.ID)
 	}
-	res, w, err := c.s.store.Block(req.Op, req.Args, out, deliver)
+	res, w, err := c.s.store.BlockFor(req.Op, req.Args, out, c, req.ID)
 	if err != nil || w == nil {
 		return res, err
 	}

@@ -557,15 +557,9 @@ func (c *conn) exec(req wire.Request, out []byte) (res []byte, err error) {
 		return res, err
 	}
 	if req.Op.IsBlocking() {
-		id := req.ID
-		deliver := func(d store.Delivery) { c.deliverAsync(id, d) }
-		if c.deliverTo != nil {
-			to := c.deliverTo
-			deliver = func(d store.Delivery) { to(id, d) }
-		}
 		c.shared.wmu.Lock()
 		defer c.shared.wmu.Unlock()
-		return c.block(req, out, deliver)
+		return c.block(req, out)
 	}
 	if req.Op >= wire.OpPublish && req.Op <= wire.OpTracking {
 		return c.execPush(req, out)

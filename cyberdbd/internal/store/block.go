@@ -68,7 +68,8 @@ type Waiter struct {
 	dst     string
 	toLeft  bool
 	args    wire.Args // lbmove: [src, dst, from, to] for the journal
-	deliver func(Delivery)
+	to      Recipient // told the outcome, with id
+	id      uint64
 	timer   *time.Timer // guarded by Store.wmu
 }
 
@@ -107,7 +108,7 @@ func (w *Waiter) leave() {
 func (w *Waiter) expire() {
 	if w.state.CompareAndSwap(waiting, claimed) {
 		w.leave()
-		w.deliver(Delivery{Result: []byte{0xf6}})
+		w.to.Deliver(w.id, Delivery{Result: []byte{0xf6}})
 	}
 }
 
@@ -202,7 +203,7 @@ func (s *Store) serve(name string) {
 		}
 		if d != nil { // w is ours: no lock is held now
 			w.leave()
-			w.deliver(*d)
+			w.to.Deliver(w.id, *d)
 			if w.move && w.dst != name {
 				s.wake(w.dst)
 			}
@@ -396,6 +397,24 @@ const MaxBlockMillis = 1 << 40
 // the tables' existence and kind, in the order given, then the other
 // arguments.
 func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Delivery)) (res []byte, w *Waiter, err error) {
+	return s.BlockFor(op, args, out, deliverFunc(deliver), 0)
+}
+
+// Recipient is told the outcome of a parked blocking request: id is the
+// one given to BlockFor.
+type Recipient interface {
+	Deliver(id uint64, d Delivery)
+}
+
+// deliverFunc is Block's function as a Recipient.
+type deliverFunc func(Delivery)
+
+func (f deliverFunc) Deliver(_ uint64, d Delivery) { f(d) }
+
+// BlockFor is Block telling to, with id, rather than calling a function:
+// a server passes its connection and the request's id, where a function
+// closing over them would be allocated for every request, parked or not.
+func (s *Store) BlockFor(op wire.Op, args wire.Args, out []byte, to Recipient, id uint64) (res []byte, w *Waiter, err error) {
 	args.Op = op
 	// The request's fields, in locals: the Waiter is made only to park
 	// (a queue's consumers mostly find a value at once). The names alias
@@ -503,7 +522,7 @@ func (s *Store) Block(op wire.Op, args wire.Args, out []byte, deliver func(Deliv
 		return wire.AppendNull(out), nil, nil
 	}
 
-	w = &Waiter{s: s, deliver: deliver, names: make([]string, len(names)),
+	w = &Waiter{s: s, to: to, id: id, names: make([]string, len(names)),
 		left: left, move: move, dst: strings.Clone(dst), toLeft: toLeft, args: margs}
 	for i, n := range names {
 		w.names[i] = strings.Clone(n) // they alias the request
