@@ -60,17 +60,17 @@ type Delivery struct {
 
 // Waiter is a blocking request parked until one of its lists has a value.
 type Waiter struct {
-	s       *Store
-	state   atomic.Uint32
-	names   []string // the lists, in the order given; lbmove: the source
-	left    bool     // pop from the left
-	move    bool     // lbmove: push onto dst
-	dst     string
-	toLeft  bool
-	args    wire.Args // lbmove: [src, dst, from, to] for the journal
-	to      Recipient // told the outcome, with id
-	id      uint64
-	timer   *time.Timer // guarded by Store.wmu
+	s      *Store
+	state  atomic.Uint32
+	names  []string // the lists, in the order given; lbmove: the source
+	left   bool     // pop from the left
+	move   bool     // lbmove: push onto dst
+	dst    string
+	toLeft bool
+	args   wire.Args // lbmove: [src, dst, from, to] for the journal
+	to     Recipient // told the outcome, with id
+	id     uint64
+	timer  *time.Timer // guarded by Store.wmu
 }
 
 // Cancel stops w waiting and reports whether it did: false means w was
