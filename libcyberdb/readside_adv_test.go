@@ -589,3 +589,100 @@ func TestReadSideGracefulRestart(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadSideStoppedDaemonCancels: with the daemon stopped (SIGSTOP),
+// callers whose contexts end (one of them holding the read side) return
+// at once; when it runs again the abandoned replies are dropped and every
+// caller reads back its own writes. Then Client.Close with the daemon
+// stopped and callers reading for the connection returns, and so do they.
+func TestReadSideStoppedDaemonCancels(t *testing.T) {
+	noLeaks(t)
+	dd, c := start(t, WithPoolSize(1))
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "d", nil))
+	d := NewDict[string, string](c, "d")
+	must(t, d.Set(ctx, "x", "y"))
+	must(t, dd.Signal(syscall.SIGSTOP))
+	stopped := true
+	time.Sleep(50 * time.Millisecond) // the signal is delivered asynchronously
+	defer func() {
+		if stopped {
+			_ = dd.Signal(syscall.SIGCONT)
+		}
+	}()
+	var wg sync.WaitGroup
+	errc := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				cctx, cancel := context.WithTimeout(ctx, time.Duration(20+10*g+i)*time.Millisecond)
+				t0 := time.Now()
+				err := d.Set(cctx, fmt.Sprintf("s%d-%d", g, i), "v")
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					errc <- fmt.Errorf("Set to a stopped daemon: %v", err)
+				} else if took := time.Since(t0); took > 3*time.Second {
+					errc <- fmt.Errorf("a cancelled call returned after %v", took)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	must(t, dd.Signal(syscall.SIGCONT))
+	stopped = false
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				key, val := "k"+strconv.Itoa(g), strconv.Itoa(i)
+				if err := d.Set(ctx, key, val); err != nil {
+					errc <- err
+					return
+				}
+				if v, err := d.Get(ctx, key); err != nil || v != val {
+					errc <- fmt.Errorf("Get %s: %q %v, want %q", key, v, err, val)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	must(t, dd.Signal(syscall.SIGSTOP))
+	stopped = true
+	time.Sleep(50 * time.Millisecond)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.Get(ctx, "x"); err == nil {
+				errc <- errors.New("a Get answered by a stopped daemon")
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Close with callers reading a stopped daemon's connection hangs:\n%s", stacks())
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("callers still wait after Close:\n%s", stacks())
+	}
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}
