@@ -686,3 +686,69 @@ func TestReadSideStoppedDaemonCancels(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadSideClientIdleRetire: the pool retires connections idle for
+// WithIdleTimeout between bursts of calls, blocking pops included; each
+// burst's values are exact and each item is popped once.
+func TestReadSideClientIdleRetire(t *testing.T) {
+	noLeaks(t)
+	_, c := start(t, WithPoolSize(2), WithIdleTimeout(30*time.Millisecond))
+	ctx := context.Background()
+	must(t, c.CreateList(ctx, "q", nil))
+	must(t, c.CreateDict(ctx, "d", nil))
+	l := NewList[int](c, "q")
+	d := NewDict[string, int](c, "d")
+	var popped sync.Map
+	n := 0
+	for round := range 8 {
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if g == 0 {
+					v, ok, err := l.PopWait(ctx, Left, 200*time.Millisecond)
+					if err != nil {
+						t.Errorf("PopWait: %v", err)
+					} else if ok {
+						if _, dup := popped.LoadOrStore(v, true); dup {
+							t.Errorf("item %d popped twice", v)
+						}
+					}
+					return
+				}
+				key := fmt.Sprintf("k%d", g)
+				for i := range 20 {
+					if err := d.Set(ctx, key, round*100+i); err != nil {
+						t.Errorf("Set: %v", err)
+						return
+					}
+					if v, err := d.Get(ctx, key); err != nil || v != round*100+i {
+						t.Errorf("Get %s: %d %v, want %d", key, v, err, round*100+i)
+						return
+					}
+				}
+			}()
+		}
+		if _, err := l.Append(ctx, round); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		wg.Wait()
+		time.Sleep(time.Duration(40+round*5) * time.Millisecond)
+	}
+	for {
+		v, err := l.Pop(ctx)
+		if err != nil {
+			break
+		}
+		if _, dup := popped.LoadOrStore(v, true); dup {
+			t.Errorf("item %d popped twice", v)
+		}
+	}
+	got := 0
+	popped.Range(func(any, any) bool { got++; return true })
+	if got != n {
+		t.Errorf("%d items popped, want %d", got, n)
+	}
+}
