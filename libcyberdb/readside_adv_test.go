@@ -752,3 +752,77 @@ func TestReadSideClientIdleRetire(t *testing.T) {
 		t.Errorf("%d items popped, want %d", got, n)
 	}
 }
+
+// TestReadSidePinnedClose: closing a pinned Conn (which hands its
+// connection back to the pool) while goroutines use it, one parked in
+// PopWait reading for the others, ends the others' next calls; the parked
+// pop stays and takes the item appended next through the Client, once.
+func TestReadSidePinnedClose(t *testing.T) {
+	noLeaks(t)
+	_, c := start(t, WithPoolSize(1))
+	ctx := context.Background()
+	must(t, c.CreateList(ctx, "q", nil))
+	for round := range 4 {
+		pc, err := c.Conn(ctx)
+		must(t, err)
+		l := NewList[int](pc, "q")
+		var wg, others sync.WaitGroup
+		var calls atomic.Int64
+		got := make(chan int, 10)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				v, ok, err := l.PopWait(ctx, Left, 0)
+				if err != nil {
+					return
+				}
+				if ok {
+					got <- v
+				}
+			}
+		}()
+		for range 3 {
+			others.Add(1)
+			go func() {
+				defer others.Done()
+				for {
+					if _, err := l.Len(ctx); err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("Len: %v", err)
+						}
+						return
+					}
+					calls.Add(1)
+				}
+			}()
+		}
+		for calls.Load() < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		must(t, pc.Close())
+		done := make(chan struct{})
+		go func() { others.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: callers of a closed Conn still wait:\n%s", round, stacks())
+		}
+		if _, err := NewList[int](c, "q").Append(ctx, round); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if v != round {
+				t.Fatalf("round %d: the parked pop got %d", round, v)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the parked pop got nothing:\n%s", round, stacks())
+		}
+		wg.Wait() // its next PopWait fails: the Conn is closed
+		if n, err := NewList[int](c, "q").Len(ctx); err != nil || n != 0 {
+			t.Fatalf("Len: %d %v, want 0", n, err)
+		}
+	}
+}
