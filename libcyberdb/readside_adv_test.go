@@ -328,6 +328,7 @@ func TestReadSideStoppedDaemonTimeouts(t *testing.T) {
 	must(t, c.CreateDict(ctx, "d", nil))
 	d := NewDict[string, string](c, "d")
 	must(t, dd.Signal(syscall.SIGSTOP))
+	time.Sleep(50 * time.Millisecond) // the signal is delivered asynchronously
 	var wg sync.WaitGroup
 	errc := make(chan error, 32)
 	for range 10 {
