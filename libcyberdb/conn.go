@@ -69,6 +69,11 @@ type conn struct {
 	writing  bool   // a write is in progress (by the writer, or a caller inline)
 	closeErr error  // set when we close the connection on purpose
 	inline   []byte // the inline writer's buffer; owned by whoever set writing
+	// inlines counts inline writes under way (Add under mu while not
+	// dead): finish waits for them before deciding fates, as an inline
+	// write that fails with nothing written (cl.unsent) makes its call
+	// fateNotSent.
+	inlines sync.WaitGroup
 
 	// The read side (readside.go), guarded by mu: whether a goroutine
 	// holds it; the caller holding it (nil: the reader goroutine) and the
@@ -333,6 +338,7 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 		// a caller writing inline each time would make one system call
 		// per call.
 		c.writing = true
+		c.inlines.Add(1)
 		cl.state = stateInFlight
 		c.track(cl)
 		buf := c.inline[:0]
@@ -350,6 +356,7 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 			cl.unsent = true
 		}
 		c.mu.Unlock()
+		c.inlines.Done()
 		if err != nil {
 			c.writeFailed()
 		} else if c.p.cfg.idleTimeout > 0 {
@@ -641,6 +648,9 @@ func (c *conn) finish(readErr error, frame *wire.Error) {
 	_ = c.nc.Close()
 	close(c.quit)
 	<-c.writerDone // the writer reads calls' arguments: wait before handing them back
+	// An inline write under way (the close above ends it) may yet find
+	// that nothing was written (cl.unsent): wait for its verdict.
+	c.inlines.Wait()
 	c.p.connGone(c, closeErr == nil)
 	if closeErr != nil {
 		c.lost(closeErr) // push.go

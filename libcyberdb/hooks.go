@@ -1,12 +1,9 @@
 package libcyberdb
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"net"
 	"strings"
@@ -244,15 +241,10 @@ func (p *pool) dialOnce(ctx context.Context) (cn *conn, hello, ioErr bool, err e
 
 // adopt makes nc, which a Dial hook returned in place of the connection
 // it wraps, the one that carries c's frames after HELLO. Anything the
-// daemon sent after its HELLO reply is read first.
+// daemon sent after its HELLO reply stays buffered in c.br, where start
+// hands it to the frame reader (readside.go), which reads nc after it.
 func (c *conn) adopt(nc net.Conn) {
-	var r io.Reader = nc
-	if n := c.br.Buffered(); n > 0 {
-		early, _ := c.br.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
-	}
 	c.nc = nc
-	c.br = bufio.NewReaderSize(r, 64<<10)
 }
 
 // flushChain returns the Flush hooks composed around a write to c, or
