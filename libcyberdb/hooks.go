@@ -245,6 +245,13 @@ func (p *pool) dialOnce(ctx context.Context) (cn *conn, hello, ioErr bool, err e
 // hands it to the frame reader (readside.go), which reads nc after it.
 func (c *conn) adopt(nc net.Conn) {
 	c.nc = nc
+	if _, ok := nc.(*net.UnixConn); !ok {
+		// A wrapper may buffer what the socket's peek would not see, or
+		// not pass read deadlines on (a caller's cancelled read would
+		// wait for its reply): its reader goroutine reads it all the
+		// time, as on TCP (readside.go).
+		c.unix = false
+	}
 }
 
 // flushChain returns the Flush hooks composed around a write to c, or

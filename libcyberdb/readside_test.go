@@ -230,6 +230,7 @@ func TestLoneCallerWithTimeout(t *testing.T) {
 	ctx := context.Background()
 	must(t, c.Ping(ctx))
 	must(t, dd.Signal(syscall.SIGSTOP))
+	time.Sleep(50 * time.Millisecond) // the signal lands asynchronously
 	t0 := time.Now()
 	err := c.Ping(ctx)
 	took := time.Since(t0)
