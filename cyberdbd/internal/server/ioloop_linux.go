@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -53,6 +54,12 @@ type ioLoop struct {
 	evfd int      // eventfd: wakes the loop (Shutdown, a save done)
 	f    *os.File // epfd, registered with Go's poller
 	rc   syscall.RawConn
+
+	// executing is set while the loop executes requests: mail posted
+	// meanwhile (a value for a parked pop, a push) is taken by the
+	// round's last takeMail, which follows the clearing of executing, so
+	// its poster need not write the eventfd (post, postPush).
+	executing atomic.Bool
 
 	// mu guards conns, which accept's goroutine adds to (adopt) while
 	// the loop's goroutine looks connections up and closes them. Every
@@ -338,6 +345,7 @@ func (l *ioLoop) run() {
 		l.takeMail()   // after resolve, which reads the eventfd: no reply is left behind
 		l.takeSynced() // likewise
 		l.probes.Run() // after resolve, which reads the eventfd: no wake-up is lost
+		l.executing.Store(true)
 		for _, c := range l.ready {
 			if !c.closed {
 				l.readable(c)
@@ -357,7 +365,11 @@ func (l *ioLoop) run() {
 		// What this round's writes handed to connections of this loop
 		// (a value for a parked pop, a push) is written in this round's
 		// flush, not after one more round for the wake-up they posted:
-		// a blocked consumer gets its value one round sooner.
+		// a blocked consumer gets its value one round sooner. Mail posted
+		// while executing was set skipped the eventfd: this takes it (a
+		// poster that appends after this takeMail sees executing clear,
+		// the mailbox's mutex ordering the two).
+		l.executing.Store(false)
 		l.takeMail()
 		l.flushAll()
 		l.feedStarved()
@@ -1240,7 +1252,7 @@ func (l *ioLoop) post(c *loopConn, id uint64, d store.Delivery) {
 	first := len(l.pushMail) == 0 && len(l.mail) == 0
 	l.mail = append(l.mail, mailItem{c, id, d})
 	l.mailMu.Unlock()
-	if first {
+	if first && !l.executing.Load() {
 		l.wake() // once per batch of mail: the loop takes it all (takeMail)
 	}
 }
@@ -1321,7 +1333,7 @@ func (l *ioLoop) postPush(c *loopConn) {
 	first := len(l.pushMail) == 0 && len(l.mail) == 0
 	l.pushMail = append(l.pushMail, c)
 	l.mailMu.Unlock()
-	if first {
+	if first && !l.executing.Load() {
 		l.wake() // once per batch of mail: the loop takes it all (takeMail)
 	}
 }
