@@ -60,6 +60,7 @@ type ioLoop struct {
 	// round's last takeMail, which follows the clearing of executing, so
 	// its poster need not write the eventfd (post, postPush).
 	executing atomic.Bool
+	sink      uint64 // prefetch's reads, kept
 
 	// mu guards conns, which accept's goroutine adds to (adopt) while
 	// the loop's goroutine looks connections up and closes them. Every
@@ -739,6 +740,9 @@ func (l *ioLoop) settle(c *loopConn, progressed bool) {
 // already queued drain (paused).
 func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 	c.clk = time.Time{} // a new burst: its first request reads the clock (conn.clk)
+	if c.hello {
+		l.prefetch(c, b)
+	}
 	work := 0
 	for len(b) >= wire.FrameHeaderSize {
 		if len(c.out)-c.wpos >= flushAt {
@@ -784,6 +788,42 @@ func (l *ioLoop) execute(c *loopConn, b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// prefetch touches the index slots and entries that the gets and sets of
+// one dict among the frames of b will look up (store.Touch), when there
+// are several: their cache misses overlap instead of following one
+// another.
+func (l *ioLoop) prefetch(c *loopConn, b []byte) {
+	var (
+		keys [16][]byte
+		name []byte
+		n    int
+	)
+	for len(b) >= wire.FrameHeaderSize && n < len(keys) {
+		body, rest, err := wire.SplitFrame(b, c.frameLimit())
+		if err != nil || body == nil {
+			break
+		}
+		b = rest
+		if op, ok := wire.PeekRequestOp(body); !ok || op != wire.OpDGet && op != wire.OpDSet {
+			continue
+		}
+		tn, after, ok := nextText(requestArgs(body))
+		if !ok || len(tn) == 0 || name != nil && string(tn) != string(name) {
+			continue
+		}
+		key, _, ok := nextItem(after)
+		if !ok {
+			continue
+		}
+		name = tn
+		keys[n] = key
+		n++
+	}
+	if n >= 4 {
+		l.sink += l.s.store.Touch(unsafe.String(&name[0], len(name)), keys[:n])
+	}
 }
 
 // workWeight is what a request's bytes count for in roundWork: those of
