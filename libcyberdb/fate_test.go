@@ -15,6 +15,14 @@ import (
 // to serve, which says what to do with them; it stops when the test ends.
 func fakeDaemon(t *testing.T, serve func(conn int, req wire.Request, nc net.Conn) bool) string {
 	t.Helper()
+	return fakeDaemonHello(t, nil, serve)
+}
+
+// fakeDaemonHello is fakeDaemon with a say in each HELLO: hello writes
+// reply, HELLO's reply frame, on connection conn (and maybe more frames
+// with it); false ends the connection. nil writes the reply alone.
+func fakeDaemonHello(t *testing.T, hello func(conn int, nc net.Conn, reply []byte) bool, serve func(conn int, req wire.Request, nc net.Conn) bool) string {
+	t.Helper()
 	path := filepath.Join(daemontest.ShortTempDir(t), "fake.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -41,7 +49,12 @@ func fakeDaemon(t *testing.T, serve func(conn int, req wire.Request, nc net.Conn
 					}
 					if req.Op == wire.OpHello {
 						res, _ := wire.Marshal(map[string]any{"proto": 1, "max_frame": 1 << 20, "conn_id": n})
-						nc.Write(wire.AppendReply(nil, req.ID, res))
+						reply := wire.AppendReply(nil, req.ID, res)
+						if hello == nil {
+							nc.Write(reply)
+						} else if !hello(n, nc, reply) {
+							return
+						}
 						continue
 					}
 					if !serve(n, req, nc) {

@@ -31,6 +31,31 @@ func drainList(t *testing.T, ctx context.Context, l *List[string], seen map[stri
 	}
 }
 
+// writeReadBack runs goroutines that each set and read back n values of a
+// key of their own, sending what fails or differs to errc; it returns
+// when all are done.
+func writeReadBack(ctx context.Context, d *Dict[string, string], goroutines, n int, errc chan<- error) {
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				key, val := "k"+strconv.Itoa(g), strconv.Itoa(i)
+				if err := d.Set(ctx, key, val); err != nil {
+					errc <- err
+					return
+				}
+				if v, err := d.Get(ctx, key); err != nil || v != val {
+					errc <- fmt.Errorf("Get %s: %q %v, want %q", key, v, err, val)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // TestReadSideMixedCancels: on one connection (and on two), goroutines
 // mix Sets and Gets of their own keys, blocking pops with contexts that
 // end at random moments (often while the popper reads for everyone), and
@@ -346,24 +371,7 @@ func TestReadSideStoppedDaemonTimeouts(t *testing.T) {
 	}
 	wg.Wait()
 	must(t, dd.Signal(syscall.SIGCONT))
-	for g := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 50 {
-				key, val := "k"+strconv.Itoa(g), strconv.Itoa(i)
-				if err := d.Set(ctx, key, val); err != nil {
-					errc <- err
-					return
-				}
-				if v, err := d.Get(ctx, key); err != nil || v != val {
-					errc <- fmt.Errorf("Get %s: %q %v, want %q", key, v, err, val)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	writeReadBack(ctx, d, 10, 50, errc)
 	close(errc)
 	for err := range errc {
 		t.Error(err)
@@ -633,24 +641,7 @@ func TestReadSideStoppedDaemonCancels(t *testing.T) {
 	wg.Wait()
 	must(t, dd.Signal(syscall.SIGCONT))
 	stopped = false
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 30 {
-				key, val := "k"+strconv.Itoa(g), strconv.Itoa(i)
-				if err := d.Set(ctx, key, val); err != nil {
-					errc <- err
-					return
-				}
-				if v, err := d.Get(ctx, key); err != nil || v != val {
-					errc <- fmt.Errorf("Get %s: %q %v, want %q", key, v, err, val)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	writeReadBack(ctx, d, 8, 30, errc)
 
 	must(t, dd.Signal(syscall.SIGSTOP))
 	stopped = true

@@ -1,17 +1,14 @@
 package libcyberdb
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
@@ -27,51 +24,21 @@ func TestEarlyFrameAfterHelloWithWrappingDialHook(t *testing.T) {
 			name = "wrapped"
 		}
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(daemontest.ShortTempDir(t), "fake.sock")
-			l, err := net.Listen("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for n := 0; ; n++ {
-					nc, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer nc.Close()
-						br := bufio.NewReader(nc)
-						for {
-							body, err := wire.ReadFrame(br, nil, 1<<20)
-							if err != nil {
-								return
-							}
-							req, err := wire.DecodeRequest(body)
-							if err != nil {
-								return
-							}
-							if req.Op == wire.OpHello {
-								res, _ := wire.Marshal(map[string]any{"proto": 1, "max_frame": 1 << 20, "conn_id": n})
-								b := wire.AppendReply(nil, req.ID, res)
-								if n == 0 {
-									// The first connection ends at once: the
-									// frame goes in the same write as HELLO's
-									// reply; requests after it are not
-									// executed, and it closes a little later.
-									b = wire.AppendError(b, 0, wire.Errorf(wire.CodeIdleTimeout, "idle"))
-									nc.Write(b)
-									time.Sleep(300 * time.Millisecond)
-									return
-								}
-								nc.Write(b)
-								continue
-							}
-							nc.Write(wire.AppendReply(nil, req.ID, []byte{0xf6}))
-						}
-					}()
+			// The first connection ends at once: an idle_timeout frame
+			// goes in the same write as HELLO's reply; requests after it
+			// are not executed, and it closes a little later.
+			path := fakeDaemonHello(t, func(n int, nc net.Conn, reply []byte) bool {
+				if n == 0 {
+					nc.Write(wire.AppendError(reply, 0, wire.Errorf(wire.CodeIdleTimeout, "idle")))
+					time.Sleep(300 * time.Millisecond)
+					return false
 				}
-			}()
+				nc.Write(reply)
+				return true
+			}, func(_ int, req wire.Request, nc net.Conn) bool {
+				nc.Write(wire.AppendReply(nil, req.ID, []byte{0xf6}))
+				return true
+			})
 			var opts []Option
 			if wrap {
 				opts = append(opts, WithHooks(Hook{Dial: func(next DialFunc) DialFunc {
@@ -133,44 +100,17 @@ func (e *epipeConn) Write(b []byte) (int, error) {
 // written. The call was never sent: it must be resent, not failed as
 // maybe applied; and finish must not read cl.unsent while enqueue sets it.
 func TestInlineWriteEPIPEAfterReaderFinished(t *testing.T) {
-	path := filepath.Join(daemontest.ShortTempDir(t), "fake.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	hangUp := make(chan struct{})
-	go func() {
-		for n := 0; ; n++ {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				if n == 0 {
-					go func() { <-hangUp; nc.Close() }()
-				}
-				br := bufio.NewReader(nc)
-				for {
-					body, err := wire.ReadFrame(br, nil, 1<<20)
-					if err != nil {
-						return
-					}
-					req, err := wire.DecodeRequest(body)
-					if err != nil {
-						return
-					}
-					if req.Op == wire.OpHello {
-						res, _ := wire.Marshal(map[string]any{"proto": 1, "max_frame": 1 << 20, "conn_id": n})
-						nc.Write(wire.AppendReply(nil, req.ID, res))
-						continue
-					}
-					nc.Write(wire.AppendReply(nil, req.ID, []byte{0xf6}))
-				}
-			}()
+	path := fakeDaemonHello(t, func(n int, nc net.Conn, reply []byte) bool {
+		if n == 0 {
+			go func() { <-hangUp; nc.Close() }()
 		}
-	}()
+		nc.Write(reply)
+		return true
+	}, func(_ int, req wire.Request, nc net.Conn) bool {
+		nc.Write(wire.AppendReply(nil, req.ID, []byte{0xf6}))
+		return true
+	})
 	var c *Client
 	dials := 0
 	hook := Hook{Dial: func(next DialFunc) DialFunc {
@@ -183,6 +123,7 @@ func TestInlineWriteEPIPEAfterReaderFinished(t *testing.T) {
 			return &epipeConn{Conn: nc, hangUp: hangUp, conn: func() *conn { return (*c.p.conns.Load())[0] }}, nil
 		}
 	}}
+	var err error
 	c, err = Open(context.Background(), path, WithPoolSize(1), WithHooks(hook))
 	if err != nil {
 		t.Fatal(err)
