@@ -149,8 +149,8 @@ func (c *conn) needReaderLocked() bool {
 // all the time would have noticed by itself; the check of
 // go-sql-driver/mysql's connCheck before reusing a pooled connection.
 func (c *conn) alive() bool {
-	if !c.unix {
-		return true
+	if !c.unix || c.load.Load() > 0 || c.blocked.Load() > 0 {
+		return true // a call waits on it: its reader sees the end (no lock for busy ones)
 	}
 	c.mu.Lock()
 	if c.reading || c.needReaderLocked() || c.unusable.Load() {
