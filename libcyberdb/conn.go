@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -42,10 +43,11 @@ import (
 type conn struct {
 	p        *pool
 	nc       net.Conn
-	serverID uint64     // conn_id from HELLO, for messages
-	maxFrame int        // the daemon's max_frame
-	push     bool       // the daemon agreed to the push extension in HELLO
-	hooks    *pushHooks // a dedicated push connection's hooks (set before start), or nil: the pool's
+	io       io.ReadWriter // nc's bytes: nc, or on a Unix socket raw system calls on it (rawio_linux.go)
+	serverID uint64        // conn_id from HELLO, for messages
+	maxFrame int           // the daemon's max_frame
+	push     bool          // the daemon agreed to the push extension in HELLO
+	hooks    *pushHooks    // a dedicated push connection's hooks (set before start), or nil: the pool's
 	created  time.Time
 	lastUsed atomic.Int64 // p.now() in Unix nanoseconds, after each write
 	load     atomic.Int32 // ordinary calls queued or awaiting a reply
@@ -239,6 +241,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	cn = &conn{
 		p:          p,
 		nc:         nc,
+		io:         nc,
 		serverID:   info.ConnID,
 		maxFrame:   info.MaxFrame,
 		push:       info.Push,
@@ -254,6 +257,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	if uc, ok := nc.(*net.UnixConn); ok && canPeek {
 		if rc, err := uc.SyscallConn(); err == nil {
 			cn.unix, cn.rc = true, rc
+			cn.io = newRawIO(nc, rc) // rawio_linux.go
 			cn.peekFn = cn.peek
 		}
 	}
@@ -291,7 +295,7 @@ func (c *conn) start() {
 	}
 	c.flush = c.flushChain()
 	buffered, _ := c.br.Peek(c.br.Buffered()) // what came after HELLO's reply
-	c.rd = newFrameReader(c.nc, buffered)
+	c.rd = newFrameReader(c.io, buffered)
 	c.p.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()

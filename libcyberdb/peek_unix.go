@@ -1,8 +1,12 @@
-//go:build unix
+//go:build unix && !linux
 
 package libcyberdb
 
-import "syscall"
+import (
+	"io"
+	"net"
+	"syscall"
+)
 
 // canPeek: alive can look at a quiet connection without reading it, so
 // callers may read their own replies (readside.go).
@@ -19,3 +23,7 @@ func peekFD(fd uintptr) (int, error) {
 	}
 	return n, nil
 }
+
+// newRawIO: elsewhere than on Linux, a connection's bytes go through its
+// net.Conn (see rawio_linux.go).
+func newRawIO(nc net.Conn, _ syscall.RawConn) io.ReadWriter { return nc }
