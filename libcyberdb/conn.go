@@ -43,7 +43,7 @@ import (
 type conn struct {
 	p        *pool
 	nc       net.Conn
-	io       io.ReadWriter // nc's bytes: nc, or on a Unix socket raw system calls on it (rawio_linux.go)
+	io       io.ReadWriter // nc's bytes, read and written (nc itself, or its sockConn)
 	serverID uint64        // conn_id from HELLO, for messages
 	maxFrame int           // the daemon's max_frame
 	push     bool          // the daemon agreed to the push extension in HELLO
@@ -86,10 +86,11 @@ type conn struct {
 	rdSeq   uint64
 	rdIntr  bool
 	ended   bool
-	unix    bool // a plain Unix socket: callers may read their own replies (selfRead)
-	spoke   bool // alive found the daemon's end or a frame on a quiet connection: read it
-	rc      syscall.RawConn
-	peekFn  func(fd uintptr) // alive's probe, made once: Control would allocate a closure per call
+	unix    bool                                      // a plain Unix socket: callers may read their own replies (selfRead)
+	spoke   bool                                      // alive found the daemon's end or a frame on a quiet connection: read it
+	rc      syscall.RawConn                           // the dialed Unix socket's (start hands it to newSockConn)
+	ctl     interface{ Control(func(uintptr)) error } // runs alive's peek on the socket: rc, or the sockConn
+	peekFn  func(fd uintptr)                          // alive's probe, made once: Control would allocate a closure per call
 	peekN   int
 	peekErr error
 	rd      *frameReader // owned by whoever holds the read side
@@ -256,8 +257,7 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	cn.br = br
 	if uc, ok := nc.(*net.UnixConn); ok && canPeek {
 		if rc, err := uc.SyscallConn(); err == nil {
-			cn.unix, cn.rc = true, rc
-			cn.io = newRawIO(nc, rc) // rawio_linux.go
+			cn.unix, cn.rc, cn.ctl = true, rc, rc
 			cn.peekFn = cn.peek
 		}
 	}
@@ -292,6 +292,12 @@ func (p *pool) handshakeErr(ctx context.Context, err error) error {
 func (c *conn) start() {
 	if c.br == nil {
 		return // already started (WithOnConnect: connected)
+	}
+	if c.unix {
+		// On Linux, the socket leaves Go's poller (sockconn_linux.go).
+		if sc, err := newSockConn(c.nc, c.rc); err == nil {
+			c.nc, c.io, c.ctl = sc, sc, sc
+		}
 	}
 	c.flush = c.flushChain()
 	buffered, _ := c.br.Peek(c.br.Buffered()) // what came after HELLO's reply

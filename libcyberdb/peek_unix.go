@@ -2,11 +2,7 @@
 
 package libcyberdb
 
-import (
-	"io"
-	"net"
-	"syscall"
-)
+import "syscall"
 
 // canPeek: alive can look at a quiet connection without reading it, so
 // callers may read their own replies (readside.go).
@@ -23,7 +19,3 @@ func peekFD(fd uintptr) (int, error) {
 	}
 	return n, nil
 }
-
-// newRawIO: elsewhere than on Linux, a connection's bytes go through its
-// net.Conn (see rawio_linux.go).
-func newRawIO(nc net.Conn, _ syscall.RawConn) io.ReadWriter { return nc }

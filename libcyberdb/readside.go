@@ -158,7 +158,7 @@ func (c *conn) alive() bool {
 		return true // somebody reads it and sees its end; or enqueue refuses it
 	}
 	// Holding mu with nobody reading: no caller can start reading meanwhile.
-	err := c.rc.Control(c.peekFn)
+	err := c.ctl.Control(c.peekFn)
 	gone := err != nil || c.peekN > 0 || c.peekN == 0 && c.peekErr == nil
 	if gone {
 		c.spoke = true
