@@ -153,6 +153,7 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 			}
 		}
 		frame := appendDelivery(nil, id, d)
+		var broke error
 		c.shared.wmu.Lock()
 		undelivered := c.gone
 		if !undelivered {
@@ -173,8 +174,12 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 					// Not written whole (EPIPE: the client shut its
 					// reading side or is gone): the value goes back,
 					// and the stream, perhaps cut in the frame, ends.
+					// Nothing more is written from now on; the socket
+					// is closed once the value is back, so that a
+					// client that sees the end finds it in its list.
 					undelivered = true
-					c.writeBroke("the reply to a parked request", err)
+					c.shared.broken.Store(true)
+					broke = err
 				}
 				c.writeDL = time.Time{}
 				c.armIdle()
@@ -183,6 +188,9 @@ func (c *conn) deliverAsync(id uint64, d store.Delivery) {
 		c.shared.wmu.Unlock()
 		if undelivered && d.GiveBack != nil {
 			d.GiveBack()
+		}
+		if broke != nil {
+			c.writeBroke("the reply to a parked request", broke)
 		}
 		// Without push, waitParked waits for it; with push, drainParked
 		// after a half-close.
