@@ -293,8 +293,11 @@ func (c *conn) start() {
 	if c.br == nil {
 		return // already started (WithOnConnect: connected)
 	}
-	if c.unix {
+	if c.unix && c.hooks == nil {
 		// On Linux, the socket leaves Go's poller (sockconn_linux.go).
+		// Not a dedicated push connection's: it sends little, so the
+		// daemon's reads wake it for nothing seldom, and its pushes need
+		// no extra hop through an epoll instance.
 		if sc, err := newSockConn(c.nc, c.rc); err == nil {
 			c.nc, c.io, c.ctl = sc, sc, sc
 		}
