@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -62,6 +63,8 @@ type sockConn struct {
 
 	ctlFn func(uintptr) // Control's callback: ctl on fd
 	ctl   func(fd uintptr)
+
+	cleanup runtime.Cleanup // closes fd if s is lost unclosed, as net.Conn's finalizer would
 }
 
 // newSockConn takes over nc, a *net.UnixConn whose RawConn is rc. On
@@ -89,6 +92,7 @@ func newSockConn(nc net.Conn, rc syscall.RawConn) (_ *sockConn, err error) {
 		return nil, err
 	}
 	s.readFn, s.writeFn, s.ctlFn = s.read, s.write, s.control
+	s.cleanup = runtime.AddCleanup(s, closeFD, fd)
 	nc.Close() // the duplicate keeps the socket open
 	return s, nil
 }
@@ -279,8 +283,11 @@ func (s *sockConn) Close() error {
 	}
 	s.rd.Close() // returns once no callback runs
 	s.wr.Close()
+	s.cleanup.Stop()
 	return syscall.Close(s.fd)
 }
+
+func closeFD(fd int) { syscall.Close(fd) }
 
 // canPeek: alive can look at a quiet connection without reading it, so
 // callers may read their own replies (readside.go).

@@ -244,6 +244,51 @@ func TestSockConn(t *testing.T) {
 			t.Fatalf("%d descriptors open after 100 closes racing I/O, %d before", after, before)
 		}
 	})
+	t.Run("lost unclosed", func(t *testing.T) {
+		// A sockConn dropped without Close closes its socket when
+		// collected, as a net.Conn would: the daemon sees the end.
+		path := filepath.Join(t.TempDir(), "s")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		func() {
+			nc, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, _ := nc.(*net.UnixConn).SyscallConn()
+			if _, err := newSockConn(nc, rc); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		peer, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		done := make(chan error, 1)
+		go func() {
+			var b [1]byte
+			_, err := peer.Read(b[:])
+			done <- err
+		}()
+		for i := 0; ; i++ {
+			runtime.GC()
+			select {
+			case err := <-done:
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("peer read %v; want EOF", err)
+				}
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if i == 100 {
+				t.Fatal("a sockConn lost unclosed still holds its socket after 100 collections")
+			}
+		}
+	})
 	t.Run("addresses", func(t *testing.T) {
 		s, _ := sockPair(t)
 		if a := s.RemoteAddr(); a == nil || !strings.HasSuffix(a.String(), "/s") {
