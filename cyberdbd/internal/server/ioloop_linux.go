@@ -537,6 +537,15 @@ func (l *ioLoop) readable(c *loopConn) {
 			dst = l.rbuf[:minConnBuf]
 		}
 	} else {
+		if c.wholeBuffered() {
+			// Requests read earlier and held back (a request that ran
+			// off the loop, replies that had to drain) are executed
+			// before anything more is read: reserve sizes the buffer for
+			// a partial first frame, and a full buffer holding whole
+			// ones had it read into nothing (a panic).
+			l.process(c)
+			return
+		}
 		if !l.reserve(c) {
 			l.starve(c)
 			return
@@ -629,7 +638,9 @@ func (l *ioLoop) reserve(c *loopConn) bool {
 	}
 	need := max(c.n+minConnBuf, 2*cap(c.buf))
 	want := int64(need)
-	if c.n >= wire.FrameHeaderSize {
+	if c.n >= wire.FrameHeaderSize && !c.wholeBuffered() {
+		// Sized for the partial frame that starts the buffer (readable
+		// executes whole ones before it reads more).
 		size, _ := wire.FrameHeader(c.buf, -1)
 		frame := wire.FrameHeaderSize + size
 		need = min(need, frame)
