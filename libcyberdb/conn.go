@@ -311,6 +311,10 @@ func (c *conn) start() {
 	c.br = nil
 }
 
+// inlineMax is the largest request a caller writes itself (enqueue): a
+// quarter of a Unix socket's default buffer, so that it finds room.
+const inlineMax = 48 << 10
+
 // enqueue hands cl to the writer. It returns fateNone on success,
 // fateNotSent if the connection takes no new calls, or fateFailed with an
 // error for a request too large for the daemon (or a blocking one on a
@@ -323,7 +327,8 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 		return fateNotSent, nil
 	}
 	id := c.nextID + 1
-	if size := cl.bodySize(id); size > c.maxFrame {
+	size := cl.bodySize(id)
+	if size > c.maxFrame {
 		c.mu.Unlock()
 		return fateFailed, wire.Errorf(wire.CodeTooLarge,
 			"%s request of %d bytes exceeds the daemon's maximum frame size of %d bytes (--max-frame); nothing was sent", cl.op, size, c.maxFrame)
@@ -342,14 +347,17 @@ func (c *conn) enqueue(cl *call, urgent bool) (fate, error) {
 	}
 	c.nextID = id
 	cl.id = id
-	if idle && !c.writing && len(c.queue) == 0 {
+	if idle && !c.writing && len(c.queue) == 0 && size <= inlineMax {
 		// The connection is idle (no other call queued or awaiting a
 		// reply; parked ones do not count): write it ourselves rather
 		// than wake the writer, sparing a goroutine hand-off to a caller
 		// that is alone. Under concurrency calls go to the writer
 		// instead, which sends all that queued meanwhile with one write:
 		// a caller writing inline each time would make one system call
-		// per call.
+		// per call. A big request goes to the writer too: a write can
+		// wait for room in the socket (a daemon stopped or slow to
+		// read), and a caller waiting on the writer leaves at its
+		// deadline, where one writing could not.
 		c.writing = true
 		c.inlines.Add(1)
 		cl.state = stateInFlight

@@ -70,8 +70,28 @@ func newPool(cfg config, d dialer) *pool {
 func (p *pool) setListLocked(list []*conn) {
 	p.list = list
 	p.conns.Store(&list)
+	p.wakeLocked()
+}
+
+// wakeLocked wakes the callers waiting in get for the shared set to
+// change or a dial to end. Must hold mu.
+func (p *pool) wakeLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
+}
+
+// liveLocked counts the shared connections that take calls. One marked
+// unusable (lost, retired) leaves its slot at once: a caller dials in its
+// place rather than wait for it to leave the list, a wake-up that a
+// connection lost while nobody read it could leave unsent. Must hold mu.
+func (p *pool) liveLocked() int {
+	n := 0
+	for _, cn := range p.list {
+		if !cn.unusable.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // get returns a shared connection for one call.
@@ -104,7 +124,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if len(p.list)+p.dialing < p.cfg.poolSize {
+		if p.liveLocked()+p.dialing < p.cfg.poolSize {
 			p.dialing++
 			p.mu.Unlock()
 			cn, err := p.dial(ctx)
@@ -112,6 +132,12 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 			p.dialing--
 			if err == nil {
 				err = p.addLocked(cn, false)
+			}
+			if err != nil {
+				// Callers waiting for this dial (get's wait below) try
+				// their own: the set did not change, and nothing else
+				// would wake them.
+				p.wakeLocked()
 			}
 			p.mu.Unlock()
 			if err != nil {
