@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -42,12 +41,11 @@ import (
 // Lock order: pool.mu before conn.mu.
 type conn struct {
 	p        *pool
-	nc       net.Conn
-	io       io.ReadWriter // nc's bytes, read and written (nc itself, or its sockConn)
-	serverID uint64        // conn_id from HELLO, for messages
-	maxFrame int           // the daemon's max_frame
-	push     bool          // the daemon agreed to the push extension in HELLO
-	hooks    *pushHooks    // a dedicated push connection's hooks (set before start), or nil: the pool's
+	nc       net.Conn   // the dialed connection, or on Linux its sockConn once started (sockconn_linux.go)
+	serverID uint64     // conn_id from HELLO, for messages
+	maxFrame int        // the daemon's max_frame
+	push     bool       // the daemon agreed to the push extension in HELLO
+	hooks    *pushHooks // a dedicated push connection's hooks (set before start), or nil: the pool's
 	created  time.Time
 	lastUsed atomic.Int64 // p.now() in Unix nanoseconds, after each write
 	load     atomic.Int32 // ordinary calls queued or awaiting a reply
@@ -242,7 +240,6 @@ func (p *pool) handshake(ctx context.Context, nc net.Conn) (cn *conn, ioErr bool
 	cn = &conn{
 		p:          p,
 		nc:         nc,
-		io:         nc,
 		serverID:   info.ConnID,
 		maxFrame:   info.MaxFrame,
 		push:       info.Push,
@@ -299,12 +296,12 @@ func (c *conn) start() {
 		// daemon's reads wake it for nothing seldom, and its pushes need
 		// no extra hop through an epoll instance.
 		if sc, err := newSockConn(c.nc, c.rc); err == nil {
-			c.nc, c.io, c.ctl = sc, sc, sc
+			c.nc, c.ctl = sc, sc
 		}
 	}
 	c.flush = c.flushChain()
 	buffered, _ := c.br.Peek(c.br.Buffered()) // what came after HELLO's reply
-	c.rd = newFrameReader(c.io, buffered)
+	c.rd = newFrameReader(c.nc, buffered)
 	c.p.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()

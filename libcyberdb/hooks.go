@@ -244,7 +244,7 @@ func (p *pool) dialOnce(ctx context.Context) (cn *conn, hello, ioErr bool, err e
 // daemon sent after its HELLO reply stays buffered in c.br, where start
 // hands it to the frame reader (readside.go), which reads nc after it.
 func (c *conn) adopt(nc net.Conn) {
-	c.nc, c.io = nc, nc
+	c.nc = nc
 	if _, ok := nc.(*net.UnixConn); !ok {
 		// A wrapper may buffer what the socket's peek would not see, or
 		// not pass read deadlines on (a caller's cancelled read would
@@ -260,9 +260,9 @@ func (c *conn) flushChain() FlushFunc {
 	if len(c.p.hooks.flush) == 0 {
 		return nil
 	}
-	w := c.io
+	nc := c.nc
 	f := FlushFunc(func(fl Flush) error {
-		_, err := w.Write(fl.Frames)
+		_, err := nc.Write(fl.Frames)
 		return err
 	})
 	for _, h := range c.p.hooks.flush {
@@ -275,7 +275,7 @@ func (c *conn) flushChain() FlushFunc {
 // the Flush hooks if any.
 func (c *conn) write(frames []byte, calls int) error {
 	if c.flush == nil {
-		n, err := c.io.Write(frames)
+		n, err := c.nc.Write(frames)
 		if err != nil && nothingWritten(n, err) {
 			return fmt.Errorf("%w: %w", errNothingWritten, err)
 		}
