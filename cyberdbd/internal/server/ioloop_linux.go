@@ -465,7 +465,19 @@ func (l *ioLoop) resolve(n int) {
 			continue
 		}
 		c := l.conns[ev.Fd]
-		if c == nil || c.offLoop {
+		if c == nil {
+			continue
+		}
+		if c.offLoop {
+			// Its off-loop request waits for the replies before it to
+			// drain (the descriptor leaves the epoll set when the
+			// request starts: no event comes while a worker has c).
+			// Room to write resumes them; a hang-up shows in the write.
+			// Dropped, this level-triggered event spun the loop, and
+			// the connection was never written nor read again.
+			if c.wpos < len(c.out) && ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				l.queue(c)
+			}
 			continue
 		}
 		if c.synced && ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
