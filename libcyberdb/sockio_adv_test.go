@@ -709,17 +709,18 @@ func TestSockAdvExecInheritsNothing(t *testing.T) {
 // moments, for a few seconds; every value read is whole and one written
 // for that key, no appended item is popped twice, nothing hangs.
 func TestSockAdvMixedChaos(t *testing.T) {
-	if os.Getenv("CYBERDB_KNOWN_BUGS") == "" {
-		// Known bug, not yet fixed: with one pooled connection, 64
-		// goroutines mixing big Sets, Gets, Appends and PopWaits with
-		// random cancellations hang in about half the runs: the daemon's
-		// end of the connection holds ~200 KB it does not read (ss -x:
-		// Recv-Q), the client's end waits for room, and cancelled
-		// PopWaits wait in conn.cancel behind the writer.
-		t.Skip("known bug (a connection the daemon stops reading under mixed big writes and cancellations); CYBERDB_KNOWN_BUGS=1 runs it")
-	}
 	for _, pool := range []int{1, 3} {
 		t.Run("pool"+strconv.Itoa(pool), func(t *testing.T) {
+			if pool == 3 && os.Getenv("CYBERDB_KNOWN_BUGS") == "" {
+				// Known bug, not yet fixed: with 3 pooled connections, 64
+				// goroutines mixing big Sets, Gets, Appends and PopWaits with
+				// random cancellations hang now and then: the daemon is alive
+				// and holds no connection of the client's (ss -x), the client's
+				// calls wait in pool.get behind dials retried with backoff. (The
+				// one-connection hang, a loop spinning on a dropped EPOLLOUT, is
+				// fixed; pool1 passed in every run since.)
+				t.Skip("known bug (pool3: calls wait in pool.get while dials are retried; the daemon, alive, holds none of the client's connections); CYBERDB_KNOWN_BUGS=1 runs it")
+			}
 			noLeaks(t)
 			dd, c := start(t, WithPoolSize(pool))
 			ctx := context.Background()
