@@ -49,15 +49,6 @@ func sockPair(t *testing.T) (*sockConn, net.Conn) {
 	return s, peer
 }
 
-// openFDs counts the process's open descriptors.
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	return len(ents)
-}
-
 // TestSockConn: what net.Conn does, sockConn does: whole writes larger
 // than the socket's buffer (waiting for room), reads that wait,
 // deadlines that cut a read and lose nothing, EOF, Close during a read
@@ -192,21 +183,21 @@ func TestSockConn(t *testing.T) {
 		}
 	})
 	t.Run("no descriptor left", func(t *testing.T) {
-		before := openFDs(t)
+		before := len(fdList(t))
 		for range 20 {
 			s, peer := sockPair(t)
 			s.Close()
 			peer.Close()
 		}
 		runtime.GC()
-		if after := openFDs(t); after > before {
+		if after := len(fdList(t)); after > before {
 			t.Fatalf("%d descriptors open after 20 connections came and went, %d before", after, before)
 		}
 	})
 	t.Run("close racing a read and a write", func(t *testing.T) {
 		// Close at any moment of a read and a write in progress (in a
 		// callback, waiting, or between): both end, nothing leaks.
-		before := openFDs(t)
+		before := len(fdList(t))
 		for i := range 100 {
 			s, peer := sockPair(t)
 			go io.Copy(io.Discard, peer) // drains, so the write makes progress
@@ -240,7 +231,7 @@ func TestSockConn(t *testing.T) {
 			}
 			peer.Close()
 		}
-		if after := openFDs(t); after > before {
+		if after := len(fdList(t)); after > before {
 			t.Fatalf("%d descriptors open after 100 closes racing I/O, %d before", after, before)
 		}
 	})
