@@ -148,26 +148,28 @@ type mailItem struct {
 }
 
 // loopConn is a connection served by an ioLoop. It belongs to the loop's
-// goroutine, except while offLoop: then to the goroutine running its
+// goroutine, except while working: then to the worker running its off-loop
 // request (startOffLoop), until the loop takes it back (takeSaved).
 type loopConn struct {
 	conn
 	fd        int
 	buf       []byte // bytes read but not yet executed: buf[:n]
 	n         int
-	wpos      int       // out[wpos:] is still to be written
-	idleSince time.Time // waiting for the client since: data read, replies drained
-	blocked   time.Time // when a write first found the socket full; zero if not blocked
-	paused    bool      // whole requests wait in buf until the replies drain
-	more      bool      // whole requests wait in buf for the next round (in l.later)
-	offLoop   bool      // buf starts with a request run off the loop (startOffLoop)
-	queued    bool      // in the loop's pending list
-	pushed    bool      // pushes were taken for it this round: written first (flushAll)
-	written   bool      // flushAll wrote it in its first pass
-	synced    bool      // replies of writes wait for a Durable call off the loop: in l.syncWait or l.syncing
-	syncNext  bool      // in l.syncWait: writes made after the call in flight began
-	closeBy   string    // close once out is written; the reason logged
-	eof       bool      // the client sent all it will: finish its whole requests, then close
+	wpos      int        // out[wpos:] is still to be written
+	idleSince time.Time  // waiting for the client since: data read, replies drained
+	blocked   time.Time  // when a write first found the socket full; zero if not blocked
+	paused    bool       // whole requests wait in buf until the replies drain
+	more      bool       // whole requests wait in buf for the next round (in l.later)
+	offLoop   bool       // buf starts with a request run off the loop (startOffLoop)
+	working   bool       // offLoop, and a worker runs the request: the loop keeps off c
+	held      []mailItem // replies to its parked requests posted while working (takeMail)
+	queued    bool       // in the loop's pending list
+	pushed    bool       // pushes were taken for it this round: written first (flushAll)
+	written   bool       // flushAll wrote it in its first pass
+	synced    bool       // replies of writes wait for a Durable call off the loop: in l.syncWait or l.syncing
+	syncNext  bool       // in l.syncWait: writes made after the call in flight began
+	closeBy   string     // close once out is written; the reason logged
+	eof       bool       // the client sent all it will: finish its whole requests, then close
 	closed    bool
 	events    uint32 // the epoll events currently asked for
 
@@ -1096,11 +1098,18 @@ func (l *ioLoop) uncountOutput(c *loopConn) {
 // takes it back. It is answered in order, after the replies before it,
 // and the requests after it wait in c.buf until then.
 func (l *ioLoop) startOffLoop(c *loopConn) {
+	if c.working {
+		return // started already (a write since, of pushes, must not start it twice)
+	}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil); err != nil {
 		l.close(c, "epoll_ctl: "+err.Error())
 		return
 	}
 	c.events = 0
+	// From here until takeSaved the worker owns c: its buffer, its
+	// replies, its parked requests. Pushes wait in c.pq and deliveries
+	// in c.held (takePush, takeMail), or they would race the worker.
+	c.working = true
 	l.s.workers.submit(func() {
 		body, rest, _ := wire.SplitFrame(c.buf[:c.n], -1) // whole: execute checked it
 		c.clk = time.Time{}
@@ -1123,6 +1132,15 @@ func (l *ioLoop) takeSaved() {
 	l.savedMu.Unlock()
 	for _, c := range saved {
 		c.offLoop = false
+		c.working = false
+		if len(c.held) > 0 {
+			// Delivered by the takeMail after resolve, this round.
+			l.mailMu.Lock()
+			l.mail = append(l.mail, c.held...)
+			l.mailMu.Unlock()
+			clear(c.held)
+			c.held = c.held[:0]
+		}
 		c.idleSince = l.now
 		if c.conn.dirty {
 			l.dirty = true // a write: its reply waits for Durable
@@ -1342,6 +1360,11 @@ func (l *ioLoop) takeMail() {
 			}
 			continue
 		}
+		if c.working {
+			c.held = append(c.held, *m) // the worker owns c: after takeSaved
+			mail[i] = mailItem{}
+			continue
+		}
 		delete(c.conn.blocked, m.id)
 		c.out = appendDelivery(c.out, m.id, m.d)
 		if m.d.GiveBack != nil {
@@ -1406,8 +1429,8 @@ func (l *ioLoop) postPush(c *loopConn) {
 // So what a client that stops reading makes the loop hold is bounded by
 // flushAt plus the push queue's bound.
 func (l *ioLoop) takePush(c *loopConn) {
-	if c.closed || c.closeBy != "" || c.pq == nil || len(c.out)-c.wpos >= flushAt || !c.blocked.IsZero() {
-		return
+	if c.closed || c.closeBy != "" || c.pq == nil || c.working || len(c.out)-c.wpos >= flushAt || !c.blocked.IsZero() {
+		return // write takes them once it has written what is before them
 	}
 	n := len(c.out)
 	c.out = c.pq.take(c.out)

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -344,4 +346,99 @@ func readable(t *testing.T, nc *net.UnixConn) bool {
 		t.Fatal(err)
 	}
 	return n > 0
+}
+
+// TestPushesWaitForOffLoopRequest: while a worker runs a connection's
+// request off the loop, it owns the connection. A value for the
+// connection's blocked pop and pub/sub messages, posted meanwhile by
+// other connections, wait until the worker is done, then all arrive.
+// Taken at once, they raced the worker for the connection's replies, and
+// the write of them started the off-loop request a second time: the
+// daemon panicked (a slice of a released buffer) or closed the connection.
+func TestPushesWaitForOffLoopRequest(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	ts := startTestServer(t, ioMode{"loop", 1}, Config{})
+	c, feeder := ts.dial(), ts.dial()
+	c.pushHello(1)
+	feeder.hello(1)
+	feeder.send(mustReq(2, wire.OpCreateList, "q"))
+	feeder.expect(2, wire.CodeOK)
+	c.send(mustReq(2, wire.OpSubscribe, "news"))
+	c.expect(2, wire.CodeOK)
+	c.send(mustReq(3, wire.OpLBPop, []string{"q"}, "left", nil)) // blocks
+	// [4, create_list, "L", [0, 0, ...]]: long enough to decode that it
+	// runs off the loop for a while.
+	const items = 300_000
+	body := []byte{0x84, 0x04, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+	body = binary.BigEndian.AppendUint32(body, items)
+	body = append(body, make([]byte, items)...)
+	c.send(wire.AppendFrame(nil, body))
+	// Fed until the request is done: before it starts, while it runs,
+	// after it.
+	var stop atomic.Bool
+	fed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { fed <- n }()
+		for id := uint64(10); !stop.Load(); id++ {
+			if err := feeder.sendErr(mustReq(id, wire.OpPublish, "news", n)); err != nil {
+				return
+			}
+			if _, err := feeder.frameErr(); err != nil {
+				return
+			}
+			n++
+			if n == 3 {
+				feeder.send(mustReq(1<<20, wire.OpLAppend, "q", "job"))
+				feeder.expect(1<<20, wire.CodeOK)
+			}
+		}
+	}()
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute)) // -race: the decoding takes a while
+	var got []int
+	popped := false
+	for {
+		r, m := c.next()
+		if m != nil {
+			if m["push"] != "message" {
+				t.Fatalf("push %v", m)
+			}
+			got = append(got, int(m["data"].(uint64)))
+			continue
+		}
+		if r.ID == 3 && r.Code == wire.CodeOK {
+			if v := decodeResult[[]string](t, r); len(v) != 2 || v[1] != "job" {
+				t.Fatalf("lbpop got %q", v)
+			}
+			popped = true
+			continue
+		}
+		if r.ID == 4 && r.Code == wire.CodeOK {
+			break
+		}
+		t.Fatalf("unexpected frame id %d code %s", r.ID, r.Code)
+	}
+	stop.Store(true)
+	n := <-fed
+	for len(got) < n || !popped {
+		r, m := c.next()
+		switch {
+		case m != nil:
+			got = append(got, int(m["data"].(uint64)))
+		case r.ID == 3 && r.Code == wire.CodeOK:
+			popped = true
+		default:
+			t.Fatalf("unexpected frame id %d code %s", r.ID, r.Code)
+		}
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("message %d is %d: out of order or lost (%d messages)", i, v, len(got))
+		}
+	}
+	t.Logf("%d messages published around the off-loop request", n)
+	c.send(mustReq(5, wire.OpPing))
+	c.expect(5, wire.CodeOK)
 }
