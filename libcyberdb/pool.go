@@ -29,13 +29,20 @@ type pool struct {
 	pushHooks atomic.Pointer[pushHooks] // push hooks of the shared connections (push.go), or nil
 	cache     atomic.Pointer[cache]     // the read cache (cache.go), made by the first CachedDict
 
-	mu       sync.Mutex
-	list     []*conn // == *conns; written under mu
-	pinned   map[*conn]struct{}
-	dialing  int
-	changed  chan struct{} // closed (and replaced) whenever the set changes
-	closed   bool
-	lost     int // connections lost and not yet replaced
+	mu      sync.Mutex
+	list    []*conn // == *conns; written under mu
+	pinned  map[*conn]struct{}
+	dialing int
+	changed chan struct{} // closed (and replaced) whenever the set changes
+	closed  bool
+	lost    int // connections lost and not yet replaced
+	// The last dial that failed (for a reason other than its caller's
+	// context): when it began, and its error. The callers that were
+	// already waiting in get when it began get its error too.
+	failedDial struct {
+		start time.Time
+		err   error
+	}
 	cleaning bool
 	done     chan struct{} // closed by close
 
@@ -127,6 +134,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		if p.liveLocked()+p.dialing < p.cfg.poolSize {
 			p.dialing++
 			p.mu.Unlock()
+			dialStart := time.Now()
 			cn, err := p.dial(ctx)
 			p.mu.Lock()
 			p.dialing--
@@ -134,9 +142,15 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 				err = p.addLocked(cn, false)
 			}
 			if err != nil {
-				// Callers waiting for this dial (get's wait below) try
-				// their own: the set did not change, and nothing else
-				// would wake them.
+				if ctx.Err() == nil && err != ErrClosed {
+					// It retried for the whole dial time-out, or failed
+					// for good: the callers that waited for it all along
+					// fail with it, rather than each dial in turn and
+					// wait pool-size-th of their number of time-outs.
+					p.failedDial.start, p.failedDial.err = dialStart, err
+				}
+				// The others try their own dial: the set did not change,
+				// and nothing else would wake them.
 				p.wakeLocked()
 			}
 			p.mu.Unlock()
@@ -154,6 +168,11 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 			p.mu.Unlock()
 			p.endWait(waitStart)
 			return best, nil
+		}
+		if f := p.failedDial; f.err != nil && !waitStart.IsZero() && waitStart.Before(f.start) {
+			p.mu.Unlock()
+			p.endWait(waitStart)
+			return nil, f.err
 		}
 		// Nothing usable and every slot is being dialed by other calls:
 		// wait for one of them.

@@ -196,6 +196,48 @@ func TestDaemonKilledAndRestarted(t *testing.T) {
 	}
 }
 
+// Many callers with no deadline while the daemon stays down: each fails
+// within about two dial time-outs. They used to dial in turn, each for a
+// whole time-out, so that the last waited its share of all of them (40
+// callers on one connection: 40 time-outs).
+func TestDaemonDownWaitersFailTogether(t *testing.T) {
+	noLeaks(t)
+	const dialTimeout = 250 * time.Millisecond
+	d, c := start(t, WithPoolSize(1), WithDialTimeout(dialTimeout))
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "t", nil))
+	dd := NewDict[string, int](c, "t")
+	fill(t, c, 1)
+	d.Kill(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var worst time.Duration
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := dd.Get(ctx, "a")
+			took := time.Since(start)
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Get with the daemon down: %v, want ErrUnavailable", err)
+			}
+			mu.Lock()
+			worst = max(worst, took)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// A bound on waiting, not a speed: 40 turns would be 10 s.
+	if worst > 20*dialTimeout {
+		t.Fatalf("a caller waited %s for a daemon that is down (dial time-out %s)", worst, dialTimeout)
+	}
+	t.Logf("the slowest caller failed after %s; stats %v", worst, c.Stats())
+	d.Restart(t)
+	mustCreateDict(t, c, "t")
+	must(t, dd.Set(ctx, "a", 1))
+}
+
 // mustCreateDict creates a dict table unless a restarted daemon recovered
 // it from its data dir.
 func mustCreateDict(t *testing.T, c *Client, name string) {
