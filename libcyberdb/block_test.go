@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,6 +125,54 @@ func TestPopWaitCancel(t *testing.T) {
 	}
 	if s := c.Stats(); s.Blocked != 0 || s.InFlight != 0 || s.Open != 1 {
 		t.Fatalf("stats after cancel: %v", s)
+	}
+}
+
+// A blocked pop cancelled while the daemon is stopped (SIGSTOP): nobody
+// answers the cancel, and the caller still returns, with its context's
+// error, within the dial time-out. Once the daemon runs again it has
+// forgotten the waiter: a value appended then stays in the list; and the
+// Client goes on working.
+func TestPopWaitCancelUnanswered(t *testing.T) {
+	noLeaks(t)
+	const dialTimeout = 500 * time.Millisecond
+	d, c := start(t, WithPoolSize(1), WithDialTimeout(dialTimeout))
+	ctx := context.Background()
+	must(t, c.CreateList(ctx, "q", nil))
+	q := NewList[int](c, "q")
+
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := q.PopWait(cctx, Right, time.Hour)
+		errc <- err
+	}()
+	waitFor(t, "the pop to park", func() bool { return infoInt(t, c, "blocked_requests") == 1 })
+	stopDaemon(t, d)
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = d.Signal(syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("PopWait after cancel: %v, want context.Canceled", err)
+		}
+		t.Logf("PopWait returned %s after its cancel: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("PopWait still waits for its cancel's answer 30 s after it, the daemon stopped")
+	}
+	must(t, d.Signal(syscall.SIGCONT))
+	stopped = false
+	waitFor(t, "the daemon to forget the waiter", func() bool { return infoInt(t, c, "blocked_requests") == 0 })
+	_, err := q.Append(ctx, 1)
+	must(t, err)
+	if n, err := q.Len(ctx); err != nil || n != 1 {
+		t.Fatalf("Len after the cancel and an append = %d, %v: the value went to the cancelled waiter", n, err)
 	}
 }
 

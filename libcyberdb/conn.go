@@ -447,7 +447,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 	}
 	if cl.state == stateInFlight { // a blocking call the daemon has or will have parked
 		c.mu.Unlock()
-		c.cancel(cl)
+		c.cancel(ctx, cl)
 		return
 	}
 	c.mu.Unlock()
@@ -463,11 +463,30 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) {
 // The wait is as short as any call's on the connection; it ends too when
 // the connection is lost (with the usual fates). The call's id is not
 // reused meanwhile, nor ever (nextID only grows).
-func (c *conn) cancel(cl *call) {
+//
+// A daemon that does not answer within the dial time-out (stopped,
+// hung) would hold the caller past its deadline without bound: the
+// connection is then dropped as lost, and the call ends with its context's
+// error. The daemon, once it reads the end, forgets the call, or gives
+// back to its list a value it took for it and could not send.
+func (c *conn) cancel(ctx context.Context, cl *call) {
 	cc := newCall(wire.OpCancel).uint(cl.id)
 	f, _ := c.enqueue(cc, true)
 	c.wantReader()
-	<-cl.done
+	t := time.NewTimer(c.p.cfg.dialTimeout)
+	select {
+	case <-cl.done:
+		t.Stop()
+	case <-t.C:
+		c.unusable.Store(true)
+		_ = c.nc.Close() // lost: the others' calls get the fates of a lost connection
+		c.kickReader()
+		<-cl.done
+		if cl.fate != fateReply {
+			cl.fate, cl.err = fateCanceled, fmt.Errorf("%w; the daemon did not confirm the cancel within %s (WithDialTimeout), so the connection was dropped",
+				cl.canceled(ctx), c.p.cfg.dialTimeout)
+		}
+	}
 	if f == fateNone {
 		<-cc.done
 	}

@@ -93,6 +93,13 @@ func WithMaxLifetime(d time.Duration) Option { return func(c *config) { c.maxLif
 // the daemon starts or is at its connection limits (too_many_connections)
 // and the HELLO round trip (default DefaultDialTimeout). A call's context
 // deadline, when earlier, wins.
+//
+// It bounds two more waits for a daemon that does not answer:
+//   - a blocking call (List.PopWait, Move) whose context ended waits this
+//     long at most for the daemon to confirm its cancel, after which its
+//     connection is dropped as lost;
+//   - callers that waited for a dial that failed fail with its error, so
+//     that with the daemon down no call waits much more than twice this.
 func WithDialTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
