@@ -132,7 +132,7 @@ func (r Raw) IsNull() bool { return len(r) == 0 || (len(r) == 1 && r[0] == 0xf6)
 // bignum tags 2 and 3, which become plain integers when the value fits
 // (RFC 8949 §3.4.3 preferred serialization).
 func Canonical(raw []byte) ([]byte, error) {
-	if simpleCanonical(raw) {
+	if simpleCanonical(raw, true) {
 		return raw, nil
 	}
 	if len(raw) == 0 {
@@ -149,7 +149,7 @@ func Canonical(raw []byte) ([]byte, error) {
 // containers; only the heads of arrays, maps and tags are written here,
 // because the library has no way to re-encode a tag 0 or 1 as it was.
 func appendCanonical(dst, raw []byte) ([]byte, error) {
-	if simpleCanonical(raw) {
+	if simpleCanonical(raw, true) {
 		return append(dst, raw...), nil
 	}
 	switch raw[0] >> 5 {
@@ -262,7 +262,8 @@ var shortestFrom = [10]uint64{2: 24, 3: 1 << 8, 5: 1 << 16, 9: 1 << 32}
 // canonical form: an integer, a definite-length byte or (valid UTF-8) text
 // string with a shortest-form head, or false/true/null/undefined. It is the
 // fast path that spares the common key and value a decode and re-encode.
-func simpleCanonical(raw []byte) bool {
+// checkText false skips the UTF-8 check, for text the decoder checked.
+func simpleCanonical(raw []byte, checkText bool) bool {
 	if len(raw) == 0 {
 		return false
 	}
@@ -283,7 +284,7 @@ func simpleCanonical(raw []byte) bool {
 	case 2:
 		return uint64(len(raw)-n) == arg
 	default: // 3: text
-		return uint64(len(raw)-n) == arg && utf8.Valid(raw[n:])
+		return uint64(len(raw)-n) == arg && (!checkText || utf8.Valid(raw[n:]))
 	}
 }
 

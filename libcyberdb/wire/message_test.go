@@ -89,6 +89,31 @@ func TestArgValidity(t *testing.T) {
 	if _, err := req.Args.Value(1); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("invalid UTF-8 value: %v", err)
 	}
+	// A flat request (the decoder's fast path checks its text, and Text
+	// and Value then trust it): invalid UTF-8 still fails both.
+	req, err = DecodeRequest([]byte{0x84, 1, 21, 0x61, 'a', 0x62, 'b', 0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Args.textChecked {
+		t.Error("a request with invalid UTF-8 text is marked checked")
+	}
+	if _, err := req.Args.Text(1); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("flat, invalid UTF-8: %v", err)
+	}
+	if _, err := req.Args.Value(1); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("flat, invalid UTF-8 value: %v", err)
+	}
+	req, err = DecodeRequest([]byte{0x84, 1, 21, 0x61, 'a', 0x62, 0xc3, 0xa9})
+	if err != nil || !req.Args.textChecked {
+		t.Fatalf("flat, valid: %v, checked %v", err, req.Args.textChecked)
+	}
+	if s, err := req.Args.Text(1); err != nil || s != "é" {
+		t.Errorf("flat, valid text: %q, %v", s, err)
+	}
+	if v, err := req.Args.Value(1); err != nil || string(v) != "\x62\xc3\xa9" {
+		t.Errorf("flat, valid value: %x, %v", v, err)
+	}
 }
 
 func TestReplyRoundTrip(t *testing.T) {

@@ -211,9 +211,13 @@ func ItemInt[T Bytes](b T) (int64, bool) {
 
 // ItemText reads a definite-length, valid UTF-8 text item; the string
 // aliases b (clone it to keep it). ok is false for anything else.
-func ItemText(b []byte) (string, bool) {
+func ItemText(b []byte) (string, bool) { return itemText(b, true) }
+
+// itemText is ItemText; check false skips the UTF-8 check, for text the
+// decoder checked.
+func itemText(b []byte, check bool) (string, bool) {
 	major, l, n, ok := ReadHead(b)
-	if !ok || major != 3 || uint64(len(b)-n) != l || !utf8.Valid(b[n:]) {
+	if !ok || major != 3 || uint64(len(b)-n) != l || check && !utf8.Valid(b[n:]) {
 		return "", false
 	}
 	if l == 0 {
