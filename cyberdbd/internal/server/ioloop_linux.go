@@ -162,6 +162,7 @@ type loopConn struct {
 	more      bool       // whole requests wait in buf for the next round (in l.later)
 	offLoop   bool       // buf starts with a request run off the loop (startOffLoop)
 	working   bool       // offLoop, and a worker runs the request: the loop keeps off c
+	killed    bool       // kill_client came while working: closed in takeSaved
 	held      []mailItem // replies to its parked requests posted while working (takeMail)
 	queued    bool       // in the loop's pending list
 	pushed    bool       // pushes were taken for it this round: written first (flushAll)
@@ -1140,6 +1141,11 @@ func (l *ioLoop) takeSaved() {
 			l.mailMu.Unlock()
 			clear(c.held)
 			c.held = c.held[:0]
+		}
+		if c.killed {
+			c.log.Info("connection closed by kill_client")
+			l.closeLocked(c, "killed (kill_client)")
+			continue
 		}
 		c.idleSince = l.now
 		if c.conn.dirty {

@@ -129,18 +129,23 @@ func (l *ioLoop) kill(id uint64) bool {
 	if target == nil {
 		return false
 	}
-	var kill func()
-	kill = func() {
+	l.do(func() {
 		switch {
 		case target.closed:
-		case target.offLoop: // its request's goroutine owns it: next round
-			l.do(kill)
+		case target.working:
+			// A worker owns it: closed when the loop takes it back
+			// (takeSaved). Posting this again each round spun the loop
+			// for as long as the request ran.
+			target.killed = true
 		default:
+			// Waiting for its replies to drain before its off-loop
+			// request starts is no reason to wait: a client that does
+			// not read is what kill_client is for (it used to be spun
+			// on for good).
 			target.log.Info("connection closed by kill_client")
 			l.close(target, "killed (kill_client)")
 		}
-	}
-	l.do(kill)
+	})
 	return true
 }
 
@@ -161,7 +166,7 @@ func (m *monitorSub) writeLoop(b []byte) (alive, overflow bool) {
 			var r result
 			switch {
 			case c.closed || c.closeBy != "":
-			case c.offLoop: // its request's goroutine owns it for now
+			case c.working: // a worker runs its request and owns it for now
 				r.busy, r.alive = true, true
 			default:
 				r.alive = true

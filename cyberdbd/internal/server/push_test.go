@@ -2,7 +2,9 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -441,4 +443,81 @@ func TestPushesWaitForOffLoopRequest(t *testing.T) {
 	t.Logf("%d messages published around the off-loop request", n)
 	c.send(mustReq(5, wire.OpPing))
 	c.expect(5, wire.CodeOK)
+}
+
+// TestKillClientOffLoop: kill_client closes a connection whose off-loop
+// request waits for its replies to drain to a client that does not read
+// (it was posted again every round, spinning the loop for good), and one
+// whose off-loop request a worker runs (closed once the worker is done).
+func TestKillClientOffLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	ts := startTestServer(t, ioMode{"loop", 1}, Config{})
+	admin := ts.dial()
+	admin.hello(1)
+	admin.dictWith("d", "big", make([]byte, 250<<10)) // more than a Unix socket holds
+	connID := func(c *rawClient) uint64 {
+		c.send(mustReq(1, wire.OpHello, 1, map[string]any{"client": "victim"}))
+		m := decodeResult[map[string]any](t, c.expect(1, wire.CodeOK))
+		id, ok := m["conn_id"].(uint64)
+		if !ok {
+			t.Fatalf("HELLO reply %v has no conn_id", m)
+		}
+		return id
+	}
+	kill := func(id, req uint64) {
+		admin.send(mustReq(req, wire.OpKillClient, id))
+		if !decodeResult[bool](t, admin.expect(req, wire.CodeOK)) {
+			t.Fatalf("kill_client %d: false", id)
+		}
+	}
+
+	// [id, create_list, "L", [0, 0, ...]]: slow to decode, and L is then
+	// big enough that a count of it runs off the loop.
+	const items = 300_000
+	createL := func(id byte) []byte {
+		body := []byte{0x84, id, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+		body = binary.BigEndian.AppendUint32(body, items)
+		return wire.AppendFrame(nil, append(body, make([]byte, items)...))
+	}
+	admin.send(createL(4))
+	_ = admin.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	if r, err := wire.ReadFrame(admin.r, nil, 1<<20); err != nil {
+		t.Fatal(err)
+	} else if rep, err := wire.DecodeReply(r); err != nil || rep.ID != 4 || rep.Code != wire.CodeOK {
+		t.Fatalf("create_list: %s", wire.Diagnose(r))
+	}
+
+	// Not reading: the reply to dget fills the socket, and the count
+	// after it waits for the reply to drain before it runs off the loop.
+	stuck := ts.dial()
+	id := connID(stuck)
+	stuck.send(append(mustReq(2, wire.OpDGet, "d", "big"), mustReq(3, wire.OpLCount, "L", 0)...))
+	time.Sleep(50 * time.Millisecond) // the loop reads both and writes what fits
+	kill(id, 10)
+	ts.waitConns(1) // the admin's
+	drainToEnd(t, stuck, ioWait)
+
+	// A worker runs its request: closed when it is done.
+	busy := ts.dial()
+	id = connID(busy)
+	busy.send(createL(2)) // L exists: it fails, once decoded
+
+	kill(id, 11)
+	drainToEnd(t, busy, time.Minute) // -race: the decoding takes a while
+	ts.waitConns(1)
+	admin.send(mustReq(12, wire.OpPing))
+	admin.expect(12, wire.CodeOK)
+}
+
+// drainToEnd reads c until the server's close shows (EOF, or a reset:
+// closed with requests unread), failing the test if it does not within d.
+func drainToEnd(t *testing.T, c *rawClient, d time.Duration) {
+	t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c.r)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the connection did not end within %s: %v", d, err)
+	}
 }
