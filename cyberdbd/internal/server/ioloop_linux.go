@@ -1245,13 +1245,16 @@ func (l *ioLoop) sweep() {
 	}
 	l.sweepAt = l.now.Add(step)
 	for _, c := range l.snapshot() {
-		// offLoop first: while it is set, the request's goroutine owns c.
-		if c.kept && !c.offLoop && c.n == 0 && l.now.Sub(c.idleSince) >= keepIdle {
+		// working first: while it is set, the request's worker owns c.
+		if c.kept && !c.working && c.n == 0 && l.now.Sub(c.idleSince) >= keepIdle {
 			l.dropBuf(c)
 		}
 		switch {
-		case c.closed, c.offLoop:
+		case c.closed, c.working:
 		case !c.blocked.IsZero():
+			// (An off-loop request waiting for the replies before it to
+			// drain is no exception: it was, and a client that did not
+			// read held its connection for good.)
 			if l.now.Sub(c.blocked) >= writeTimeout {
 				l.close(c, "write failed: the client did not read its replies for "+writeTimeout.String())
 			} else {
@@ -1284,7 +1287,13 @@ func (l *ioLoop) snapshot() []*loopConn {
 func (l *ioLoop) shutdown() {
 	force := l.s.forceClose.Load()
 	for _, c := range l.snapshot() {
-		if force && !c.offLoop {
+		if c.working {
+			continue // a worker owns it: a later round, once it is done
+		}
+		if force {
+			// Even one whose off-loop request waits for its replies to
+			// drain to a client that does not read: it was spared, and
+			// the loop never ended.
 			l.close(c, "server shutting down")
 			continue
 		}
@@ -1297,9 +1306,9 @@ func (l *ioLoop) shutdown() {
 			continue
 		}
 		if c.offLoop || c.paused || c.wholeBuffered() {
-			// The save's goroutine owns c; or requests already read wait
-			// for replies to drain. Either way they are answered first,
-			// and the last frame comes in a later round.
+			// Requests already read (an off-loop one among them) wait
+			// for the replies before them to drain. They are answered
+			// first, and the last frame comes in a later round.
 			continue
 		}
 		l.final(c, errShuttingDown, "server shutting down")

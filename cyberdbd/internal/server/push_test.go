@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -520,4 +521,40 @@ func drainToEnd(t *testing.T, c *rawClient, d time.Duration) {
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the connection did not end within %s: %v", d, err)
 	}
+}
+
+// TestShutdownStuckOffLoop: a forced Shutdown closes a connection whose
+// off-loop request waits for its replies to drain to a client that does
+// not read. It was spared as if a worker owned it, and the loop, never
+// without connections, did not end: Shutdown returned, its loop still
+// running, and the daemon did not exit.
+func TestShutdownStuckOffLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	ts := startTestServer(t, ioMode{"loop", 1}, Config{})
+	admin := ts.dial()
+	admin.hello(1)
+	admin.dictWith("d", "big", make([]byte, 250<<10)) // more than a Unix socket holds
+	// L is big enough that a count of it runs off the loop.
+	const items = 300_000
+	body := []byte{0x84, 0x04, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+	body = binary.BigEndian.AppendUint32(body, items)
+	admin.send(wire.AppendFrame(nil, append(body, make([]byte, items)...)))
+	_ = admin.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	if r, err := wire.ReadFrame(admin.r, nil, 1<<20); err != nil {
+		t.Fatal(err)
+	} else if rep, err := wire.DecodeReply(r); err != nil || rep.ID != 4 || rep.Code != wire.CodeOK {
+		t.Fatalf("create_list: %s", wire.Diagnose(r))
+	}
+	stuck := ts.dial()
+	stuck.hello(1)
+	stuck.send(append(mustReq(2, wire.OpDGet, "d", "big"), mustReq(3, wire.OpLCount, "L", 0)...))
+	time.Sleep(50 * time.Millisecond) // the loop reads both and writes what fits
+
+	if err := ts.shutdown(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want context.DeadlineExceeded (it had to force a close)", err)
+	}
+	ts.waitConns(0)
+	drainToEnd(t, stuck, ioWait)
 }
