@@ -327,11 +327,27 @@ func (c *cache) tracking(ctx context.Context) (*conn, error) {
 
 // localWrite is called by the pool before a write call is sent (done
 // false) and once it is answered (done true): the keys it may change are
-// invalidated, and reads of its table starting meanwhile are not stored.
+// invalidated, and reads of their tables starting meanwhile are not
+// stored. A batch invalidates what its writes name, each as the call
+// alone would; one whose ops cannot all be told invalidates everything.
 func (c *cache) localWrite(cl *call, done bool) {
-	table, key, whole := writeTarget(cl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cl.op != wire.OpBatch {
+		table, key, whole := writeTarget(cl.op, cl.args, cl.nargs)
+		c.writeLocked(table, key, whole, done)
+		return
+	}
+	if !batchTargets(cl.args, func(table string, key []byte, whole bool) {
+		c.writeLocked(table, key, whole, done)
+	}) {
+		c.writeLocked("", nil, true, done)
+	}
+}
+
+// writeLocked notes one write's start or end: of key in table, or of
+// the whole table, or (table "") of anything. Must hold mu.
+func (c *cache) writeLocked(table string, key []byte, whole, done bool) {
 	switch {
 	case table == "":
 		if !done {
@@ -359,24 +375,25 @@ func (c *cache) localWrite(cl *call, done bool) {
 	c.invalidateLocked(table, key)
 }
 
-// writeTarget says what a write call changes: table and key (CBOR), or
-// the whole table, or (table "") anything (a batch).
-func writeTarget(cl *call) (table string, key []byte, whole bool) {
-	if cl.op == wire.OpBatch || cl.nargs == 0 {
+// writeTarget says what a write op with the arguments args (nargs CBOR
+// items) changes: table and key (CBOR), or the whole table, or (table "")
+// anything.
+func writeTarget(op wire.Op, args []byte, nargs int) (table string, key []byte, whole bool) {
+	if nargs == 0 {
 		return "", nil, true
 	}
-	n := wire.ItemLen(cl.args)
+	n := wire.ItemLen(args)
 	if n <= 0 {
 		return "", nil, true
 	}
-	t, ok := wire.ItemText(cl.args[:n])
+	t, ok := wire.ItemText(args[:n])
 	if !ok {
 		return "", nil, true
 	}
-	switch cl.op {
+	switch op {
 	case wire.OpDSet, wire.OpDDel, wire.OpDPop, wire.OpDSetDefault, wire.OpDIncr, wire.OpDCAS,
 		wire.OpDExpire, wire.OpDPersist, wire.OpDGetEx, wire.OpDDelIfEq:
-		rest := cl.args[n:]
+		rest := args[n:]
 		if k := wire.ItemLen(rest); k > 0 {
 			return t, rest[:k], false
 		}
@@ -384,6 +401,39 @@ func writeTarget(cl *call) (table string, key []byte, whole bool) {
 		return "", nil, true // two tables (lists: never cached)
 	}
 	return t, nil, true
+}
+
+// batchTargets calls fn with the write target of each of the batch's
+// ops that writes (args: the batch call's one argument, the array of
+// [op, arg...] requests); false when the array cannot be read, and fn
+// must not be trusted to have seen every write.
+func batchTargets(args []byte, fn func(table string, key []byte, whole bool)) bool {
+	ops, err := wire.SplitArray(args)
+	if err != nil {
+		return false
+	}
+	for _, raw := range ops {
+		major, n, hl, ok := wire.ReadHead(raw)
+		if !ok || major != 4 || n == 0 {
+			return false
+		}
+		body := raw[hl:]
+		k := wire.ItemLen(body)
+		if k <= 0 {
+			return false
+		}
+		code, ok := wire.ItemUint(body[:k])
+		if !ok || code > 0xffff {
+			return false
+		}
+		op := wire.Op(code)
+		if !op.IsWrite() || op == wire.OpGuard {
+			continue // reads and guards change nothing
+		}
+		table, key, whole := writeTarget(op, body[k:], int(n)-1)
+		fn(table, key, whole)
+	}
+	return true
 }
 
 // CachedDict is a Dict whose Get and GetOr are served from the Client's

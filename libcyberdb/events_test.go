@@ -274,6 +274,76 @@ func TestCachedGet(t *testing.T) {
 	}
 }
 
+// TestCachedGetAfterBatch: a batch invalidates what its writes name, as
+// the calls alone would: a batch on another table, one that only reads,
+// and a guard of the cached key leave the cache as it was; a batch that
+// writes the cached key (or clears, drops its table) is read back at
+// once. Any batch used to empty the whole cache: a web worker that ran a
+// batch per request got almost no hits.
+func TestCachedGetAfterBatch(t *testing.T) {
+	_, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "flags", nil))
+	must(t, c.CreateDict(ctx, "other", nil))
+	cd := NewCachedDict[string, string](c, "flags")
+	must(t, cd.Set(ctx, "mode", "a"))
+	must(t, cd.Set(ctx, "color", "red"))
+	other := NewDict[string, int](c, "other")
+	hit := func(what, key, want string) {
+		t.Helper()
+		before := c.Stats()
+		v, err := cd.Get(ctx, key)
+		if err != nil || v != want {
+			t.Fatalf("after %s: Get %s = %q, %v; want %q", what, key, v, err, want)
+		}
+		if c.Stats().CacheMisses != before.CacheMisses {
+			t.Errorf("after %s: Get %s was a miss", what, key)
+		}
+	}
+	miss := func(what, key, want string) {
+		t.Helper()
+		before := c.Stats()
+		v, err := cd.Get(ctx, key)
+		if err != nil || v != want {
+			t.Fatalf("after %s: Get %s = %q, %v; want %q", what, key, v, err, want)
+		}
+		if c.Stats().CacheMisses == before.CacheMisses {
+			t.Errorf("after %s: Get %s was a hit: the batch's write did not invalidate it", what, key)
+		}
+	}
+	_, _ = cd.Get(ctx, "mode")
+	_, _ = cd.Get(ctx, "color")
+
+	b := c.Batch()
+	other.In(b).Set("x", 1)
+	other.In(b).Incr("y", 2)
+	must(t, b.Exec(ctx))
+	hit("a batch on another table", "mode", "a")
+
+	b = c.Batch()
+	raw := NewDict[string, string](c, "flags")
+	raw.In(b).GuardEq("mode", "a")
+	raw.In(b).Get("color")
+	other.In(b).Set("x", 3)
+	must(t, b.Exec(ctx))
+	hit("a batch guarding and reading the cached table", "mode", "a")
+	hit("a batch guarding and reading the cached table", "color", "red")
+
+	b = c.Batch()
+	other.In(b).Set("x", 4)
+	raw.In(b).Set("mode", "b")
+	must(t, b.Exec(ctx))
+	miss("a batch setting the key", "mode", "b")
+	hit("a batch setting another key", "color", "red")
+
+	b = c.Batch()
+	raw.In(b).Clear()
+	must(t, b.Exec(ctx))
+	if _, err := cd.Get(ctx, "color"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after a batch clearing the table: Get color: %v, want ErrNotFound", err)
+	}
+}
+
 // TestCacheCrossingRace: a read's reply and an invalidation of its key
 // cross: the reply comes (the value it read is old by then), the
 // invalidation follows before the cache stores the value. The value is
