@@ -223,12 +223,14 @@ func (w *Worker[V]) renewIfDue(ctx context.Context) error {
 // in-progress list and returns it, waiting up to timeout for one (0: for
 // ever, or until ctx ends; < 0: not at all), as List.PopWait does. While
 // it waits it keeps the lease renewed. ok is false when the time-out
-// ended with no job.
+// ended with no job. A worker whose lease ran out and whose jobs Recover
+// requeued registers again, as Renew does, and takes on.
 func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok bool, err error) {
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	}
+	registered := false
 	for {
 		if err := w.renewIfDue(ctx); err != nil {
 			return job, false, err
@@ -244,6 +246,20 @@ func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok 
 			wait = min(wait, left)
 		}
 		job, ok, err = w.q.jobs.MoveWait(ctx, w.inprog, Left, Right, wait)
+		if errors.Is(err, ErrNoTable) && !registered {
+			// The in-progress list is gone: the lease ran out without
+			// this worker's clock seeing it due (the daemon's clock saw
+			// a stall, or moved on), and Recover dropped the list. As
+			// Renew does: take the lease again, make the list, go on.
+			registered = true
+			if err := w.Renew(ctx); err != nil && !errors.Is(err, ErrLeaseLost) {
+				return job, false, err
+			}
+			if err := (tableOps{asExecutor(w.q.x)}).CreateList(ctx, w.inprog.name, nil, IfNotExists()); err != nil {
+				return job, false, err
+			}
+			continue
+		}
 		if err != nil || ok || timeout < 0 {
 			return job, ok, err
 		}
