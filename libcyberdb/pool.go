@@ -2,6 +2,7 @@ package libcyberdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -36,9 +37,9 @@ type pool struct {
 	changed chan struct{} // closed (and replaced) whenever the set changes
 	closed  bool
 	lost    int // connections lost and not yet replaced
-	// The last dial that failed (for a reason other than its caller's
-	// context): when it began, and its error. The callers that were
-	// already waiting in get when it began get its error too.
+	// The last dial that found no daemon (ErrUnavailable, not its
+	// caller's context): when it began, and its error. The callers that
+	// were already waiting in get when it began get its error too.
 	failedDial struct {
 		start time.Time
 		err   error
@@ -142,11 +143,13 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 				err = p.addLocked(cn, false)
 			}
 			if err != nil {
-				if ctx.Err() == nil && err != ErrClosed {
-					// It retried for the whole dial time-out, or failed
-					// for good: the callers that waited for it all along
-					// fail with it, rather than each dial in turn and
-					// wait pool-size-th of their number of time-outs.
+				if ctx.Err() == nil && errors.Is(err, ErrUnavailable) {
+					// No daemon to be had within the whole dial
+					// time-out: the callers that waited for this dial all
+					// along fail with it, rather than each dial in turn
+					// and wait pool-size-th of their number of time-outs.
+					// (A refusal, or WithOnConnect's error, is not shared:
+					// their own dial may fare otherwise.)
 					p.failedDial.start, p.failedDial.err = dialStart, err
 				}
 				// The others try their own dial: the set did not change,
