@@ -1,6 +1,7 @@
 package libcyberdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -471,7 +472,7 @@ func (d *CachedDict[K, V]) Get(ctx context.Context, key K) (V, error) {
 	d.tc.mu.RUnlock()
 	if hit {
 		d.c.hits.Add(1)
-		return decodeCached[V](raw)
+		return decodeCached[V](raw, d.name, kb)
 	}
 	return d.miss(ctx, key)
 }
@@ -485,16 +486,20 @@ func (d *CachedDict[K, V]) GetOr(ctx context.Context, key K, def V) (V, error) {
 	return v, err
 }
 
-// decodeCached decodes a cached value. raw is read in place: decoding
-// copies what it keeps.
-func decodeCached[V any](raw string) (V, error) {
+// decodeCached decodes a cached value, of key (CBOR) in table. raw is
+// read in place: decoding copies what it keeps. A value that does not fit
+// V fails as Dict.Get's does: a *DecodeError naming the table and key.
+func decodeCached[V any](raw, table string, key []byte) (V, error) {
 	b := unsafe.Slice(unsafe.StringData(raw), len(raw))
 	if v, ok := decodeFast[V](b); ok {
 		return v, nil
 	}
 	var v V
-	err := unmarshal(b, &v)
-	return v, err
+	if err := unmarshal(b, &v); err != nil {
+		args := append(wire.AppendText(nil, table), key...)
+		return v, decodeErr(wire.OpDGet, table, args, 2, bytes.Clone(b), &v, err)
+	}
+	return v, nil
 }
 
 // miss reads key (CBOR) on the tracking connection and stores it unless
@@ -509,7 +514,7 @@ func (d *CachedDict[K, V]) miss(ctx context.Context, key K) (V, error) {
 		d.c.misses.Add(1)
 	} else if v, ok := d.c.get(d.tc, kb); ok { // a key that is not a scalar
 		d.c.hits.Add(1)
-		return decodeCached[V](v)
+		return decodeCached[V](v, d.name, kb)
 	}
 	cn, err := d.c.tracking(ctx)
 	if err != nil {
@@ -533,7 +538,7 @@ func (d *CachedDict[K, V]) miss(ctx context.Context, key K) (V, error) {
 		testHookBeforeStore(d.name, string(kb))
 	}
 	d.c.end(d.tc, d.name, tok, cl.result, true)
-	v, derr := decodeCached[V](string(cl.result))
+	v, derr := decodeCached[V](string(cl.result), d.name, kb)
 	cl.release()
 	return v, derr
 }

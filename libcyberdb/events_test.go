@@ -455,3 +455,36 @@ func TestSubscribeKeepsMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedDictDecodeError: a stored value that does not fit V fails
+// CachedDict.Get and GetOr as it fails Dict.Get, on a miss and on a hit:
+// a *DecodeError naming the table and the key. They returned the
+// library's bare message under a daemon's error code (found by a new
+// user's trial: an admin's `cyberdb set config mode 2` without -S).
+func TestCachedDictDecodeError(t *testing.T) {
+	_, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "config", nil))
+	must(t, NewDict[string, int](c, "config").Set(ctx, "mode", 2))
+	_, want := NewDict[string, string](c, "config").Get(ctx, "mode")
+	if !errors.Is(want, ErrDecode) {
+		t.Fatalf("Dict.Get: %v, want ErrDecode", want)
+	}
+	cd := NewCachedDict[string, string](c, "config")
+	for _, what := range []string{"a miss", "a hit"} {
+		_, err := cd.Get(ctx, "mode")
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, ErrDecode) {
+			t.Fatalf("CachedDict.Get, %s: %v; want a *DecodeError", what, err)
+		}
+		if err.Error() != want.Error() {
+			t.Errorf("CachedDict.Get, %s: %q; Dict.Get says %q", what, err, want)
+		}
+		if _, err := cd.GetOr(ctx, "mode", "off"); !errors.Is(err, ErrDecode) {
+			t.Errorf("CachedDict.GetOr, %s: %v; want ErrDecode", what, err)
+		}
+	}
+	if st := c.Stats(); st.CacheHits == 0 {
+		t.Errorf("the value was never cached: %v", st)
+	}
+}
