@@ -1,6 +1,7 @@
 package libcyberdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -456,15 +457,25 @@ func (d *Dict[K, V]) yieldEvent(it pushItem, seq *uint64, yield func(Event[K, V]
 	}
 	*seq = m.Seq
 	ev := Event[K, V]{Op: m.Op, Seq: m.Seq, Args: m.Args}
+	// A key or value that does not fit K or V fails as Dict's reads do:
+	// a *DecodeError naming the table and the key.
 	if m.Key != nil {
 		if err := unmarshal(m.Key, &ev.Key); err != nil {
-			return yield(Event[K, V]{}, err)
+			e := decodeErr(wire.OpWatch, d.name, nil, 0, m.Key, &ev.Key, err)
+			if de, ok := e.(*DecodeError); ok {
+				de.Key, de.KeyItself = bytes.Clone(m.Key), true
+			}
+			return yield(Event[K, V]{}, e)
 		}
 		ev.HasKey = true
 	}
 	if m.Value != nil {
 		if err := unmarshal(m.Value, &ev.Value); err != nil {
-			return yield(Event[K, V]{}, err)
+			e := decodeErr(wire.OpWatch, d.name, nil, 0, m.Value, &ev.Value, err)
+			if de, ok := e.(*DecodeError); ok && de.Key == nil && m.Key != nil {
+				de.Key = bytes.Clone(m.Key)
+			}
+			return yield(Event[K, V]{}, e)
 		}
 		ev.HasValue = true
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cyberdb/cyberdb/internal/daemontest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 func TestSubscribePublish(t *testing.T) {
@@ -486,5 +488,51 @@ func TestCachedDictDecodeError(t *testing.T) {
 	}
 	if st := c.Stats(); st.CacheHits == 0 {
 		t.Errorf("the value was never cached: %v", st)
+	}
+}
+
+// TestWatchDecodeError: an event whose value does not fit V fails as
+// Dict.Get does, with a *DecodeError naming the table and the key (it was
+// the library's bare message), and the watch goes on.
+func TestWatchDecodeError(t *testing.T) {
+	_, c := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, c.CreateDict(ctx, "w", nil))
+	d := NewDict[string, int](c, "w")
+	other := NewDict[string, string](c, "w")
+	type result struct {
+		ev  Event[string, int]
+		err error
+	}
+	results := make(chan result, 100)
+	go func() {
+		defer close(results)
+		for ev, err := range d.Watch(ctx, WatchValues()) {
+			results <- result{ev, err}
+		}
+	}()
+	// The watch is live once a change shows up.
+	for live := false; !live; {
+		must(t, d.Set(ctx, "probe", 1))
+		select {
+		case <-results:
+			live = true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for len(results) > 0 {
+		<-results
+	}
+	must(t, other.Set(ctx, "k", "text"))
+	must(t, d.Set(ctx, "n", 7))
+	r := <-results
+	var de *DecodeError
+	if !errors.As(r.err, &de) || de.Table != "w" || wire.Diagnose(de.Key) != `"k"` || de.KeyItself {
+		t.Fatalf("event of a value that does not fit: %v (%#v); want a *DecodeError on table w, key \"k\"", r.err, de)
+	}
+	t.Logf("the error: %v", r.err)
+	if r = <-results; r.err != nil || r.ev.Key != "n" || r.ev.Value != 7 {
+		t.Fatalf("the next event: %+v, %v", r.ev, r.err)
 	}
 }
