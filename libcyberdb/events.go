@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,8 +37,14 @@ type Message struct {
 	Data    wire.Raw // the message, CBOR: decode it with Decode
 }
 
-// Decode decodes the message's data into v.
-func (m Message) Decode(v any) error { return unmarshal(m.Data, v) }
+// Decode decodes the message's data into v. Data that does not fit v
+// fails with a *DecodeError (ErrDecode), as a table's reads do.
+func (m Message) Decode(v any) error {
+	if err := unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("%w (a message on channel %s)", decodeErr(wire.OpSubscribe, "", nil, 0, m.Data, v, err), shorten(strconv.Quote(m.Channel)))
+	}
+	return nil
+}
 
 // Text returns the data when it is a text string.
 func (m Message) Text() (string, bool) { return wire.ItemText(m.Data) }

@@ -536,3 +536,20 @@ func TestWatchDecodeError(t *testing.T) {
 		t.Fatalf("the next event: %+v, %v", r.ev, r.err)
 	}
 }
+
+// TestMessageDecodeError: data that does not fit fails Message.Decode
+// with a *DecodeError (it was the library's message under bad_request, a
+// daemon's error code), naming the channel.
+func TestMessageDecodeError(t *testing.T) {
+	m := Message{Channel: "news", Data: wire.AppendText(nil, "text")}
+	var n int
+	err := m.Decode(&n)
+	var de *DecodeError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDecode) || errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), `channel "news"`) {
+		t.Fatalf("Decode into an int: %v", err)
+	}
+	var s string
+	if err := m.Decode(&s); err != nil || s != "text" {
+		t.Fatalf("Decode into a string: %q, %v", s, err)
+	}
+}
