@@ -120,8 +120,10 @@ func retryableRefusal(err error) bool {
 // dial opens a connection and completes the handshake. While the daemon is
 // (re)starting (no socket, connection refused, shutting_down frame) or at
 // its connection limits (too_many_connections) it retries with backoff
-// until ctx or the dial time-out ends.
-func (p *pool) dial(ctx context.Context) (*conn, error) {
+// until ctx or the dial time-out ends. h, when not nil, makes it a
+// dedicated push connection (pushConn): set before anything starts the
+// connection (WithOnConnect's call does), since how it reads depends on it.
+func (p *pool) dial(ctx context.Context, h *pushHooks) (*conn, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.dialTimeout)
 	defer cancel()
@@ -131,6 +133,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		p.stats.dialAttempts.Add(1)
 		cn, hello, ioErr, err := p.dialOnce(ctx) // connect and HELLO, through the Dial hooks if any (hooks.go)
 		if err == nil {
+			cn.hooks = h
 			return p.connected(ctx, cn) // WithOnConnect (connect.go)
 		}
 		if hello {

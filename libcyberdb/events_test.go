@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -551,5 +552,50 @@ func TestMessageDecodeError(t *testing.T) {
 	var s string
 	if err := m.Decode(&s); err != nil || s != "text" {
 		t.Fatalf("Decode into a string: %q, %v", s, err)
+	}
+}
+
+// TestCachedDictWithOnConnect: with WithOnConnect, the read cache's
+// tracking connection is started by the on-connect call, before it is
+// known to be a push connection. Its hooks are set as it is dialed: set
+// afterwards, the connection read as an ordinary one until then, and
+// then nobody read it (the tracking call waited its whole time-out, a
+// new user's service saw it after daemon restarts). Fresh Clients, and
+// one across a daemon kill and restart, read through the cache at once.
+func TestCachedDictWithOnConnect(t *testing.T) {
+	d, c := start(t)
+	ctx := context.Background()
+	must(t, c.CreateDict(ctx, "config", nil))
+	must(t, NewDict[string, string](c, "config").Set(ctx, "mode", "on"))
+	var connects atomic.Int64
+	opts := []Option{
+		WithOnConnect(func(context.Context, *Conn) error { connects.Add(1); return nil }),
+		WithTimeout(3 * time.Second), WithDialTimeout(10 * time.Second),
+	}
+	get := func(cd *CachedDict[string, string], what string) {
+		t.Helper()
+		for range 3 {
+			if v, err := cd.Get(ctx, "mode"); err != nil || v != "on" {
+				t.Fatalf("%s: Get = %q, %v", what, v, err)
+			}
+		}
+	}
+	for i := range 20 {
+		oc := open(t, d.Socket, opts...)
+		get(NewCachedDict[string, string](oc, "config"), fmt.Sprintf("client %d", i))
+		oc.Close()
+	}
+	oc := open(t, d.Socket, opts...)
+	cd := NewCachedDict[string, string](oc, "config")
+	get(cd, "before the restart")
+	for i := range 3 {
+		d.Kill(t)
+		d.Restart(t)
+		_ = c.CreateDict(ctx, "config", nil) // (kept if the daemon has a data dir)
+		must(t, NewDict[string, string](c, "config").Set(ctx, "mode", "on"))
+		get(cd, fmt.Sprintf("after restart %d", i+1))
+	}
+	if connects.Load() == 0 {
+		t.Fatal("the on-connect function never ran")
 	}
 }

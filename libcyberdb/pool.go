@@ -136,7 +136,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 			p.dialing++
 			p.mu.Unlock()
 			dialStart := time.Now()
-			cn, err := p.dial(ctx)
+			cn, err := p.dial(ctx, nil)
 			p.mu.Lock()
 			p.dialing--
 			if err == nil {
@@ -262,7 +262,7 @@ func (p *pool) pin(ctx context.Context) (*conn, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	cn, err := p.dial(ctx)
+	cn, err := p.dial(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

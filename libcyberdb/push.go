@@ -81,15 +81,19 @@ func (p *pool) pushConn(ctx context.Context, h *pushHooks) (*conn, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	cn, err := p.dial(ctx)
+	// The hooks are set as it is dialed: a connection WithOnConnect
+	// started before they were set read as an ordinary one, its callers
+	// reading their own replies, and once they were set nobody read: the
+	// read cache's tracking call waited its whole time-out after a daemon
+	// restart.
+	cn, err := p.dial(ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	if !cn.push {
-		_ = cn.nc.Close()
+		cn.shutdown(errPushUnsupported(p))
 		return nil, errPushUnsupported(p)
 	}
-	cn.hooks = h
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.addLocked(cn, true); err != nil {

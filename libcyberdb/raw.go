@@ -21,7 +21,7 @@ func DialRaw(ctx context.Context, addr string, opts ...Option) (net.Conn, error)
 	}
 	p := newPool(cfg, d)
 	p.rawFrames = true // the caller's frames may reuse ids: no push extension
-	cn, err := p.dial(ctx)
+	cn, err := p.dial(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
