@@ -126,6 +126,55 @@ func TestHooks(t *testing.T) {
 	}
 }
 
+// TestHooksSeePushCalls: the calls made on a dedicated push connection go
+// through the Call hooks too: a read cache's tracking call and its miss
+// (a hit does not reach the daemon: no call), a subscription's. A
+// CachedDict's misses were invisible to them (found by a new user's
+// trial: a slow-call hook never showed a stalled Get).
+func TestHooksSeePushCalls(t *testing.T) {
+	d := daemontest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var log hookLog
+	c := open(t, d.Socket, WithHooks(Hook{Call: log.hook("h").Call}))
+	must(t, c.CreateDict(ctx, "config", map[string]string{"mode": "on"}))
+	log.events = nil
+	cd := NewCachedDict[string, string](c, "config")
+	for range 2 { // a miss, then a hit
+		if v, err := cd.Get(ctx, "mode"); err != nil || v != "on" {
+			t.Fatalf("Get: %q %v", v, err)
+		}
+	}
+	want := []string{"h >tracking ", `h <tracking {"sub": 1} err=false`, "h >dget config", `h <dget "on" err=false`}
+	log.mu.Lock()
+	got := slices.Clone(log.events)
+	log.events = nil
+	log.mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("hooks saw:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range c.Subscribe(sctx, "news") {
+		}
+	}()
+	defer func() { scancel(); <-done }()
+	for {
+		log.mu.Lock()
+		seen := slices.ContainsFunc(log.events, func(e string) bool { return strings.HasPrefix(e, "h <subscribe") })
+		log.mu.Unlock()
+		if seen {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("a subscription's call: hooks saw %q", log.events)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestHookFlushPipelines: concurrent calls are flushed together, and the
 // Flush hook counts every request once.
 func TestHookFlushPipelines(t *testing.T) {

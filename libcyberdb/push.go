@@ -109,9 +109,10 @@ func errPushUnsupported(p *pool) error {
 
 // exec runs cl on this connection only, with the retry rules of the pool
 // (a call never sent is not resent elsewhere: the connection being gone,
-// it fails with ErrConnClosed).
+// it fails with ErrConnClosed). Through the Call hooks, as every call:
+// a read cache's miss and its tracking call, a subscription's call.
 func (c *conn) exec(ctx context.Context, cl *call) error {
-	return c.p.run(ctx, cl, onConn{c})
+	return c.p.exec(ctx, cl, onConn{c})
 }
 
 // onConn is a connSource of one connection.
