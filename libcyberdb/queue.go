@@ -161,6 +161,13 @@ type Worker[V any] struct {
 	ttl       time.Duration
 	inprog    *List[V]
 	renewedAt time.Time // when the lease was last taken or renewed (our clock, before the request)
+
+	// held counts the jobs Take returned that Ack has not taken back, by
+	// their CBOR; suspect: a move may have happened whose reply was lost
+	// (ErrConnClosed), so the in-progress list may hold a job nobody was
+	// given. Take looks for it there (adopt) before it waits again.
+	held    map[string]int
+	suspect bool
 }
 
 // ID is the worker's id.
@@ -225,6 +232,13 @@ func (w *Worker[V]) renewIfDue(ctx context.Context) error {
 // it waits it keeps the lease renewed. ok is false when the time-out
 // ended with no job. A worker whose lease ran out and whose jobs Recover
 // requeued registers again, as Renew does, and takes on.
+//
+// A move whose reply is lost with its connection (the daemon restarts)
+// may or may not have happened. Take does not fail with ErrConnClosed
+// then: it looks in the worker's in-progress list, and returns a job
+// it finds there that it did not give out (or else waits on). Without
+// this, such a job stayed in a live worker's list, never done, until the
+// worker stopped or died.
 func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok bool, err error) {
 	var deadline time.Time
 	if timeout > 0 {
@@ -232,6 +246,16 @@ func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok 
 	}
 	registered := false
 	for {
+		if w.suspect {
+			// The last move's reply was lost: if it moved a job, the
+			// job is in our list and nobody has it. Alive, this worker
+			// would keep it there for good (Recover leaves a live
+			// worker's list alone): it is this Take's job.
+			job, ok, err := w.adopt(ctx)
+			if err != nil || ok {
+				return job, ok, err
+			}
+		}
 		if err := w.renewIfDue(ctx); err != nil {
 			return job, false, err
 		}
@@ -246,6 +270,13 @@ func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok 
 			wait = min(wait, left)
 		}
 		job, ok, err = w.q.jobs.MoveWait(ctx, w.inprog, Left, Right, wait)
+		if errors.Is(err, ErrConnClosed) && ctx.Err() == nil {
+			w.suspect = true // the move may have happened: adopt looks
+			continue
+		}
+		if err == nil && ok {
+			w.hold(job)
+		}
 		if errors.Is(err, ErrNoTable) && !registered {
 			// The in-progress list is gone: the lease ran out without
 			// this worker's clock seeing it due (the daemon's clock saw
@@ -272,9 +303,65 @@ func (w *Worker[V]) Take(ctx context.Context, timeout time.Duration) (job V, ok 
 func (w *Worker[V]) Ack(ctx context.Context, job V) error {
 	err := w.inprog.Remove(ctx, job)
 	if errors.Is(err, ErrValueNotFound) || errors.Is(err, ErrNoTable) {
+		w.unhold(job)
 		return fmt.Errorf("%w (worker %q, queue %q)", ErrLeaseLost, w.id, w.q.name)
 	}
+	if err == nil {
+		w.unhold(job)
+	}
 	return err
+}
+
+// hold notes job as given out by Take.
+func (w *Worker[V]) hold(job V) {
+	b, err := appendValue(nil, job)
+	if err != nil {
+		return
+	}
+	if w.held == nil {
+		w.held = map[string]int{}
+	}
+	w.held[string(b)]++
+}
+
+// unhold notes job as taken back (Ack).
+func (w *Worker[V]) unhold(job V) {
+	b, err := appendValue(nil, job)
+	if err != nil {
+		return
+	}
+	if w.held[string(b)]--; w.held[string(b)] <= 0 {
+		delete(w.held, string(b))
+	}
+}
+
+// adopt returns a job of the in-progress list that Take did not give
+// out (a move whose reply was lost), ok false when there is none. The
+// list is this worker's alone, and short: its jobs in progress.
+func (w *Worker[V]) adopt(ctx context.Context) (job V, ok bool, err error) {
+	jobs, err := w.inprog.Values(ctx)
+	if errors.Is(err, ErrNoTable) {
+		w.suspect = false // Recover requeued them (the lease ran out): nothing to adopt
+		return job, false, nil
+	}
+	if err != nil {
+		return job, false, err
+	}
+	w.suspect = false
+	seen := map[string]int{}
+	for i := len(jobs) - 1; i >= 0; i-- { // a move appends on the right
+		b, err := appendValue(nil, jobs[i])
+		if err != nil {
+			continue
+		}
+		k := string(b)
+		seen[k]++
+		if seen[k] > w.held[k] {
+			w.hold(jobs[i])
+			return jobs[i], true, nil
+		}
+	}
+	return job, false, nil
 }
 
 // Stop ends the worker cleanly: its unacknowledged jobs go back to the
@@ -289,6 +376,7 @@ func (w *Worker[V]) Stop(ctx context.Context) error {
 			return err
 		}
 	}
+	clear(w.held) // all back in the queue
 	if _, err := w.lease.Release(ctx); err != nil {
 		return err
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
 )
 
 func TestQueue(t *testing.T) {
@@ -86,5 +90,64 @@ func TestQueue(t *testing.T) {
 	}
 	if n, err := q.Recover(ctx); n != 0 || err != nil {
 		t.Fatalf("Recover took the job of a worker that kept its lease: %d, %v", n, err)
+	}
+}
+
+// TestQueueTakeLostReply: a Take whose move happened but whose reply was
+// lost with its connection (a Call hook drops it, as a daemon restart
+// would) returns the job from the worker's in-progress list instead of
+// failing with ErrConnClosed: the job was stuck there, never done, for as
+// long as the worker lived (found by a new user's trial). A lost reply
+// of a move that did not happen leaves Take waiting, and it gets the
+// next job as usual.
+func TestQueueTakeLostReply(t *testing.T) {
+	d := daemontest.Start(t)
+	var drop atomic.Int32 // 1: the move happens, its reply is lost; 2: neither
+	c := open(t, d.Socket, WithHooks(Hook{Call: func(next CallFunc) CallFunc {
+		return func(ctx context.Context, call *Call) error {
+			if call.Op() != wire.OpLBMove {
+				return next(ctx, call)
+			}
+			switch drop.Swap(0) {
+			case 1:
+				if err := next(ctx, call); err != nil {
+					return err
+				}
+				return fmt.Errorf("cyberdb: lbmove: %w", ErrConnClosed)
+			case 2:
+				return fmt.Errorf("cyberdb: lbmove: %w", ErrConnClosed)
+			}
+			return next(ctx, call)
+		}
+	}}))
+	ctx := context.Background()
+	q := NewQueue[string](c, "jobs")
+	must(t, q.Create(ctx))
+	w, err := q.Worker(ctx, "w", time.Minute)
+	must(t, err)
+
+	must(t, q.Put(ctx, "j1", "j2"))
+	if job, ok, err := w.Take(ctx, time.Second); err != nil || !ok || job != "j1" {
+		t.Fatalf("first Take: %q %v %v", job, ok, err)
+	}
+	drop.Store(1)
+	job, ok, err := w.Take(ctx, time.Second)
+	if err != nil || !ok || job != "j2" {
+		t.Fatalf("Take whose reply was lost: %q %v %v; want j2, adopted from the in-progress list", job, ok, err)
+	}
+	if got, _ := w.InProgress().Values(ctx); len(got) != 2 {
+		t.Fatalf("in progress: %q", got)
+	}
+	must(t, w.Ack(ctx, "j1"))
+	must(t, w.Ack(ctx, "j2"))
+
+	must(t, q.Put(ctx, "j3"))
+	drop.Store(2)
+	if job, ok, err := w.Take(ctx, time.Second); err != nil || !ok || job != "j3" {
+		t.Fatalf("Take after a lost reply of a move that did not happen: %q %v %v", job, ok, err)
+	}
+	must(t, w.Ack(ctx, "j3"))
+	if n, _ := q.Jobs().Len(ctx); n != 0 {
+		t.Fatalf("%d jobs left", n)
 	}
 }
