@@ -438,9 +438,10 @@ func batchTargets(args []byte, fn func(table string, key []byte, whole bool)) bo
 }
 
 // CachedDict is a Dict whose Get and GetOr are served from the Client's
-// read cache when they can (see the package's README, "Read cache", for
-// the guarantees). Every other method is the Dict's, and every write of
-// this Client, through any handle, keeps the cache right.
+// read cache when they can (the repository's README, "The read cache's
+// guarantees", says what they are). Every other method is the Dict's,
+// and every write of this Client, through any handle, keeps the cache
+// right.
 type CachedDict[K comparable, V any] struct {
 	*Dict[K, V]
 	c  *cache

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +29,7 @@ func init() {
 			help: "Example:\n  cyberdb ping", run: runPing},
 		{name: "info", group: groupServer, summary: "print the daemon's status: version, uptime, connections, tables, memory, op counts", max: 0,
 			ops:  []wire.Op{wire.OpInfo},
-			help: "The result is one JSON object (PROTOCOL.md, op info).\n\nExample:\n  cyberdb info", run: simple(wire.OpInfo)},
+			help: "The result is one JSON object (PROTOCOL.md, op info), its keys in alphabetical order.\n\nExample:\n  cyberdb info", run: runInfo},
 		{name: "save", group: groupServer, summary: "make the daemon write a durable snapshot of every table now", max: 0,
 			ops:  []wire.Op{wire.OpSave},
 			help: "Fails (exit 3) when the daemon runs without a data directory.\n\nExample:\n  cyberdb save", run: simple(wire.OpSave)},
@@ -271,6 +272,65 @@ var nothingOps = map[wire.Op]bool{
 	wire.OpLSet: true, wire.OpLDel: true, wire.OpLDelSlice: true, wire.OpLInsert: true, wire.OpLRemove: true,
 	wire.OpLReverse: true, wire.OpLSort: true, wire.OpLClear: true, wire.OpLSetSlice: true, wire.OpExpire: true,
 	wire.OpLRotate: true,
+}
+
+// runInfo prints info's object with its keys (and those of the objects
+// in it) in alphabetical order: the daemon sends them in CBOR's canonical
+// order, shortest first, which reads as no order at all.
+func runInfo(e *env, _ []string) error {
+	c, err := e.Client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(e.ctx, wire.OpInfo)
+	if err != nil {
+		return err
+	}
+	return e.print(sortMaps(res))
+}
+
+// sortMaps returns raw with the keys of every map whose keys are all text
+// in alphabetical order; raw as it is when it holds no such map, or when
+// it cannot be read.
+func sortMaps(raw []byte) []byte {
+	switch {
+	case len(raw) == 0:
+		return raw
+	case raw[0]>>5 == 4:
+		items, err := wire.SplitArray(raw)
+		if err != nil {
+			return raw
+		}
+		out := wire.AppendArrayHeader(nil, len(items))
+		for _, it := range items {
+			out = append(out, sortMaps(it)...)
+		}
+		return out
+	case raw[0]>>5 != 5:
+		return raw
+	}
+	type pair struct {
+		key      string
+		k, value []byte
+	}
+	var pairs []pair
+	err := wire.Pairs(raw, func(k, v wire.Raw) error {
+		key, ok := wire.ItemText(k)
+		if !ok {
+			return errStop
+		}
+		pairs = append(pairs, pair{key, k, sortMaps(v)})
+		return nil
+	})
+	if err != nil {
+		return raw
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
+	out := wire.AppendMapHeader(nil, len(pairs))
+	for _, p := range pairs {
+		out = append(append(out, p.k...), p.value...)
+	}
+	return out
 }
 
 func simple(op wire.Op) func(*env, []string) error {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -388,5 +391,41 @@ func TestCLIExpiry(t *testing.T) {
 	}
 	if _, _, code := c.run("expire", "s", "k", "soon"); code != 2 {
 		t.Fatalf("a TTL that is no duration: exit %d, want 2", code)
+	}
+}
+
+// TestCLIInfoSorted: info's keys, and those of the objects in it, print
+// in alphabetical order (the daemon's canonical CBOR order, shortest
+// first, read as no order at all); a table's own order is kept.
+func TestCLIInfoSorted(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("", "create", "dict", "d", `[["zz", 1], ["a", 2]]`)
+	c.ok("{\"zz\":1,\"a\":2}\n", "todict", "d")
+	out, errOut, code := c.run("info")
+	if code != 0 {
+		t.Fatalf("info: exit %d: %s", code, errOut)
+	}
+	var keys []string
+	dec := json.NewDecoder(strings.NewReader(out))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("info: %q", out)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(keys) < 10 || !slices.IsSorted(keys) {
+		t.Fatalf("info's keys are not in order: %q", keys)
+	}
+	if got, want := sortMaps(wire.Raw{0xa2, 0x61, 'b', 0xa2, 0x61, 'y', 1, 0x61, 'x', 2, 0x61, 'a', 0x80}), []byte{0xa2, 0x61, 'a', 0x80, 0x61, 'b', 0xa2, 0x61, 'x', 2, 0x61, 'y', 1}; !bytes.Equal(got, want) {
+		t.Fatalf("sortMaps: % x, want % x", got, want)
 	}
 }

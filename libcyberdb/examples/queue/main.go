@@ -3,15 +3,18 @@
 // in-progress lists, do them, and acknowledge them; the jobs of a worker
 // that dies (kill -9) go back to the queue when its lease runs out.
 //
-//	queue produce -n 100          # put job-000001 ... job-000100
-//	queue work -lease 2s &        # as many worker processes as you like
-//	queue work -lease 2s &
+//	queue -n 100 produce          # put job-000001 ... job-000100
+//	queue -lease 2s work &        # as many worker processes as you like
+//	queue -lease 2s work &
 //	queue status                  # waiting, in progress, done
+//
+// (Flags come before the command.)
 //
 // A worker "does" a job by sleeping -work, then appends "JOB WORKER" to the
 // list table "<queue>.done" and acknowledges the job. Every few seconds
 // each worker also runs Queue.Recover. SIGTERM or SIGINT stops a worker
-// cleanly: the job it holds goes back to the queue. See README.md.
+// cleanly: the job it holds goes back to the queue. The repository's
+// README.md, "Work queues", says what the pattern guarantees.
 package main
 
 import (
