@@ -521,7 +521,9 @@ func Example_service() {
 			return func(ctx context.Context, call *libcyberdb.Call) error {
 				start := time.Now()
 				err := next(ctx, call)
-				if took := time.Since(start); took > 50*time.Millisecond {
+				// A blocking pop or move (PopWait, MoveWait, Queue's Take)
+				// waits for data by design: not slow.
+				if took := time.Since(start); took > 50*time.Millisecond && !call.Op().IsBlocking() {
 					slog.Warn("slow cyberdb call", "op", call.Op(), "table", call.Table(), "took", took, "err", err)
 				}
 				return err

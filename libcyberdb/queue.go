@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -117,11 +118,19 @@ func (q *Queue[V]) Recover(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	leases := NewDict[string, string](q.x, q.leases)
+	// The live workers' lists are left alone without a call each: the
+	// guarded batch below would fail for them anyway (and count as a
+	// guard_failed batch in the daemon's monitor and op counts). A lease
+	// that runs out after this read is caught by the next Recover.
+	live, err := leases.Keys(ctx)
+	if err != nil && !errors.Is(err, ErrNoTable) {
+		return 0, err
+	}
 	prefix := q.inProgressPrefix()
 	n := 0
 	for _, t := range tables {
 		id, ok := strings.CutPrefix(t.Name, prefix)
-		if !ok || t.Kind != KindList {
+		if !ok || t.Kind != KindList || slices.Contains(live, id) {
 			continue
 		}
 		inprog := NewList[V](q.x, t.Name)
