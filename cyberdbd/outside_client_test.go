@@ -196,14 +196,16 @@ func TestOutsideQueueKill(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]int{}
 	uncertain := map[string]bool{}
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	ready.Add(4)
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			wk, err := q.Worker(ctx, fmt.Sprintf("w%d", w), time.Second)
+			ready.Done()
 			if err != nil {
-				t.Error(err)
+				t.Error(err) // registered before the kill (below)
 				return
 			}
 			for {
@@ -226,7 +228,18 @@ func TestOutsideQueueKill(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(30 * time.Millisecond)
+	// Killed once every worker is registered and some jobs are acked:
+	// a fixed 30 ms once came before the registrations were done on a
+	// loaded machine, and the test blamed the Worker calls the kill cut.
+	ready.Wait()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		k := len(acked)
+		mu.Unlock()
+		if k >= 20 || time.Now().After(deadline) {
+			break
+		}
+	}
 	d.Kill(t)
 	wg.Wait()
 	d.Restart(t)
