@@ -213,7 +213,7 @@ const (
 // answered: else a connection that has had a parked request would never
 // be closed for idleness again. Must hold wmu.
 func (c *conn) armIdle() {
-	if len(c.blocked) > 0 || !c.shared.idleWait.CompareAndSwap(idleWaiting, idleArmed) {
+	if len(c.blocked) > 0 || c.pq.live() || !c.shared.idleWait.CompareAndSwap(idleWaiting, idleArmed) {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))

@@ -191,10 +191,14 @@ func (c *conn) loop() string {
 			c.shared.wmu.Lock()
 			var deadline time.Time
 			if idle > 0 {
-				if len(c.blocked) == 0 {
-					deadline = time.Now().Add(idle)
-				} else {
+				switch {
+				case len(c.blocked) > 0:
 					c.shared.idleWait.Store(idleWaiting) // a connection waiting for a pop is not idle
+				case c.pq.live():
+					// Nor one waiting for pushes: a subscriber that never
+					// sends was closed here, not on the event loops.
+				default:
+					deadline = time.Now().Add(idle)
 				}
 			}
 			deadline = c.readDeadline(deadline) // TCP: the handshake time-out until HELLO

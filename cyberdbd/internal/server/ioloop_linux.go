@@ -1264,7 +1264,11 @@ func (l *ioLoop) sweep() {
 			warn(&l.s.warns.partialTimeout, c.log, "closing connection: a request frame stayed incomplete past --partial-timeout",
 				"partial_timeout", partial)
 			l.final(c, l.s.errPartialTimeout(), "partial request timeout")
-		case idle > 0 && c.closeBy == "" && !c.paused && !c.eof && c.wpos == len(c.out) && len(c.conn.blocked) == 0 && l.now.Sub(c.idleSince) >= idle:
+		case idle > 0 && c.closeBy == "" && !c.paused && !c.eof && c.wpos == len(c.out) && len(c.conn.blocked) == 0 &&
+			l.now.Sub(c.idleSince) >= idle && !c.pq.live():
+			// (A connection waiting for pushes is not idle: see live. On
+			// the loops a push written used to count as activity, so that
+			// a subscriber was closed only while nothing was published.)
 			l.final(c, wire.Errorf(wire.CodeIdleTimeout, "connection idle for %s (--idle-timeout); reconnect to continue", idle), "idle timeout")
 		}
 	}

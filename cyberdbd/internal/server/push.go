@@ -65,6 +65,19 @@ func newPushQueue(s *Server, notify func()) *pushQueue {
 	return &pushQueue{s: s, notify: notify, subs: make(map[uint64]*subscription)}
 }
 
+// live reports whether q has subscriptions (channels, patterns, watches,
+// tracking): its connection waits for pushes, and is not idle however
+// long it sends nothing (--idle-timeout; Redis exempts its pub/sub
+// clients likewise). Nil-safe.
+func (q *pushQueue) live() bool {
+	if q == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.subs) > 0
+}
+
 // add registers a new subscription and returns its id.
 func (q *pushQueue) add(sub *subscription) uint64 {
 	q.mu.Lock()

@@ -558,3 +558,41 @@ func TestShutdownStuckOffLoop(t *testing.T) {
 	ts.waitConns(0)
 	drainToEnd(t, stuck, ioWait)
 }
+
+// TestIdleTimeoutSparesSubscribers: a connection with a subscription
+// waits for pushes and is not idle, however long it sends nothing and
+// whether messages come or not (Redis exempts its pub/sub clients too);
+// once it unsubscribes, the idle time-out applies again. The two I/O
+// models disagreed: with a goroutine per connection a silent subscriber
+// was closed, on the loops only one to which nothing was published.
+func TestIdleTimeoutSparesSubscribers(t *testing.T) {
+	inModes(t, func(t *testing.T, m ioMode) {
+		const idle = 200 * time.Millisecond
+		ts := startTestServer(t, m, Config{IdleTimeout: idle})
+		busy, quiet, pub := ts.dial(), ts.dial(), ts.dial()
+		busy.pushHello(1)
+		quiet.pushHello(1)
+		busy.send(mustReq(2, wire.OpSubscribe, "news"))
+		subID(t, busy.expect(2, wire.CodeOK))
+		quiet.send(mustReq(2, wire.OpSubscribe, "nothing"))
+		quietSub := subID(t, quiet.expect(2, wire.CodeOK))
+		pub.hello(1)
+		for i := range 25 { // 5 idle time-outs
+			pub.send(mustReq(uint64(10+i), wire.OpPublish, "news", i))
+			pub.expect(uint64(10+i), wire.CodeOK)
+			time.Sleep(idle / 5)
+		}
+		for i := range 25 {
+			if m := busy.push("message"); m["data"] != uint64(i) {
+				t.Fatalf("message %d: %v", i, m)
+			}
+		}
+		// The quiet one is open: it answers.
+		quiet.send(mustReq(3, wire.OpPing))
+		quiet.expect(3, wire.CodeOK)
+		// Unsubscribed, it is idle again.
+		quiet.send(mustReq(4, wire.OpUnsubscribe, quietSub))
+		quiet.expect(4, wire.CodeOK)
+		quiet.expect(0, wire.CodeIdleTimeout)
+	})
+}
