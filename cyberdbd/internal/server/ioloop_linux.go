@@ -905,6 +905,17 @@ func (l *ioLoop) flushAll() {
 			}
 		}
 	}
+	if !l.s.cfg.DurableSlow {
+		// The Durable call above covered their writes. Cleared before
+		// any write: a write may start a connection's off-loop request,
+		// whose worker then owns c.conn and sets dirty for its own write
+		// (takeSaved reads it). Cleared after, that flag was lost, and the
+		// request's reply could go out before its write was durable (and
+		// -race saw the two writes of the field).
+		for _, c := range l.pending {
+			c.conn.dirty = false
+		}
+	}
 	// Connections that got pushes this round are written first: an
 	// invalidation (or watch event) for another connection of this loop
 	// goes out before the reply to the write that caused it, which was
@@ -918,11 +929,11 @@ func (l *ioLoop) flushAll() {
 			}
 		}
 	}
+	// (From here on, a connection whose write started its off-loop
+	// request is the worker's but for the loop's own fields: queued and
+	// written.)
 	for _, c := range l.pending {
 		c.queued = false
-		if !l.s.cfg.DurableSlow {
-			c.conn.dirty = false
-		}
 		if c.written {
 			c.written = false
 		} else if !c.closed && !c.synced {
