@@ -1,0 +1,1193 @@
+package main
+
+// Adversarial, wire-level chaos against the real cyberdbd's connection
+// serving (its event loops and the goroutine-per-connection model),
+// written from PROTOCOL.md and README.md alone. Each scenario mixes
+// requests that run off the loop (multi-MiB frames, ops on big tables,
+// save, config_set) with what the loop delivers to the same connection at
+// the same time: pub/sub messages, watch events, tracking invalidations,
+// blocked pops fed and cancelled, pipelined requests, half-closes and
+// resets. Invariants checked throughout:
+//
+//   - the daemon never dies and never logs "panic";
+//   - it never hangs: a fresh client's PING answers within a few seconds;
+//   - replies carry the ids of their requests, ordinary ones in request order;
+//   - a message PUBLISH counted for a subscription that keeps reading
+//     arrives, in order (unless a "lost" push says otherwise);
+//   - a value appended is popped exactly once or stays in its list.
+//
+// Randomized with a logged seed: CYBERDB_CHAOS_SEED=N replays one.
+// CYBERDB_SOAK=1 runs longer. Known bugs are skipped unless
+// CYBERDB_KNOWN_BUGS=1.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cyberdb/cyberdb/internal/daemontest"
+	"github.com/cyberdb/cyberdb/libcyberdb/wire"
+)
+
+// chaosSeed is the seed of a scenario: $CYBERDB_CHAOS_SEED or a fresh one,
+// logged so that a failure can be replayed.
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := rand.Uint64()
+	if s := os.Getenv("CYBERDB_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CYBERDB_CHAOS_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with CYBERDB_CHAOS_SEED=%d)", seed, seed)
+	return seed
+}
+
+func chaosSoak() bool { return os.Getenv("CYBERDB_SOAK") != "" }
+
+// chaosRounds is n, or 10n in a soak.
+func chaosRounds(n int) int {
+	if chaosSoak() {
+		return 10 * n
+	}
+	return n
+}
+
+func knownBug(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CYBERDB_KNOWN_BUGS") == "" {
+		t.Skip("known bug (set CYBERDB_KNOWN_BUGS=1 to run): " + what)
+	}
+}
+
+// chaosIOModels are the serving models the scenarios run under.
+var chaosIOModels = []string{"--io-loops=1", "--io-loops=2", "--io-loops=4", "--io-loops=0"}
+
+// ---- a raw connection with a reader goroutine ----
+
+// cconn is a raw protocol connection whose frames a goroutine of its own
+// reads (with a deadline per frame, so that a hung daemon fails the test
+// rather than hanging it) into frames, closed at the end of the stream.
+type cconn struct {
+	nc     *net.UnixConn
+	wmu    sync.Mutex // serializes writes
+	frames chan wire.Reply
+	rerr   error         // why the stream ended; set before frames is closed
+	done   chan struct{} // closed when the reader returns
+}
+
+func chaosDial(socket string) (*cconn, error) {
+	nc, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := &cconn{nc: nc.(*net.UnixConn), frames: make(chan wire.Reply, 1<<14), done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+// frameWait is how long the reader waits for any frame before it calls
+// the daemon hung. Generous: -race on a loaded machine is slow.
+const frameWait = 30 * time.Second
+
+func (c *cconn) read() {
+	defer close(c.done)
+	defer close(c.frames)
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(frameWait))
+		body, err := wire.ReadFrame(r, nil, 1<<30)
+		if err != nil {
+			c.rerr = err
+			return
+		}
+		rep, err := wire.DecodeReply(body)
+		if err != nil {
+			c.rerr = fmt.Errorf("undecodable frame %s: %w", wire.Diagnose(body), err)
+			return
+		}
+		c.frames <- rep
+	}
+}
+
+func (c *cconn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *cconn) send(id uint64, op wire.Op, args ...any) error {
+	f, err := wire.AppendRequest(nil, id, op, args...)
+	if err != nil {
+		return err
+	}
+	return c.write(f)
+}
+
+// next returns the next frame, or an error at the end of the stream or
+// after wait.
+func (c *cconn) next(wait time.Duration) (wire.Reply, error) {
+	tm := time.NewTimer(wait)
+	defer tm.Stop()
+	select {
+	case r, ok := <-c.frames:
+		if !ok {
+			if c.rerr == nil {
+				return wire.Reply{}, io.EOF
+			}
+			return wire.Reply{}, c.rerr
+		}
+		return r, nil
+	case <-tm.C:
+		return wire.Reply{}, fmt.Errorf("no frame within %s", wait)
+	}
+}
+
+// call sends a request and waits for the reply of that id, skipping push
+// frames (id 0, code 0).
+func (c *cconn) call(id uint64, op wire.Op, args ...any) (wire.Raw, error) {
+	if err := c.send(id, op, args...); err != nil {
+		return nil, err
+	}
+	for {
+		r, err := c.next(frameWait)
+		if err != nil {
+			return nil, err
+		}
+		if r.ID == 0 && r.Code == 0 {
+			continue
+		}
+		if r.ID != id {
+			return nil, fmt.Errorf("%s: reply id %d (code %d), want %d", op, r.ID, r.Code, id)
+		}
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Result, nil
+	}
+}
+
+// reset closes the connection abruptly: SO_LINGER 0 (an RST on TCP; on a
+// Unix socket, closing with replies unread makes the daemon's next read
+// or write fail with ECONNRESET).
+func (c *cconn) reset() {
+	if rc, err := c.nc.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptLinger(int(fd), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+		})
+	}
+	_ = c.nc.Close()
+}
+
+// close closes the connection and waits for its reader.
+func (c *cconn) close() {
+	_ = c.nc.Close()
+	<-c.done
+}
+
+// drain reads and drops frames until the stream ends (or wait passes).
+func (c *cconn) drain(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("the stream did not end within %s", wait)
+		}
+		if _, err := c.next(left); err != nil {
+			if strings.HasPrefix(err.Error(), "no frame within") {
+				return fmt.Errorf("the stream did not end within %s", wait)
+			}
+			return nil
+		}
+	}
+}
+
+func chaosHello(c *cconn, push bool) error {
+	res, err := c.call(1, wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "chaos", "push": push})
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Push bool `cbor:"push"`
+	}
+	if err := wire.Unmarshal(res, &m); err != nil {
+		return err
+	}
+	if m.Push != push {
+		return fmt.Errorf("HELLO push = %v, want %v", m.Push, push)
+	}
+	return nil
+}
+
+// pushMsg is a push frame's map (PROTOCOL.md 3.1, 6.8).
+type pushMsg struct {
+	Push    string   `cbor:"push"`
+	Sub     uint64   `cbor:"sub"`
+	Channel string   `cbor:"channel"`
+	Data    wire.Raw `cbor:"data"`
+	Table   string   `cbor:"table"`
+	Seq     uint64   `cbor:"seq"`
+	Reason  string   `cbor:"reason"`
+}
+
+// ---- watching the daemon ----
+
+// chaosDaemon is a daemon under attack, with a health checker.
+type chaosDaemon struct {
+	*daemontest.Daemon
+	t    *testing.T
+	stop chan struct{}
+	wg   sync.WaitGroup
+	hung atomic.Value // string: the first failed health check
+}
+
+func startChaos(t *testing.T, args ...string) *chaosDaemon {
+	t.Helper()
+	fastRaceExit(t)
+	d := &chaosDaemon{Daemon: daemontest.Start(t, args...), t: t, stop: make(chan struct{})}
+	d.wg.Add(1)
+	go d.health()
+	t.Cleanup(d.finish)
+	return d
+}
+
+// probe dials afresh and pings within wait.
+func (d *chaosDaemon) probe(wait time.Duration) error {
+	nc, err := net.DialTimeout("unix", d.Socket, wait)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(wait))
+	f, _ := wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "probe"})
+	f, _ = wire.AppendRequest(f, 2, wire.OpPing, "probe")
+	if _, err := nc.Write(f); err != nil {
+		return err
+	}
+	r := bufio.NewReader(nc)
+	for want := uint64(1); want <= 2; want++ {
+		rep, err := readReply(r)
+		if err != nil {
+			return err
+		}
+		if rep.ID != want || rep.Err != nil {
+			return fmt.Errorf("probe reply id %d err %v, want id %d", rep.ID, rep.Err, want)
+		}
+	}
+	return nil
+}
+
+// health probes the daemon every 100ms until finish. The daemon
+// shutting down (SIGTERM sent by a scenario) ends it.
+func (d *chaosDaemon) health() {
+	defer d.wg.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		}
+		start := time.Now()
+		if err := d.probe(8 * time.Second); err != nil {
+			select {
+			case <-d.stop:
+				return
+			default:
+			}
+			if exited, _ := d.Wait(time.Millisecond); exited {
+				d.hung.CompareAndSwap(nil, "the daemon exited: "+err.Error())
+				return
+			}
+			d.hung.CompareAndSwap(nil, fmt.Sprintf("a fresh client's PING failed after %s: %v", time.Since(start).Round(time.Millisecond), err))
+		}
+	}
+}
+
+// pause stops the health checker (before a SIGTERM).
+func (d *chaosDaemon) pause() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	d.wg.Wait()
+}
+
+// check fails the test if the daemon died, hung or panicked so far.
+func (d *chaosDaemon) check() {
+	d.t.Helper()
+	if h, ok := d.hung.Load().(string); ok {
+		d.t.Errorf("%s\ndaemon output:\n%s", h, tail(d.Output(), 8000))
+	}
+	if out := d.Output(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") || strings.Contains(out, "fatal error") {
+		d.t.Errorf("the daemon's output shows a panic or race:\n%s", tail(out, 16000))
+	}
+	if exited, err := d.Wait(time.Millisecond); exited && d.stop != nil {
+		select {
+		case <-d.stop:
+		default:
+			d.t.Errorf("the daemon exited (%v)\n%s", err, tail(d.Output(), 8000))
+		}
+	}
+}
+
+func (d *chaosDaemon) finish() {
+	d.pause()
+	d.check()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "...\n" + s[len(s)-n:]
+	}
+	return s
+}
+
+// checkGoroutines fails if the test left goroutines behind.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Errorf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ---- slow, off-loop requests ----
+
+// bigListFrame is a create_list (or, with extend, lextend) request of n
+// small unsigned integers, base+0 .. base+n-1, about 5n bytes.
+func bigListFrame(id uint64, table string, n int, base uint32, extend bool) []byte {
+	dst, start := wire.BeginFrame(make([]byte, 0, 5*n+64))
+	dst = wire.AppendArrayHeader(dst, 4)
+	dst = wire.AppendUint(dst, id)
+	op := wire.OpCreateList
+	if extend {
+		op = wire.OpLExtend
+	}
+	dst = wire.AppendUint(dst, uint64(op))
+	dst = wire.AppendText(dst, table)
+	dst = wire.AppendArrayHeader(dst, n)
+	for i := range n {
+		dst = append(dst, 0x1a, 0, 0, 0, 0)
+		v := base + uint32(i)
+		dst[len(dst)-4], dst[len(dst)-3], dst[len(dst)-2], dst[len(dst)-1] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	}
+	return wire.EndFrame(dst, start)
+}
+
+// bigPingFrame is a ping whose payload is an n-byte string: a frame over
+// n bytes that does nothing but take a while to arrive and decode.
+func bigPingFrame(id uint64, n int) []byte {
+	f, _ := wire.AppendRequest(nil, id, wire.OpPing, make([]byte, n))
+	return f
+}
+
+// ---- the mixed scenario ----
+
+// ledger is the bookkeeping of a queue list: what was appended and what
+// was popped, for the exactly-once check.
+type ledger struct {
+	mu       sync.Mutex
+	appended map[uint64]bool
+	popped   map[uint64]string // value -> who
+	dup      []string
+}
+
+func newLedger() *ledger {
+	return &ledger{appended: map[uint64]bool{}, popped: map[uint64]string{}}
+}
+
+func (l *ledger) pop(v uint64, who string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.popped[v]; ok {
+		l.dup = append(l.dup, fmt.Sprintf("value %d popped by %s and by %s", v, w, who))
+	}
+	l.popped[v] = who
+}
+
+// verify checks the ledger against the list's content; exact says that
+// every popped value was seen (no connection vanished with one).
+func (l *ledger) verify(t *testing.T, name string, remaining []uint64, exact bool) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.dup {
+		t.Errorf("%s: %s", name, s)
+	}
+	seen := map[uint64]bool{}
+	for _, v := range remaining {
+		if seen[v] {
+			t.Errorf("%s: value %d twice in the list", name, v)
+		}
+		seen[v] = true
+		if w, ok := l.popped[v]; ok {
+			t.Errorf("%s: value %d popped by %s and still in the list", name, v, w)
+		}
+		if !l.appended[v] {
+			t.Errorf("%s: value %d in the list was never appended", name, v)
+		}
+	}
+	for v, w := range l.popped {
+		if !l.appended[v] {
+			t.Errorf("%s: value %d popped by %s was never appended", name, v, w)
+		}
+	}
+	missing := 0
+	for v := range l.appended {
+		if !seen[v] && l.popped[v] == "" {
+			missing++
+			if exact && missing <= 5 {
+				t.Errorf("%s: value %d appended, neither popped nor in the list", name, v)
+			}
+		}
+	}
+	t.Logf("%s: %d appended, %d popped, %d left, %d unaccounted (exact=%v)", name, len(l.appended), len(l.popped), len(remaining), missing, exact)
+	if exact && missing > 5 {
+		t.Errorf("%s: %d values lost in all", name, missing)
+	}
+}
+
+// listContent reads a whole list with lrange pages.
+func listContent(c *cconn, id *uint64, table string) ([]uint64, error) {
+	var all []uint64
+	for {
+		*id++
+		res, err := c.call(*id, wire.OpLRange, table, len(all), 5000)
+		if err != nil {
+			return nil, err
+		}
+		var page []uint64
+		if err := wire.Unmarshal(res, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < 5000 {
+			return all, nil
+		}
+	}
+}
+
+// victim is a push connection that subscribes, watches, tracks and parks
+// pops, then runs slow requests while all of that is delivered to it.
+type victim struct {
+	n      int
+	c      *cconn
+	rng    *rand.Rand
+	q      string // its queue list
+	led    *ledger
+	nextID uint64
+
+	mu       sync.Mutex
+	pending  []uint64            // ordinary requests without a reply, in order
+	kinds    map[uint64]string   // id -> what it was
+	parked   map[uint64]bool     // blocking requests not answered yet
+	cancels  map[uint64]uint64   // cancel id -> target
+	chanSub  uint64              // its subscription
+	lastMsg  uint64              // the last message seq received
+	received map[uint64]bool     // message seqs received
+	lost     bool                // its subscription was lost
+	subs     map[uint64]string   // sub id -> kind
+	lastSeq  map[uint64]uint64   // watch sub -> last event seq
+	errs     []string            // protocol violations
+	answered map[uint64]wire.Raw // the replies, for the checks of cancel
+	stats    map[string]int      // what it saw, for the log
+}
+
+func (v *victim) fail(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Sprintf("victim %d: ", v.n)+fmt.Sprintf(format, args...))
+}
+
+func (v *victim) id() uint64 { v.nextID++; return v.nextID }
+
+// expect records a request sent (the caller holds no lock).
+func (v *victim) expect(id uint64, kind string, blocking bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.kinds[id] = kind
+	if blocking {
+		v.parked[id] = true
+	} else {
+		v.pending = append(v.pending, id)
+	}
+}
+
+// handle checks one frame against what was sent.
+func (v *victim) handle(r wire.Reply) (closing bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r.ID == 0 {
+		if r.Code != 0 {
+			return true // an error before a close: idle time-out, shutting down
+		}
+		var p pushMsg
+		if err := wire.Unmarshal(r.Result, &p); err != nil {
+			v.fail("undecodable push %s: %v", wire.Diagnose(r.Result), err)
+			return false
+		}
+		v.stats[p.Push]++
+		switch p.Push {
+		case "message":
+			if p.Sub != v.chanSub {
+				v.fail("message for sub %d, mine is %d", p.Sub, v.chanSub)
+			}
+			var seq uint64
+			if err := wire.Unmarshal(p.Data, &seq); err != nil {
+				v.fail("message data %s", wire.Diagnose(p.Data))
+			}
+			if seq <= v.lastMsg {
+				v.fail("message %d after %d: out of order", seq, v.lastMsg)
+			}
+			v.lastMsg = seq
+			v.received[seq] = true
+		case "event":
+			if last := v.lastSeq[p.Sub]; p.Seq < last {
+				v.fail("watch event seq %d after %d", p.Seq, last)
+			}
+			v.lastSeq[p.Sub] = p.Seq
+		case "invalidate":
+		case "lost":
+			if p.Sub == v.chanSub {
+				v.lost = true
+			}
+		default:
+			v.fail("unknown push %q", p.Push)
+		}
+		return false
+	}
+	kind, ok := v.kinds[r.ID]
+	if !ok {
+		v.fail("reply to id %d, which was never sent (or answered twice)", r.ID)
+		return false
+	}
+	delete(v.kinds, r.ID)
+	if v.parked[r.ID] {
+		delete(v.parked, r.ID)
+		if r.Err != nil {
+			v.fail("%s (id %d): %v", kind, r.ID, r.Err)
+			return false
+		}
+		if !r.Result.IsNull() {
+			var got struct {
+				_     struct{} `cbor:",toarray"`
+				Table string
+				Value uint64
+			}
+			if err := wire.Unmarshal(r.Result, &got); err != nil {
+				v.fail("%s result %s: %v", kind, wire.Diagnose(r.Result), err)
+			} else if v.stats[kind+" value"]++; kind != "lbmove" { // q to q: the value stays in q
+				v.led.pop(got.Value, fmt.Sprintf("victim %d id %d", v.n, r.ID))
+			}
+		}
+		return false
+	}
+	if len(v.pending) == 0 || v.pending[0] != r.ID {
+		v.fail("reply id %d (%s) out of order; pending %v", r.ID, kind, v.pending[:min(len(v.pending), 5)])
+		if i := slices.Index(v.pending, r.ID); i >= 0 {
+			v.pending = slices.Delete(v.pending, i, i+1)
+		}
+	} else {
+		v.pending = v.pending[1:]
+	}
+	if r.Err != nil {
+		v.fail("%s (id %d): %v", kind, r.ID, r.Err)
+		return false
+	}
+	switch {
+	case kind == "cancel":
+		target := v.cancels[r.ID]
+		var was bool
+		_ = wire.Unmarshal(r.Result, &was)
+		if was {
+			v.stats["cancel true"]++
+		}
+		if was && v.parked[target] {
+			v.fail("cancel of %d answered true before the target's reply", target)
+		}
+	case strings.HasPrefix(kind, "subscribe"):
+		var s struct {
+			Sub uint64 `cbor:"sub"`
+		}
+		_ = wire.Unmarshal(r.Result, &s)
+		if kind == "subscribe-chan" {
+			v.chanSub = s.Sub
+		}
+		v.subs[s.Sub] = kind
+	}
+	return false
+}
+
+// settled says whether every request has its reply.
+func (v *victim) settled() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.pending) == 0 && len(v.parked) == 0
+}
+
+// pump handles frames until cond holds, the stream ends or wait passes.
+func (v *victim) pump(wait time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return fmt.Errorf("victim %d: still waiting after %s: pending %v, parked %v", v.n, wait, v.pending[:min(5, len(v.pending))], v.parked)
+		}
+		r, err := v.c.next(left)
+		if err != nil {
+			return err
+		}
+		if v.handle(r) {
+			return fmt.Errorf("victim %d: closed by the server: %v", v.n, r.Err)
+		}
+	}
+	return nil
+}
+
+func (v *victim) parkedIDs() []uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var ids []uint64
+	for id := range v.parked {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// mixConfig shapes testMix.
+type mixConfig struct {
+	victims   int
+	rounds    int
+	bigItems  int // items of the big list requests
+	resetters int // connections that reset mid-request
+}
+
+// testMix runs victims (slow requests while pushes, events,
+// invalidations and pops pour in), publishers, writers, a feeder, a plain
+// popper and resetting connections against one daemon, then checks every
+// invariant.
+func testMix(t *testing.T, cfg mixConfig, args ...string) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) }) // runs last, after the daemon's stop
+	seed := chaosSeed(t)
+	d := startChaos(t, append([]string{"--snapshot-interval=0", "--fsync=no"}, args...)...)
+
+	admin, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.close()
+	if err := chaosHello(admin, false); err != nil {
+		t.Fatal(err)
+	}
+	var aid uint64 = 1
+	mustAdmin := func(op wire.Op, args ...any) wire.Raw {
+		aid++
+		res, err := admin.call(aid, op, args...)
+		if err != nil {
+			t.Fatalf("%s %v: %v", op, args, err)
+		}
+		return res
+	}
+	mustAdmin(wire.OpCreateList, "q")
+	mustAdmin(wire.OpCreateList, "qr")
+	if err := admin.write(bigListFrame(aid+1, "bigL", cfg.bigItems, 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	aid++
+	if r, err := admin.next(frameWait); err != nil || r.ID != aid || r.Err != nil {
+		t.Fatalf("create bigL: %v %v", err, r.Err)
+	}
+	for i := range cfg.victims {
+		mustAdmin(wire.OpCreateDict, fmt.Sprintf("w%d", i))
+	}
+
+	led := newLedger()  // "q": exact
+	ledR := newLedger() // "qr": the resetters' queue, which may lose values to a reset
+	stopBg := make(chan struct{})
+	var bg sync.WaitGroup
+	var bgErr sync.Map
+	bgFail := func(who string, err error) { bgErr.LoadOrStore(who, err) }
+
+	// published[i] are the seqs PUBLISH counted for victim i's channel.
+	published := make([]map[uint64]bool, cfg.victims)
+	var pubMu sync.Mutex
+	for i := range published {
+		published[i] = map[uint64]bool{}
+	}
+
+	// The feeder appends unique values to q and qr.
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		c, err := chaosDial(d.Socket)
+		if err != nil {
+			bgFail("feeder", err)
+			return
+		}
+		defer c.close()
+		if err := chaosHello(c, false); err != nil {
+			bgFail("feeder", err)
+			return
+		}
+		rng := rand.New(rand.NewPCG(seed, 1))
+		val := uint64(1 << 40)
+		for id := uint64(2); ; id++ {
+			select {
+			case <-stopBg:
+				return
+			default:
+			}
+			l, list := led, "q"
+			if id%3 == 0 {
+				l, list = ledR, "qr"
+			}
+			n := 1 + rng.IntN(3)
+			vals := make([]any, n)
+			for j := range vals {
+				val++
+				vals[j] = val
+			}
+			if _, err := c.call(id, wire.OpLAppend, append([]any{list}, vals...)...); err != nil {
+				bgFail("feeder", err)
+				return
+			}
+			l.mu.Lock()
+			for _, x := range vals {
+				l.appended[x.(uint64)] = true
+			}
+			l.mu.Unlock()
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+		}
+	}()
+
+	// A plain popper competes with the blocked pops.
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		c, err := chaosDial(d.Socket)
+		if err != nil {
+			bgFail("popper", err)
+			return
+		}
+		defer c.close()
+		if err := chaosHello(c, false); err != nil {
+			bgFail("popper", err)
+			return
+		}
+		for id := uint64(2); ; id++ {
+			select {
+			case <-stopBg:
+				return
+			default:
+			}
+			res, err := c.call(id, wire.OpLPopLeft, "q")
+			if err != nil {
+				if we := wire.AsError(err); we.Code == wire.CodeIndexOutOfRange {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				bgFail("popper", err)
+				return
+			}
+			var x uint64
+			if err := wire.Unmarshal(res, &x); err != nil {
+				bgFail("popper", err)
+				return
+			}
+			led.pop(x, fmt.Sprintf("popper id %d", id))
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+
+	// The publisher and the writer feed the victims' channels, watched
+	// tables and tracked keys.
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		c, err := chaosDial(d.Socket)
+		if err != nil {
+			bgFail("publisher", err)
+			return
+		}
+		defer c.close()
+		if err := chaosHello(c, false); err != nil {
+			bgFail("publisher", err)
+			return
+		}
+		rng := rand.New(rand.NewPCG(seed, 2))
+		seqs := make([]uint64, cfg.victims)
+		for id := uint64(2); ; id++ {
+			select {
+			case <-stopBg:
+				return
+			default:
+			}
+			i := rng.IntN(cfg.victims)
+			if rng.IntN(2) == 0 {
+				seqs[i]++
+				res, err := c.call(id, wire.OpPublish, fmt.Sprintf("ch%d", i), seqs[i])
+				if err != nil {
+					bgFail("publisher", err)
+					return
+				}
+				var n int
+				_ = wire.Unmarshal(res, &n)
+				if n > 0 {
+					pubMu.Lock()
+					published[i][seqs[i]] = true
+					pubMu.Unlock()
+				}
+			} else {
+				// Batches give several events (and invalidations) at once.
+				k := fmt.Sprintf("k%d", rng.IntN(8))
+				_, err := c.call(id, wire.OpBatch, []any{
+					[]any{wire.OpDSet, fmt.Sprintf("w%d", i), k, rng.Uint64()},
+					[]any{wire.OpDIncr, fmt.Sprintf("w%d", i), "n"},
+				})
+				if err != nil {
+					bgFail("writer", err)
+					return
+				}
+			}
+			if rng.IntN(4) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+
+	// Resetters: connections that park pops on qr, start a slow request
+	// and reset (RST) at a random moment, some in the middle of a frame.
+	for r := range cfg.resetters {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(100+r)))
+			for round := 0; ; round++ {
+				select {
+				case <-stopBg:
+					return
+				default:
+				}
+				c, err := chaosDial(d.Socket)
+				if err != nil {
+					bgFail("resetter", err)
+					return
+				}
+				if err := chaosHello(c, true); err != nil {
+					bgFail("resetter", err)
+					c.close()
+					return
+				}
+				// Values popped for a connection that resets may be gone
+				// with it (PROTOCOL.md 6.6): count those we read.
+				go func() {
+					for f := range c.frames {
+						if f.ID >= 10 && f.ID < 20 && f.Err == nil && !f.Result.IsNull() {
+							var got struct {
+								_     struct{} `cbor:",toarray"`
+								Table string
+								Value uint64
+							}
+							if wire.Unmarshal(f.Result, &got) == nil {
+								ledR.pop(got.Value, "resetter")
+							}
+						}
+					}
+				}()
+				var buf []byte
+				buf, _ = wire.AppendRequest(buf, 2, wire.OpSubscribe, "ch-reset")
+				for j := range 1 + rng.IntN(4) {
+					buf, _ = wire.AppendRequest(buf, uint64(10+j), wire.OpLBPop, []string{"qr"}, "left", 50+rng.IntN(500))
+				}
+				switch rng.IntN(4) {
+				case 0:
+					buf = append(buf, bigListFrame(3, fmt.Sprintf("rs%d", r), cfg.bigItems, 0, false)...)
+				case 1:
+					buf, _ = wire.AppendRequest(buf, 3, wire.OpLToList, "bigL")
+				case 2:
+					buf = append(buf, bigPingFrame(3, 2*mib)...)
+				case 3:
+					buf, _ = wire.AppendRequest(buf, 3, wire.OpLCount, "bigL", 7)
+				}
+				buf, _ = wire.AppendRequest(buf, 4, wire.OpDrop, fmt.Sprintf("rs%d", r))
+				cut := len(buf)
+				if rng.IntN(2) == 0 {
+					cut = rng.IntN(len(buf))
+				}
+				if err := c.write(buf[:cut]); err != nil {
+					bgFail("resetter", err)
+				}
+				time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+				if rng.IntN(3) == 0 {
+					_ = c.nc.CloseWrite()
+					time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+				}
+				c.reset()
+				<-c.done
+			}
+		}()
+	}
+
+	// The victims.
+	var vwg sync.WaitGroup
+	victims := make([]*victim, cfg.victims)
+	verrs := make([]error, cfg.victims)
+	for i := range cfg.victims {
+		v := &victim{
+			n: i, rng: rand.New(rand.NewPCG(seed, uint64(1000+i))), q: "q", led: led, nextID: 1,
+			kinds: map[uint64]string{}, parked: map[uint64]bool{}, cancels: map[uint64]uint64{},
+			received: map[uint64]bool{}, subs: map[uint64]string{}, lastSeq: map[uint64]uint64{},
+			answered: map[uint64]wire.Raw{}, stats: map[string]int{},
+		}
+		victims[i] = v
+		vwg.Add(1)
+		go func() {
+			defer vwg.Done()
+			verrs[i] = v.run(d.Socket, cfg)
+		}()
+	}
+	vwg.Wait()
+	close(stopBg)
+	bg.Wait()
+	bgErr.Range(func(k, e any) bool {
+		t.Errorf("%s: %v", k, e)
+		return true
+	})
+
+	for i, v := range victims {
+		if verrs[i] != nil {
+			t.Errorf("victim %d: %v", i, verrs[i])
+		}
+		t.Logf("victim %d saw %v", i, v.stats)
+		for _, e := range v.errs[:min(len(v.errs), 10)] {
+			t.Error(e)
+		}
+		if v.lost {
+			t.Logf("victim %d: its subscription was lost (overflow): completeness not checked", i)
+			continue
+		}
+		missing := 0
+		for seq := range published[i] {
+			if !v.received[seq] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			t.Errorf("victim %d: %d of %d messages PUBLISH counted never arrived", i, missing, len(published[i]))
+		}
+	}
+	rem, err := listContent(admin, &aid, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	led.verify(t, "q", rem, true)
+	remR, err := listContent(admin, &aid, "qr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledR.verify(t, "qr", remR, false)
+	d.check()
+}
+
+// run is a victim's life: set up, rounds of slow requests with pipelined
+// requests after them, then a clean end (cancel, half-close, read to EOF).
+func (v *victim) run(socket string, cfg mixConfig) error {
+	c, err := chaosDial(socket)
+	if err != nil {
+		return err
+	}
+	v.c = c
+	defer c.close()
+	if err := chaosHello(c, true); err != nil {
+		return err
+	}
+	w := fmt.Sprintf("w%d", v.n)
+	var buf []byte
+	add := func(kind string, blocking bool, op wire.Op, args ...any) uint64 {
+		id := v.id()
+		var err error
+		buf, err = wire.AppendRequest(buf, id, op, args...)
+		if err != nil {
+			panic(err)
+		}
+		v.expect(id, kind, blocking)
+		return id
+	}
+	flush := func() error {
+		b := buf
+		buf = nil
+		return c.write(b)
+	}
+	add("subscribe-chan", false, wire.OpSubscribe, fmt.Sprintf("ch%d", v.n))
+	add("subscribe-watch", false, wire.OpWatch, w, map[string]any{"values": true})
+	add("subscribe-tracking", false, wire.OpTracking, true)
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := v.pump(frameWait, v.settled); err != nil {
+		return err
+	}
+	rng := v.rng
+	bigN := 0
+	for round := range cfg.rounds {
+		// Park some pops, forever or for a while.
+		for range rng.IntN(4) {
+			var timeout any
+			if rng.IntN(2) == 0 {
+				timeout = 20 + rng.IntN(300)
+			}
+			if rng.IntN(4) == 0 {
+				add("lbmove", true, wire.OpLBMove, "q", "q", "left", "right", timeout)
+			} else {
+				add("lbpop", true, wire.OpLBPop, []string{v.q}, "left", timeout)
+			}
+		}
+		for range rng.IntN(4) {
+			add("dget", false, wire.OpDGet, w, fmt.Sprintf("k%d", rng.IntN(8)), nil)
+		}
+		// The slow request.
+		switch rng.IntN(8) {
+		case 0, 1:
+			bigN++
+			id := v.id()
+			v.expect(id, "create_list big", false)
+			buf = append(buf, bigListFrame(id, fmt.Sprintf("big%d.%d", v.n, bigN), cfg.bigItems, 0, false)...)
+			add("drop", false, wire.OpDrop, fmt.Sprintf("big%d.%d", v.n, bigN))
+		case 2:
+			add("ltolist bigL", false, wire.OpLToList, "bigL")
+		case 3:
+			add("lcount bigL", false, wire.OpLCount, "bigL", 12345)
+		case 4:
+			add("save", false, wire.OpSave)
+		case 5:
+			add("config_set", false, wire.OpConfigSet, "slowlog-threshold", fmt.Sprintf("%dms", 5+rng.IntN(20)))
+		case 6:
+			id := v.id()
+			v.expect(id, "big ping", false)
+			buf = append(buf, bigPingFrame(id, mib+rng.IntN(3*mib))...)
+		case 7:
+			add("lslice bigL", false, wire.OpLSlice, "bigL", 0, nil, 3)
+		}
+		// Pipelined after it: cheap requests, cancels, publishes to itself.
+		parked := v.parkedIDs()
+		for range rng.IntN(8) {
+			switch rng.IntN(6) {
+			case 0:
+				add("ping", false, wire.OpPing, round)
+			case 1:
+				add("dget", false, wire.OpDGet, w, fmt.Sprintf("k%d", rng.IntN(8)), nil)
+			case 2:
+				if len(parked) > 0 {
+					target := parked[rng.IntN(len(parked))]
+					id := add("cancel", false, wire.OpCancel, target)
+					v.mu.Lock()
+					v.cancels[id] = target
+					v.mu.Unlock()
+				}
+			case 3:
+				add("publish", false, wire.OpPublish, "ch-reset", round)
+			case 4:
+				add("dset", false, wire.OpDSet, w, "self", round)
+			case 5:
+				add("lbpop 0", true, wire.OpLBPop, []string{v.q}, "right", 0)
+			}
+		}
+		// Sometimes the whole round goes out in two writes, split inside a
+		// frame.
+		if rng.IntN(3) == 0 && len(buf) > 10 {
+			cut := 1 + rng.IntN(len(buf)-1)
+			first := buf[:cut:cut]
+			rest := buf[cut:]
+			if err := c.write(first); err != nil {
+				return err
+			}
+			time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond)
+			buf = rest
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		// Read until the ordinary requests are answered (the parked may
+		// wait on).
+		if err := v.pump(frameWait, func() bool {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return len(v.pending) == 0
+		}); err != nil {
+			return err
+		}
+	}
+	// End the subscription: every message PUBLISH counted for it before
+	// was queued before this reply. Then cancel what is still parked and
+	// maybe half-close: every reply comes, then the end of the stream.
+	add("unsubscribe", false, wire.OpUnsubscribe, v.chanSub)
+	for _, id := range v.parkedIDs() {
+		cid := add("cancel", false, wire.OpCancel, id)
+		v.mu.Lock()
+		v.cancels[cid] = id
+		v.mu.Unlock()
+	}
+	add("ping", false, wire.OpPing, "last")
+	if err := flush(); err != nil {
+		return err
+	}
+	if v.rng.IntN(2) == 0 {
+		if err := c.nc.CloseWrite(); err != nil {
+			return err
+		}
+		if err := v.pump(frameWait, v.settled); err != nil {
+			return err
+		}
+		// The stream must now end (pushes may still come before it).
+		for {
+			r, err := c.next(frameWait)
+			if err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+					break
+				}
+				return fmt.Errorf("after a half-close: %w", err)
+			}
+			v.handle(r)
+		}
+	} else if err := v.pump(frameWait, v.settled); err != nil {
+		return err
+	}
+	return nil
+}
+
+// TestEventLoopChaosMix: the full mix under each serving model.
+func TestEventLoopChaosMix(t *testing.T) {
+	for _, m := range chaosIOModels {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
+			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(8), bigItems: 300_000, resetters: 2}, m)
+		})
+	}
+}
