@@ -93,6 +93,8 @@ type cconn struct {
 	frames chan wire.Reply
 	rerr   error         // why the stream ended; set before frames is closed
 	done   chan struct{} // closed when the reader returns
+	quit   chan struct{} // closed by close: the reader drops what it reads
+	once   sync.Once
 }
 
 func chaosDial(socket string) (*cconn, error) {
@@ -100,7 +102,7 @@ func chaosDial(socket string) (*cconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cconn{nc: nc.(*net.UnixConn), frames: make(chan wire.Reply, 1<<14), done: make(chan struct{})}
+	c := &cconn{nc: nc.(*net.UnixConn), frames: make(chan wire.Reply, 1<<14), done: make(chan struct{}), quit: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -126,7 +128,12 @@ func (c *cconn) read() {
 			c.rerr = fmt.Errorf("undecodable frame %s: %w", wire.Diagnose(body), err)
 			return
 		}
-		c.frames <- rep
+		select {
+		case c.frames <- rep:
+		case <-c.quit:
+			c.rerr = net.ErrClosed
+			return
+		}
 	}
 }
 
@@ -203,6 +210,7 @@ func (c *cconn) reset() {
 
 // close closes the connection and waits for its reader.
 func (c *cconn) close() {
+	c.once.Do(func() { close(c.quit) })
 	_ = c.nc.Close()
 	<-c.done
 }
@@ -523,6 +531,8 @@ type victim struct {
 	errs     []string            // protocol violations
 	answered map[uint64]wire.Raw // the replies, for the checks of cancel
 	stats    map[string]int      // what it saw, for the log
+	unsubbed bool                // the unsubscribe's reply came
+	endMode  string
 }
 
 func (v *victim) fail(format string, args ...any) {
@@ -571,6 +581,9 @@ func (v *victim) handle(r wire.Reply) (closing bool) {
 			}
 			v.lastMsg = seq
 			v.received[seq] = true
+			if v.unsubbed {
+				v.stats["message after the unsubscribe reply"]++
+			}
 		case "event":
 			if last := v.lastSeq[p.Sub]; p.Seq < last {
 				v.fail("watch event seq %d after %d", p.Seq, last)
@@ -635,6 +648,8 @@ func (v *victim) handle(r wire.Reply) (closing bool) {
 		if was && v.parked[target] {
 			v.fail("cancel of %d answered true before the target's reply", target)
 		}
+	case kind == "unsubscribe":
+		v.unsubbed = true
 	case strings.HasPrefix(kind, "subscribe"):
 		var s struct {
 			Sub uint64 `cbor:"sub"`
@@ -1018,7 +1033,8 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 	}
 
 	// The victims.
-	var vwg sync.WaitGroup
+	var vwg, lived sync.WaitGroup
+	release := make(chan struct{})
 	victims := make([]*victim, cfg.victims)
 	verrs := make([]error, cfg.victims)
 	for i := range cfg.victims {
@@ -1030,17 +1046,47 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 		}
 		victims[i] = v
 		vwg.Add(1)
+		lived.Add(1)
 		go func() {
 			defer vwg.Done()
-			verrs[i] = v.run(d.Socket, cfg, &shutting)
+			verrs[i] = v.run(d.Socket, cfg, &shutting, lived.Done, release)
 			if verrs[i] != nil && shutting.Load() {
 				verrs[i] = nil // cut short by the shutdown
 			}
 		}()
 	}
-	vwg.Wait()
+	lived.Wait()
 	close(stopBg)
 	bg.Wait()
+	// Every message PUBLISH counted for a subscription of a victim still
+	// reading must arrive.
+	allIn := func() bool {
+		for i, v := range victims {
+			v.mu.Lock()
+			lost := v.lost
+			v.mu.Unlock()
+			if lost {
+				continue
+			}
+			pubMu.Lock()
+			for seq := range published[i] {
+				v.mu.Lock()
+				got := v.received[seq]
+				v.mu.Unlock()
+				if !got {
+					pubMu.Unlock()
+					return false
+				}
+			}
+			pubMu.Unlock()
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); !allIn() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	vwg.Wait()
 	bgErr.Range(func(k, e any) bool {
 		t.Errorf("%s: %v", k, e)
 		return true
@@ -1079,14 +1125,16 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 			t.Logf("victim %d: subscription lost (%v) or shutdown: completeness not checked", i, v.lost)
 			continue
 		}
-		missing := 0
+		var missing []uint64
 		for seq := range published[i] {
 			if !v.received[seq] {
-				missing++
+				missing = append(missing, seq)
 			}
 		}
-		if missing > 0 {
-			t.Errorf("victim %d: %d of %d messages PUBLISH counted never arrived", i, missing, len(published[i]))
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			t.Errorf("victim %d: %d of %d messages PUBLISH counted never arrived (within 5s): seqs %v; last received %d; end %s",
+				i, len(missing), len(published[i]), missing[:min(10, len(missing))], v.lastMsg, v.endMode)
 		}
 	}
 	rem, err := listContent(admin, &aid, "q")
@@ -1187,14 +1235,35 @@ func swarmOnce(socket string, rng *rand.Rand, led *ledger, fail func(string, err
 
 // run is a victim's life: set up, rounds of slow requests with pipelined
 // requests after them, then a clean end (cancel, half-close, read to EOF).
-func (v *victim) run(socket string, cfg mixConfig, shutting *atomic.Bool) error {
+func (v *victim) run(socket string, cfg mixConfig, shutting *atomic.Bool, lived func(), release <-chan struct{}) error {
 	c, err := chaosDial(socket)
 	if err != nil {
+		lived()
 		return err
 	}
 	v.c = c
 	defer c.close()
 	err = v.life(cfg)
+	lived()
+	if err == nil {
+		// Keep reading until released: messages published before the
+		// unsubscribe may still be on their way.
+		for {
+			select {
+			case <-release:
+				return nil
+			default:
+			}
+			r, err := c.next(20 * time.Millisecond)
+			if err != nil {
+				if strings.HasPrefix(err.Error(), "no frame within") {
+					continue
+				}
+				return nil
+			}
+			v.handle(r)
+		}
+	}
 	if err != nil && shutting.Load() {
 		// Cut short by the shutdown: every reply that came still counts
 		// (a value popped for it), up to the end of the stream.
@@ -1344,7 +1413,9 @@ func (v *victim) life(cfg mixConfig) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	v.endMode = "read and close"
 	if v.rng.IntN(2) == 0 {
+		v.endMode = "half-close"
 		if err := c.nc.CloseWrite(); err != nil {
 			return err
 		}
@@ -1391,4 +1462,261 @@ func TestEventLoopChaosShutdown(t *testing.T) {
 			testMix(t, mixConfig{victims: 4, rounds: 100000, bigItems: 300_000, resetters: 2, swarm: 20, shutdownAfter: after}, m)
 		})
 	}
+}
+
+// TestEventLoopChaosStopReading: clients that stop reading (their socket
+// buffers fill) while pushes pour in and their own slow requests' big
+// replies pile up. The output limit must close the non-push ones; the
+// push bound must drop the push ones' subscriptions; a subscriber that
+// keeps reading gets every message in order; nobody else waits.
+func TestEventLoopChaosStopReading(t *testing.T) {
+	for _, m := range chaosIOModels {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) { testStopReading(t, m) })
+	}
+}
+
+func testStopReading(t *testing.T, ioModel string) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) })
+	seed := chaosSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	d := startChaos(t, ioModel, "--snapshot-interval=0", "--output-limit=8MiB,1MiB,500ms", "--max-push-buffer=256KiB")
+	admin, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.close()
+	if err := chaosHello(admin, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.write(bigListFrame(2, "bigL", 200_000, 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := admin.next(frameWait); err != nil || r.Err != nil {
+		t.Fatalf("create bigL: %v %v", err, r.Err)
+	}
+	if _, err := admin.call(3, wire.OpCreateDict, "wt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.call(4, wire.OpCreateList, "qd"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The deaf: they send and never read.
+	type deaf struct {
+		nc   net.Conn
+		push bool
+	}
+	var deafs []deaf
+	var deafWG sync.WaitGroup
+	for i := range 8 {
+		nc, err := net.DialTimeout("unix", d.Socket, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		push := i%2 == 0
+		buf, _ := wire.AppendRequest(nil, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"push": push})
+		id := uint64(1)
+		if push {
+			for _, r := range []struct {
+				op   wire.Op
+				args []any
+			}{
+				{wire.OpSubscribe, []any{"flood"}},
+				{wire.OpPSubscribe, []any{"fl*"}},
+				{wire.OpWatch, []any{"wt", map[string]any{"values": true}}},
+				{wire.OpTracking, []any{true}},
+				{wire.OpDGet, []any{"wt", "k1", nil}},
+				{wire.OpLBPop, []any{[]string{"qd"}, "left", 200 + rng.IntN(800)}},
+			} {
+				id++
+				buf, _ = wire.AppendRequest(buf, id, r.op, r.args...)
+			}
+		}
+		// Slow requests with big replies, never read. A non-push one
+		// asks for 2 MiB replies: one of them alone is over the soft
+		// limit, wherever the daemon stops reading.
+		for range 4 + rng.IntN(8) {
+			id++
+			if !push {
+				buf = append(buf, bigPingFrame(id, 2*mib)...)
+				continue
+			}
+			switch rng.IntN(3) {
+			case 0:
+				buf, _ = wire.AppendRequest(buf, id, wire.OpLToList, "bigL")
+			case 1:
+				buf = append(buf, bigPingFrame(id, mib)...) // echoed: a 1 MiB reply
+			case 2:
+				buf, _ = wire.AppendRequest(buf, id, wire.OpLSlice, "bigL", 0, nil, 1)
+			}
+		}
+		deafWG.Add(1)
+		go func() { // may block: the daemon stops reading it
+			defer deafWG.Done()
+			_ = nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			_, _ = nc.Write(buf)
+		}()
+		deafs = append(deafs, deaf{nc, push})
+	}
+
+	// A good subscriber, which reads.
+	good, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.close()
+	if err := chaosHello(good, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := good.call(2, wire.OpSubscribe, "flood"); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		gmu      sync.Mutex
+		received []uint64
+		lost     bool
+		gerr     error
+	)
+	goodDone := make(chan struct{})
+	go func() {
+		defer close(goodDone)
+		for {
+			r, err := good.next(frameWait)
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+					gmu.Lock()
+					gerr = err
+					gmu.Unlock()
+				}
+				return
+			}
+			var p pushMsg
+			if r.ID != 0 || r.Code != 0 || wire.Unmarshal(r.Result, &p) != nil {
+				continue
+			}
+			var msg struct {
+				_   struct{} `cbor:",toarray"`
+				Seq uint64
+				Pad string
+			}
+			_ = wire.Unmarshal(p.Data, &msg)
+			seq := msg.Seq
+			gmu.Lock()
+			switch p.Push {
+			case "lost":
+				lost = true
+			case "message":
+				received = append(received, seq)
+			}
+			gmu.Unlock()
+		}
+	}()
+
+	// The flood: 2 KiB messages and watched writes for a while.
+	pub, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.close()
+	if err := chaosHello(pub, false); err != nil {
+		t.Fatal(err)
+	}
+	payload := strings.Repeat("x", 2048)
+	var acked []uint64
+	flood := 1500 * time.Millisecond
+	if daemontest.Race {
+		flood *= 2
+	}
+	for seq, end := uint64(1), time.Now().Add(flood); time.Now().Before(end); seq++ {
+		// Pipelined in groups of 16.
+		var buf []byte
+		for j := range uint64(16) {
+			buf, _ = wire.AppendRequest(buf, 2*(seq*16+j), wire.OpPublish, "flood", []any{seq*16 + j, payload})
+			buf, _ = wire.AppendRequest(buf, 2*(seq*16+j)+1, wire.OpDSet, "wt", fmt.Sprintf("k%d", j%4), payload)
+		}
+		if err := pub.write(buf); err != nil {
+			t.Fatal(err)
+		}
+		for j := range uint64(32) {
+			r, err := pub.next(frameWait)
+			if err != nil {
+				t.Fatalf("publisher: %v", err)
+			}
+			if want := 2*seq*16 + j; r.ID != want || r.Err != nil {
+				t.Fatalf("publisher: reply id %d (%v), want %d", r.ID, r.Err, want)
+			}
+			if r.ID%2 == 0 {
+				var n int
+				_ = wire.Unmarshal(r.Result, &n)
+				if n > 0 { // the good subscriber counts; a deaf one may too
+					acked = append(acked, r.ID/2)
+				}
+			}
+		}
+	}
+	// The good subscriber gets everything in order (unless told it lost
+	// some).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gmu.Lock()
+		n, l := len(received), lost
+		gmu.Unlock()
+		if l || n >= len(acked) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	gmu.Lock()
+	if gerr != nil {
+		t.Errorf("good subscriber: %v", gerr)
+	}
+	if !lost {
+		if !slices.IsSorted(received) {
+			t.Errorf("good subscriber: messages out of order")
+		}
+		got := map[uint64]bool{}
+		for _, s := range received {
+			got[s] = true
+		}
+		miss := 0
+		for _, s := range acked {
+			if !got[s] {
+				miss++
+			}
+		}
+		// acked counts deliveries to the deaf too, so a message acked may
+		// have reached only a deaf subscriber... no: the good one was
+		// subscribed first and reads, so every acked message is its.
+		if miss > 0 {
+			t.Errorf("good subscriber: %d of %d published messages missing", miss, len(acked))
+		}
+	}
+	t.Logf("good subscriber: %d messages, lost=%v; %d published", len(received), lost, len(acked))
+	gmu.Unlock()
+
+	// A fresh client is served at once.
+	if err := d.probe(3 * time.Second); err != nil {
+		t.Errorf("a fresh client while the deaf pile up: %v", err)
+	}
+	// The deaf non-push connections are over the soft limit for far more
+	// than 500ms: the daemon must have closed them. Reading now, their
+	// stream ends (after what the socket buffers held).
+	for i, df := range deafs {
+		if df.push {
+			continue
+		}
+		_ = df.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.Copy(io.Discard, df.nc)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("deaf connection %d (no push, %s): the stream did not end within 10s (%d bytes read): the output limit did not close it", i, ioModel, n)
+		}
+	}
+	// The push ones: their pushes are bounded; reading them now, they
+	// see "lost" pushes and replies; they are closed or still usable.
+	for _, df := range deafs {
+		df.nc.Close()
+	}
+	deafWG.Wait()
+	d.check()
 }
