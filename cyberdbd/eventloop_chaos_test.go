@@ -1720,3 +1720,290 @@ func testStopReading(t *testing.T, ioModel string) {
 	deafWG.Wait()
 	d.check()
 }
+
+// TestEventLoopChaosIdleTimeout: --idle-timeout firing around slow
+// requests, parked pops, frames arriving slowly and pushes pouring into
+// silent connections.
+func TestEventLoopChaosIdleTimeout(t *testing.T) {
+	for _, m := range []string{"--io-loops=2", "--io-loops=0"} {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) { testChaosIdleTimeout(t, m) })
+	}
+}
+
+func testChaosIdleTimeout(t *testing.T, ioModel string) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) })
+	seed := chaosSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	const idle = time.Second
+	d := startChaos(t, ioModel, "--snapshot-interval=0", "--idle-timeout=1s")
+	admin, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.close()
+	if err := chaosHello(admin, false); err != nil {
+		t.Fatal(err)
+	}
+	aid := uint64(1)
+	mustAdmin := func(op wire.Op, args ...any) {
+		aid++
+		if _, err := admin.call(aid, op, args...); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	mustAdmin(wire.OpCreateList, "qi")
+	mustAdmin(wire.OpCreateList, "qn")
+
+	dial := func(push bool) *cconn {
+		c, err := chaosDial(d.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.close)
+		if err := chaosHello(c, push); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// expectReply reads frames (skipping pushes) until the reply of id.
+	expectReply := func(c *cconn, who string, id uint64, wait time.Duration) (wire.Reply, bool) {
+		t.Helper()
+		for deadline := time.Now().Add(wait); ; {
+			r, err := c.next(time.Until(deadline))
+			if err != nil {
+				t.Errorf("%s: waiting for the reply to %d: %v", who, id, err)
+				return r, false
+			}
+			if r.ID == 0 && r.Code == 0 {
+				continue
+			}
+			if r.ID != id {
+				t.Errorf("%s: got id %d code %d (%v), want the reply to %d", who, r.ID, r.Code, r.Err, id)
+				return r, false
+			}
+			return r, true
+		}
+	}
+	// expectIdleClose reads frames until the idle_timeout frame and the
+	// end of the stream.
+	expectIdleClose := func(c *cconn, who string) {
+		t.Helper()
+		sawIdle := false
+		for deadline := time.Now().Add(idle + 8*time.Second); ; {
+			r, err := c.next(time.Until(deadline))
+			if err != nil {
+				if !sawIdle || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+					t.Errorf("%s: idle_timeout frame seen %v, then %v", who, sawIdle, err)
+				}
+				return
+			}
+			if r.ID == 0 && r.Code == 0 {
+				if sawIdle {
+					t.Errorf("%s: a push after the idle_timeout frame", who)
+				}
+				continue
+			}
+			if r.ID == 0 && r.Code == wire.CodeIdleTimeout {
+				sawIdle = true
+				continue
+			}
+			t.Errorf("%s: unexpected frame id %d code %d %v", who, r.ID, r.Code, r.Err)
+		}
+	}
+
+	// P1: push, subscribed, a pop parked for ever, silent: not idle.
+	p1 := dial(true)
+	if _, err := p1.call(2, wire.OpSubscribe, "it"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.send(3, wire.OpLBPop, []string{"qi"}, "left"); err != nil {
+		t.Fatal(err)
+	}
+	// P2: push, subscribed, silent, pushes pouring in. Whether it is
+	// closed depends on the serving model (see
+	// TestEventLoopChaosIdleSubscriberWithPushes); here it is only one
+	// more connection for the loop to serve.
+	p2 := dial(true)
+	if _, err := p2.call(2, wire.OpSubscribe, "it"); err != nil {
+		t.Fatal(err)
+	}
+	// P5: no push, a pop parked for ever: its connection waits, not idle.
+	p5 := dial(false)
+	if err := p5.send(2, wire.OpLBPop, []string{"qn"}, "right"); err != nil {
+		t.Fatal(err)
+	}
+	// P3: a 3 MiB frame sent in pieces over about twice the idle time.
+	p3 := dial(false)
+	big := bigPingFrame(2, 3*mib)
+	p3done := make(chan error, 1)
+	go func() {
+		pieces := 12
+		step := (len(big) + pieces - 1) / pieces
+		for off := 0; off < len(big); off += step {
+			if err := p3.write(big[off:min(len(big), off+step)]); err != nil {
+				p3done <- err
+				return
+			}
+			time.Sleep(2 * idle / time.Duration(pieces))
+		}
+		p3done <- nil
+	}()
+	// P4: slow requests pipelined, then silence: every reply, then the
+	// idle close.
+	p4 := dial(rng.IntN(2) == 0)
+	var buf []byte
+	buf = append(buf, bigListFrame(2, "bigI", 300_000, 0, false)...)
+	buf, _ = wire.AppendRequest(buf, 3, wire.OpLCount, "bigI", 5)
+	buf, _ = wire.AppendRequest(buf, 4, wire.OpSave)
+	buf, _ = wire.AppendRequest(buf, 5, wire.OpLToList, "bigI")
+	buf, _ = wire.AppendRequest(buf, 6, wire.OpConfigSet, "slowlog-threshold", "7ms")
+	if err := p4.write(buf); err != nil {
+		t.Fatal(err)
+	}
+
+	// Pushes pour into P1 and P2 meanwhile.
+	stop := make(chan struct{})
+	pubDone := make(chan error, 1)
+	go func() {
+		pub, err := chaosDial(d.Socket)
+		if err != nil {
+			pubDone <- err
+			return
+		}
+		defer pub.close()
+		if err := chaosHello(pub, false); err != nil {
+			pubDone <- err
+			return
+		}
+		for id := uint64(2); ; id++ {
+			select {
+			case <-stop:
+				pubDone <- nil
+				return
+			default:
+			}
+			if _, err := pub.call(id, wire.OpPublish, "it", id); err != nil {
+				pubDone <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	for id := uint64(2); id <= 6; id++ {
+		r, ok := expectReply(p4, "P4 (slow requests)", id, frameWait)
+		if !ok {
+			break
+		}
+		if r.Err != nil {
+			t.Errorf("P4: request %d: %v", id, r.Err)
+		}
+	}
+	expectIdleClose(p4, "P4 (after its slow requests)")
+	if err := <-p3done; err != nil {
+		var got []string
+		for {
+			r, err := p3.next(time.Second)
+			if err != nil {
+				got = append(got, err.Error())
+				break
+			}
+			got = append(got, fmt.Sprintf("[%d, %d, %v]", r.ID, r.Code, r.Err))
+		}
+		t.Errorf("P3 (a frame arriving slowly, a piece every %s): write: %v; it got %v", 2*idle/12, err, got)
+	} else if r, ok := expectReply(p3, "P3 (a frame arriving slowly)", 2, frameWait); ok && r.Err != nil {
+		t.Errorf("P3: %v", r.Err)
+	}
+	// P1 and P5 were silent for longer than the idle time-out with a
+	// parked pop: they must still be there.
+	time.Sleep(2*idle - time.Duration(rng.IntN(200))*time.Millisecond)
+	feeder := dial(false) // admin has been idle: closed by now
+	if _, err := feeder.call(2, wire.OpLAppend, "qi", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feeder.call(3, wire.OpLAppend, "qn", "v5"); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := expectReply(p1, "P1 (parked pop, push)", 3, 5*time.Second); ok && (r.Err != nil || r.Result.IsNull()) {
+		t.Errorf("P1: parked pop answered %v %s", r.Err, wire.Diagnose(r.Result))
+	}
+	if r, ok := expectReply(p5, "P5 (parked pop, no push)", 2, 5*time.Second); ok && (r.Err != nil || r.Result.IsNull()) {
+		t.Errorf("P5: parked pop answered %v %s", r.Err, wire.Diagnose(r.Result))
+	}
+	close(stop)
+	if err := <-pubDone; err != nil {
+		t.Errorf("publisher: %v", err)
+	}
+	// Now idle, P1 and P5 are closed in turn.
+	expectIdleClose(p1, "P1 once answered")
+	expectIdleClose(p5, "P5 once answered")
+	d.check()
+}
+
+// TestEventLoopChaosIdleSubscriberWithPushes: a push connection that
+// subscribed and then sends nothing is "silent" (README: --idle-timeout
+// closes "connections silent for this long"; PROTOCOL.md 3: "the
+// connection was silent longer than --idle-timeout"). With a goroutine
+// per connection the daemon closes it after the idle time-out whether
+// messages arrive for it or not; on the event loops, messages written to
+// it keep it open for ever, so the two models disagree.
+func TestEventLoopChaosIdleSubscriberWithPushes(t *testing.T) {
+	for _, m := range []string{"--io-loops=1", "--io-loops=0"} {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
+			if m != "--io-loops=0" {
+				knownBug(t, "on the event loops a silent subscriber receiving pushes is never closed by --idle-timeout; with --io-loops=0 it is closed after the time-out")
+			}
+			d := startChaos(t, m, "--idle-timeout=500ms")
+			sub, err := chaosDial(d.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.close()
+			if err := chaosHello(sub, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sub.call(2, wire.OpSubscribe, "it"); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			pubDone := make(chan struct{})
+			go func() { // publishes every 20ms, on a connection that stays busy
+				defer close(pubDone)
+				pub, err := chaosDial(d.Socket)
+				if err != nil {
+					return
+				}
+				defer pub.close()
+				if chaosHello(pub, false) != nil {
+					return
+				}
+				for id := uint64(2); ; id++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if _, err := pub.call(id, wire.OpPublish, "it", id); err != nil {
+						return
+					}
+				}
+			}()
+			defer func() { close(stop); <-pubDone }()
+			start := time.Now()
+			for {
+				r, err := sub.next(time.Until(start.Add(3 * time.Second)))
+				if err != nil {
+					if errors.Is(err, io.EOF) {
+						t.Logf("closed after %s", time.Since(start).Round(time.Millisecond))
+						return
+					}
+					t.Fatalf("a silent subscriber with --idle-timeout=500ms: %v after %s (still open, receiving messages)", err, time.Since(start).Round(time.Millisecond))
+				}
+				if r.ID == 0 && r.Code != 0 && r.Code != wire.CodeIdleTimeout {
+					t.Fatalf("frame [0, %d, %v]", r.Code, r.Err)
+				}
+			}
+		})
+	}
+}
