@@ -589,7 +589,7 @@ func (v *victim) handle(r wire.Reply) (closing bool) {
 				v.fail("watch event seq %d after %d", p.Seq, last)
 			}
 			v.lastSeq[p.Sub] = p.Seq
-		case "invalidate":
+		case "invalidate", "monitor":
 		case "lost":
 			if p.Sub == v.chanSub {
 				v.lost = true
@@ -708,6 +708,7 @@ type mixConfig struct {
 	rounds    int
 	bigItems  int // items of the big list requests
 	resetters int // connections that reset mid-request
+	killed    int // connections that kill_client closes mid-request
 	swarm     int // short-lived connections, each a few requests and a random end
 
 	// shutdownAfter, when set, sends SIGTERM that long after the start:
@@ -1013,6 +1014,72 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 		}()
 	}
 
+	// Connections that kill_client closes while they run slow requests,
+	// are subscribed, watch, track and have pops parked; and their killer.
+	for k := range cfg.killed {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(20000+k)))
+			for {
+				select {
+				case <-stopBg:
+					return
+				default:
+				}
+				if !killedOnce(d.Socket, rng, ledR, bgFail, stopBg) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	if cfg.killed > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			c, err := chaosDial(d.Socket)
+			if err != nil {
+				bgFail("killer", err)
+				return
+			}
+			defer c.close()
+			if err := chaosHello(c, false); err != nil {
+				bgFail("killer", err)
+				return
+			}
+			rng := rand.New(rand.NewPCG(seed, 3))
+			for id := uint64(2); ; id += 2 {
+				select {
+				case <-stopBg:
+					return
+				case <-time.After(time.Duration(rng.IntN(40)) * time.Millisecond):
+				}
+				res, err := c.call(id, wire.OpClients)
+				if err != nil {
+					bgFail("killer", err)
+					return
+				}
+				var list []struct {
+					ID   uint64 `cbor:"id"`
+					Name string `cbor:"name"`
+				}
+				if err := wire.Unmarshal(res, &list); err != nil {
+					bgFail("killer", err)
+					return
+				}
+				for _, cl := range list {
+					if cl.Name == "kill-me" && rng.IntN(2) == 0 {
+						if _, err := c.call(id+1, wire.OpKillClient, cl.ID); err != nil {
+							bgFail("killer", err)
+							return
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+
 	// SIGTERM in the middle of it all.
 	type exit struct {
 		exited bool
@@ -1233,6 +1300,79 @@ func swarmOnce(socket string, rng *rand.Rand, led *ledger, fail func(string, err
 	return true
 }
 
+// killedOnce is one connection named "kill-me", which the killer closes
+// with kill_client while it is busy; it reads what comes until the end.
+func killedOnce(socket string, rng *rand.Rand, led *ledger, fail func(string, error), stop <-chan struct{}) (ok bool) {
+	c, err := chaosDial(socket)
+	if err != nil {
+		fail("killed", err)
+		return false
+	}
+	defer c.close()
+	var buf []byte
+	buf, _ = wire.AppendRequest(buf, 1, wire.OpHello, wire.ProtocolVersion, map[string]any{"push": true, "client": "kill-me"})
+	buf, _ = wire.AppendRequest(buf, 2, wire.OpSubscribe, "ch-reset")
+	buf, _ = wire.AppendRequest(buf, 3, wire.OpWatch, "w0")
+	buf, _ = wire.AppendRequest(buf, 4, wire.OpTracking, true)
+	buf, _ = wire.AppendRequest(buf, 5, wire.OpDGet, "w0", "k1", nil)
+	for j := range 3 {
+		buf, _ = wire.AppendRequest(buf, uint64(10+j), wire.OpLBPop, []string{"qr"}, "left", 100+rng.IntN(400))
+	}
+	if err := c.write(buf); err != nil {
+		fail("killed", err)
+		return false
+	}
+	// Slow requests, one after the other, until killed.
+	for id := uint64(20); id < 60; id++ {
+		var f []byte
+		switch rng.IntN(4) {
+		case 0:
+			f = bigListFrame(id, "kl"+strconv.FormatUint(rng.Uint64(), 36), 100_000, 0, false)
+		case 1:
+			f = bigPingFrame(id, mib+rng.IntN(mib))
+		case 2:
+			f, _ = wire.AppendRequest(nil, id, wire.OpLToList, "bigL")
+		case 3:
+			f, _ = wire.AppendRequest(nil, id, wire.OpSave)
+		}
+		if err := c.write(f); err != nil {
+			break // killed
+		}
+		if rng.IntN(3) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for deadline := time.Now().Add(frameWait); ; {
+		f, err := c.next(100 * time.Millisecond)
+		if err != nil && strings.HasPrefix(err.Error(), "no frame within") {
+			select {
+			case <-stop:
+				return true // the killer has stopped
+			default:
+			}
+			if time.Now().Before(deadline) {
+				continue
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				fail("killed", fmt.Errorf("not closed by kill_client: %w", err))
+			}
+			return true
+		}
+		if f.ID >= 10 && f.ID < 20 && f.Err == nil && !f.Result.IsNull() {
+			var got struct {
+				_     struct{} `cbor:",toarray"`
+				Table string
+				Value uint64
+			}
+			if wire.Unmarshal(f.Result, &got) == nil {
+				led.pop(got.Value, "killed")
+			}
+		}
+	}
+}
+
 // run is a victim's life: set up, rounds of slow requests with pipelined
 // requests after them, then a clean end (cancel, half-close, read to EOF).
 func (v *victim) run(socket string, cfg mixConfig, shutting *atomic.Bool, lived func(), release <-chan struct{}) error {
@@ -1303,6 +1443,9 @@ func (v *victim) life(cfg mixConfig) error {
 	add("subscribe-chan", false, wire.OpSubscribe, fmt.Sprintf("ch%d", v.n))
 	add("subscribe-watch", false, wire.OpWatch, w, map[string]any{"values": true})
 	add("subscribe-tracking", false, wire.OpTracking, true)
+	if v.n == 0 {
+		add("subscribe-monitor", false, wire.OpMonitor) // every other request, pushed to it
+	}
 	if err := flush(); err != nil {
 		return err
 	}
@@ -1342,7 +1485,13 @@ func (v *victim) life(cfg mixConfig) error {
 		case 4:
 			add("save", false, wire.OpSave)
 		case 5:
-			add("config_set", false, wire.OpConfigSet, "slowlog-threshold", fmt.Sprintf("%dms", 5+rng.IntN(20)))
+			if rng.IntN(2) == 0 {
+				add("config_set", false, wire.OpConfigSet, "slowlog-threshold", fmt.Sprintf("%dms", 5+rng.IntN(20)))
+			} else {
+				// A low bound forgets (and invalidates, at every victim)
+				// registered keys before its reply.
+				add("config_set", false, wire.OpConfigSet, "tracking-max-keys", strconv.Itoa([]int{2, 5, 1000}[rng.IntN(3)]))
+			}
 		case 6:
 			id := v.id()
 			v.expect(id, "big ping", false)
@@ -1443,7 +1592,7 @@ func (v *victim) life(cfg mixConfig) error {
 func TestEventLoopChaosMix(t *testing.T) {
 	for _, m := range chaosIOModels {
 		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
-			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(8), bigItems: 300_000, resetters: 2, swarm: 50}, m)
+			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(6), bigItems: 300_000, resetters: 2, swarm: 30, killed: 2}, m)
 		})
 	}
 }
@@ -1459,7 +1608,7 @@ func TestEventLoopChaosShutdown(t *testing.T) {
 			if daemontest.Race {
 				after *= 2
 			}
-			testMix(t, mixConfig{victims: 4, rounds: 100000, bigItems: 300_000, resetters: 2, swarm: 20, shutdownAfter: after}, m)
+			testMix(t, mixConfig{victims: 4, rounds: 100000, bigItems: 300_000, resetters: 2, swarm: 20, killed: 1, shutdownAfter: after}, m)
 		})
 	}
 }
