@@ -2156,3 +2156,200 @@ func TestEventLoopChaosIdleSubscriberWithPushes(t *testing.T) {
 		})
 	}
 }
+
+// TestEventLoopChaosTimeoutsDuringOffLoop: the partial-frame and idle
+// time-outs fire around a connection's slow requests while messages and
+// popped values are delivered to it. Whatever the timing: replies come in
+// order with their ids, then the idle_timeout frame, then the end; and a
+// value popped for the connection was either read by it or is back in the
+// list.
+func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
+	for _, m := range []string{"--io-loops=1", "--io-loops=2", "--io-loops=0"} {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			t.Cleanup(func() { checkGoroutines(t, before) })
+			seed := chaosSeed(t)
+			rng := rand.New(rand.NewPCG(seed, 0))
+			d := startChaos(t, m, "--snapshot-interval=0", "--partial-timeout=200ms", "--idle-timeout=300ms")
+			led := newLedger()
+			stop := make(chan struct{})
+			var bg sync.WaitGroup
+			var bgErr atomic.Value
+			// A busy feeder (never idle) appends to qt and publishes to tc.
+			feeder, err := chaosDial(d.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer feeder.close()
+			if err := chaosHello(feeder, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := feeder.call(2, wire.OpCreateList, "qt"); err != nil {
+				t.Fatal(err)
+			}
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				val := uint64(1 << 40)
+				for id := uint64(3); ; id++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Duration(rng.IntN(4)) * time.Millisecond):
+					}
+					var err error
+					if id%2 == 0 {
+						_, err = feeder.call(id, wire.OpPublish, "tc", id)
+					} else {
+						val++
+						led.mu.Lock()
+						led.maybe[val] = true
+						led.mu.Unlock()
+						_, err = feeder.call(id, wire.OpLAppend, "qt", val)
+						if err == nil {
+							led.mu.Lock()
+							led.appended[val] = true
+							delete(led.maybe, val)
+							led.mu.Unlock()
+						}
+					}
+					if err != nil {
+						bgErr.CompareAndSwap(nil, err)
+						return
+					}
+				}
+			}()
+			rounds := chaosRounds(12)
+			for round := range rounds {
+				c, err := chaosDial(d.Socket)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := chaosHello(c, true); err != nil {
+					t.Fatal(err)
+				}
+				var buf []byte
+				buf, _ = wire.AppendRequest(buf, 2, wire.OpSubscribe, "tc")
+				for j := range 3 {
+					var timeout any
+					if rng.IntN(2) == 0 {
+						timeout = rng.IntN(400)
+					}
+					buf, _ = wire.AppendRequest(buf, uint64(10+j), wire.OpLBPop, []string{"qt"}, "left", timeout)
+				}
+				name := fmt.Sprintf("tb%d", round)
+				switch rng.IntN(3) {
+				case 0:
+					buf = append(buf, bigListFrame(20, name, 300_000, 0, false)...)
+				case 1:
+					buf = append(buf, bigPingFrame(20, 2*mib)...)
+				case 2:
+					buf, _ = wire.AppendRequest(buf, 20, wire.OpSave)
+				}
+				buf, _ = wire.AppendRequest(buf, 21, wire.OpDrop, name)
+				// Either the start of one more frame, never finished (the
+				// partial time-out closes it), or cancels and a half-close
+				// (every reply, then the end). Parked pops and pushes keep
+				// it from being idle.
+				partial := rng.IntN(2) == 0
+				wantNext := []uint64{2, 20, 21}
+				if partial {
+					extra, _ := wire.AppendRequest(nil, 22, wire.OpPing)
+					buf = append(buf, extra[:1+rng.IntN(len(extra)-1)]...)
+				} else {
+					for j := range 3 {
+						buf, _ = wire.AppendRequest(buf, uint64(30+j), wire.OpCancel, 10+j)
+						wantNext = append(wantNext, uint64(30+j))
+					}
+				}
+				if err := c.write(buf); err != nil {
+					t.Fatal(err)
+				}
+				if !partial {
+					time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
+					if err := c.nc.CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Read to the end; check the order of the ordinary replies.
+				sawClose := false
+				for end := time.Now().Add(15 * time.Second); ; {
+					if time.Now().After(end) {
+						t.Errorf("round %d (partial frame %v): the connection was not closed within 15s; replies still expected: %v", round, partial, wantNext)
+						break
+					}
+					r, err := c.next(frameWait)
+					if err != nil {
+						if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+							t.Errorf("round %d: %v", round, err)
+						}
+						break
+					}
+					switch {
+					case r.ID == 0 && r.Code == 0: // a push
+						if sawClose {
+							t.Errorf("round %d: a push after the time-out frame", round)
+						}
+					case r.ID == 0:
+						if r.Code != wire.CodeIdleTimeout {
+							t.Errorf("round %d: frame [0, %d, %v]", round, r.Code, r.Err)
+						}
+						sawClose = true
+					case r.ID >= 10 && r.ID < 20:
+						if r.Err != nil {
+							t.Errorf("round %d: lbpop %d: %v", round, r.ID, r.Err)
+						} else if !r.Result.IsNull() {
+							var got struct {
+								_     struct{} `cbor:",toarray"`
+								Table string
+								Value uint64
+							}
+							if err := wire.Unmarshal(r.Result, &got); err != nil {
+								t.Errorf("round %d: lbpop result %s", round, wire.Diagnose(r.Result))
+							}
+							led.pop(got.Value, fmt.Sprintf("round %d id %d", round, r.ID))
+						}
+					default:
+						if len(wantNext) == 0 || r.ID != wantNext[0] {
+							t.Errorf("round %d: reply id %d, expected next %v", round, r.ID, wantNext)
+						} else {
+							wantNext = wantNext[1:]
+						}
+						if r.Err != nil && !(r.ID == 21 && r.Code == wire.CodeNoSuchTable) && r.ID < 30 {
+							t.Errorf("round %d: request %d: %v", round, r.ID, r.Err)
+						}
+					}
+				}
+				c.close()
+				if partial && !sawClose {
+					t.Errorf("round %d: the connection ended without the idle_timeout frame", round)
+				}
+				if !partial && len(wantNext) > 0 {
+					t.Errorf("round %d: after a half-close, the stream ended without the replies to %v", round, wantNext)
+				}
+			}
+			close(stop)
+			bg.Wait()
+			if err, ok := bgErr.Load().(error); ok {
+				t.Errorf("feeder: %v", err)
+			}
+			rem, err := func() ([]uint64, error) {
+				c, err := chaosDial(d.Socket)
+				if err != nil {
+					return nil, err
+				}
+				defer c.close()
+				if err := chaosHello(c, false); err != nil {
+					return nil, err
+				}
+				id := uint64(1)
+				return listContent(c, &id, "qt")
+			}()
+			if err != nil {
+				t.Fatal(err)
+			}
+			led.verify(t, "qt", rem, true)
+			d.check()
+		})
+	}
+}
