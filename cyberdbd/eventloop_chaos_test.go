@@ -1149,7 +1149,7 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 		}
 		return true
 	}
-	for deadline := time.Now().Add(5 * time.Second); !allIn() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); cfg.shutdownAfter == 0 && !allIn() && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(release)
@@ -1592,7 +1592,7 @@ func (v *victim) life(cfg mixConfig) error {
 func TestEventLoopChaosMix(t *testing.T) {
 	for _, m := range chaosIOModels {
 		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
-			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(6), bigItems: 300_000, resetters: 2, swarm: 30, killed: 2}, m)
+			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(5), bigItems: 300_000, resetters: 2, swarm: 30, killed: 2}, m)
 		})
 	}
 }
@@ -1884,8 +1884,8 @@ func testChaosIdleTimeout(t *testing.T, ioModel string) {
 	t.Cleanup(func() { checkGoroutines(t, before) })
 	seed := chaosSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	const idle = time.Second
-	d := startChaos(t, ioModel, "--snapshot-interval=0", "--idle-timeout=1s")
+	const idle = 500 * time.Millisecond
+	d := startChaos(t, ioModel, "--snapshot-interval=0", "--idle-timeout=500ms")
 	admin, err := chaosDial(d.Socket)
 	if err != nil {
 		t.Fatal(err)
@@ -2066,7 +2066,7 @@ func testChaosIdleTimeout(t *testing.T, ioModel string) {
 	}
 	// P1 and P5 were silent for longer than the idle time-out with a
 	// parked pop: they must still be there.
-	time.Sleep(2*idle - time.Duration(rng.IntN(200))*time.Millisecond)
+	time.Sleep(2*idle - time.Duration(rng.IntN(100))*time.Millisecond)
 	feeder := dial(false) // admin has been idle: closed by now
 	if _, err := feeder.call(2, wire.OpLAppend, "qi", "v1"); err != nil {
 		t.Fatal(err)
