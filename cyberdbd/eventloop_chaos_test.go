@@ -1592,7 +1592,7 @@ func (v *victim) life(cfg mixConfig) error {
 func TestEventLoopChaosMix(t *testing.T) {
 	for _, m := range chaosIOModels {
 		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
-			testMix(t, mixConfig{victims: 4, rounds: chaosRounds(5), bigItems: 300_000, resetters: 2, swarm: 30, killed: 2}, m)
+			testMix(t, mixConfig{victims: 3, rounds: chaosRounds(4), bigItems: 250_000, resetters: 2, swarm: 30, killed: 2}, m)
 		})
 	}
 }
@@ -1773,7 +1773,7 @@ func testStopReading(t *testing.T, ioModel string) {
 	}
 	payload := strings.Repeat("x", 2048)
 	var acked []uint64
-	flood := 1500 * time.Millisecond
+	flood := time.Second
 	if daemontest.Race {
 		flood *= 2
 	}
@@ -2219,7 +2219,7 @@ func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
 					}
 				}
 			}()
-			rounds := chaosRounds(12)
+			rounds := chaosRounds(8)
 			for round := range rounds {
 				c, err := chaosDial(d.Socket)
 				if err != nil {
