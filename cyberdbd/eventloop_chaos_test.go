@@ -2353,3 +2353,183 @@ func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestEventLoopChaosSelfDelivery: a connection's own slow request is
+// what delivers to it: a big lextend feeds the pops it has parked, a big
+// batch makes events of the table it watches and invalidates keys it
+// tracks, a big publish goes to its own subscription.
+func TestEventLoopChaosSelfDelivery(t *testing.T) {
+	for _, m := range []string{"--io-loops=1", "--io-loops=0"} {
+		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			t.Cleanup(func() { checkGoroutines(t, before) })
+			seed := chaosSeed(t)
+			rng := rand.New(rand.NewPCG(seed, 0))
+			d := startChaos(t, m, "--snapshot-interval=0", "--max-push-buffer=16MiB")
+			c, err := chaosDial(d.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			if err := chaosHello(c, true); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range []struct {
+				op   wire.Op
+				args []any
+			}{
+				{wire.OpCreateList, []any{"qs"}},
+				{wire.OpCreateDict, []any{"ws"}},
+				{wire.OpSubscribe, []any{"self"}},
+				{wire.OpWatch, []any{"ws", map[string]any{"values": true}}},
+				{wire.OpWatch, []any{"qs"}},
+				{wire.OpTracking, []any{true}},
+			} {
+				if _, err := c.call(uint64(2+i), r.op, r.args...); err != nil {
+					t.Fatalf("%s: %v", r.op, err)
+				}
+			}
+			id := uint64(100)
+			popped := map[uint64]bool{}
+			var appended uint64
+			msgs, events := 0, 0
+			var total uint64
+			for round := range chaosRounds(6) {
+				// Each round starts with qs empty: every value appended is
+				// popped by this connection or left.
+				id++
+				res, err := c.call(id, wire.OpLLen, "qs")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n uint64
+				_ = wire.Unmarshal(res, &n)
+				if n+uint64(len(popped)) != appended {
+					t.Errorf("round %d: qs: %d appended, %d popped, %d left", round, appended, len(popped), n)
+				}
+				total += appended
+				appended, popped = 0, map[uint64]bool{}
+				id++
+				if _, err := c.call(id, wire.OpLClear, "qs"); err != nil {
+					t.Fatal(err)
+				}
+				var buf []byte
+				var order []uint64 // ordinary replies, in order
+				parked := map[uint64]bool{}
+				for range 1 + rng.IntN(5) {
+					id++
+					buf, _ = wire.AppendRequest(buf, id, wire.OpLBPop, []string{"qs"}, []string{"left", "right"}[rng.IntN(2)])
+					parked[id] = true
+				}
+				for k := range 4 {
+					id++
+					buf, _ = wire.AppendRequest(buf, id, wire.OpDGet, "ws", fmt.Sprintf("k%d", k), nil)
+					order = append(order, id)
+				}
+				bigs := rng.IntN(3) + 1
+				for range bigs {
+					id++
+					switch rng.IntN(3) {
+					case 0: // values for its own parked pops
+						n := 250_000
+						buf = append(buf, bigListFrame(id, "qs", n, uint32(appended), true)...)
+						appended += uint64(n)
+					case 1: // events and invalidations of its own table
+						ops := make([]any, 0, 4000)
+						for j := range 4000 {
+							ops = append(ops, []any{wire.OpDSet, "ws", fmt.Sprintf("k%d", j%8), strings.Repeat("v", 300)})
+						}
+						buf, _ = wire.AppendRequest(buf, id, wire.OpBatch, ops)
+					case 2: // a message to itself
+						buf, _ = wire.AppendRequest(buf, id, wire.OpPublish, "self", []any{round, make([]byte, mib+rng.IntN(mib))})
+					}
+					order = append(order, id)
+				}
+				id++
+				buf, _ = wire.AppendRequest(buf, id, wire.OpPing, round)
+				order = append(order, id)
+				if err := c.write(buf); err != nil {
+					t.Fatal(err)
+				}
+				// Read until every ordinary reply is in; then cancel the
+				// pops still parked and read their replies.
+				cancelled := false
+				for len(order) > 0 || len(parked) > 0 {
+					if len(order) == 0 && !cancelled {
+						cancelled = true
+						var cb []byte
+						for p := range parked {
+							id++
+							cb, _ = wire.AppendRequest(cb, id, wire.OpCancel, p)
+							order = append(order, id)
+						}
+						if err := c.write(cb); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					r, err := c.next(frameWait)
+					if err != nil {
+						t.Fatalf("round %d: waiting for %v and parked %v: %v\n%s", round, order, parked, err, tail(d.Output(), 4000))
+					}
+					switch {
+					case r.ID == 0:
+						if r.Code != 0 {
+							t.Fatalf("round %d: frame [0, %d, %v]", round, r.Code, r.Err)
+						}
+						var p pushMsg
+						if err := wire.Unmarshal(r.Result, &p); err != nil {
+							t.Fatalf("push %s", wire.Diagnose(r.Result))
+						}
+						switch p.Push {
+						case "message":
+							msgs++
+						case "event":
+							events++
+						case "lost":
+							t.Errorf("round %d: lost %+v", round, p)
+						}
+					case parked[r.ID]:
+						delete(parked, r.ID)
+						if r.Err != nil {
+							t.Errorf("round %d: lbpop %d: %v", round, r.ID, r.Err)
+						} else if !r.Result.IsNull() {
+							var got struct {
+								_     struct{} `cbor:",toarray"`
+								Table string
+								Value uint64
+							}
+							if err := wire.Unmarshal(r.Result, &got); err != nil {
+								t.Errorf("lbpop result %s", wire.Diagnose(r.Result))
+							}
+							if popped[got.Value] {
+								t.Errorf("round %d: value %d popped twice", round, got.Value)
+							}
+							popped[got.Value] = true
+						}
+					default:
+						if r.ID != order[0] {
+							t.Fatalf("round %d: reply %d, want %d (order %v)", round, r.ID, order[0], order)
+						}
+						order = order[1:]
+						if r.Err != nil {
+							t.Errorf("round %d: request %d: %v", round, r.ID, r.Err)
+						}
+					}
+				}
+			}
+			var n uint64
+			id++
+			res, err := c.call(id, wire.OpLLen, "qs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = wire.Unmarshal(res, &n)
+			if n+uint64(len(popped)) != appended {
+				t.Errorf("qs: %d appended, %d popped, %d left", appended, len(popped), n)
+			}
+			t.Logf("%d appended, %d messages, %d events to itself", total+appended, msgs, events)
+			d.check()
+		})
+	}
+}
