@@ -492,7 +492,7 @@ func listContent(c *cconn, id *uint64, table string) ([]uint64, error) {
 	var all []uint64
 	for {
 		*id++
-		res, err := c.call(*id, wire.OpLRange, table, len(all), 5000)
+		res, err := c.call(*id, wire.OpLRange, table, len(all), 100_000)
 		if err != nil {
 			return nil, err
 		}
@@ -501,7 +501,7 @@ func listContent(c *cconn, id *uint64, table string) ([]uint64, error) {
 			return nil, err
 		}
 		all = append(all, page...)
-		if len(page) < 5000 {
+		if len(page) < 100_000 {
 			return all, nil
 		}
 	}
@@ -518,20 +518,22 @@ type victim struct {
 	nextID uint64
 
 	mu       sync.Mutex
-	pending  []uint64            // ordinary requests without a reply, in order
-	kinds    map[uint64]string   // id -> what it was
-	parked   map[uint64]bool     // blocking requests not answered yet
-	cancels  map[uint64]uint64   // cancel id -> target
-	chanSub  uint64              // its subscription
-	lastMsg  uint64              // the last message seq received
-	received map[uint64]bool     // message seqs received
-	lost     bool                // its subscription was lost
-	subs     map[uint64]string   // sub id -> kind
-	lastSeq  map[uint64]uint64   // watch sub -> last event seq
-	errs     []string            // protocol violations
-	answered map[uint64]wire.Raw // the replies, for the checks of cancel
-	stats    map[string]int      // what it saw, for the log
-	unsubbed bool                // the unsubscribe's reply came
+	pending  []uint64             // ordinary requests without a reply, in order
+	kinds    map[uint64]string    // id -> what it was
+	parked   map[uint64]bool      // blocking requests not answered yet
+	cancels  map[uint64]uint64    // cancel id -> target
+	chanSub  uint64               // its subscription
+	lastMsg  uint64               // the last message seq received
+	received map[uint64]bool      // message seqs received
+	lost     bool                 // its subscription was lost
+	subs     map[uint64]string    // sub id -> kind
+	lastSeq  map[uint64]uint64    // watch sub -> last event seq
+	errs     []string             // protocol violations
+	answered map[uint64]wire.Raw  // the replies, for the checks of cancel
+	stats    map[string]int       // what it saw, for the log
+	unsubbed bool                 // the unsubscribe's reply came
+	extends  map[uint64][2]uint64 // lextend id -> base, count
+	victims  int
 	endMode  string
 }
 
@@ -638,6 +640,14 @@ func (v *victim) handle(r wire.Reply) (closing bool) {
 		return false
 	}
 	switch {
+	case kind == "lextend q":
+		e := v.extends[r.ID]
+		v.led.mu.Lock()
+		for x := e[0]; x < e[0]+e[1]; x++ {
+			v.led.appended[x] = true
+			delete(v.led.maybe, x)
+		}
+		v.led.mu.Unlock()
 	case kind == "cancel":
 		target := v.cancels[r.ID]
 		var was bool
@@ -1109,7 +1119,7 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 			n: i, rng: rand.New(rand.NewPCG(seed, uint64(1000+i))), q: "q", led: led, nextID: 1,
 			kinds: map[uint64]string{}, parked: map[uint64]bool{}, cancels: map[uint64]uint64{},
 			received: map[uint64]bool{}, subs: map[uint64]string{}, lastSeq: map[uint64]uint64{},
-			answered: map[uint64]wire.Raw{}, stats: map[string]int{},
+			answered: map[uint64]wire.Raw{}, stats: map[string]int{}, extends: map[uint64][2]uint64{}, victims: cfg.victims,
 		}
 		victims[i] = v
 		vwg.Add(1)
@@ -1471,7 +1481,7 @@ func (v *victim) life(cfg mixConfig) error {
 			add("dget", false, wire.OpDGet, w, fmt.Sprintf("k%d", rng.IntN(8)), nil)
 		}
 		// The slow request.
-		switch rng.IntN(8) {
+		switch rng.IntN(10) {
 		case 0, 1:
 			bigN++
 			id := v.id()
@@ -1498,6 +1508,35 @@ func (v *victim) life(cfg mixConfig) error {
 			buf = append(buf, bigPingFrame(id, mib+rng.IntN(3*mib))...)
 		case 7:
 			add("lslice bigL", false, wire.OpLSlice, "bigL", 0, nil, 3)
+		case 8:
+			// A big lextend of q, run off the loop, hands values to the
+			// pops other victims (and this one) have parked. Once per
+			// victim: the ledger checks every value.
+			if len(v.extends) > 0 {
+				add("ping", false, wire.OpPing)
+				break
+			}
+			bigN++
+			id := v.id()
+			base := uint32((v.n*1000 + bigN) * 250_000)
+			n := 220_000
+			v.led.mu.Lock()
+			for x := range n {
+				v.led.maybe[uint64(base)+uint64(x)] = true
+			}
+			v.led.mu.Unlock()
+			v.mu.Lock()
+			v.extends[id] = [2]uint64{uint64(base), uint64(n)}
+			v.mu.Unlock()
+			v.expect(id, "lextend q", false)
+			buf = append(buf, bigListFrame(id, "q", n, base, true)...)
+		case 9:
+			// A big batch on every victim's watched, tracked table.
+			ops := make([]any, 0, 3000)
+			for j := range 3000 {
+				ops = append(ops, []any{wire.OpDSet, fmt.Sprintf("w%d", j%v.victims), fmt.Sprintf("k%d", j%8), strings.Repeat("b", 300)})
+			}
+			add("big batch", false, wire.OpBatch, ops)
 		}
 		// Pipelined after it: cheap requests, cancels, publishes to itself.
 		parked := v.parkedIDs()
