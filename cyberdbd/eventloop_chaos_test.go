@@ -2229,6 +2229,7 @@ func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
 			bg.Add(1)
 			go func() {
 				defer bg.Done()
+				rng := rand.New(rand.NewPCG(seed, 1)) // its own: rand.Rand is not safe for concurrent use
 				val := uint64(1 << 40)
 				for id := uint64(3); ; id++ {
 					select {
