@@ -692,7 +692,13 @@ func (v *victim) pump(wait time.Duration, cond func() bool) error {
 		}
 		r, err := v.c.next(left)
 		if err != nil {
-			return err
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			var kinds []string
+			for _, id := range v.pending[:min(5, len(v.pending))] {
+				kinds = append(kinds, fmt.Sprintf("%d:%s", id, v.kinds[id]))
+			}
+			return fmt.Errorf("%w (waiting for %d replies: %v; %d parked; last message %d)", err, len(v.pending), kinds, len(v.parked), v.lastMsg)
 		}
 		if v.handle(r) {
 			return fmt.Errorf("victim %d: closed by the server: %v", v.n, r.Err)
