@@ -1371,7 +1371,8 @@ func killedOnce(socket string, rng *rand.Rand, led *ledger, fail func(string, er
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			// Closed at once: possibly in the middle of a frame.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
 				fail("killed", fmt.Errorf("not closed by kill_client: %w", err))
 			}
 			return true
@@ -2589,96 +2590,85 @@ func envOr(name string, def int) int {
 	return def
 }
 
-// TestEventLoopChaosRaceOffLoopPartialFrame: a push connection sends a
-// big create_list (run off the loop), a drop, and the start of one more
-// frame that never ends, while messages and popped values are delivered
-// to it. Under -race the daemon reports a data race: the worker running
-// the request (conn.handle, from ioLoop.startOffLoop) and the loop
-// (ioLoop.flushAll, which started it from ioLoop.write) both write the
-// same field of the connection. Only a -race build shows it (the test
-// checks the daemon's output); the minimal ingredients are kept behind
-// CYBERDB_CHAOS_MIN (bit 1: no parked pops, bit 2: no subscription, bit
-// 4: a half-close instead of the partial frame, bit 8: no drop).
-func TestEventLoopChaosRaceOffLoopPartialFrame(t *testing.T) {
-	knownBug(t, "data race in the daemon between conn.handle (worker, off-loop request) and ioLoop.flushAll (loop), shown by -race: "+
-		"go test -race -count=1 -run EventLoopChaosRaceOffLoopPartialFrame ./cyberdbd/ with CYBERDB_KNOWN_BUGS=1")
+// TestEventLoopChaosRaceOffLoopSubscribed: a push connection subscribed
+// to a channel that receives messages pipelines a big create_list (run
+// off the loop: a 1.5 MB frame), a drop and a ping, again and again.
+// Under -race the daemon reports a data race within seconds: the worker
+// running the request (conn.handle, started by ioLoop.startOffLoop from
+// ioLoop.write) and the loop (ioLoop.flushAll) write the same field of
+// the connection. Without the subscription no race shows in a minute.
+// Only a -race build shows it: the test checks the daemon's output. (The
+// chaos mix under -race on a loaded machine also saw a victim connection
+// stall for 30s right after such a create_list with a drop pipelined
+// behind it, its messages stopped too: likely the same race.)
+func TestEventLoopChaosRaceOffLoopSubscribed(t *testing.T) {
+	knownBug(t, "data race in the daemon between conn.handle (worker, off-loop request) and ioLoop.flushAll (loop) on a subscribed connection, "+
+		"shown by: CYBERDB_KNOWN_BUGS=1 go test -race -count=1 -run EventLoopChaosRaceOffLoopSubscribed ./cyberdbd/")
 	fastRaceExit(t)
-	minimal := envOr("CYBERDB_CHAOS_MIN", 1) // the smallest reliable reproduction: no pops
-	d := startChaos(t, "--io-loops=1", "--snapshot-interval=0", "--partial-timeout=200ms")
-	feeder, err := chaosDial(d.Socket)
+	d := startChaos(t, "--io-loops=1", "--snapshot-interval=0")
+	pub, err := chaosDial(d.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer feeder.close()
-	if err := chaosHello(feeder, false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := feeder.call(2, wire.OpCreateList, "qt"); err != nil {
+	defer pub.close()
+	if err := chaosHello(pub, false); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	fed := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(fed)
-		for id := uint64(3); ; id++ {
+		defer close(done)
+		for id := uint64(2); ; id++ {
 			select {
 			case <-stop:
 				return
 			case <-time.After(time.Millisecond):
 			}
-			var err error
-			if id%2 == 0 {
-				_, err = feeder.call(id, wire.OpPublish, "tc", id)
-			} else {
-				_, err = feeder.call(id, wire.OpLAppend, "qt", id)
-			}
-			if err != nil {
+			if _, err := pub.call(id, wire.OpPublish, "tc", id); err != nil {
 				return
 			}
 		}
 	}()
-	defer func() { close(stop); <-fed }()
-	big := bigListFrame(20, "tb", 300_000, 0, false)
-	deadline := time.Now().Add(30 * time.Second) // under -race it fails within seconds
+	defer func() { close(stop); <-done }()
+	c, err := chaosDial(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if err := chaosHello(c, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.call(2, wire.OpSubscribe, "tc"); err != nil {
+		t.Fatal(err)
+	}
+	id := uint64(10)
 	round := 0
-	for ; time.Now().Before(deadline) && !strings.Contains(d.Output(), "DATA RACE") && !strings.Contains(d.Output(), "panic"); round++ {
-		c, err := chaosDial(d.Socket)
-		if err != nil {
-			t.Fatal(err)
+	for start := time.Now(); time.Since(start) < 30*time.Second; round++ {
+		if out := d.Output(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic") {
+			t.Fatalf("after %d rounds, the daemon reports:\n%s", round, tail(out, 6000))
 		}
-		if err := chaosHello(c, true); err != nil {
-			t.Fatal(err)
-		}
-		var buf []byte
-		if minimal&2 == 0 {
-			buf, _ = wire.AppendRequest(buf, 2, wire.OpSubscribe, "tc")
-		}
-		if minimal&1 == 0 {
-			for j := range 3 {
-				buf, _ = wire.AppendRequest(buf, uint64(10+j), wire.OpLBPop, []string{"qt"}, "left")
-			}
-		}
-		buf = append(buf, big...)
-		if minimal&8 == 0 {
-			buf, _ = wire.AppendRequest(buf, 21, wire.OpDrop, "tb")
-		}
-		if minimal&4 == 0 {
-			extra, _ := wire.AppendRequest(nil, 22, wire.OpPing)
-			buf = append(buf, extra[:2]...)
-		}
+		id++
+		buf := bigListFrame(id, "tb", 300_000, 0, false)
+		id++
+		buf, _ = wire.AppendRequest(buf, id, wire.OpDrop, "tb")
+		id++
+		buf, _ = wire.AppendRequest(buf, id, wire.OpPing)
 		if err := c.write(buf); err != nil {
 			t.Fatal(err)
 		}
-		if minimal&4 != 0 {
-			_ = c.nc.CloseWrite()
+		for want := id - 2; want <= id; {
+			r, err := c.next(10 * time.Second)
+			if err != nil {
+				t.Fatalf("round %d: the connection stalled waiting for the reply to %d: %v\n%s", round, want, err, tail(d.Output(), 6000))
+			}
+			if r.ID == 0 {
+				continue
+			}
+			if r.ID != want || r.Err != nil {
+				t.Fatalf("round %d: reply %d (%v), want %d", round, r.ID, r.Err, want)
+			}
+			want++
 		}
-		if err := c.drain(frameWait); err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		c.close()
-	}
-	if out := d.Output(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic") {
-		t.Fatalf("after %d rounds, the daemon reports:\n%s", round, tail(out, 6000))
 	}
 	t.Logf("%d rounds, no race seen (race detector on: %v)", round, daemontest.Race)
 }
