@@ -371,13 +371,7 @@ func TestPushesWaitForOffLoopRequest(t *testing.T) {
 	c.send(mustReq(2, wire.OpSubscribe, "news"))
 	c.expect(2, wire.CodeOK)
 	c.send(mustReq(3, wire.OpLBPop, []string{"q"}, "left", nil)) // blocks
-	// [4, create_list, "L", [0, 0, ...]]: long enough to decode that it
-	// runs off the loop for a while.
-	const items = 300_000
-	body := []byte{0x84, 0x04, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
-	body = binary.BigEndian.AppendUint32(body, items)
-	body = append(body, make([]byte, items)...)
-	c.send(wire.AppendFrame(nil, body))
+	c.send(bigListFrame(4, 300_000))                             // runs off the loop for a while
 	// Fed until the request is done: before it starts, while it runs,
 	// after it.
 	var stop atomic.Bool
@@ -474,21 +468,7 @@ func TestKillClientOffLoop(t *testing.T) {
 		}
 	}
 
-	// [id, create_list, "L", [0, 0, ...]]: slow to decode, and L is then
-	// big enough that a count of it runs off the loop.
-	const items = 300_000
-	createL := func(id byte) []byte {
-		body := []byte{0x84, id, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
-		body = binary.BigEndian.AppendUint32(body, items)
-		return wire.AppendFrame(nil, append(body, make([]byte, items)...))
-	}
-	admin.send(createL(4))
-	_ = admin.nc.SetReadDeadline(time.Now().Add(time.Minute))
-	if r, err := wire.ReadFrame(admin.r, nil, 1<<20); err != nil {
-		t.Fatal(err)
-	} else if rep, err := wire.DecodeReply(r); err != nil || rep.ID != 4 || rep.Code != wire.CodeOK {
-		t.Fatalf("create_list: %s", wire.Diagnose(r))
-	}
+	admin.createBigList()
 
 	// Not reading: the reply to dget fills the socket, and the count
 	// after it waits for the reply to drain before it runs off the loop.
@@ -503,7 +483,7 @@ func TestKillClientOffLoop(t *testing.T) {
 	// A worker runs its request: closed when it is done.
 	busy := ts.dial()
 	id = connID(busy)
-	busy.send(createL(2)) // L exists: it fails, once decoded
+	busy.send(bigListFrame(2, 300_000)) // L exists: it fails, once decoded
 
 	kill(id, 11)
 	drainToEnd(t, busy, time.Minute) // -race: the decoding takes a while
@@ -536,17 +516,7 @@ func TestShutdownStuckOffLoop(t *testing.T) {
 	admin := ts.dial()
 	admin.hello(1)
 	admin.dictWith("d", "big", make([]byte, 250<<10)) // more than a Unix socket holds
-	// L is big enough that a count of it runs off the loop.
-	const items = 300_000
-	body := []byte{0x84, 0x04, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
-	body = binary.BigEndian.AppendUint32(body, items)
-	admin.send(wire.AppendFrame(nil, append(body, make([]byte, items)...)))
-	_ = admin.nc.SetReadDeadline(time.Now().Add(time.Minute))
-	if r, err := wire.ReadFrame(admin.r, nil, 1<<20); err != nil {
-		t.Fatal(err)
-	} else if rep, err := wire.DecodeReply(r); err != nil || rep.ID != 4 || rep.Code != wire.CodeOK {
-		t.Fatalf("create_list: %s", wire.Diagnose(r))
-	}
+	admin.createBigList()
 	stuck := ts.dial()
 	stuck.hello(1)
 	stuck.send(append(mustReq(2, wire.OpDGet, "d", "big"), mustReq(3, wire.OpLCount, "L", 0)...))
@@ -595,4 +565,25 @@ func TestIdleTimeoutSparesSubscribers(t *testing.T) {
 		quiet.expect(4, wire.CodeOK)
 		quiet.expect(0, wire.CodeIdleTimeout)
 	})
+}
+
+// bigListFrame is [id, create_list, "L", [0, 0, ...]] with items zeros:
+// slow enough to decode that it runs off the loop for a while.
+func bigListFrame(id byte, items int) []byte {
+	body := []byte{0x84, id, byte(wire.OpCreateList), 0x61, 'L', 0x9a}
+	body = binary.BigEndian.AppendUint32(body, uint32(items))
+	return wire.AppendFrame(nil, append(body, make([]byte, items)...))
+}
+
+// createBigList creates L with 300,000 elements (request id 4): big
+// enough that a count of it runs off the loop.
+func (c *rawClient) createBigList() {
+	c.t.Helper()
+	c.send(bigListFrame(4, 300_000))
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute)) // -race: the decoding takes a while
+	if r, err := wire.ReadFrame(c.r, nil, 1<<20); err != nil {
+		c.t.Fatal(err)
+	} else if rep, err := wire.DecodeReply(r); err != nil || rep.ID != 4 || rep.Code != wire.CodeOK {
+		c.t.Fatalf("create_list: %s", wire.Diagnose(r))
+	}
 }
