@@ -225,6 +225,20 @@ func (c *cconn) drain(wait time.Duration) error {
 	}
 }
 
+// chaosOpen dials socket and sends HELLO (with push or not); the
+// connection is closed if HELLO fails.
+func chaosOpen(socket string, push bool) (*cconn, error) {
+	c, err := chaosDial(socket)
+	if err != nil {
+		return nil, err
+	}
+	if err := chaosHello(c, push); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
 func chaosHello(c *cconn, push bool) error {
 	res, err := c.call(1, wire.OpHello, wire.ProtocolVersion, map[string]any{"client": "chaos", "push": push})
 	if err != nil {
@@ -737,14 +751,11 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 	seed := chaosSeed(t)
 	d := startChaos(t, append([]string{"--snapshot-interval=0", "--fsync=no"}, args...)...)
 
-	admin, err := chaosDial(d.Socket)
+	admin, err := chaosOpen(d.Socket, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.close()
-	if err := chaosHello(admin, false); err != nil {
-		t.Fatal(err)
-	}
 	var aid uint64 = 1
 	mustAdmin := func(op wire.Op, args ...any) wire.Raw {
 		aid++
@@ -790,16 +801,12 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		c, err := chaosDial(d.Socket)
+		c, err := chaosOpen(d.Socket, false)
 		if err != nil {
 			bgFail("feeder", err)
 			return
 		}
 		defer c.close()
-		if err := chaosHello(c, false); err != nil {
-			bgFail("feeder", err)
-			return
-		}
 		rng := rand.New(rand.NewPCG(seed, 1))
 		val := uint64(1 << 40)
 		for id := uint64(2); ; id++ {
@@ -840,16 +847,12 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		c, err := chaosDial(d.Socket)
+		c, err := chaosOpen(d.Socket, false)
 		if err != nil {
 			bgFail("popper", err)
 			return
 		}
 		defer c.close()
-		if err := chaosHello(c, false); err != nil {
-			bgFail("popper", err)
-			return
-		}
 		for id := uint64(2); ; id++ {
 			select {
 			case <-stopBg:
@@ -880,16 +883,12 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		c, err := chaosDial(d.Socket)
+		c, err := chaosOpen(d.Socket, false)
 		if err != nil {
 			bgFail("publisher", err)
 			return
 		}
 		defer c.close()
-		if err := chaosHello(c, false); err != nil {
-			bgFail("publisher", err)
-			return
-		}
 		rng := rand.New(rand.NewPCG(seed, 2))
 		seqs := make([]uint64, cfg.victims)
 		for id := uint64(2); ; id++ {
@@ -1047,16 +1046,12 @@ func testMix(t *testing.T, cfg mixConfig, args ...string) {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			c, err := chaosDial(d.Socket)
+			c, err := chaosOpen(d.Socket, false)
 			if err != nil {
 				bgFail("killer", err)
 				return
 			}
 			defer c.close()
-			if err := chaosHello(c, false); err != nil {
-				bgFail("killer", err)
-				return
-			}
 			rng := rand.New(rand.NewPCG(seed, 3))
 			for id := uint64(2); ; id += 2 {
 				select {
@@ -1670,14 +1665,11 @@ func testStopReading(t *testing.T, ioModel string) {
 	seed := chaosSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	d := startChaos(t, ioModel, "--snapshot-interval=0", "--output-limit=8MiB,1MiB,500ms", "--max-push-buffer=256KiB")
-	admin, err := chaosDial(d.Socket)
+	admin, err := chaosOpen(d.Socket, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.close()
-	if err := chaosHello(admin, false); err != nil {
-		t.Fatal(err)
-	}
 	if err := admin.write(bigListFrame(2, "bigL", 200_000, 0, false)); err != nil {
 		t.Fatal(err)
 	}
@@ -1750,14 +1742,11 @@ func testStopReading(t *testing.T, ioModel string) {
 	}
 
 	// A good subscriber, which reads.
-	good, err := chaosDial(d.Socket)
+	good, err := chaosOpen(d.Socket, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer good.close()
-	if err := chaosHello(good, true); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := good.call(2, wire.OpSubscribe, "flood"); err != nil {
 		t.Fatal(err)
 	}
@@ -1803,14 +1792,11 @@ func testStopReading(t *testing.T, ioModel string) {
 	}()
 
 	// The flood: 2 KiB messages and watched writes for a while.
-	pub, err := chaosDial(d.Socket)
+	pub, err := chaosOpen(d.Socket, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.close()
-	if err := chaosHello(pub, false); err != nil {
-		t.Fatal(err)
-	}
 	payload := strings.Repeat("x", 2048)
 	var acked []uint64
 	flood := time.Second
@@ -1935,14 +1921,11 @@ func testChaosIdleTimeout(t *testing.T, ioModel string) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	const idle = 500 * time.Millisecond
 	d := startChaos(t, ioModel, "--snapshot-interval=0", "--idle-timeout=500ms")
-	admin, err := chaosDial(d.Socket)
+	admin, err := chaosOpen(d.Socket, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.close()
-	if err := chaosHello(admin, false); err != nil {
-		t.Fatal(err)
-	}
 	aid := uint64(1)
 	mustAdmin := func(op wire.Op, args ...any) {
 		aid++
@@ -2070,16 +2053,12 @@ func testChaosIdleTimeout(t *testing.T, ioModel string) {
 	stop := make(chan struct{})
 	pubDone := make(chan error, 1)
 	go func() {
-		pub, err := chaosDial(d.Socket)
+		pub, err := chaosOpen(d.Socket, false)
 		if err != nil {
 			pubDone <- err
 			return
 		}
 		defer pub.close()
-		if err := chaosHello(pub, false); err != nil {
-			pubDone <- err
-			return
-		}
 		for id := uint64(2); ; id++ {
 			select {
 			case <-stop:
@@ -2160,14 +2139,11 @@ func TestEventLoopChaosIdleSubscriberWithPushes(t *testing.T) {
 	for _, m := range []string{"--io-loops=1", "--io-loops=0"} {
 		t.Run(strings.TrimPrefix(m, "--"), func(t *testing.T) {
 			d := startChaos(t, m, "--idle-timeout=500ms")
-			sub, err := chaosDial(d.Socket)
+			sub, err := chaosOpen(d.Socket, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sub.close()
-			if err := chaosHello(sub, true); err != nil {
-				t.Fatal(err)
-			}
 			if _, err := sub.call(2, wire.OpSubscribe, "it"); err != nil {
 				t.Fatal(err)
 			}
@@ -2233,14 +2209,11 @@ func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
 			var bg sync.WaitGroup
 			var bgErr atomic.Value
 			// A busy feeder (never idle) appends to qt and publishes to tc.
-			feeder, err := chaosDial(d.Socket)
+			feeder, err := chaosOpen(d.Socket, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer feeder.close()
-			if err := chaosHello(feeder, false); err != nil {
-				t.Fatal(err)
-			}
 			if _, err := feeder.call(2, wire.OpCreateList, "qt"); err != nil {
 				t.Fatal(err)
 			}
@@ -2392,14 +2365,11 @@ func TestEventLoopChaosTimeoutsDuringOffLoop(t *testing.T) {
 				t.Errorf("feeder: %v", err)
 			}
 			rem, err := func() ([]uint64, error) {
-				c, err := chaosDial(d.Socket)
+				c, err := chaosOpen(d.Socket, false)
 				if err != nil {
 					return nil, err
 				}
 				defer c.close()
-				if err := chaosHello(c, false); err != nil {
-					return nil, err
-				}
 				id := uint64(1)
 				return listContent(c, &id, "qt")
 			}()
@@ -2424,14 +2394,11 @@ func TestEventLoopChaosSelfDelivery(t *testing.T) {
 			seed := chaosSeed(t)
 			rng := rand.New(rand.NewPCG(seed, 0))
 			d := startChaos(t, m, "--snapshot-interval=0", "--max-push-buffer=16MiB")
-			c, err := chaosDial(d.Socket)
+			c, err := chaosOpen(d.Socket, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.close()
-			if err := chaosHello(c, true); err != nil {
-				t.Fatal(err)
-			}
 			for i, r := range []struct {
 				op   wire.Op
 				args []any
@@ -2617,14 +2584,11 @@ func envOr(name string, def int) int {
 func TestEventLoopChaosRaceOffLoopSubscribed(t *testing.T) {
 	fastRaceExit(t)
 	d := startChaos(t, "--io-loops=1", "--snapshot-interval=0")
-	pub, err := chaosDial(d.Socket)
+	pub, err := chaosOpen(d.Socket, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.close()
-	if err := chaosHello(pub, false); err != nil {
-		t.Fatal(err)
-	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -2641,14 +2605,11 @@ func TestEventLoopChaosRaceOffLoopSubscribed(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-done }()
-	c, err := chaosDial(d.Socket)
+	c, err := chaosOpen(d.Socket, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if err := chaosHello(c, true); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.call(2, wire.OpSubscribe, "tc"); err != nil {
 		t.Fatal(err)
 	}
